@@ -1,0 +1,21 @@
+//! tollgate: a token gatekeeper for media delivery.
+//!
+//! Module map (DESIGN.md §7):
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the file format, defaults, validation into typed structs |
+//! | [`token`] | claims, keys, verification and its cache, authorisation, minting |
+//! | [`clock`] | the one reader of the wall clock |
+//! | [`body`] | the response body type |
+//! | [`origin`] | upstream pools (http/https) and the `file://` origin |
+//! | [`tls`] | rustls server configuration, SNI, development certificates |
+//! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
+//! | [`admin`] | the admin listener (health and readiness for now) |
+//! | [`server`] | listeners, accept, connection limits, timeouts, drain |
+//! | [`app`] | wiring: build the state from a config and run every listener |
+
+pub mod body;
+pub mod clock;
+pub mod config;
+pub mod token;

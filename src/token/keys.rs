@@ -1,0 +1,351 @@
+//! Key material by `kid`, each key pinned to one algorithm.
+//!
+//! A [`KeySet`] is loaded once from the configured files (and again on reload) and then
+//! only read: looking a `kid` up is a hash-map probe, never a file, store or network
+//! access, whatever the `kid` says (THREATS A8). The algorithm a token is checked with
+//! comes from the key, never from the token's header (A1, A2).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
+
+use crate::config::{self, Algorithm};
+
+/// Why keys could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key {kid}: cannot read {path}: {source}")]
+    Read {
+        kid: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key {kid}: {what}")]
+    Invalid { kid: String, what: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key generation failed: {0}")]
+    Generate(String),
+}
+
+/// One verification key.
+pub struct VerifyKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub decoding: DecodingKey,
+    /// Signature-only validation for this key's algorithm: time and audience checks are
+    /// done by [`super::Grant`] and [`super::authorize`] with an injected clock.
+    pub validation: Validation,
+    /// The public key PEM, kept for publishing (JWKS); None for HS256.
+    pub public_pem: Option<String>,
+}
+
+/// The key new tokens are signed with.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+}
+
+/// Every key this gate knows, by `kid`.
+#[derive(Default)]
+pub struct KeySet {
+    verify: HashMap<String, Arc<VerifyKey>>,
+    signing: Option<SigningKey>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut kids: Vec<_> = self.verify.keys().collect();
+        kids.sort();
+        f.debug_struct("KeySet")
+            .field("kids", &kids)
+            .field("signing", &self.signing.as_ref().map(|s| &s.kid))
+            .finish()
+    }
+}
+
+pub(crate) fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    match alg {
+        Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+        Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+        Algorithm::Hs256 => jsonwebtoken::Algorithm::HS256,
+    }
+}
+
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(jwt_alg(alg));
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    v
+}
+
+fn read(kid: &str, path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        kid: kid.to_string(),
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl KeySet {
+    /// Load every configured key. A key that cannot be read or parsed fails the whole
+    /// set, so a broken file never half-replaces a working one.
+    pub fn load(keys: &[config::Key]) -> Result<Self, KeyError> {
+        let mut set = KeySet::default();
+        let signer = keys.iter().find(|k| k.active).map(|k| k.kid.as_str()).or(
+            if keys.len() == 1 {
+                keys.first().map(|k| k.kid.as_str())
+            } else {
+                None
+            },
+        );
+        for k in keys {
+            let invalid = |what: String| KeyError::Invalid {
+                kid: k.kid.clone(),
+                what,
+            };
+            let (decoding, public_pem) = match k.alg {
+                Algorithm::Hs256 => {
+                    let path = k.secret.as_deref().ok_or_else(|| invalid("no secret".into()))?;
+                    let secret = read(&k.kid, path)?;
+                    if secret.len() < 32 {
+                        return Err(invalid("an HS256 secret must be at least 32 bytes".into()));
+                    }
+                    if Some(k.kid.as_str()) == signer {
+                        set.signing = Some(SigningKey {
+                            kid: k.kid.clone(),
+                            alg: k.alg,
+                            encoding: EncodingKey::from_secret(&secret),
+                        });
+                    }
+                    (DecodingKey::from_secret(&secret), None)
+                }
+                alg => {
+                    let path = k.public.as_deref().ok_or_else(|| invalid("no public key".into()))?;
+                    let pem = read(&k.kid, path)?;
+                    let decoding = match alg {
+                        Algorithm::EdDsa => DecodingKey::from_ed_pem(&pem),
+                        Algorithm::Es256 => DecodingKey::from_ec_pem(&pem),
+                        _ => DecodingKey::from_rsa_pem(&pem),
+                    }
+                    .map_err(|e| invalid(format!("public key: {e}")))?;
+                    if let (Some(path), true) = (&k.private, Some(k.kid.as_str()) == signer) {
+                        let pem = read(&k.kid, path)?;
+                        let encoding = match alg {
+                            Algorithm::EdDsa => EncodingKey::from_ed_pem(&pem),
+                            Algorithm::Es256 => EncodingKey::from_ec_pem(&pem),
+                            _ => EncodingKey::from_rsa_pem(&pem),
+                        }
+                        .map_err(|e| invalid(format!("private key: {e}")))?;
+                        set.signing = Some(SigningKey {
+                            kid: k.kid.clone(),
+                            alg,
+                            encoding,
+                        });
+                    }
+                    let text = String::from_utf8(pem).map_err(|_| invalid("public key is not PEM text".into()))?;
+                    (decoding, Some(text))
+                }
+            };
+            set.insert(VerifyKey {
+                kid: k.kid.clone(),
+                alg: k.alg,
+                decoding,
+                validation: signature_only(k.alg),
+                public_pem,
+            });
+        }
+        Ok(set)
+    }
+
+    /// Build a set from in-memory keys (tests, benchmarks).
+    pub fn from_keys(verify: Vec<VerifyKey>, signing: Option<SigningKey>) -> Self {
+        let mut set = KeySet {
+            verify: HashMap::new(),
+            signing,
+        };
+        for v in verify {
+            set.insert(v);
+        }
+        set
+    }
+
+    fn insert(&mut self, key: VerifyKey) {
+        self.verify.insert(key.kid.clone(), Arc::new(key));
+    }
+
+    /// The verification key for `kid`, if this gate holds it.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyKey>> {
+        self.verify.get(kid)
+    }
+
+    /// Every kid, sorted.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.verify.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    pub fn signing(&self) -> Option<&SigningKey> {
+        self.signing.as_ref()
+    }
+}
+
+impl VerifyKey {
+    /// A verification key from PEM text (EdDSA/ES256/RS256) or secret bytes (HS256).
+    pub fn from_material(kid: &str, alg: Algorithm, material: &[u8]) -> Result<Self, KeyError> {
+        let decoding = match alg {
+            Algorithm::EdDsa => DecodingKey::from_ed_pem(material),
+            Algorithm::Es256 => DecodingKey::from_ec_pem(material),
+            Algorithm::Rs256 => DecodingKey::from_rsa_pem(material),
+            Algorithm::Hs256 => Ok(DecodingKey::from_secret(material)),
+        }
+        .map_err(|e| KeyError::Invalid {
+            kid: kid.to_string(),
+            what: e.to_string(),
+        })?;
+        Ok(VerifyKey {
+            kid: kid.to_string(),
+            alg,
+            decoding,
+            validation: signature_only(alg),
+            public_pem: (alg != Algorithm::Hs256)
+                .then(|| String::from_utf8_lossy(material).into_owned()),
+        })
+    }
+}
+
+impl SigningKey {
+    /// A signing key from PKCS#8 PEM text (EdDSA/ES256/RS256) or secret bytes (HS256).
+    pub fn from_material(kid: &str, alg: Algorithm, material: &[u8]) -> Result<Self, KeyError> {
+        let encoding = match alg {
+            Algorithm::EdDsa => EncodingKey::from_ed_pem(material),
+            Algorithm::Es256 => EncodingKey::from_ec_pem(material),
+            Algorithm::Rs256 => EncodingKey::from_rsa_pem(material),
+            Algorithm::Hs256 => Ok(EncodingKey::from_secret(material)),
+        }
+        .map_err(|e| KeyError::Invalid {
+            kid: kid.to_string(),
+            what: e.to_string(),
+        })?;
+        Ok(SigningKey {
+            kid: kid.to_string(),
+            alg,
+            encoding,
+        })
+    }
+}
+
+/// A fresh key pair as PEM text: (PKCS#8 private key, SPKI public key).
+pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
+    let rc_alg = match alg {
+        Algorithm::EdDsa => &rcgen::PKCS_ED25519,
+        Algorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        other => {
+            return Err(KeyError::Generate(format!(
+                "{} keys are not generated here; bring your own",
+                other.as_str()
+            )))
+        }
+    };
+    let pair = rcgen::KeyPair::generate_for(rc_alg).map_err(|e| KeyError::Generate(e.to_string()))?;
+    Ok((pair.serialize_pem(), pair.public_key_pem()))
+}
+
+/// Write a key pair to `private` (mode 0600) and `public`, creating parent directories.
+pub fn write_pair(private: &Path, public: &Path, pair: &(String, String)) -> Result<(), KeyError> {
+    let write = |path: &Path, text: &str, secret: bool| -> Result<(), KeyError> {
+        let err = |source| KeyError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        write_file(path, text.as_bytes(), secret).map_err(err)
+    };
+    write(private, &pair.0, true)?;
+    write(public, &pair.1, false)
+}
+
+/// Write a file; secrets are created readable by the owner only.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Create the development key pairs the configuration asks for (`dev_generate`) when
+/// they do not exist yet. Returns the kids that were created.
+pub fn ensure_dev_keys(keys: &[config::Key]) -> Result<Vec<String>, KeyError> {
+    let mut made = Vec::new();
+    for k in keys.iter().filter(|k| k.dev_generate) {
+        let (Some(private), Some(public)) = (&k.private, &k.public) else {
+            continue;
+        };
+        if private.exists() && public.exists() {
+            continue;
+        }
+        write_pair(private, public, &generate_pem(k.alg)?)?;
+        made.push(k.kid.clone());
+    }
+    Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ed25519_pems_load_as_keys() {
+        let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");
+        assert!(private.contains("BEGIN PRIVATE KEY"));
+        assert!(public.contains("BEGIN PUBLIC KEY"));
+        SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("signing");
+        VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("verify");
+    }
+
+    #[test]
+    fn a_public_key_of_another_algorithm_is_refused() {
+        let (_, public) = generate_pem(Algorithm::Es256).expect("generate");
+        assert!(VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, b"too short").expect("write");
+        let key = config::Key {
+            kid: "h".into(),
+            alg: Algorithm::Hs256,
+            public: None,
+            private: None,
+            secret: Some(path),
+            active: true,
+            dev_generate: false,
+        };
+        let err = KeySet::load(&[key]).expect_err("short secret");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+    }
+}

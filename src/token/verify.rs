@@ -1,0 +1,377 @@
+//! Verification: signature and registered claims, behind a bounded cache.
+//!
+//! [`Verifier::verify`] is on every edge request. A cache hit is one keyed hash of the
+//! token bytes, one shard read lock in a `DashMap`, a constant-time compare of the
+//! stored token and an `Arc` clone: no allocation, no JSON, no crypto. A miss decodes
+//! the header, looks the `kid` up in memory, checks the signature with the key's own
+//! algorithm and turns the claims into a [`Grant`]; only then is it cached.
+//!
+//! What the cache never decides: expiry, `nbf`, revocation, scope, `acl` and `ip` are
+//! checked by [`super::authorize`] on every request, hit or miss. An entry lives no
+//! longer than its token's `exp` (plus leeway) and `cache_max_ttl`.
+//!
+//! State touched per request: the key set behind a `RwLock` (read, only on a miss, the
+//! guard dropped before any other work), the cache map (one shard lock, held for a
+//! lookup or an insert), and relaxed atomic counters.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dashmap::{DashMap, DashSet};
+
+use super::claims::{Claims, Grant};
+use super::keys::KeySet;
+use super::TokenError;
+use crate::config;
+
+/// Verifies tokens, caching what verified.
+pub struct Verifier {
+    keys: RwLock<Arc<KeySet>>,
+    cache: VerifyCache,
+    issuer: String,
+    audience: Vec<String>,
+    allow_never_expiring: bool,
+    max_len: usize,
+}
+
+impl Verifier {
+    pub fn new(keys: KeySet, cfg: &config::Token) -> Self {
+        Verifier {
+            keys: RwLock::new(Arc::new(keys)),
+            cache: VerifyCache::new(cfg.cache_capacity, cfg.cache_max_ttl, cfg.leeway),
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            allow_never_expiring: cfg.allow_never_expiring,
+            max_len: cfg.max_len,
+        }
+    }
+
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replace the key set (reload). Every cached grant is dropped, so a removed key
+    /// stops verifying on the very next request (THREATS A18).
+    pub fn replace_keys(&self, keys: KeySet) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        self.cache.clear();
+    }
+
+    pub fn cache(&self) -> &VerifyCache {
+        &self.cache
+    }
+
+    /// Verify `token` at time `now` (Unix seconds), using the cache.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Grant>, TokenError> {
+        if token.len() > self.max_len {
+            return Err(TokenError::Malformed);
+        }
+        if let Some(grant) = self.cache.get(token.as_bytes(), now) {
+            return Ok(grant);
+        }
+        let grant = Arc::new(self.verify_uncached(token)?);
+        self.cache.insert(token.as_bytes(), &grant, now);
+        Ok(grant)
+    }
+
+    /// Signature and claims, without the cache (the miss path; also the benchmark's baseline).
+    pub fn verify_uncached(&self, token: &str) -> Result<Grant, TokenError> {
+        if token.len() > self.max_len {
+            return Err(TokenError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        // Every key has a kid and tokens must name one: no "try each key" fallback (A8).
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKid)?;
+        let key = self.keys().get(kid).cloned().ok_or(TokenError::UnknownKid)?;
+        if header.alg != super::keys::jwt_alg(key.alg) {
+            return Err(TokenError::BadSignature);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
+            .map_err(|e| map_jwt_error(&e))?;
+        Grant::from_claims(
+            kid,
+            data.claims,
+            &self.issuer,
+            &self.audience,
+            self.allow_never_expiring,
+        )
+    }
+}
+
+fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
+        _ => TokenError::Malformed,
+    }
+}
+
+/// A bounded map from a keyed hash of the token bytes to the verified grant.
+pub struct VerifyCache {
+    map: DashMap<u64, Entry>,
+    hasher: RandomState,
+    capacity: usize,
+    max_ttl: u64,
+    leeway: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+struct Entry {
+    /// The whole token: a hash collision can never hand out another token's grant.
+    token: Box<[u8]>,
+    grant: Arc<Grant>,
+    /// Unix second after which the entry is stale.
+    until: u64,
+}
+
+impl VerifyCache {
+    pub fn new(capacity: usize, max_ttl: Duration, leeway: Duration) -> Self {
+        VerifyCache {
+            map: DashMap::with_capacity(capacity.min(1 << 16)),
+            hasher: RandomState::new(),
+            capacity,
+            max_ttl: max_ttl.as_secs(),
+            leeway: leeway.as_secs(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    fn key(&self, token: &[u8]) -> u64 {
+        self.hasher.hash_one(token)
+    }
+
+    fn get(&self, token: &[u8], now: u64) -> Option<Arc<Grant>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let found = self.map.get(&self.key(token)).and_then(|e| {
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(&e.token, token).is_ok();
+            (same && now <= e.until).then(|| e.grant.clone())
+        });
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn insert(&self, token: &[u8], grant: &Arc<Grant>, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut until = now.saturating_add(self.max_ttl);
+        if let Some(exp) = grant.exp {
+            until = until.min(exp.saturating_add(self.leeway));
+        }
+        if until < now {
+            return; // already expired: nothing to gain from caching it
+        }
+        if self.map.len() >= self.capacity {
+            self.evict(now);
+        }
+        self.map.insert(
+            self.key(token),
+            Entry {
+                token: token.into(),
+                grant: grant.clone(),
+                until,
+            },
+        );
+    }
+
+    /// Make room: drop stale entries, then, if still full, an arbitrary eighth of the map.
+    /// Amortised over the inserts that filled it, this keeps memory flat under a flood
+    /// of distinct valid tokens.
+    fn evict(&self, now: u64) {
+        let before = self.map.len();
+        self.map.retain(|_, e| e.until >= now);
+        if self.map.len() >= self.capacity {
+            let drop_n = (self.capacity / 8).max(1);
+            let victims: Vec<u64> = self.map.iter().take(drop_n).map(|e| *e.key()).collect();
+            for k in victims {
+                self.map.remove(&k);
+            }
+        }
+        let evicted = before.saturating_sub(self.map.len());
+        self.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+    }
+
+    pub fn clear(&self) {
+        self.map.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+/// Revoked token ids and subjects, checked on every request (cached or not).
+#[derive(Default)]
+pub struct Revocations {
+    jti: DashSet<String>,
+    sub: DashSet<String>,
+    /// Entries in both sets: with none, the check is one atomic load.
+    count: AtomicUsize,
+}
+
+impl Revocations {
+    pub fn revoke_jti(&self, jti: &str) {
+        if self.jti.insert(jti.to_string()) {
+            self.count.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub fn revoke_subject(&self, sub: &str) {
+        if self.sub.insert(sub.to_string()) {
+            self.count.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub fn is_revoked(&self, grant: &Grant) -> bool {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        grant.jti.as_deref().is_some_and(|j| self.jti.contains(j))
+            || grant.sub.as_deref().is_some_and(|s| self.sub.contains(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Algorithm, ResourceType};
+    use crate::token::claims::Scope;
+    use crate::token::issue::{mint, MintRequest};
+    use crate::token::keys::{generate_pem, SigningKey, VerifyKey};
+
+    fn token_cfg(capacity: usize) -> config::Token {
+        config::Token {
+            issuer: "test".into(),
+            audience: vec![],
+            leeway: Duration::from_secs(5),
+            max_len: 4096,
+            cache_capacity: capacity,
+            cache_max_ttl: Duration::from_secs(300),
+            path_prefix: "t".into(),
+            query: "token".into(),
+            cookie: "tollgate_token".into(),
+            allow_never_expiring: false,
+        }
+    }
+
+    fn ed_keys(kid: &str) -> KeySet {
+        let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");
+        KeySet::from_keys(
+            vec![VerifyKey::from_material(kid, Algorithm::EdDsa, public.as_bytes()).expect("verify key")],
+            Some(SigningKey::from_material(kid, Algorithm::EdDsa, private.as_bytes()).expect("signing key")),
+        )
+    }
+
+    fn request(rid: &str) -> MintRequest {
+        MintRequest {
+            scope: Scope::Resource,
+            rid: Some(rid.into()),
+            rty: Some(ResourceType::Vod),
+            ttl: Some(Duration::from_secs(60)),
+            ..MintRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_real_token_decodes_and_then_hits_the_cache() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let v = Verifier::new(keys, &token_cfg(10));
+        let g = v.verify(&token, 1_000).expect("verifies");
+        assert_eq!(g.rid.as_deref(), Some("demo"));
+        assert_eq!(v.cache().misses(), 1);
+        v.verify(&token, 1_001).expect("verifies again");
+        assert_eq!(v.cache().hits(), 1);
+    }
+
+    #[test]
+    fn a8_unknown_and_missing_kids_fail_without_fallback() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let other = Verifier::new(ed_keys("k2"), &token_cfg(10));
+        assert_eq!(other.verify(&token, 1_000), Err(TokenError::UnknownKid));
+    }
+
+    #[test]
+    fn a17_only_verified_tokens_are_cached_and_capacity_bounds_the_map() {
+        let keys = ed_keys("k1");
+        let mut tokens = Vec::new();
+        for i in 0..40 {
+            tokens.push(mint(&keys, "test", &request(&format!("r{i}")), 1_000).expect("mint").0);
+        }
+        let v = Verifier::new(keys, &token_cfg(16));
+        for i in 0..1000 {
+            let _ = v.verify(&format!("garbage.{i}.x"), 1_000);
+        }
+        assert_eq!(v.cache().len(), 0, "unverified tokens must not be cached");
+        for t in &tokens {
+            v.verify(t, 1_000).expect("valid");
+            assert!(v.cache().len() <= 16, "cache grew past its capacity");
+        }
+        assert!(v.cache().evictions() > 0);
+    }
+
+    #[test]
+    fn a18_replacing_keys_drops_cached_grants_of_the_old_key() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let v = Verifier::new(keys, &token_cfg(10));
+        v.verify(&token, 1_000).expect("valid");
+        v.replace_keys(ed_keys("k2"));
+        assert_eq!(v.verify(&token, 1_000), Err(TokenError::UnknownKid));
+    }
+
+    #[test]
+    fn cache_entries_do_not_outlive_the_token() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let v = Verifier::new(keys, &token_cfg(10));
+        v.verify(&token, 1_000).expect("valid");
+        // exp = 1060, leeway 5: a lookup at 1066 must miss (and verify again).
+        let misses = v.cache().misses();
+        let _ = v.verify(&token, 1_066);
+        assert_eq!(v.cache().misses(), misses + 1);
+    }
+
+    #[test]
+    fn revocations_match_jti_and_subject() {
+        let r = Revocations::default();
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &MintRequest { sub: Some("u1".into()), ..request("demo") }, 1_000).expect("mint");
+        let g = Verifier::new(keys, &token_cfg(10)).verify(&token, 1_000).expect("valid");
+        assert!(!r.is_revoked(&g));
+        r.revoke_subject("u1");
+        assert!(r.is_revoked(&g));
+        let r = Revocations::default();
+        r.revoke_jti(g.jti.as_deref().expect("minted tokens carry a jti"));
+        assert!(r.is_revoked(&g));
+    }
+}
