@@ -465,10 +465,11 @@ fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration
 fn addr(key: &str, v: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
     match v {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(format!("{key}: {s:?} is not an address like 127.0.0.1:8443"))),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            invalid(format!(
+                "{key}: {s:?} is not an address like 127.0.0.1:8443"
+            ))
+        }),
     }
 }
 
@@ -521,7 +522,13 @@ impl Config {
         let trusted_proxies = e
             .trusted_proxies
             .iter()
-            .map(|s| parse_net(s).ok_or_else(|| invalid(format!("edge.trusted_proxies: {s:?} is not an address or CIDR"))))
+            .map(|s| {
+                parse_net(s).ok_or_else(|| {
+                    invalid(format!(
+                        "edge.trusted_proxies: {s:?} is not an address or CIDR"
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let edge = Edge {
             tls_listen: addr(
@@ -529,7 +536,11 @@ impl Config {
                 Some(e.tls_listen.as_deref().unwrap_or("0.0.0.0:8443")),
             )?,
             plain_listen: addr("edge.plain_listen", e.plain_listen.as_deref())?,
-            header_timeout: duration("edge.header_timeout", &e.header_timeout, Duration::from_secs(10))?,
+            header_timeout: duration(
+                "edge.header_timeout",
+                &e.header_timeout,
+                Duration::from_secs(10),
+            )?,
             tls_handshake_timeout: duration(
                 "edge.tls_handshake_timeout",
                 &e.tls_handshake_timeout,
@@ -543,14 +554,18 @@ impl Config {
             cors_origins: e.cors_origins.clone(),
             max_body_bytes: e.max_body_bytes.unwrap_or(1024 * 1024),
         };
-        if edge.max_header_bytes < 1024 {
-            return Err(invalid("edge.max_header_bytes: must be at least 1024"));
+        if edge.max_header_bytes < 8192 {
+            return Err(invalid(
+                "edge.max_header_bytes: must be at least 8192 (hyper's smallest read buffer)",
+            ));
         }
         if edge.max_connections == 0 {
             return Err(invalid("edge.max_connections: must be at least 1"));
         }
         if edge.tls_listen.is_none() && edge.plain_listen.is_none() {
-            return Err(invalid("edge: at least one of tls_listen and plain_listen is needed"));
+            return Err(invalid(
+                "edge: at least one of tls_listen and plain_listen is needed",
+            ));
         }
 
         let tls = Tls {
@@ -584,7 +599,11 @@ impl Config {
             leeway: duration("token.leeway", &t.leeway, Duration::from_secs(30))?,
             max_len: t.max_len.unwrap_or(4096),
             cache_capacity: t.cache_capacity.unwrap_or(100_000),
-            cache_max_ttl: duration("token.cache_max_ttl", &t.cache_max_ttl, Duration::from_secs(300))?,
+            cache_max_ttl: duration(
+                "token.cache_max_ttl",
+                &t.cache_max_ttl,
+                Duration::from_secs(300),
+            )?,
             path_prefix: carrier_name("path_prefix", &t.path_prefix, "t")?,
             query: carrier_name("query", &t.query, "token")?,
             cookie: carrier_name("cookie", &t.cookie, "tollgate_token")?,
@@ -624,7 +643,10 @@ impl Config {
                 }
                 Algorithm::Hs256 => {}
                 _ if key.public.is_none() => {
-                    return Err(invalid(format!("keys[{}]: {} needs `public`", k.kid, k.alg)))
+                    return Err(invalid(format!(
+                        "keys[{}]: {} needs `public`",
+                        k.kid, k.alg
+                    )))
                 }
                 _ => {}
             }
@@ -708,10 +730,16 @@ impl Config {
                 return Err(invalid(format!("routes: prefix {prefix:?} appears twice")));
             }
             let resource_type = ResourceType::parse(&r.resource_type).ok_or_else(|| {
-                invalid(format!("routes[{}].type: unknown type {:?}", r.name, r.resource_type))
+                invalid(format!(
+                    "routes[{}].type: unknown type {:?}",
+                    r.name, r.resource_type
+                ))
             })?;
             let origin = *origin_index.get(&r.origin).ok_or_else(|| {
-                invalid(format!("routes[{}].origin: no origin named {:?}", r.name, r.origin))
+                invalid(format!(
+                    "routes[{}].origin: no origin named {:?}",
+                    r.name, r.origin
+                ))
             })?;
             if !has_rid && !r.public {
                 // Without a resource id the scope check has nothing to compare against;
@@ -735,13 +763,19 @@ impl Config {
         let mut resources = Vec::with_capacity(file.resources.len());
         for r in &file.resources {
             let resource_type = ResourceType::parse(&r.resource_type).ok_or_else(|| {
-                invalid(format!("resources[{}].type: unknown type {:?}", r.id, r.resource_type))
+                invalid(format!(
+                    "resources[{}].type: unknown type {:?}",
+                    r.id, r.resource_type
+                ))
             })?;
             if !ids.insert((r.id.clone(), resource_type)) {
                 return Err(invalid(format!("resources: {:?} appears twice", r.id)));
             }
             if r.id.is_empty() || r.id.contains('/') {
-                return Err(invalid(format!("resources: id {:?} must be one path segment", r.id)));
+                return Err(invalid(format!(
+                    "resources: id {:?} must be one path segment",
+                    r.id
+                )));
             }
             let public = match r.privacy.as_str() {
                 "public" => true,
@@ -780,7 +814,11 @@ impl Config {
         self.keys
             .iter()
             .find(|k| k.active)
-            .or(if self.keys.len() == 1 { self.keys.first() } else { None })
+            .or(if self.keys.len() == 1 {
+                self.keys.first()
+            } else {
+                None
+            })
     }
 }
 
@@ -793,7 +831,11 @@ fn parse_template(t: &str) -> Option<(String, bool)> {
         Some(p) => (p, true),
         None => (t, false),
     };
-    if !prefix.ends_with('/') || prefix.contains('{') || prefix.contains('}') || prefix.contains("//") {
+    if !prefix.ends_with('/')
+        || prefix.contains('{')
+        || prefix.contains('}')
+        || prefix.contains("//")
+    {
         return None;
     }
     Some((prefix.to_string(), has_rid))

@@ -15,7 +15,13 @@
 //! | [`server`] | listeners, accept, connection limits, timeouts, drain |
 //! | [`app`] | wiring: build the state from a config and run every listener |
 
+pub mod admin;
+pub mod app;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod edge;
+pub mod origin;
+pub mod server;
+pub mod tls;
 pub mod token;

@@ -1,1 +1,391 @@
-fn main() {}
+//! The `tollgate` command: parse the CLI, set up logging, run.
+//!
+//! Thin by design (STYLE.md §1): every subcommand is a few calls into the library. A bad
+//! configuration prints one clear message and exits non-zero before any socket is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tollgate::config::{parse_duration, Algorithm, Config, ResourceType};
+use tollgate::token::{self, KeySet, MintRequest, Scope};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A token gatekeeper for media delivery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gate: edge listeners and the admin listener.
+    Serve(ServeArgs),
+    /// Work with tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Work with signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Validate a configuration file (and the keys and certificates it names) and exit.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "config/tollgate.toml")]
+    config: PathBuf,
+    /// Override `edge.tls_listen` (e.g. 127.0.0.1:0 for any free port).
+    #[arg(long)]
+    edge_tls_listen: Option<SocketAddr>,
+    /// Override `edge.plain_listen`.
+    #[arg(long)]
+    edge_plain_listen: Option<SocketAddr>,
+    /// Override `admin.listen`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Sign a native token with the configured active key and print it.
+    Mint(MintArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Resource,
+    Project,
+    Account,
+}
+
+#[derive(Args)]
+struct MintArgs {
+    /// The configuration file (its active key signs; its issuer goes in `iss`).
+    #[arg(long, short, default_value = "config/tollgate.toml")]
+    config: PathBuf,
+    /// Resource id. With scope `project` or `account`, its project/org are used unless given.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Resource type (`vod`, `live`, …); default: the configured resource's, else `vod`.
+    #[arg(long = "type")]
+    resource_type: Option<String>,
+    /// What the token covers.
+    #[arg(long, value_enum, default_value = "resource")]
+    scope: ScopeArg,
+    /// Organisation id (scope account).
+    #[arg(long)]
+    org: Option<String>,
+    /// Project id (scope project).
+    #[arg(long)]
+    project: Option<String>,
+    /// Lifetime, e.g. `60s`, `1h`; `never` needs `token.allow_never_expiring`.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Subject (viewer or customer id).
+    #[arg(long)]
+    sub: Option<String>,
+    /// Bind the token to a client address or CIDR.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Limit the token to path patterns (prefix, or `*` glob); repeatable.
+    #[arg(long)]
+    acl: Vec<String>,
+    /// Session end for live renewal, as a lifetime from now (e.g. `4h`).
+    #[arg(long)]
+    session: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new key pair (PKCS#8 private, SPKI public, PEM) and print its config entry.
+    Generate {
+        /// Key id; default `ed25519-<random>`.
+        #[arg(long)]
+        kid: Option<String>,
+        /// `EdDSA` (Ed25519) or `ES256`.
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+        /// Directory to write `<kid>.pem` and `<kid>.pub.pem` into.
+        #[arg(long, default_value = "data/keys")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(TokenCommand::Mint(args)) => {
+            let cfg = load(&args.config)?;
+            tollgate::app::ensure_dev_material(&cfg)?;
+            let (token, _) = mint(&cfg, &args)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate { kid, alg, out }) => keys_generate(kid, &alg, &out),
+        Command::CheckConfig { file } => {
+            let cfg = load(&file)?;
+            KeySet::load(&cfg.keys).context("keys")?;
+            if cfg.edge.tls_listen.is_some() && !cfg.tls.dev_generate {
+                tollgate::tls::server_config(&cfg.tls.certs).context("tls")?;
+            }
+            println!(
+                "{}: ok ({} routes, {} origins, {} keys, {} resources)",
+                file.display(),
+                cfg.routes.len(),
+                cfg.origins.len(),
+                cfg.keys.len(),
+                cfg.resources.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(anyhow::Error::from)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut cfg = load(&args.config)?;
+    if let Some(a) = args.edge_tls_listen {
+        cfg.edge.tls_listen = Some(a);
+    }
+    if let Some(a) = args.edge_plain_listen {
+        cfg.edge.plain_listen = Some(a);
+    }
+    if let Some(a) = args.admin_listen {
+        cfg.admin_listen = Some(a);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let gate = tollgate::app::Gate::start(&cfg).await?;
+        if gate.dev_material.cert {
+            tracing::info!(
+                "made a development CA and certificate (trust the CA file printed below)"
+            );
+        }
+        for kid in &gate.dev_material.keys {
+            tracing::info!(kid, "made a development signing key");
+        }
+        let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+        println!(
+            "tollgate listening: edge-tls={} edge-plain={} admin={}",
+            show(gate.edge_tls),
+            show(gate.edge_plain),
+            show(gate.admin)
+        );
+        print_playback(&cfg, &gate);
+        let stop = gate.shutdown_token();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: no new connections, draining");
+            stop.cancel();
+        });
+        gate.wait().await;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Print ready-to-paste playback URLs for the first configured resource (the quick start).
+fn print_playback(cfg: &Config, gate: &tollgate::app::Gate) {
+    let Some((route, res)) = cfg.resources.iter().find_map(|r| {
+        cfg.routes
+            .iter()
+            .find(|rt| rt.has_rid && rt.resource_type == r.resource_type)
+            .map(|rt| (rt, r))
+    }) else {
+        return;
+    };
+    let args = MintArgs {
+        config: cfg.source.clone(),
+        resource: Some(res.id.clone()),
+        resource_type: Some(res.resource_type.as_str().into()),
+        scope: ScopeArg::Resource,
+        org: None,
+        project: None,
+        ttl: "1h".into(),
+        sub: Some("quickstart".into()),
+        ip: None,
+        acl: vec![],
+        session: None,
+    };
+    let token = match mint(cfg, &args) {
+        Ok((t, _)) => t,
+        Err(e) => {
+            tracing::warn!("no playback URL printed: {e:#}");
+            return;
+        }
+    };
+    let base = format!("/t/{token}{}{}/", route.prefix, res.id);
+    if let Some(a) = gate.edge_tls {
+        println!("playback: https://{a}{base}master.m3u8");
+    }
+    if let Some(a) = gate.edge_plain {
+        println!("playback-plain: http://{a}{base}master.m3u8");
+    }
+    if let Some(a) = gate.edge_tls.or(gate.edge_plain) {
+        let scheme = if gate.edge_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("playback-dash: {scheme}://{a}{base}dash/manifest.mpd");
+    }
+    if let (true, Some(c)) = (cfg.tls.dev_generate, cfg.tls.certs.first()) {
+        println!("ca: {}", tollgate::tls::dev_ca_path(c).display());
+    }
+}
+
+fn mint(cfg: &Config, a: &MintArgs) -> Result<(String, token::Claims)> {
+    let keys = KeySet::load(&cfg.keys).context("keys")?;
+    let configured = a.resource.as_ref().and_then(|id| {
+        cfg.resources.iter().find(|r| {
+            &r.id == id
+                && a.resource_type
+                    .as_deref()
+                    .is_none_or(|t| t == r.resource_type.as_str())
+        })
+    });
+    let rty = match (&a.resource_type, configured) {
+        (Some(t), _) => {
+            Some(ResourceType::parse(t).with_context(|| format!("unknown type {t:?}"))?)
+        }
+        (None, Some(r)) => Some(r.resource_type),
+        (None, None) => Some(ResourceType::Vod),
+    };
+    let ttl = match a.ttl.as_str() {
+        "never" if cfg.token.allow_never_expiring => None,
+        "never" => bail!("--ttl never needs token.allow_never_expiring = true in the config"),
+        t => Some(
+            parse_duration(t).with_context(|| format!("--ttl {t:?} is not a duration like 60s"))?,
+        ),
+    };
+    let now = tollgate::clock::now();
+    let sxp = match &a.session {
+        None => None,
+        Some(s) => Some(
+            now + parse_duration(s)
+                .with_context(|| format!("--session {s:?}"))?
+                .as_secs(),
+        ),
+    };
+    let org = a.org.clone().or_else(|| configured.map(|r| r.org.clone()));
+    let prj = a
+        .project
+        .clone()
+        .or_else(|| configured.and_then(|r| r.project.clone()));
+    let req = MintRequest {
+        scope: match a.scope {
+            ScopeArg::Resource => Scope::Resource,
+            ScopeArg::Project => Scope::Project,
+            ScopeArg::Account => Scope::Account,
+        },
+        rid: a.resource.clone(),
+        rty,
+        org,
+        prj,
+        sub: a.sub.clone(),
+        name: None,
+        ttl,
+        ip: a.ip.clone(),
+        acl: a.acl.clone(),
+        sxp,
+        aud: cfg.token.audience.first().cloned(),
+    };
+    match req.scope {
+        Scope::Resource if req.rid.is_none() => bail!("--scope resource needs --resource"),
+        Scope::Project if req.prj.is_none() => {
+            bail!("--scope project needs --project or a configured --resource")
+        }
+        Scope::Account if req.org.is_none() => {
+            bail!("--scope account needs --org or a configured --resource")
+        }
+        _ => {}
+    }
+    token::mint(&keys, &cfg.token.issuer, &req, now).map_err(anyhow::Error::from)
+}
+
+fn keys_generate(kid: Option<String>, alg: &str, out: &Path) -> Result<()> {
+    let alg = Algorithm::parse(alg).with_context(|| format!("--alg {alg:?}: EdDSA or ES256"))?;
+    let kid = match kid {
+        Some(k) => k,
+        None => format!(
+            "{}-{}",
+            alg.as_str().to_ascii_lowercase(),
+            &token::issue::random_id()?[..8]
+        ),
+    };
+    let private = out.join(format!("{kid}.pem"));
+    let public = out.join(format!("{kid}.pub.pem"));
+    if private.exists() || public.exists() {
+        bail!(
+            "{} or {} exists already; not overwriting",
+            private.display(),
+            public.display()
+        );
+    }
+    let pair = tollgate::token::keys::generate_pem(alg)?;
+    tollgate::token::keys::write_pair(&private, &public, &pair)?;
+    println!("# add to the config (paths relative to the config file's directory):");
+    println!(
+        "[[keys]]\nkid = \"{kid}\"\nalg = \"{}\"\npublic = \"{}\"\nprivate = \"{}\"",
+        alg.as_str(),
+        public.display(),
+        private.display()
+    );
+    Ok(())
+}

@@ -57,9 +57,9 @@ pub fn authorize(
                 && r.project == grant.prj
                 && grant.org.as_ref().is_none_or(|org| *org == r.org)
         }),
-        Scope::Account => {
-            target.resource.is_some_and(|r| grant.org.as_deref() == Some(r.org.as_str()))
-        }
+        Scope::Account => target
+            .resource
+            .is_some_and(|r| grant.org.as_deref() == Some(r.org.as_str())),
     };
     if !in_scope {
         return Err(TokenError::Scope);
@@ -129,7 +129,13 @@ mod tests {
         }
     }
 
-    fn check(g: &Grant, rid: &str, res: Option<&Resource>, path: &str, now: u64) -> Result<(), TokenError> {
+    fn check(
+        g: &Grant,
+        rid: &str,
+        res: Option<&Resource>,
+        path: &str,
+        now: u64,
+    ) -> Result<(), TokenError> {
         let target = Target {
             resource_type: ResourceType::Vod,
             rid,
@@ -144,16 +150,29 @@ mod tests {
     fn a6_leeway_is_inclusive_to_the_second() {
         let g = grant(Scope::Resource);
         assert_eq!(check(&g, "a", None, "/vod/a/x", 1_005), Ok(()));
-        assert_eq!(check(&g, "a", None, "/vod/a/x", 1_006), Err(TokenError::Expired));
-        let g = Grant { nbf: Some(2_000), exp: Some(3_000), ..grant(Scope::Resource) };
+        assert_eq!(
+            check(&g, "a", None, "/vod/a/x", 1_006),
+            Err(TokenError::Expired)
+        );
+        let g = Grant {
+            nbf: Some(2_000),
+            exp: Some(3_000),
+            ..grant(Scope::Resource)
+        };
         assert_eq!(check(&g, "a", None, "/vod/a/x", 1_995), Ok(()));
-        assert_eq!(check(&g, "a", None, "/vod/a/x", 1_994), Err(TokenError::NotYetValid));
+        assert_eq!(
+            check(&g, "a", None, "/vod/a/x", 1_994),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]
     fn a14_resource_scope_needs_the_same_id_and_type() {
         let g = grant(Scope::Resource);
-        assert_eq!(check(&g, "b", None, "/vod/b/x", 900), Err(TokenError::Scope));
+        assert_eq!(
+            check(&g, "b", None, "/vod/b/x", 900),
+            Err(TokenError::Scope)
+        );
         let target = Target {
             resource_type: ResourceType::Live,
             rid: "a",
@@ -161,7 +180,10 @@ mod tests {
             path: "/live/a/x",
             client: "192.0.2.1".parse().expect("ip"),
         };
-        assert_eq!(authorize(&g, &target, 900, 5, &Revocations::default()), Err(TokenError::Scope));
+        assert_eq!(
+            authorize(&g, &target, 900, 5, &Revocations::default()),
+            Err(TokenError::Scope)
+        );
     }
 
     #[test]
@@ -171,17 +193,29 @@ mod tests {
         let other_org = resource("d", "org2", "p1");
         let p = grant(Scope::Project);
         assert_eq!(check(&p, "b", Some(&same), "/vod/b/", 900), Ok(()));
-        assert_eq!(check(&p, "c", Some(&other_project), "/vod/c/", 900), Err(TokenError::Scope));
-        assert_eq!(check(&p, "d", Some(&other_org), "/vod/d/", 900), Err(TokenError::Scope));
+        assert_eq!(
+            check(&p, "c", Some(&other_project), "/vod/c/", 900),
+            Err(TokenError::Scope)
+        );
+        assert_eq!(
+            check(&p, "d", Some(&other_org), "/vod/d/", 900),
+            Err(TokenError::Scope)
+        );
         assert_eq!(check(&p, "z", None, "/vod/z/", 900), Err(TokenError::Scope));
         let a = grant(Scope::Account);
         assert_eq!(check(&a, "c", Some(&other_project), "/vod/c/", 900), Ok(()));
-        assert_eq!(check(&a, "d", Some(&other_org), "/vod/d/", 900), Err(TokenError::Scope));
+        assert_eq!(
+            check(&a, "d", Some(&other_org), "/vod/d/", 900),
+            Err(TokenError::Scope)
+        );
     }
 
     #[test]
     fn a14_ip_binding_refuses_other_clients() {
-        let g = Grant { ip: crate::config::parse_net("198.51.100.0/24"), ..grant(Scope::Resource) };
+        let g = Grant {
+            ip: crate::config::parse_net("198.51.100.0/24"),
+            ..grant(Scope::Resource)
+        };
         assert_eq!(check(&g, "a", None, "/vod/a/x", 900), Err(TokenError::Ip));
     }
 
@@ -193,8 +227,14 @@ mod tests {
         assert!(!acl_matches("/vod/a/*.ts", "/vod/a/v0/seg.m3u8"));
         assert!(acl_matches("/vod/*/v0/*", "/vod/a/v0/x"));
         assert!(!acl_matches("/vod/*/v1/*", "/vod/a/v0/x"));
-        let g = Grant { acl: vec!["/vod/a/v0/".into()], ..grant(Scope::Resource) };
-        assert_eq!(check(&g, "a", None, "/vod/a/v1/x.ts", 900), Err(TokenError::Acl));
+        let g = Grant {
+            acl: vec!["/vod/a/v0/".into()],
+            ..grant(Scope::Resource)
+        };
+        assert_eq!(
+            check(&g, "a", None, "/vod/a/v1/x.ts", 900),
+            Err(TokenError::Acl)
+        );
         assert_eq!(check(&g, "a", None, "/vod/a/v0/x.ts", 900), Ok(()));
     }
 

@@ -229,14 +229,20 @@ mod tests {
     #[test]
     fn a9_issuer_and_audience_must_match() {
         let c = claims(r#"{"iss":"other","scope":"account","org":"o","exp":5}"#).expect("json");
-        assert_eq!(Grant::from_claims("k", c, "i", &[], false), Err(TokenError::Issuer));
-        let c = claims(r#"{"iss":"i","aud":"x","scope":"account","org":"o","exp":5}"#)
-            .expect("json");
+        assert_eq!(
+            Grant::from_claims("k", c, "i", &[], false),
+            Err(TokenError::Issuer)
+        );
+        let c =
+            claims(r#"{"iss":"i","aud":"x","scope":"account","org":"o","exp":5}"#).expect("json");
         assert_eq!(
             Grant::from_claims("k", c.clone(), "i", &["gate".into()], false),
             Err(TokenError::Audience)
         );
-        assert_eq!(Grant::from_claims("k", c, "i", &[], false), Err(TokenError::Audience));
+        assert_eq!(
+            Grant::from_claims("k", c, "i", &[], false),
+            Err(TokenError::Audience)
+        );
         let c = claims(r#"{"iss":"i","aud":["x","gate"],"scope":"account","org":"o","exp":5}"#)
             .expect("json");
         assert!(Grant::from_claims("k", c, "i", &["gate".into()], false).is_ok());
@@ -245,7 +251,10 @@ mod tests {
     #[test]
     fn a_scope_without_its_claim_is_malformed() {
         let c = claims(r#"{"iss":"i","scope":"resource","rid":"a","exp":5}"#).expect("json");
-        assert_eq!(Grant::from_claims("k", c, "i", &[], false), Err(TokenError::Malformed));
+        assert_eq!(
+            Grant::from_claims("k", c, "i", &[], false),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

@@ -65,9 +65,9 @@ pub fn mint(
     req: &MintRequest,
     now: u64,
 ) -> Result<(String, Claims), TokenError> {
-    let key = keys
-        .signing()
-        .ok_or(TokenError::Sign("no active signing key with a private part"))?;
+    let key = keys.signing().ok_or(TokenError::Sign(
+        "no active signing key with a private part",
+    ))?;
     let claims = Claims {
         iss: issuer.to_string(),
         sub: req.sub.clone(),
@@ -88,6 +88,7 @@ pub fn mint(
     };
     let mut header = Header::new(jwt_alg(key.alg));
     header.kid = Some(key.kid.clone());
-    let token = encode(&header, &claims, &key.encoding).map_err(|_| TokenError::Sign("encoding failed"))?;
+    let token =
+        encode(&header, &claims, &key.encoding).map_err(|_| TokenError::Sign("encoding failed"))?;
     Ok((token, claims))
 }

@@ -102,13 +102,15 @@ impl KeySet {
     /// set, so a broken file never half-replaces a working one.
     pub fn load(keys: &[config::Key]) -> Result<Self, KeyError> {
         let mut set = KeySet::default();
-        let signer = keys.iter().find(|k| k.active).map(|k| k.kid.as_str()).or(
-            if keys.len() == 1 {
-                keys.first().map(|k| k.kid.as_str())
-            } else {
-                None
-            },
-        );
+        let signer =
+            keys.iter()
+                .find(|k| k.active)
+                .map(|k| k.kid.as_str())
+                .or(if keys.len() == 1 {
+                    keys.first().map(|k| k.kid.as_str())
+                } else {
+                    None
+                });
         for k in keys {
             let invalid = |what: String| KeyError::Invalid {
                 kid: k.kid.clone(),
@@ -116,7 +118,10 @@ impl KeySet {
             };
             let (decoding, public_pem) = match k.alg {
                 Algorithm::Hs256 => {
-                    let path = k.secret.as_deref().ok_or_else(|| invalid("no secret".into()))?;
+                    let path = k
+                        .secret
+                        .as_deref()
+                        .ok_or_else(|| invalid("no secret".into()))?;
                     let secret = read(&k.kid, path)?;
                     if secret.len() < 32 {
                         return Err(invalid("an HS256 secret must be at least 32 bytes".into()));
@@ -131,7 +136,10 @@ impl KeySet {
                     (DecodingKey::from_secret(&secret), None)
                 }
                 alg => {
-                    let path = k.public.as_deref().ok_or_else(|| invalid("no public key".into()))?;
+                    let path = k
+                        .public
+                        .as_deref()
+                        .ok_or_else(|| invalid("no public key".into()))?;
                     let pem = read(&k.kid, path)?;
                     let decoding = match alg {
                         Algorithm::EdDsa => DecodingKey::from_ed_pem(&pem),
@@ -153,7 +161,8 @@ impl KeySet {
                             encoding,
                         });
                     }
-                    let text = String::from_utf8(pem).map_err(|_| invalid("public key is not PEM text".into()))?;
+                    let text = String::from_utf8(pem)
+                        .map_err(|_| invalid("public key is not PEM text".into()))?;
                     (decoding, Some(text))
                 }
             };
@@ -258,7 +267,8 @@ pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
             )))
         }
     };
-    let pair = rcgen::KeyPair::generate_for(rc_alg).map_err(|e| KeyError::Generate(e.to_string()))?;
+    let pair =
+        rcgen::KeyPair::generate_for(rc_alg).map_err(|e| KeyError::Generate(e.to_string()))?;
     Ok((pair.serialize_pem(), pair.public_key_pem()))
 }
 

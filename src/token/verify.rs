@@ -87,7 +87,11 @@ impl Verifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         // Every key has a kid and tokens must name one: no "try each key" fallback (A8).
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKid)?;
-        let key = self.keys().get(kid).cloned().ok_or(TokenError::UnknownKid)?;
+        let key = self
+            .keys()
+            .get(kid)
+            .cloned()
+            .ok_or(TokenError::UnknownKid)?;
         if header.alg != super::keys::jwt_alg(key.alg) {
             return Err(TokenError::BadSignature);
         }
@@ -157,7 +161,11 @@ impl VerifyCache {
             let same = aws_lc_rs::constant_time::verify_slices_are_equal(&e.token, token).is_ok();
             (same && now <= e.until).then(|| e.grant.clone())
         });
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -285,8 +293,14 @@ mod tests {
     fn ed_keys(kid: &str) -> KeySet {
         let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");
         KeySet::from_keys(
-            vec![VerifyKey::from_material(kid, Algorithm::EdDsa, public.as_bytes()).expect("verify key")],
-            Some(SigningKey::from_material(kid, Algorithm::EdDsa, private.as_bytes()).expect("signing key")),
+            vec![
+                VerifyKey::from_material(kid, Algorithm::EdDsa, public.as_bytes())
+                    .expect("verify key"),
+            ],
+            Some(
+                SigningKey::from_material(kid, Algorithm::EdDsa, private.as_bytes())
+                    .expect("signing key"),
+            ),
         )
     }
 
@@ -325,7 +339,11 @@ mod tests {
         let keys = ed_keys("k1");
         let mut tokens = Vec::new();
         for i in 0..40 {
-            tokens.push(mint(&keys, "test", &request(&format!("r{i}")), 1_000).expect("mint").0);
+            tokens.push(
+                mint(&keys, "test", &request(&format!("r{i}")), 1_000)
+                    .expect("mint")
+                    .0,
+            );
         }
         let v = Verifier::new(keys, &token_cfg(16));
         for i in 0..1000 {
@@ -365,8 +383,19 @@ mod tests {
     fn revocations_match_jti_and_subject() {
         let r = Revocations::default();
         let keys = ed_keys("k1");
-        let (token, _) = mint(&keys, "test", &MintRequest { sub: Some("u1".into()), ..request("demo") }, 1_000).expect("mint");
-        let g = Verifier::new(keys, &token_cfg(10)).verify(&token, 1_000).expect("valid");
+        let (token, _) = mint(
+            &keys,
+            "test",
+            &MintRequest {
+                sub: Some("u1".into()),
+                ..request("demo")
+            },
+            1_000,
+        )
+        .expect("mint");
+        let g = Verifier::new(keys, &token_cfg(10))
+            .verify(&token, 1_000)
+            .expect("valid");
         assert!(!r.is_revoked(&g));
         r.revoke_subject("u1");
         assert!(r.is_revoked(&g));

@@ -1,0 +1,184 @@
+//! Wiring: turn a validated [`Config`] into running listeners.
+//!
+//! [`Gate::start`] makes the quick start's development material if the config asks for
+//! it, loads keys and certificates, builds the edge, binds every listener (so a bad
+//! config or a busy port fails before anything serves), and spawns the accept loops.
+//! Tests start a whole gate this way on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::AdminService;
+use crate::config::Config;
+use crate::edge::EdgeService;
+use crate::server::{self, Limits};
+use crate::token::{keys, KeySet, Revocations, Verifier};
+
+/// Why the gate could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("keys: {0}")]
+    Keys(#[from] keys::KeyError),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("edge: {0}")]
+    Edge(#[from] crate::edge::BuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What [`Gate::start`] made on first run.
+#[derive(Debug, Default, Clone)]
+pub struct DevMaterial {
+    pub keys: Vec<String>,
+    pub cert: bool,
+}
+
+/// Create the development keys and certificate the config asks for, if missing.
+pub fn ensure_dev_material(cfg: &Config) -> Result<DevMaterial, StartError> {
+    let keys = keys::ensure_dev_keys(&cfg.keys)?;
+    let cert = match (cfg.tls.dev_generate, cfg.tls.certs.first()) {
+        (true, Some(c)) => crate::tls::ensure_dev_cert(c)?,
+        _ => false,
+    };
+    Ok(DevMaterial { keys, cert })
+}
+
+/// A running gate.
+pub struct Gate {
+    pub edge_tls: Option<SocketAddr>,
+    pub edge_plain: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub verifier: Arc<Verifier>,
+    pub revocations: Arc<Revocations>,
+    pub dev_material: DevMaterial,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    server::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local(l: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(fallback)
+}
+
+impl Gate {
+    /// Start every configured listener. Returns once all are bound and accepting.
+    pub async fn start(cfg: &Config) -> Result<Gate, StartError> {
+        let dev_material = ensure_dev_material(cfg)?;
+        let keyset = KeySet::load(&cfg.keys)?;
+        let verifier = Arc::new(Verifier::new(keyset, &cfg.token));
+        let revocations = Arc::new(Revocations::default());
+        let edge = Arc::new(EdgeService::new(
+            cfg,
+            verifier.clone(),
+            revocations.clone(),
+        )?);
+        let tls = match cfg.edge.tls_listen {
+            Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(
+                &cfg.tls.certs,
+            )?)),
+            None => None,
+        };
+
+        let shutdown = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let limits = Limits::from_edge(&cfg.edge);
+        let mut tasks = JoinSet::new();
+        let mut gate = Gate {
+            edge_tls: None,
+            edge_plain: None,
+            admin: None,
+            verifier,
+            revocations,
+            dev_material,
+            shutdown: shutdown.clone(),
+            tasks: JoinSet::new(),
+        };
+
+        let edge_handler = {
+            let edge = edge.clone();
+            move |req, info| {
+                let edge = edge.clone();
+                async move { edge.handle(req, info).await }
+            }
+        };
+        if let (Some(addr), Some(acceptor)) = (cfg.edge.tls_listen, tls) {
+            let l = bind(addr).await?;
+            gate.edge_tls = Some(local(&l, addr));
+            tasks.spawn(server::serve(
+                l,
+                Some(acceptor),
+                limits.clone(),
+                edge_handler.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(addr) = cfg.edge.plain_listen {
+            let l = bind(addr).await?;
+            gate.edge_plain = Some(local(&l, addr));
+            tasks.spawn(server::serve(
+                l,
+                None,
+                limits.clone(),
+                edge_handler,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(addr) = cfg.admin_listen {
+            let l = bind(addr).await?;
+            gate.admin = Some(local(&l, addr));
+            let admin = Arc::new(AdminService::new(ready.clone()));
+            let handler = move |req, _info| {
+                let admin = admin.clone();
+                async move { admin.handle(req).await }
+            };
+            let admin_limits = Limits {
+                max_connections: 256,
+                ..limits
+            };
+            tasks.spawn(server::serve(
+                l,
+                None,
+                admin_limits,
+                handler,
+                shutdown.clone(),
+            ));
+        }
+        ready.store(true, Ordering::Release);
+        gate.tasks = tasks;
+        Ok(gate)
+    }
+
+    /// A handle that stops the gate when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop accepting, drain, and wait (at most `limit`) for every listener to finish.
+    pub async fn stop(mut self, limit: Duration) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(limit, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Wait until every listener has finished (after the shutdown token is cancelled).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,163 @@
+//! The one mapping from an edge refusal to its response (DESIGN.md §2, STYLE.md §3–4).
+//!
+//! Every error response is small, uncacheable (`Cache-Control: private, no-store`) and
+//! carries a stable `x-tollgate-reason`, the same code the access log records. Nothing
+//! internal (key ids, paths, upstream addresses) is ever in it.
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::extract::ExtractError;
+use crate::body::{self, Body};
+use crate::origin::OriginError;
+use crate::token::TokenError;
+
+/// Why the edge refused or failed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EdgeError {
+    #[error("no token")]
+    Missing,
+    #[error(transparent)]
+    Token(TokenError),
+    #[error(transparent)]
+    Extract(ExtractError),
+    #[error("malformed path")]
+    MalformedPath,
+    #[error("malformed header")]
+    MalformedHeader,
+    #[error("no route")]
+    NoRoute,
+    #[error("method not allowed")]
+    Method,
+    #[error("request body not allowed")]
+    BodyNotAllowed,
+    #[error("origin not allowed by CORS")]
+    CorsOrigin,
+    #[error(transparent)]
+    Origin(OriginError),
+}
+
+impl From<ExtractError> for EdgeError {
+    fn from(e: ExtractError) -> Self {
+        EdgeError::Extract(e)
+    }
+}
+
+impl EdgeError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Missing => StatusCode::UNAUTHORIZED,
+            Self::Token(t) if t.is_forbidden() => StatusCode::FORBIDDEN,
+            Self::Token(_) => StatusCode::UNAUTHORIZED,
+            // A token with the wrong alphabet is an untrusted token, like a bad signature.
+            Self::Extract(ExtractError::Malformed) => StatusCode::UNAUTHORIZED,
+            Self::Extract(ExtractError::TooLong) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Extract(ExtractError::Conflict) => StatusCode::BAD_REQUEST,
+            Self::MalformedPath | Self::MalformedHeader | Self::BodyNotAllowed => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Method => StatusCode::METHOD_NOT_ALLOWED,
+            Self::CorsOrigin => StatusCode::FORBIDDEN,
+            Self::Origin(OriginError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Origin(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The stable reason code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Token(t) => t.reason(),
+            Self::Extract(ExtractError::Malformed) => "malformed",
+            Self::Extract(ExtractError::TooLong) => "too_long",
+            Self::Extract(ExtractError::Conflict) => "conflict",
+            Self::MalformedPath => "bad_path",
+            Self::MalformedHeader => "bad_header",
+            Self::NoRoute => "no_route",
+            Self::Method => "method",
+            Self::BodyNotAllowed => "body",
+            Self::CorsOrigin => "cors",
+            Self::Origin(o) => o.reason(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let text = format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error")
+        );
+        let mut resp = Response::new(body::full(text));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert("x-tollgate-reason", HeaderValue::from_static(self.reason()));
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            h.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+        }
+        if status == StatusCode::BAD_REQUEST {
+            // After a refused framing or carrier, do not trust the rest of this connection.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_response_is_uncacheable_and_names_its_reason() {
+        let all = [
+            EdgeError::Missing,
+            EdgeError::Token(TokenError::Expired),
+            EdgeError::Token(TokenError::BadSignature),
+            EdgeError::Extract(ExtractError::Conflict),
+            EdgeError::MalformedPath,
+            EdgeError::NoRoute,
+            EdgeError::Origin(OriginError::Timeout),
+            EdgeError::Origin(OriginError::Refused),
+        ];
+        for e in all {
+            let r = e.into_response();
+            assert_eq!(
+                r.headers()[header::CACHE_CONTROL],
+                "private, no-store",
+                "{e:?}"
+            );
+            assert_eq!(r.headers()["x-tollgate-reason"], e.reason(), "{e:?}");
+        }
+        assert_eq!(
+            EdgeError::Token(TokenError::Expired).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            EdgeError::Token(TokenError::BadSignature).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            EdgeError::Origin(OriginError::Timeout).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert!(EdgeError::Missing
+            .into_response()
+            .headers()
+            .contains_key(header::WWW_AUTHENTICATE));
+    }
+}

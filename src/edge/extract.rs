@@ -1,0 +1,955 @@
+//! Token extraction: finds the access token a request carries (path prefix, query, cookie,
+//! `Authorization: Bearer`) and tells the caller how to forward the request without it
+//! (THREATS A3, A12, A13, A16). This module owns the parsing rules of each carrier, and
+//! each carrier has exactly one parser, used both to find the token and to remove it, so
+//! the gate and the origin cannot read a request differently. It must not verify, decode,
+//! log or store the token, touch hyper types, or re-normalise the path (that is `path.rs`).
+
+use std::borrow::Cow;
+
+/// Longest token accepted, in bytes. Real JWTs are a few hundred bytes; the bound keeps
+/// hostile input from reaching the verifier (THREATS A10).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Names of the token carriers, from configuration. An empty name turns that carrier off
+/// rather than matching empty names, which no client could mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenNames {
+    /// Path prefix segment: `"t"` means `/t/<token>/…`.
+    pub path_prefix: String,
+    /// Query parameter name.
+    pub query: String,
+    /// Cookie name.
+    pub cookie: String,
+}
+
+impl Default for TokenNames {
+    fn default() -> Self {
+        TokenNames {
+            path_prefix: "t".to_owned(),
+            query: "token".to_owned(),
+            cookie: "tollgate_token".to_owned(),
+        }
+    }
+}
+
+/// Where a token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Path,
+    Query,
+    Cookie,
+    Header,
+}
+
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum ExtractError {
+    #[error("two different tokens in one request")]
+    Conflict,
+    #[error("malformed token carrier")]
+    Malformed,
+    /// Longer than [`MAX_TOKEN_LEN`]: refused before any decoding (THREATS A10).
+    #[error("token too long")]
+    TooLong,
+}
+
+/// What `extract` found, and what to forward instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted<'a, 'h> {
+    /// The token, if any (None = no token anywhere). It may borrow from the headers,
+    /// which live shorter than the path and query the request is forwarded with.
+    pub token: Option<&'h str>,
+    /// Where it was found first (None when no token).
+    pub source: Option<Source>,
+    /// The path with the `/t/<tok>` prefix removed (borrowed when there was none). Always
+    /// starts with '/'. The removal is a sub-slice too, so today it is always borrowed.
+    pub path: Cow<'a, str>,
+    /// The query with every token parameter removed, None when nothing is left or there was
+    /// none. Borrowed unless a token parameter sat between two kept ones.
+    pub query: Option<Cow<'a, str>>,
+    /// True when a Bearer Authorization header carried the token (so the caller drops that
+    /// header before forwarding; `is_bearer` tells which headers those are). Also true for
+    /// an empty `Bearer` header, which carries no token but is ours, not the origin's.
+    pub strip_authorization: bool,
+    /// True when a token cookie was present (the caller rewrites Cookie headers with
+    /// `strip_cookie`).
+    pub strip_cookie: bool,
+}
+
+/// Finds the token in every carrier, in the order path, query, cookie, header.
+///
+/// `path` is already normalised (see path.rs). `query` is the raw query (no '?').
+/// `cookies` are the values of every Cookie header; `authorizations` the values of every
+/// Authorization header. Every carrier is read even after a token is found, because a
+/// second, different token anywhere must be a `Conflict` (THREATS A12), never a silent pick.
+pub fn extract<'a: 'h, 'h>(
+    names: &TokenNames,
+    path: &'a str,
+    query: Option<&'a str>,
+    cookies: &[&'h str],
+    authorizations: &[&'h str],
+) -> Result<Extracted<'a, 'h>, ExtractError> {
+    let mut found = Found::default();
+
+    let path = take_path(&names.path_prefix, path, &mut found)?;
+    let query = match query {
+        Some(query) => take_query(&names.query, query, &mut found)?,
+        None => None,
+    };
+
+    let mut strip_cookie = false;
+    if !names.cookie.is_empty() {
+        for header in cookies {
+            strip_cookie |= take_cookie(&names.cookie, header, &mut found)?;
+        }
+    }
+
+    let mut strip_authorization = false;
+    for header in authorizations {
+        if let Some(credentials) = bearer_credentials(header) {
+            strip_authorization = true;
+            // `Bearer` alone or with only spaces carries no token: the caller answers 401
+            // `missing` (THREATS A3), not `malformed`.
+            if !credentials.is_empty() {
+                found.add(token(credentials)?, Source::Header)?;
+            }
+        }
+    }
+
+    Ok(Extracted {
+        token: found.token,
+        source: found.source,
+        path,
+        query,
+        strip_authorization,
+        strip_cookie,
+    })
+}
+
+/// One Cookie header value with every `name=...` pair removed; None when no pair is left.
+///
+/// Uses the same splitting and trimming as `extract`, so whatever the gate read as the
+/// token cookie is exactly what is removed. Kept pairs are rejoined with `"; "`.
+pub fn strip_cookie(header: &str, name: &str) -> Option<String> {
+    let mut out = String::with_capacity(header.len());
+    for piece in cookie_pieces(header) {
+        if cookie_name_value(piece).0 == name {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(piece);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// True when an Authorization header value uses the Bearer scheme, that is, when it is the
+/// gate's to consume and must not reach the origin. Other schemes belong to the origin.
+pub fn is_bearer(header: &str) -> bool {
+    bearer_credentials(header).is_some()
+}
+
+/// The first token seen and where; every later token must equal it.
+#[derive(Default)]
+struct Found<'a> {
+    token: Option<&'a str>,
+    source: Option<Source>,
+}
+
+impl<'a> Found<'a> {
+    fn add(&mut self, token: &'a str, source: Source) -> Result<(), ExtractError> {
+        match self.token {
+            None => {
+                self.token = Some(token);
+                self.source = Some(source);
+                Ok(())
+            }
+            Some(first) if first == token => Ok(()),
+            Some(_) => Err(ExtractError::Conflict),
+        }
+    }
+}
+
+/// A token is 1..=4096 bytes of the JWT alphabet (base64url without padding, and the dots).
+/// Anything else in a token position is refused rather than guessed at, so no second
+/// spelling of the same token (`+`, `/`, `=`, `%XX`) can exist.
+fn token(candidate: &str) -> Result<&str, ExtractError> {
+    if candidate.len() > MAX_TOKEN_LEN {
+        return Err(ExtractError::TooLong);
+    }
+    let valid = !candidate.is_empty()
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(candidate)
+    } else {
+        Err(ExtractError::Malformed)
+    }
+}
+
+/// `/<prefix>/<token>/rest` → token and `/rest`. The path is normalised, so the prefix has
+/// one spelling and no dot segments can hide in the token segment.
+fn take_path<'a: 'h, 'h>(
+    prefix: &str,
+    path: &'a str,
+    found: &mut Found<'h>,
+) -> Result<Cow<'a, str>, ExtractError> {
+    let Some(after) = strip_prefix_segment(path, prefix) else {
+        return Ok(Cow::Borrowed(path));
+    };
+    // A bare `/t/<tok>` has no resource after it; forwarding `/` would be a guess.
+    let Some(end) = after.find('/') else {
+        return Err(ExtractError::Malformed);
+    };
+    found.add(token(&after[..end])?, Source::Path)?;
+    let rest = &after[end..];
+    // `/t/a/t/b/x` would forward a second token-shaped segment to the origin, and the
+    // prefix is reserved for the gate anyway; refuse rather than leak it (THREATS A13).
+    if strip_prefix_segment(rest, prefix).is_some() {
+        return Err(ExtractError::Malformed);
+    }
+    Ok(Cow::Borrowed(rest))
+}
+
+/// `path` without a leading `/<prefix>/`, if it has one. No allocation: the check is done
+/// piecewise instead of building `"/t/"`.
+fn strip_prefix_segment<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return None;
+    }
+    path.strip_prefix('/')?
+        .strip_prefix(prefix)?
+        .strip_prefix('/')
+}
+
+/// Finds and removes token parameters in one pass of one parser (THREATS A16).
+///
+/// Parameters are split on `&` only. `;` is not a separator: treating it as one here but
+/// not at the origin (or the reverse) is exactly the confusion A16 is about, so a value
+/// with `;` is forwarded byte for byte.
+fn take_query<'a: 'h, 'h>(
+    name: &str,
+    query: &'a str,
+    found: &mut Found<'h>,
+) -> Result<Option<Cow<'a, str>>, ExtractError> {
+    let mut kept = Kept::new(query);
+    let mut offset = 0;
+    for param in query.split('&') {
+        let start = offset;
+        offset += param.len() + 1;
+        let (param_name, value) = match param.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (param, None),
+        };
+        if !name.is_empty() && param_name == name {
+            // `token` or `token=` is a broken carrier, not an absent one.
+            let value = value.ok_or(ExtractError::Malformed)?;
+            found.add(token(value)?, Source::Query)?;
+            kept.skip();
+        } else if !name.is_empty() && decodes_to(param_name, name) {
+            // `%74oken=` is the token parameter to any origin that decodes names, but not
+            // to us: refuse instead of forwarding a token the gate did not read.
+            return Err(ExtractError::Malformed);
+        } else {
+            kept.keep(start, start + param.len());
+        }
+    }
+    Ok(kept.finish())
+}
+
+/// The query being rebuilt. Kept parameters that are contiguous in the original stay a
+/// borrowed range; only a token parameter between two kept ones forces a copy.
+struct Kept<'a> {
+    src: &'a str,
+    range: Option<(usize, usize)>,
+    owned: Option<String>,
+    /// A parameter was removed since the last kept one.
+    gap: bool,
+}
+
+impl<'a> Kept<'a> {
+    fn new(src: &'a str) -> Self {
+        Kept {
+            src,
+            range: None,
+            owned: None,
+            gap: false,
+        }
+    }
+
+    fn skip(&mut self) {
+        self.gap = self.range.is_some();
+    }
+
+    fn keep(&mut self, start: usize, end: usize) {
+        let param = &self.src[start..end];
+        match (&mut self.owned, self.range) {
+            (Some(owned), _) => {
+                owned.push('&');
+                owned.push_str(param);
+            }
+            (None, None) => self.range = Some((start, end)),
+            (None, Some((first, _))) if !self.gap => self.range = Some((first, end)),
+            (None, Some((first, last))) => {
+                let mut owned = String::with_capacity(self.src.len());
+                owned.push_str(&self.src[first..last]);
+                owned.push('&');
+                owned.push_str(param);
+                self.owned = Some(owned);
+            }
+        }
+        self.gap = false;
+    }
+
+    fn finish(self) -> Option<Cow<'a, str>> {
+        match (self.owned, self.range) {
+            (Some(owned), _) => Some(Cow::Owned(owned)),
+            (None, Some((first, last))) if first < last => {
+                Some(Cow::Borrowed(&self.src[first..last]))
+            }
+            // Nothing kept, or only one empty parameter: nothing worth a '?'.
+            (None, _) => None,
+        }
+    }
+}
+
+/// True when `raw` is spelled differently from `name` but percent-decodes (with `+` as
+/// space, as form decoders do) to it. Allocation-free: decodes and compares byte by byte.
+fn decodes_to(raw: &str, name: &str) -> bool {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        // Same bytes were handled as the real name; different bytes cannot decode to it.
+        return false;
+    }
+    let (raw, name) = (raw.as_bytes(), name.as_bytes());
+    let mut i = 0;
+    let mut j = 0;
+    while i < raw.len() {
+        let decoded = match raw[i] {
+            b'%' => {
+                match (
+                    raw.get(i + 1).copied().and_then(hex_value),
+                    raw.get(i + 2).copied().and_then(hex_value),
+                ) {
+                    (Some(hi), Some(lo)) => {
+                        i += 3;
+                        hi << 4 | lo
+                    }
+                    // Decoders keep a broken escape literally, and a literal '%' cannot
+                    // match a configured name, so this is not the name.
+                    _ => return false,
+                }
+            }
+            b'+' => {
+                i += 1;
+                b' '
+            }
+            b => {
+                i += 1;
+                b
+            }
+        };
+        if name.get(j) != Some(&decoded) {
+            return false;
+        }
+        j += 1;
+    }
+    j == name.len()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Cookie-header pieces: split on `;`, optional whitespace trimmed, empty pieces dropped.
+/// Shared by `take_cookie` and `strip_cookie` so they cannot disagree on what a pair is.
+fn cookie_pieces(header: &str) -> impl Iterator<Item = &str> {
+    header
+        .split(';')
+        .map(|piece| piece.trim_matches([' ', '\t']))
+        .filter(|piece| !piece.is_empty())
+}
+
+/// Name and value of one cookie piece, trimmed the way user agents do (RFC 6265 §5.2);
+/// a piece without `=` is all name.
+fn cookie_name_value(piece: &str) -> (&str, Option<&str>) {
+    match piece.split_once('=') {
+        Some((name, value)) => (
+            name.trim_matches([' ', '\t']),
+            Some(value.trim_matches([' ', '\t'])),
+        ),
+        None => (piece, None),
+    }
+}
+
+/// Reads the token cookie(s) of one Cookie header. Returns whether a token cookie was there.
+fn take_cookie<'a>(
+    name: &str,
+    header: &'a str,
+    found: &mut Found<'a>,
+) -> Result<bool, ExtractError> {
+    let mut present = false;
+    for piece in cookie_pieces(header) {
+        let (cookie_name, value) = cookie_name_value(piece);
+        if cookie_name == name {
+            present = true;
+            let value = value.ok_or(ExtractError::Malformed)?;
+            // RFC 6265 allows a DQUOTE-wrapped cookie-value; the quotes are not the token.
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            found.add(token(value)?, Source::Cookie)?;
+        } else if decodes_to(cookie_name, name) {
+            // Some frameworks decode cookie names; `strip_cookie` would not remove this
+            // spelling, so refuse it rather than forward a token (THREATS A13, A16).
+            return Err(ExtractError::Malformed);
+        }
+    }
+    Ok(present)
+}
+
+/// The credentials of a Bearer Authorization header (possibly empty), or None for any
+/// other scheme. The scheme is case-insensitive (RFC 7235 §2.1) and is followed by one or
+/// more spaces. A tab after the scheme is left in the credentials, where `token` refuses
+/// it, rather than making the header look like some other scheme the origin would get.
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let header = header.trim_start_matches([' ', '\t']);
+    let scheme_end = header.find([' ', '\t']).unwrap_or(header.len());
+    let (scheme, rest) = header.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return None;
+    }
+    Some(rest.trim_start_matches(' ').trim_end_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl-_A";
+    const B: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJiIn0.b3RoZXI";
+
+    /// Path, query, cookie headers, authorization headers.
+    type Request<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+
+    fn run<'a>(
+        path: &'a str,
+        query: Option<&'a str>,
+        cookies: &[&'a str],
+        auths: &[&'a str],
+    ) -> Result<Extracted<'a, 'a>, ExtractError> {
+        extract(&TokenNames::default(), path, query, cookies, auths)
+    }
+
+    fn ok<'a>(
+        path: &'a str,
+        query: Option<&'a str>,
+        cookies: &[&'a str],
+        auths: &[&'a str],
+    ) -> Extracted<'a, 'a> {
+        match run(path, query, cookies, auths) {
+            Ok(e) => e,
+            Err(err) => panic!("{path:?} {query:?} {cookies:?} {auths:?} failed: {err}"),
+        }
+    }
+
+    fn query_only(query: &str) -> Result<Extracted<'_, '_>, ExtractError> {
+        run("/vod/a/x.ts", Some(query), &[], &[])
+    }
+
+    #[test]
+    fn no_carrier_means_no_token_and_everything_borrowed() {
+        let e = ok(
+            "/vod/a/x.ts",
+            Some("a=1&b=2"),
+            &["x=1"],
+            &["Basic dXNlcjpwYXNz"],
+        );
+        assert_eq!(e.token, None);
+        assert_eq!(e.source, None);
+        assert!(matches!(e.path, Cow::Borrowed("/vod/a/x.ts")));
+        assert!(matches!(e.query, Some(Cow::Borrowed("a=1&b=2"))));
+        assert!(!e.strip_authorization);
+        assert!(!e.strip_cookie);
+    }
+
+    #[test]
+    fn token_alphabet_is_enforced_in_every_position() {
+        let bad = [
+            "a+b", "a/b", "abc=", "a%2Db", "a b", "a\"b", "a;b", "é", "a,b", "a\tb",
+        ];
+        for t in bad {
+            let q = format!("token={t}");
+            assert_eq!(query_only(&q), Err(ExtractError::Malformed), "query {t:?}");
+            // ';' separates cookies, so in a Cookie header "a;b" is the token "a" and a
+            // cookie named "b": covered by cookie_token_is_found_among_other_cookies.
+            if !t.contains(';') {
+                let c = format!("tollgate_token={t}");
+                assert_eq!(
+                    run("/x", None, &[c.as_str()], &[]),
+                    Err(ExtractError::Malformed),
+                    "cookie {t:?}"
+                );
+            }
+            let h = format!("Bearer {t}");
+            assert_eq!(
+                run("/x", None, &[], &[h.as_str()]),
+                Err(ExtractError::Malformed),
+                "header {t:?}"
+            );
+        }
+        // '/' cannot be tested in the path carrier: it ends the segment.
+        for t in ["a+b", "abc=", "a%2Db", "a;b", "a,b"] {
+            let p = format!("/t/{t}/x");
+            assert_eq!(
+                run(&p, None, &[], &[]),
+                Err(ExtractError::Malformed),
+                "path {t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_length_is_bounded() {
+        let longest = "a".repeat(MAX_TOKEN_LEN);
+        let q = format!("token={longest}");
+        assert_eq!(
+            query_only(&q).map(|e| e.token.map(str::len)),
+            Ok(Some(MAX_TOKEN_LEN))
+        );
+        let too_long = format!("token={}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(query_only(&too_long), Err(ExtractError::TooLong));
+    }
+
+    #[test]
+    fn path_prefix_token_is_found_and_removed() {
+        let p = format!("/t/{A}/vod/a/x.ts");
+        let e = ok(&p, None, &[], &[]);
+        assert_eq!(e.token, Some(A));
+        assert_eq!(e.source, Some(Source::Path));
+        assert!(matches!(e.path, Cow::Borrowed("/vod/a/x.ts")));
+        let root = format!("/t/{A}/");
+        assert_eq!(ok(&root, None, &[], &[]).path, "/");
+    }
+
+    #[test]
+    fn path_prefix_without_a_rest_or_token_is_malformed() {
+        let bare = format!("/t/{A}");
+        for p in [bare.as_str(), "/t//x", "/t/"] {
+            assert_eq!(
+                run(p, None, &[], &[]),
+                Err(ExtractError::Malformed),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a13_nested_path_prefix_is_malformed_so_no_second_token_reaches_the_origin() {
+        let p = format!("/t/{A}/t/{B}/x");
+        assert_eq!(run(&p, None, &[], &[]), Err(ExtractError::Malformed));
+    }
+
+    #[test]
+    fn paths_that_only_resemble_the_prefix_are_left_alone() {
+        for p in ["/t", "/tt/abc/x", "/vod/t/abc/x", "/T/abc/x"] {
+            let e = ok(p, None, &[], &[]);
+            assert_eq!(e.token, None, "{p:?}");
+            assert_eq!(e.path, p);
+        }
+    }
+
+    #[test]
+    fn configured_names_are_used() {
+        let names = TokenNames {
+            path_prefix: "auth".into(),
+            query: "jwt".into(),
+            cookie: "sess".into(),
+        };
+        let p = format!("/auth/{A}/x");
+        let q = format!("token=zzz&jwt={A}");
+        let e = extract(&names, &p, Some(&q), &[], &[]);
+        // `token=zzz` is just another parameter under these names.
+        let e = e.map(|e| (e.token, e.path.into_owned(), e.query.map(Cow::into_owned)));
+        assert_eq!(
+            e,
+            Ok((Some(A), "/x".to_owned(), Some("token=zzz".to_owned())))
+        );
+        let c = format!("sess={A}");
+        let e = extract(&names, "/x", None, &[c.as_str()], &[]);
+        assert_eq!(e.map(|e| e.source), Ok(Some(Source::Cookie)));
+    }
+
+    #[test]
+    fn empty_names_turn_a_carrier_off() {
+        let names = TokenNames {
+            path_prefix: String::new(),
+            query: String::new(),
+            cookie: String::new(),
+        };
+        let e = extract(&names, "//x", Some("=abc"), &["=abc"], &[]);
+        let e = e.map(|e| (e.token, e.query.map(Cow::into_owned), e.strip_cookie));
+        assert_eq!(e, Ok((None, Some("=abc".to_owned()), false)));
+    }
+
+    #[test]
+    fn query_token_is_removed_with_its_separator() {
+        let table: [(String, Option<&str>); 9] = [
+            (format!("token={A}"), None),
+            (format!("token={A}&a=1"), Some("a=1")),
+            (format!("a=1&token={A}"), Some("a=1")),
+            (format!("a=1&token={A}&b=2"), Some("a=1&b=2")),
+            (format!("a=1&&token={A}&b=2"), Some("a=1&&b=2")),
+            (
+                format!("token={A}&a=1&token={A}&b=2&token={A}"),
+                Some("a=1&b=2"),
+            ),
+            (format!("a=1&token={A}&"), Some("a=1&")),
+            (format!("token={A}&"), None),
+            (format!("&token={A}&a"), Some("&a")),
+        ];
+        for (query, want) in &table {
+            let e = query_only(query);
+            let got = e.map(|e| (e.token, e.source, e.query.map(Cow::into_owned)));
+            assert_eq!(
+                got,
+                Ok((Some(A), Some(Source::Query), want.map(str::to_owned))),
+                "query {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_without_a_token_is_forwarded_byte_for_byte_and_borrowed() {
+        for q in ["a=1&&b=2", "&", "a=%41&b=c;d", "x", "a=1&"] {
+            let e = ok("/x", Some(q), &[], &[]);
+            assert!(
+                matches!(e.query, Some(Cow::Borrowed(got)) if got == q),
+                "{q:?}"
+            );
+        }
+        assert_eq!(ok("/x", Some(""), &[], &[]).query, None);
+        assert_eq!(ok("/x", None, &[], &[]).query, None);
+    }
+
+    #[test]
+    fn query_token_at_either_end_leaves_a_borrowed_query() {
+        let q = format!("token={A}&a=1&b=2");
+        assert!(matches!(
+            query_only(&q).map(|e| e.query),
+            Ok(Some(Cow::Borrowed("a=1&b=2")))
+        ));
+        let q = format!("a=1&b=2&token={A}");
+        assert!(matches!(
+            query_only(&q).map(|e| e.query),
+            Ok(Some(Cow::Borrowed("a=1&b=2")))
+        ));
+    }
+
+    #[test]
+    fn query_token_without_value_is_malformed() {
+        for q in ["token", "token=", "a=1&token", "a=1&token=&b=2"] {
+            assert_eq!(query_only(q), Err(ExtractError::Malformed), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn a12_query_tokens_must_agree() {
+        let same = format!("token={A}&token={A}");
+        assert_eq!(query_only(&same).map(|e| e.token), Ok(Some(A)));
+        let different = format!("token={A}&token={B}");
+        assert_eq!(query_only(&different), Err(ExtractError::Conflict));
+    }
+
+    #[test]
+    fn a16_other_spellings_of_the_name_are_other_parameters() {
+        let table = [
+            "Token=abc",
+            "token[]=abc",
+            "TOKEN=abc",
+            "tokens=abc",
+            "xtoken=abc",
+            " token=abc",
+        ];
+        for q in table {
+            let e = ok("/x", Some(q), &[], &[]);
+            assert_eq!(e.token, None, "{q:?}");
+            assert_eq!(e.query.as_deref(), Some(q), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn a16_encoded_spellings_of_the_name_are_malformed() {
+        for q in [
+            "%74oken=abc",
+            "%74%6F%6B%65%6E=abc",
+            "tok%65n=abc",
+            "a=1&toke%6e=abc",
+            "%74oken",
+        ] {
+            assert_eq!(query_only(q), Err(ExtractError::Malformed), "{q:?}");
+        }
+        // '+' decodes to a space, so a name with '+' never spells "token".
+        assert_eq!(ok("/x", Some("+token=abc"), &[], &[]).token, None);
+    }
+
+    #[test]
+    fn a16_semicolon_is_not_a_separator() {
+        let q = format!("a=1;token={A}");
+        let e = ok("/x", Some(&q), &[], &[]);
+        assert_eq!(e.token, None);
+        assert_eq!(e.query.as_deref(), Some(q.as_str()));
+        let q = format!("token={A};a=1");
+        assert_eq!(query_only(&q), Err(ExtractError::Malformed));
+    }
+
+    #[test]
+    fn a16_encoded_ampersand_is_not_a_separator() {
+        let q = format!("a=1%26token={B}&token={A}");
+        let e = ok("/x", Some(&q), &[], &[]);
+        assert_eq!(e.token, Some(A));
+        assert_eq!(
+            e.query.as_deref(),
+            Some(format!("a=1%26token={B}").as_str())
+        );
+    }
+
+    #[test]
+    fn a13_returned_query_never_contains_the_accepted_token() {
+        let queries = [
+            format!("token={A}"),
+            format!("token={A}&token={A}"),
+            format!("a=1&token={A}&b=2&token={A}&c=3"),
+            format!("token={A}&Token=x&token[]=y"),
+            format!("&&token={A}&&"),
+            format!("a={B}&token={A}"),
+            format!("x=%26&token={A}&y=;"),
+        ];
+        for q in &queries {
+            let e = ok("/x", Some(q), &[], &[]);
+            assert_eq!(e.token, Some(A), "{q:?}");
+            let left = e.query.as_deref().unwrap_or("");
+            assert!(!left.contains(A), "{q:?} leaked the token: {left:?}");
+            // No parameter the gate would read as the token survives.
+            for param in left.split('&') {
+                let name = param.split_once('=').map_or(param, |(n, _)| n);
+                assert_ne!(name, "token", "{q:?} -> {left:?}");
+                assert!(!decodes_to(name, "token"), "{q:?} -> {left:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn cookie_token_is_found_among_other_cookies() {
+        let c = format!("a=1;  tollgate_token={A} ; b=2");
+        let e = ok("/x", None, &["x=y", c.as_str()], &[]);
+        assert_eq!(e.token, Some(A));
+        assert_eq!(e.source, Some(Source::Cookie));
+        assert!(e.strip_cookie);
+    }
+
+    #[test]
+    fn cookie_token_may_be_quoted() {
+        let c = format!("tollgate_token=\"{A}\"");
+        assert_eq!(ok("/x", None, &[c.as_str()], &[]).token, Some(A));
+    }
+
+    #[test]
+    fn cookie_with_other_names_is_ignored() {
+        let e = ok(
+            "/x",
+            None,
+            &["Tollgate_Token=abc; tollgate_tokens=abc; a=tollgate_token"],
+            &[],
+        );
+        assert_eq!(e.token, None);
+        assert!(!e.strip_cookie);
+    }
+
+    #[test]
+    fn cookie_token_without_value_or_with_encoded_name_is_malformed() {
+        for c in [
+            "tollgate_token",
+            "tollgate_token=",
+            "a=1; tollgate_token=;",
+            "tollgate%5Ftoken=abc",
+        ] {
+            assert_eq!(
+                run("/x", None, &[c], &[]),
+                Err(ExtractError::Malformed),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a12_cookie_tokens_must_agree() {
+        let one = format!("tollgate_token={A}");
+        let two = format!("tollgate_token={B}");
+        let both = format!("tollgate_token={A}; tollgate_token={B}");
+        assert_eq!(
+            run("/x", None, &[one.as_str(), one.as_str()], &[]).map(|e| e.token),
+            Ok(Some(A))
+        );
+        assert_eq!(
+            run("/x", None, &[one.as_str(), two.as_str()], &[]),
+            Err(ExtractError::Conflict)
+        );
+        assert_eq!(
+            run("/x", None, &[both.as_str()], &[]),
+            Err(ExtractError::Conflict)
+        );
+    }
+
+    #[test]
+    fn a3_bearer_scheme_is_case_insensitive_with_one_or_more_spaces() {
+        let table = [
+            format!("Bearer {A}"),
+            format!("bearer {A}"),
+            format!("BEARER {A}"),
+            format!("Bearer  {A}"),
+            format!("Bearer    {A}  "),
+        ];
+        for h in &table {
+            let e = ok("/x", None, &[], &[h.as_str()]);
+            assert_eq!(e.token, Some(A), "{h:?}");
+            assert_eq!(e.source, Some(Source::Header), "{h:?}");
+            assert!(e.strip_authorization, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn a3_empty_bearer_is_missing_but_still_stripped() {
+        for h in ["Bearer", "Bearer ", "bearer    "] {
+            let e = ok("/x", None, &[], &[h]);
+            assert_eq!(e.token, None, "{h:?}");
+            assert!(e.strip_authorization, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn a3_bearer_with_a_tab_is_malformed() {
+        let h = format!("Bearer\t{A}");
+        assert_eq!(
+            run("/x", None, &[], &[h.as_str()]),
+            Err(ExtractError::Malformed)
+        );
+    }
+
+    #[test]
+    fn other_authorization_schemes_are_left_for_the_origin() {
+        for h in [
+            "Basic dXNlcjpwYXNz",
+            "Bearerx abc",
+            "Digest username=\"a\"",
+            "",
+        ] {
+            let e = ok("/x", None, &[], &[h]);
+            assert_eq!(e.token, None, "{h:?}");
+            assert!(!e.strip_authorization, "{h:?}");
+            assert!(!is_bearer(h), "{h:?}");
+        }
+        assert!(is_bearer("bearer abc"));
+        assert!(is_bearer("Bearer"));
+    }
+
+    #[test]
+    fn a12_bearer_headers_must_agree() {
+        let a = format!("Bearer {A}");
+        let b = format!("Bearer {B}");
+        assert_eq!(
+            run("/x", None, &[], &[a.as_str(), a.as_str()]).map(|e| e.token),
+            Ok(Some(A))
+        );
+        assert_eq!(
+            run("/x", None, &[], &[a.as_str(), b.as_str()]),
+            Err(ExtractError::Conflict)
+        );
+    }
+
+    #[test]
+    fn a12_same_token_everywhere_reports_the_first_place() {
+        let p = format!("/t/{A}/x");
+        let q = format!("token={A}");
+        let c = format!("tollgate_token={A}");
+        let h = format!("Bearer {A}");
+        let e = ok(&p, Some(&q), &[c.as_str()], &[h.as_str()]);
+        assert_eq!(e.token, Some(A));
+        assert_eq!(e.source, Some(Source::Path));
+        assert_eq!(e.path, "/x");
+        assert_eq!(e.query, None);
+        assert!(e.strip_cookie && e.strip_authorization);
+
+        let e = ok("/x", None, &[c.as_str()], &[h.as_str()]);
+        assert_eq!(e.source, Some(Source::Cookie));
+    }
+
+    #[test]
+    fn a12_different_tokens_across_places_conflict() {
+        let pa = format!("/t/{A}/x");
+        let qb = format!("token={B}");
+        let ca = format!("tollgate_token={A}");
+        let cb = format!("tollgate_token={B}");
+        let hb = format!("Bearer {B}");
+        let cases: [Request<'_>; 4] = [
+            (&pa, Some(&qb), &[], &[]),
+            (&pa, None, &[cb.as_str()], &[]),
+            ("/x", Some(&qb), &[ca.as_str()], &[]),
+            ("/x", None, &[ca.as_str()], &[hb.as_str()]),
+        ];
+        for (p, q, c, h) in cases {
+            assert_eq!(
+                run(p, q, c, h),
+                Err(ExtractError::Conflict),
+                "{p:?} {q:?} {c:?} {h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a13_strip_cookie_removes_every_token_pair() {
+        let table = [
+            ("a=1; tollgate_token=x; b=2", Some("a=1; b=2")),
+            ("tollgate_token=x", None),
+            ("tollgate_token=x; tollgate_token=x", None),
+            (
+                "tollgate_token=x;a=1;;  tollgate_token = y ;b=2",
+                Some("a=1; b=2"),
+            ),
+            ("a=1; tollgate_token", Some("a=1")),
+            ("a=1; Tollgate_Token=x", Some("a=1; Tollgate_Token=x")),
+            ("", None),
+        ];
+        for (header, want) in table {
+            assert_eq!(
+                strip_cookie(header, "tollgate_token").as_deref(),
+                want,
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a13_stripped_cookie_never_carries_a_token_the_gate_read() {
+        let headers = [
+            format!("a=1; tollgate_token={A}; b={B}"),
+            format!("tollgate_token=\"{A}\"; x=1"),
+            format!(" tollgate_token ={A} ;tollgate_token={A}"),
+        ];
+        for h in &headers {
+            let e = ok("/x", None, &[h.as_str()], &[]);
+            assert_eq!(e.token, Some(A), "{h:?}");
+            let left = strip_cookie(h, "tollgate_token").unwrap_or_default();
+            assert!(!left.contains(A), "{h:?} -> {left:?}");
+            let again = ok("/x", None, &[left.as_str()], &[]);
+            assert_eq!(again.token, None, "{h:?} -> {left:?}");
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The edge request path: every manifest and segment request goes through
+//! [`EdgeService::handle`] (DESIGN.md §2).
+//!
+//! Per request, in order: CORS preflight; method (GET/HEAD only, no body); normalise the
+//! path once ([`path`]); match the route ([`route`]); find and remove the token
+//! ([`extract`]); verify it (cache first) and authorise it against the route's resource;
+//! forward to the origin with the token stripped and `X-Forwarded-*` set; stream the
+//! answer back. Every refusal goes through the one mapping in [`error`].
+//!
+//! State this path touches: the immutable [`EdgeService`] (routes, resources, origins,
+//! names; shared by `Arc`, no lock), the [`Verifier`]'s cache (one `DashMap` shard lock
+//! per lookup) and key set (a read lock, only on a cache miss), the [`Revocations`] (one
+//! atomic load while empty), the origin client's connection pool. No config parsing, no
+//! disk access except a `file://` origin's own reads, no lock held across `.await`.
+
+pub mod error;
+pub mod extract;
+pub mod path;
+pub mod route;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use ipnet::IpNet;
+
+use crate::body::{self, Body};
+use crate::config::{self, Resource, ResourceType};
+use crate::origin::{Origin, Origins};
+use crate::token::{self, Revocations, TokenError, Verifier};
+pub use error::EdgeError;
+use extract::TokenNames;
+use route::RouteTable;
+
+/// How the request reached us.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// True on the TLS listener (sets `X-Forwarded-Proto: https`).
+    pub tls: bool,
+}
+
+/// Everything the edge needs per request, built once from a [`config::Config`].
+pub struct EdgeService {
+    routes: RouteTable,
+    origins: Origins,
+    resources: HashMap<(ResourceType, String), Resource>,
+    names: TokenNames,
+    trusted_proxies: Vec<IpNet>,
+    cors: Cors,
+    leeway: u64,
+    verifier: Arc<Verifier>,
+    revocations: Arc<Revocations>,
+    clock: fn() -> u64,
+}
+
+/// Why the edge could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Origin(#[from] crate::origin::BuildError),
+}
+
+impl EdgeService {
+    pub fn new(
+        cfg: &config::Config,
+        verifier: Arc<Verifier>,
+        revocations: Arc<Revocations>,
+    ) -> Result<Self, BuildError> {
+        let origins = cfg
+            .origins
+            .iter()
+            .map(|o| Origin::build(o).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let resources = cfg
+            .resources
+            .iter()
+            .map(|r| ((r.resource_type, r.id.clone()), r.clone()))
+            .collect();
+        Ok(EdgeService {
+            routes: RouteTable::new(&cfg.routes),
+            origins,
+            resources,
+            names: TokenNames {
+                path_prefix: cfg.token.path_prefix.clone(),
+                query: cfg.token.query.clone(),
+                cookie: cfg.token.cookie.clone(),
+            },
+            trusted_proxies: cfg.edge.trusted_proxies.clone(),
+            cors: Cors {
+                origins: cfg.edge.cors_origins.clone(),
+            },
+            leeway: cfg.token.leeway.as_secs(),
+            verifier,
+            revocations,
+            clock: crate::clock::now,
+        })
+    }
+
+    /// Replace the clock (tests inject time this way).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Answer one request. Never fails: refusals become their responses here.
+    pub async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<Body> {
+        let started = Instant::now();
+        let origin_hdr = req.headers().get(header::ORIGIN).cloned();
+        let method = req.method().clone();
+        let mut log = AccessLog::default();
+        let mut resp = match self.handle_inner(req, conn, &mut log).await {
+            Ok(r) => r,
+            Err(e) => {
+                log.reason = e.reason();
+                e.into_response()
+            }
+        };
+        self.cors.decorate(origin_hdr.as_ref(), resp.headers_mut());
+        tracing::info!(
+            target: "tollgate::access",
+            method = %method,
+            route = log.route,
+            status = resp.status().as_u16(),
+            reason = log.reason,
+            client = %log.client.map(|c| c.to_string()).unwrap_or_default(),
+            token = log.token_id.as_deref().unwrap_or("-"),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+
+    async fn handle_inner<'s, B>(
+        &'s self,
+        req: Request<B>,
+        conn: ConnInfo,
+        log: &mut AccessLog<'s>,
+    ) -> Result<Response<Body>, EdgeError> {
+        let (mut head, _body) = req.into_parts();
+        if head.method == Method::OPTIONS {
+            return self.cors.preflight(&head.headers);
+        }
+        if head.method != Method::GET && head.method != Method::HEAD {
+            return Err(EdgeError::Method);
+        }
+        // Media requests carry no body. Refusing one closes the door on request
+        // smuggling through this gate: nothing of a body is ever forwarded (THREATS C4).
+        if has_body(&head.headers)? {
+            return Err(EdgeError::BodyNotAllowed);
+        }
+
+        let normal = path::normalise(head.uri.path()).map_err(|_| EdgeError::MalformedPath)?;
+        let cookies = header_strs(&head.headers, header::COOKIE)?;
+        let authorizations = header_strs(&head.headers, header::AUTHORIZATION)?;
+        let extract::Extracted {
+            token: found_token,
+            path: found_path,
+            query: found_query,
+            strip_authorization,
+            strip_cookie,
+            ..
+        } = extract::extract(
+            &self.names,
+            &normal,
+            head.uri.query(),
+            &cookies,
+            &authorizations,
+        )
+        .map_err(EdgeError::from)?;
+        if let Some(q) = &found_query {
+            // Some origins split queries on ';' too: never let one of them find a token there.
+            let needle = self.names.query.as_str();
+            if q.split(['&', ';'])
+                .any(|p| p.strip_prefix(needle).is_some_and(|r| r.starts_with('=')))
+            {
+                return Err(EdgeError::Extract(extract::ExtractError::Malformed));
+            }
+        }
+        let path: &str = &found_path;
+
+        let route = self.routes.find(path).ok_or(EdgeError::NoRoute)?;
+        log.route = route.name;
+        let rid = route.rid;
+        let resource =
+            rid.and_then(|rid| self.resources.get(&(route.resource_type, rid.to_string())));
+        let client = self.client_ip(conn.peer.ip(), &head.headers);
+        log.client = Some(client);
+
+        let public = route.public || resource.is_some_and(|r| r.public);
+        if !public {
+            let token = found_token.ok_or(EdgeError::Missing)?;
+            let now = (self.clock)();
+            let grant = self.verifier.verify(token, now).map_err(EdgeError::Token)?;
+            log.token_id = Some(match &grant.jti {
+                Some(j) => format!("jti:{j}"),
+                None => token_hash(token),
+            });
+            let target = token::Target {
+                resource_type: route.resource_type,
+                rid: rid.unwrap_or(""),
+                resource,
+                path,
+                client,
+            };
+            token::authorize(&grant, &target, now, self.leeway, &self.revocations)
+                .map_err(EdgeError::Token)?;
+        }
+
+        // Build what the origin sees: the same normalised path, the token gone.
+        strip_hop_by_hop(&mut head.headers);
+        if strip_authorization {
+            strip_bearer(&mut head.headers);
+        }
+        if strip_cookie {
+            strip_token_cookie(&mut head.headers, &self.names.cookie);
+        }
+        set_forwarded(
+            &mut head.headers,
+            client,
+            conn,
+            &self.trusted_proxies,
+            conn.peer.ip(),
+        );
+
+        let origin = self.origins.get(route.origin).ok_or(EdgeError::NoRoute)?;
+        let mut resp = match origin.as_ref() {
+            Origin::File(f) => f.serve(&head.method, path, &head.headers).await,
+            Origin::Http(pool) => {
+                let target = match &found_query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_string(),
+                };
+                let resp = pool
+                    .forward(&head, &target)
+                    .await
+                    .map_err(EdgeError::Origin)?;
+                // A mid-body origin failure surfaces as a body error, which makes hyper
+                // abort the client connection instead of ending it cleanly (THREATS D4).
+                resp.map(|b| b.map_err(|e| Box::new(e) as body::BoxError).boxed_unsync())
+            }
+        };
+        strip_hop_by_hop(resp.headers_mut());
+        Ok(resp)
+    }
+
+    /// The client address: the peer, or — when the peer is a trusted proxy — the
+    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = token::claims::canonical_ip(peer);
+        if self.trusted_proxies.is_empty() || !self.is_trusted(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let entries = headers
+            .get_all(HeaderName::from_static("x-forwarded-for"))
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.rsplit(','))
+            .take(32);
+        for entry in entries {
+            let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+                break; // garbage: stop believing the chain here
+            };
+            client = token::claims::canonical_ip(ip);
+            if !self.is_trusted(client) {
+                break;
+            }
+        }
+        client
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+}
+
+#[derive(Default)]
+struct AccessLog<'a> {
+    route: &'a str,
+    reason: &'static str,
+    client: Option<IpAddr>,
+    token_id: Option<String>,
+}
+
+/// A short, non-reversible id for a token without `jti`, for logs.
+fn token_hash(token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn has_body(headers: &HeaderMap) -> Result<bool, EdgeError> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Ok(true);
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (None, _) => Ok(false),
+        (Some(v), None) => Ok(v.as_bytes() != b"0"),
+        (Some(_), Some(_)) => Err(EdgeError::BodyNotAllowed),
+    }
+}
+
+fn header_strs(headers: &HeaderMap, name: HeaderName) -> Result<Vec<&str>, EdgeError> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().map_err(|_| EdgeError::MalformedHeader))
+        .collect()
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Remove hop-by-hop headers, including those a `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+fn strip_bearer(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter(|v| !v.to_str().map(extract::is_bearer).unwrap_or(false))
+        .cloned()
+        .collect();
+    headers.remove(header::AUTHORIZATION);
+    for v in kept {
+        headers.append(header::AUTHORIZATION, v);
+    }
+}
+
+fn strip_token_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| extract::strip_cookie(v, name))
+        .filter_map(|v| HeaderValue::from_str(&v).ok())
+        .collect();
+    headers.remove(header::COOKIE);
+    for v in kept {
+        headers.append(header::COOKIE, v);
+    }
+}
+
+/// `X-Forwarded-For` (appended when the peer is a trusted proxy, else replaced),
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`.
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    conn: ConnInfo,
+    trusted: &[IpNet],
+    peer: IpAddr,
+) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let peer_trusted = trusted
+        .iter()
+        .any(|n| n.contains(&token::claims::canonical_ip(peer)));
+    let value = if peer_trusted {
+        let prior: Vec<&str> = headers
+            .get_all(&xff)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if prior.is_empty() {
+            client.to_string()
+        } else {
+            format!(
+                "{}, {}",
+                prior.join(", "),
+                token::claims::canonical_ip(peer)
+            )
+        }
+    } else {
+        client.to_string()
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// CORS for browser players (THREATS C7).
+struct Cors {
+    origins: Vec<String>,
+}
+
+impl Cors {
+    fn allowed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
+        let origin = origin?;
+        let s = origin.to_str().ok()?;
+        self.origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(s))
+            .then_some(origin)
+    }
+
+    /// Add CORS response headers when the request's `Origin` is allowed.
+    fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        if self.origins.is_empty() {
+            return;
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(o) = self.allowed(origin) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(
+                    "Content-Length, Content-Range, Content-Type, ETag, x-tollgate-reason",
+                ),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+    }
+
+    /// Answer an OPTIONS request; preflights need no token.
+    fn preflight(&self, headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
+        let origin = headers.get(header::ORIGIN);
+        if origin.is_some() && self.allowed(origin).is_none() {
+            return Err(EdgeError::CorsOrigin);
+        }
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        let h = resp.headers_mut();
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        if origin.is_some() {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(
+                    "Authorization, Range, If-None-Match, If-Modified-Since, If-Range",
+                ),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        Ok(resp)
+    }
+}
+
+impl From<TokenError> for EdgeError {
+    fn from(e: TokenError) -> Self {
+        EdgeError::Token(e)
+    }
+}

@@ -1,0 +1,176 @@
+//! Listeners: accept, TLS handshake, one hyper connection per socket, limits, drain.
+//!
+//! Owns sockets and connection-level protection; knows nothing of tokens or routes. Each
+//! listener runs [`serve`] with a service factory. Protections applied here:
+//! a connection limit (a semaphore taken *before* `accept`, so excess clients wait in
+//! the kernel backlog instead of costing memory), a TLS handshake timeout, hyper's
+//! header-read timeout (slowloris, THREATS C1) — which needs a timer, so one is set on
+//! both protocols — header size and count limits (431), and HTTP/2 stream limits
+//! (rapid reset, THREATS C5). Shutdown stops accepting at once and lets open
+//! connections finish their in-flight requests within the grace period.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::Body;
+use crate::config;
+use crate::edge::ConnInfo;
+
+/// Connection-level limits for one listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    /// How long open connections may take to finish once shutdown starts.
+    pub grace: Duration,
+}
+
+impl Limits {
+    pub fn from_edge(e: &config::Edge) -> Self {
+        Limits {
+            header_timeout: e.header_timeout,
+            tls_handshake_timeout: e.tls_handshake_timeout,
+            max_header_bytes: e.max_header_bytes,
+            max_headers: e.max_headers,
+            max_connections: e.max_connections,
+            h2_max_concurrent_streams: e.h2_max_concurrent_streams,
+            grace: Duration::from_secs(30),
+        }
+    }
+
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut b = auto::Builder::new(TokioExecutor::new());
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(self.max_header_bytes)
+            .max_headers(self.max_headers);
+        b.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.h2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_pending_accept_reset_streams(Some(50))
+            .max_local_error_reset_streams(Some(256))
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(10));
+        b
+    }
+}
+
+/// Accept connections on `listener` until `shutdown`, serving each with the service
+/// `handler` makes for it; then drain open connections for up to `limits.grace`.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    handler: H,
+    shutdown: CancellationToken,
+) where
+    H: Fn(Request<Incoming>, ConnInfo) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let builder = Arc::new(limits.builder());
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let info = ConnInfo {
+            peer,
+            tls: tls.is_some(),
+        };
+        let handler = handler.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let fut = handler(req, info);
+            async move { Ok::<_, Infallible>(fut.await) }
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let hs_timeout = limits.tls_handshake_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// Bind a TCP listener (with `SO_REUSEADDR`, as std does on Unix).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
