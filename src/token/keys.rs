@@ -260,11 +260,12 @@ pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
     let rc_alg = match alg {
         Algorithm::EdDsa => &rcgen::PKCS_ED25519,
         Algorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        other => {
-            return Err(KeyError::Generate(format!(
-                "{} keys are not generated here; bring your own",
-                other.as_str()
-            )))
+        Algorithm::Rs256 => &rcgen::PKCS_RSA_SHA256,
+        Algorithm::Hs256 => {
+            return Err(KeyError::Generate(
+                "HS256 uses a shared secret, not a key pair: write 32+ random bytes to a file"
+                    .into(),
+            ))
         }
     };
     let pair =
@@ -333,6 +334,15 @@ mod tests {
         assert!(public.contains("BEGIN PUBLIC KEY"));
         SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("signing");
         VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("verify");
+    }
+
+    #[test]
+    fn generated_es256_and_rs256_pems_load_as_keys() {
+        for alg in [Algorithm::Es256, Algorithm::Rs256] {
+            let (private, public) = generate_pem(alg).expect("generate");
+            SigningKey::from_material("k", alg, private.as_bytes()).expect("signing");
+            VerifyKey::from_material("k", alg, public.as_bytes()).expect("verify");
+        }
     }
 
     #[test]
