@@ -1,1 +1,107 @@
-fn main() {}
+//! The per-request token cost: a cache-hit authorisation (the common case: every segment
+//! after the first) beside a full verification per algorithm (the cache miss, and the
+//! no-cache baseline a gate without a cache would pay on every request).
+//!
+//! Run: `cargo bench --bench verify`. Each group reports time per request; compare the
+//! `hit` line with the `miss/*` lines measured in the same run.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tollgate::config::{self, Algorithm, Resource, ResourceType};
+use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
+use tollgate::token::{authorize, mint, KeySet, MintRequest, Revocations, Scope, Target, Verifier};
+
+const NOW: u64 = 1_800_000_000;
+
+fn token_cfg() -> config::Token {
+    config::Token {
+        issuer: "bench".into(),
+        audience: vec![],
+        leeway: Duration::from_secs(30),
+        max_len: 4096,
+        cache_capacity: 100_000,
+        cache_max_ttl: Duration::from_secs(300),
+        path_prefix: "t".into(),
+        query: "token".into(),
+        cookie: "tollgate_token".into(),
+        allow_never_expiring: false,
+    }
+}
+
+fn setup(alg: Algorithm) -> (Verifier, String) {
+    let (private, public) = match alg {
+        Algorithm::Hs256 => {
+            let s = "bench-secret-bench-secret-bench-secret!!".to_string();
+            (s.clone(), s)
+        }
+        _ => generate_pem(alg).expect("generate"),
+    };
+    let keys = KeySet::from_keys(
+        vec![VerifyKey::from_material("k", alg, public.as_bytes()).expect("verify key")],
+        Some(SigningKey::from_material("k", alg, private.as_bytes()).expect("signing key")),
+    );
+    let req = MintRequest {
+        scope: Scope::Resource,
+        rid: Some("demo".into()),
+        rty: Some(ResourceType::Vod),
+        sub: Some("viewer-42".into()),
+        ttl: Some(Duration::from_secs(3600)),
+        ..MintRequest::default()
+    };
+    let (token, _) = mint(&keys, "bench", &req, NOW).expect("mint");
+    (Verifier::new(keys, &token_cfg()), token)
+}
+
+fn bench(c: &mut Criterion) {
+    let resource = Resource {
+        id: "demo".into(),
+        resource_type: ResourceType::Vod,
+        org: "org".into(),
+        project: Some("p".into()),
+        public: false,
+    };
+    let client: IpAddr = "192.0.2.7".parse().expect("ip");
+    let revocations = Revocations::default();
+    let target = Target {
+        resource_type: ResourceType::Vod,
+        rid: "demo",
+        resource: Some(&resource),
+        path: "/vod/demo/v0/seg_001.ts",
+        client,
+    };
+
+    let mut g = c.benchmark_group("authorise");
+    let (verifier, token) = setup(Algorithm::EdDsa);
+    verifier.verify(&token, NOW).expect("prime the cache");
+    g.bench_function("hit/eddsa", |b| {
+        b.iter(|| {
+            let grant = verifier.verify(black_box(&token), NOW).expect("valid");
+            authorize(&grant, black_box(&target), NOW, 30, &revocations).expect("allowed")
+        })
+    });
+    for (name, alg) in [
+        ("miss/eddsa", Algorithm::EdDsa),
+        ("miss/es256", Algorithm::Es256),
+        ("miss/rs256", Algorithm::Rs256),
+        ("miss/hs256", Algorithm::Hs256),
+    ] {
+        let (verifier, token) = setup(alg);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let grant = verifier.verify_uncached(black_box(&token)).expect("valid");
+                authorize(&grant, black_box(&target), NOW, 30, &revocations).expect("allowed")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
