@@ -326,8 +326,31 @@ mod tests {
         assert_eq!(v.cache().hits(), 1);
     }
 
+    /// RFC 8037 appendix A.4: an Ed25519 JWS made by someone else, checked by the one
+    /// crypto backend jsonwebtoken is built with (aws-lc-rs).
     #[test]
-    fn a8_unknown_and_missing_kids_fail_without_fallback() {
+    fn the_crypto_backend_verifies_the_rfc_8037_ed25519_example() {
+        let key = jsonwebtoken::DecodingKey::from_ed_components(
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        )
+        .expect("RFC 8037 public key");
+        let msg = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+        let sig = "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+        let ok = jsonwebtoken::crypto::verify(sig, msg, &key, jsonwebtoken::Algorithm::EdDSA)
+            .expect("verify runs");
+        assert!(ok, "the RFC's signature must verify");
+        let tampered = jsonwebtoken::crypto::verify(
+            sig,
+            b"eyJhbGciOiJFZERTQSJ9.X",
+            &key,
+            jsonwebtoken::Algorithm::EdDSA,
+        )
+        .expect("verify runs");
+        assert!(!tampered, "another message must not verify");
+    }
+
+    #[test]
+    fn a8_an_unknown_kid_fails_without_falling_back_to_another_key() {
         let keys = ed_keys("k1");
         let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
         let other = Verifier::new(ed_keys("k2"), &token_cfg(10));
