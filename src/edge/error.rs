@@ -31,6 +31,8 @@ pub enum EdgeError {
     Method,
     #[error("request body not allowed")]
     BodyNotAllowed,
+    #[error("request body too large")]
+    BodyTooLarge,
     #[error("origin not allowed by CORS")]
     CorsOrigin,
     #[error(transparent)]
@@ -57,6 +59,7 @@ impl EdgeError {
                 StatusCode::BAD_REQUEST
             }
             Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Method => StatusCode::METHOD_NOT_ALLOWED,
             Self::CorsOrigin => StatusCode::FORBIDDEN,
             Self::Origin(OriginError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
@@ -77,6 +80,7 @@ impl EdgeError {
             Self::NoRoute => "no_route",
             Self::Method => "method",
             Self::BodyNotAllowed => "body",
+            Self::BodyTooLarge => "body_too_large",
             Self::CorsOrigin => "cors",
             Self::Origin(o) => o.reason(),
         }
@@ -107,7 +111,7 @@ impl EdgeError {
         if status == StatusCode::METHOD_NOT_ALLOWED {
             h.insert(
                 header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
             );
         }
         if status == StatusCode::BAD_REQUEST {

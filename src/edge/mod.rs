@@ -1,7 +1,8 @@
 //! The edge request path: every manifest and segment request goes through
 //! [`EdgeService::handle`] (DESIGN.md §2).
 //!
-//! Per request, in order: CORS preflight; method (GET/HEAD only, no body); normalise the
+//! Per request, in order: CORS preflight; method (GET/HEAD without a body, POST with a
+//! capped streaming body); normalise the
 //! path once ([`path`]); match the route ([`route`]); find and remove the token
 //! ([`extract`]); verify it (cache first) and authorise it against the route's resource;
 //! forward to the origin with the token stripped and `X-Forwarded-*` set; stream the
@@ -53,6 +54,7 @@ pub struct EdgeService {
     trusted_proxies: Vec<IpNet>,
     cors: Cors,
     leeway: u64,
+    max_body_bytes: u64,
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
     clock: fn() -> u64,
@@ -95,6 +97,7 @@ impl EdgeService {
                 origins: cfg.edge.cors_origins.clone(),
             },
             leeway: cfg.token.leeway.as_secs(),
+            max_body_bytes: cfg.edge.max_body_bytes,
             verifier,
             revocations,
             clock: crate::clock::now,
@@ -108,7 +111,11 @@ impl EdgeService {
     }
 
     /// Answer one request. Never fails: refusals become their responses here.
-    pub async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<Body> {
+    pub async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<body::BoxError>,
+    {
         let started = Instant::now();
         let origin_hdr = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
@@ -140,19 +147,33 @@ impl EdgeService {
         req: Request<B>,
         conn: ConnInfo,
         log: &mut AccessLog<'s>,
-    ) -> Result<Response<Body>, EdgeError> {
-        let (mut head, _body) = req.into_parts();
-        if head.method == Method::OPTIONS {
-            return self.cors.preflight(&head.headers);
-        }
-        if head.method != Method::GET && head.method != Method::HEAD {
-            return Err(EdgeError::Method);
-        }
-        // Media requests carry no body. Refusing one closes the door on request
-        // smuggling through this gate: nothing of a body is ever forwarded (THREATS C4).
-        if has_body(&head.headers)? {
-            return Err(EdgeError::BodyNotAllowed);
-        }
+    ) -> Result<Response<Body>, EdgeError>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<body::BoxError>,
+    {
+        let (mut head, req_body) = req.into_parts();
+        let body_len = declared_body(&head.headers)?;
+        let forward_body = match head.method {
+            Method::OPTIONS => return self.cors.preflight(&head.headers),
+            // Segment and manifest requests carry no body: one on a GET/HEAD is refused,
+            // so no smuggled bytes can ride along (THREATS C4).
+            Method::GET | Method::HEAD if body_len == BodyLen::None => None,
+            Method::GET | Method::HEAD => return Err(EdgeError::BodyNotAllowed),
+            // POST (DRM licence requests, player beacons): the body streams to the
+            // origin, capped at `edge.max_body_bytes`.
+            Method::POST => {
+                if let BodyLen::Length(n) = body_len {
+                    if n > self.max_body_bytes {
+                        return Err(EdgeError::BodyTooLarge);
+                    }
+                }
+                let cap = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+                let limited = http_body_util::Limited::new(req_body, cap);
+                Some(limited.map_err(|e| e as body::BoxError).boxed_unsync())
+            }
+            _ => return Err(EdgeError::Method),
+        };
 
         let normal = path::normalise(head.uri.path()).map_err(|_| EdgeError::MalformedPath)?;
         let cookies = header_strs(&head.headers, header::COOKIE)?;
@@ -236,7 +257,7 @@ impl EdgeService {
                     None => path.to_string(),
                 };
                 let resp = pool
-                    .forward(&head, &target)
+                    .forward(&head, &target, forward_body)
                     .await
                     .map_err(EdgeError::Origin)?;
                 // A mid-body origin failure surfaces as a body error, which makes hyper
@@ -298,15 +319,31 @@ fn token_hash(token: &str) -> String {
     format!("sha256:{hex}")
 }
 
-fn has_body(headers: &HeaderMap) -> Result<bool, EdgeError> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return Ok(true);
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyLen {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What the request's framing headers promise. Conflicting framing is refused outright.
+fn declared_body(headers: &HeaderMap) -> Result<BodyLen, EdgeError> {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    match (lengths.next(), lengths.next()) {
-        (None, _) => Ok(false),
-        (Some(v), None) => Ok(v.as_bytes() != b"0"),
-        (Some(_), Some(_)) => Err(EdgeError::BodyNotAllowed),
+    let length = match (lengths.next(), lengths.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(
+            std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(EdgeError::MalformedHeader)?,
+        ),
+        (Some(_), Some(_)) => return Err(EdgeError::MalformedHeader),
+    };
+    match (headers.contains_key(header::TRANSFER_ENCODING), length) {
+        (true, Some(_)) => Err(EdgeError::MalformedHeader),
+        (true, None) => Ok(BodyLen::Chunked),
+        (false, None | Some(0)) => Ok(BodyLen::None),
+        (false, Some(n)) => Ok(BodyLen::Length(n)),
     }
 }
 
@@ -463,12 +500,12 @@ impl Cors {
         let h = resp.headers_mut();
         h.insert(
             header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
         );
         if origin.is_some() {
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,

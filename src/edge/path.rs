@@ -107,9 +107,10 @@ fn push_segment(out: &mut Output<'_>, seg: &str) -> Result<(), PathError> {
             // gives one spelling per resource.
             out.push(char::from(v).encode_utf8(&mut [0; 4]));
             i += 3;
-        } else if matches!(v, b'.' | b'/' | b'\\' | 0) {
+        } else if matches!(v, b'.' | b'/' | b'\\' | 0 | b'%') {
             // Encoded dot, slash, backslash and NUL only exist to smuggle traversal or
-            // truncation past a gate; no legitimate player sends them.
+            // truncation past a gate; no legitimate player sends them. An encoded `%`
+            // (`%252e`) is refused too: an origin that decodes twice would see a dot.
             return Err(PathError::Malformed);
         } else if v < 0x80 {
             // Reserved or otherwise significant characters (`%23`, `%3F`, `%25`, ...) must
@@ -150,13 +151,38 @@ fn push_utf8_escapes(
         *slot = escape_at(bytes, at)?;
     }
     // std's validator rejects overlong forms, surrogates and out-of-range code points.
-    if std::str::from_utf8(&buf[..width]).is_err() {
+    let decoded = std::str::from_utf8(&buf[..width]).map_err(|_| PathError::Malformed)?;
+    if decoded.chars().any(is_separator_lookalike) {
         return Err(PathError::Malformed);
     }
     for &b in &buf[..width] {
         out.push_escape(b)?;
     }
     Ok(i + 3 * width)
+}
+
+/// Characters that Unicode compatibility normalisation (NFKC), or a lenient origin,
+/// turns into `.`, `/` or `\`: full-width and small forms, leaders, and slash-like
+/// operators. Refused so that no origin can fold them into a dot segment.
+fn is_separator_lookalike(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2024}' // ONE DOT LEADER
+            | '\u{2025}' // TWO DOT LEADER
+            | '\u{2026}' // HORIZONTAL ELLIPSIS
+            | '\u{FE52}' // SMALL FULL STOP
+            | '\u{FF0E}' // FULLWIDTH FULL STOP
+            | '\u{FF0F}' // FULLWIDTH SOLIDUS
+            | '\u{FF3C}' // FULLWIDTH REVERSE SOLIDUS
+            | '\u{FE68}' // SMALL REVERSE SOLIDUS
+            | '\u{2215}' // DIVISION SLASH
+            | '\u{2044}' // FRACTION SLASH
+            | '\u{29F5}' // REVERSE SOLIDUS OPERATOR
+            | '\u{29F8}' // BIG SOLIDUS
+            | '\u{29F9}' // BIG REVERSE SOLIDUS
+            | '\u{3002}' // IDEOGRAPHIC FULL STOP
+            | '\u{FF61}' // HALFWIDTH IDEOGRAPHIC FULL STOP
+    )
 }
 
 /// The byte encoded by the `%XX` at `bytes[i]`; a truncated or non-hex escape is malformed
@@ -392,11 +418,27 @@ mod tests {
     }
 
     #[test]
-    fn a15_double_encoded_dotdot_stays_a_literal_name() {
-        // `%25` is '%', which is not unreserved, so it stays encoded: the origin gets a
-        // file literally named `%2e%2e%2f`, not a traversal.
-        assert_eq!(ok("/vod/a/%252e%252e%252f"), "/vod/a/%252e%252e%252f");
-        assert_eq!(ok("/vod/a/%252e%252e%252fb/x"), "/vod/a/%252e%252e%252fb/x");
+    fn a15_double_encoded_dotdot_is_rejected() {
+        // An origin that decodes twice would read `%252e` as a dot: refuse any `%25`.
+        assert_malformed("/vod/a/%252e%252e%252f");
+        assert_malformed("/vod/a/%252e%252e%252fb/x");
+        assert_malformed("/vod/a/%25%32%65%25%32%65/b/x");
+        assert_malformed("/vod/a/100%25.ts");
+    }
+
+    #[test]
+    fn a15_unicode_lookalikes_of_dot_and_slash_are_rejected() {
+        for raw in [
+            "/vod/a/%EF%BC%8E%EF%BC%8E/b/x",
+            "/vod/a/..%EF%BC%8Fb/x",
+            "/vod/a/..%EF%BC%BCb/x",
+            "/vod/a/%E2%80%A4%E2%80%A4/b/x",
+            "/vod/a/x%E2%88%95y",
+        ] {
+            assert_malformed(raw);
+        }
+        // Other non-ASCII names stay encoded and pass.
+        assert_eq!(ok("/vod/a/%C3%A9t%C3%A9.ts"), "/vod/a/%C3%A9t%C3%A9.ts");
     }
 
     #[test]
@@ -513,7 +555,6 @@ mod tests {
             ("/x/%2a", "/x/%2A"),
             ("/x/a%20b", "/x/a%20b"),
             ("/x/%3b", "/x/%3B"),
-            ("/x/%25", "/x/%25"),
             ("/x/%7f%0a", "/x/%7F%0A"),
             ("/x/%2b%3d", "/x/%2B%3D"),
         ];
@@ -566,7 +607,7 @@ mod tests {
             "/x/%2a%61",
             "//a/./b//",
             "/x/caf%c3%a9",
-            "/x/%252e",
+            "/x/%3f%20",
         ] {
             let once = ok(raw);
             assert!(

@@ -1,8 +1,9 @@
 //! The `file://` origin: serves regular files from one local directory tree, read-only.
 //!
 //! It owns everything between a gate-approved request path and the bytes on disk:
-//! decoding the path's `%XX` escapes exactly once, keeping the resolved file inside the
-//! canonical root (symlinks included), the representation headers (`Content-Type`,
+//! decoding the path's `%XX` escapes exactly once, serving only the file the path names
+//! under the canonical root (no symlink below the root is followed, so no link can lead
+//! into another resource's folder or out of the root), the representation headers (`Content-Type`,
 //! `Content-Length`, `ETag`, `Last-Modified`, `Accept-Ranges`), conditional requests
 //! (`If-None-Match`, `If-Modified-Since`, `If-Range`), single byte ranges, and streaming
 //! the file in bounded chunks. It never touches tokens, query strings, caching policy or
@@ -133,12 +134,13 @@ impl FileOrigin {
     /// Opens `relative` under the root, or `None` for anything that must look like a 404:
     /// missing, unreadable, not a regular file, or resolving outside the root.
     async fn open(&self, relative: &Path) -> Option<(File, u64, Option<SystemTime>)> {
-        let canonical = tokio::fs::canonicalize(self.root.join(relative))
-            .await
-            .ok()?;
-        // Component-wise prefix test: a symlink (anywhere on the path) that leads out
-        // of the root fails here even though the request path itself was clean.
-        if !canonical.starts_with(&self.root) {
+        let lexical = self.root.join(relative);
+        let canonical = tokio::fs::canonicalize(&lexical).await.ok()?;
+        // No symlink below the root is followed: the resolved path must be the requested
+        // one. A symlink anywhere on the path — out of the root, or out and back in to
+        // another resource's folder — is a 404. (The root itself may be a symlink: it
+        // was canonicalised once in `new`.)
+        if canonical != lexical {
             return None;
         }
         // Checked before opening: opening a FIFO would block a worker until a writer appears.
@@ -223,8 +225,7 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-/// Content type from the requested name's extension, so a symlinked segment keeps the
-/// type its URL promises.
+/// Content type from the requested name's extension.
 fn content_type_for(path: &Path) -> &'static str {
     let extension = path
         .extension()
@@ -928,11 +929,17 @@ mod tests {
 
     #[cfg(unix)]
     #[tokio::test]
-    async fn a_symlink_that_stays_inside_the_root_is_served() {
+    async fn no_symlink_below_the_root_is_followed_even_one_that_stays_inside() {
         let (dir, origin) = origin_with(&[("real/seg.ts", DIGITS)]);
         std::os::unix::fs::symlink(dir.path().join("real/seg.ts"), dir.path().join("alias.ts"))
             .expect("symlink");
-        let (status, _, body) = get(&origin, "/alias.ts", &[]).await;
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("dir"))
+            .expect("symlink");
+        let (status, _, _) = get(&origin, "/alias.ts", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = get(&origin, "/dir/seg.ts", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, body) = get(&origin, "/real/seg.ts", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(&body[..], DIGITS);
     }

@@ -5,9 +5,9 @@
 //! module owns connecting, timeouts, upstream TLS verification and failover; it never
 //! sees tokens or routes: the edge hands it a finished request (token already removed).
 //!
-//! Failover: GET and HEAD carry no body here, so when an upstream cannot be connected to
-//! (nothing was sent), the same request goes to the next upstream, at most once each.
-//! Once connected, an upstream's failure is final for that request.
+//! Failover: a request without a body (GET, HEAD) that could not connect to an upstream
+//! (nothing was sent) goes to the next upstream, at most once each. Once connected, an
+//! upstream's failure is final for that request; a request with a body is never retried.
 
 pub mod file;
 
@@ -164,12 +164,15 @@ impl HttpPool {
         })
     }
 
-    /// Send a body-less request (`path_and_query` is the origin-form target) to the
-    /// first upstream that accepts a connection. `head` supplies method and headers.
+    /// Send a request (`path_and_query` is the origin-form target; `head` supplies method
+    /// and headers) to the first upstream that accepts a connection. A request with a
+    /// `body` streams it to the origin and is never retried: once handed to the client,
+    /// the body cannot be replayed.
     pub async fn forward(
         &self,
         head: &http::request::Parts,
         path_and_query: &str,
+        mut body: Option<Body>,
     ) -> Result<Response<Incoming>, OriginError> {
         let mut last = OriginError::Refused;
         for up in &self.upstreams {
@@ -179,7 +182,8 @@ impl HttpPool {
                 .path_and_query(path_and_query)
                 .build()
                 .map_err(|_| OriginError::Failed)?;
-            let mut req = Request::new(crate::body::empty());
+            let retry = body.is_none();
+            let mut req = Request::new(body.take().unwrap_or_else(crate::body::empty));
             *req.method_mut() = head.method.clone();
             *req.uri_mut() = uri;
             *req.headers_mut() = head.headers.clone();
@@ -197,8 +201,10 @@ impl HttpPool {
                     } else {
                         OriginError::Refused
                     };
-                    tracing::debug!(upstream = %up.authority, error = %e, "upstream connect failed; trying the next");
-                    continue;
+                    tracing::debug!(upstream = %up.authority, error = %e, "upstream connect failed");
+                    if !retry {
+                        return Err(last);
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(upstream = %up.authority, error = %e, "upstream failed before headers");
