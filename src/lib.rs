@@ -9,6 +9,7 @@
 //! | [`clock`] | the one reader of the wall clock |
 //! | [`body`] | the response body type |
 //! | [`origin`] | upstream pools (http/https) and the `file://` origin |
+//! | [`percent`] | `%XX` decoding shared by the path, token and file code |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
 //! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
 //! | [`admin`] | the admin listener (health and readiness for now) |
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod origin;
+pub mod percent;
 pub mod server;
 pub mod tls;
 pub mod token;

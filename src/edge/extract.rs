@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 
+use crate::percent::hex_value;
+
 /// Longest token accepted, in bytes. Real JWTs are a few hundred bytes; the bound keeps
 /// hostile input from reaching the verifier (THREATS A10).
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -356,15 +358,6 @@ fn decodes_to(raw: &str, name: &str) -> bool {
         j += 1;
     }
     j == name.len()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Cookie-header pieces: split on `;`, optional whitespace trimmed, empty pieces dropped.

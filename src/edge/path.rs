@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 
+use crate::percent::hex_value;
+
 /// Longest path accepted, in bytes. Media paths are short; anything longer is an attack or a
 /// bug, and a bound keeps the work per request flat.
 pub const MAX_PATH_LEN: usize = 4096;
@@ -194,15 +196,6 @@ fn escape_at(bytes: &[u8], i: usize) -> Result<u8, PathError> {
     ) {
         (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
         _ => Err(PathError::Malformed),
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

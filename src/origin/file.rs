@@ -29,6 +29,7 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 
 use crate::body::{self, Body, BoxError};
+use crate::percent::hex_value;
 
 /// Largest chunk a file body yields; bounds per-response memory however large the file.
 const CHUNK: usize = 64 * 1024;
@@ -214,15 +215,6 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Content type from the requested name's extension.
