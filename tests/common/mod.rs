@@ -20,6 +20,8 @@ use tollgate::config::{Algorithm, Config, ResourceType};
 use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
 use tollgate::token::{mint, KeySet, MintRequest, Scope};
 
+pub mod traversal;
+
 pub const ISSUER: &str = "tollgate-test";
 pub const LEEWAY: u64 = 5;
 
