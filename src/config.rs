@@ -554,10 +554,15 @@ impl Config {
             cors_origins: e.cors_origins.clone(),
             max_body_bytes: e.max_body_bytes.unwrap_or(1024 * 1024),
         };
-        if edge.max_header_bytes < 8192 {
+        if !(8192..=32768).contains(&edge.max_header_bytes) {
+            // hyper reads at least 8 KiB; above 32 KiB the doubled hyper limit would let
+            // a long request line meet hyper's own (cacheable) 414.
             return Err(invalid(
-                "edge.max_header_bytes: must be at least 8192 (hyper's smallest read buffer)",
+                "edge.max_header_bytes: must be between 8192 and 32768",
             ));
+        }
+        if !(1..=1000).contains(&edge.max_headers) {
+            return Err(invalid("edge.max_headers: must be between 1 and 1000"));
         }
         if edge.max_connections == 0 {
             return Err(invalid("edge.max_connections: must be at least 1"));

@@ -61,12 +61,15 @@ impl Limits {
         b.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
-            .max_buf_size(self.max_header_bytes)
-            .max_headers(self.max_headers);
+            // Above the configured limits (twice the bytes, four times the count): hyper's
+            // own bare 431 beyond these bounds memory; between the configured limit and
+            // these, the edge answers its own uncacheable 431 with a reason code.
+            .max_buf_size(self.max_header_bytes * 2)
+            .max_headers(self.max_headers * 4);
         b.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(self.h2_max_concurrent_streams)
-            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_header_list_size(u32::try_from(self.max_header_bytes * 2).unwrap_or(u32::MAX))
             .max_pending_accept_reset_streams(Some(50))
             .max_local_error_reset_streams(Some(256))
             .keep_alive_interval(Some(Duration::from_secs(30)))

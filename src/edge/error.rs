@@ -33,6 +33,8 @@ pub enum EdgeError {
     BodyNotAllowed,
     #[error("request body too large")]
     BodyTooLarge,
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("origin not allowed by CORS")]
     CorsOrigin,
     #[error(transparent)]
@@ -60,6 +62,7 @@ impl EdgeError {
             }
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Method => StatusCode::METHOD_NOT_ALLOWED,
             Self::CorsOrigin => StatusCode::FORBIDDEN,
             Self::Origin(OriginError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
@@ -81,6 +84,7 @@ impl EdgeError {
             Self::Method => "method",
             Self::BodyNotAllowed => "body",
             Self::BodyTooLarge => "body_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::CorsOrigin => "cors",
             Self::Origin(o) => o.reason(),
         }

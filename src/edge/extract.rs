@@ -9,9 +9,10 @@ use std::borrow::Cow;
 
 use crate::percent::hex_value;
 
-/// Longest token accepted, in bytes. Real JWTs are a few hundred bytes; the bound keeps
-/// hostile input from reaching the verifier (THREATS A10).
-pub const MAX_TOKEN_LEN: usize = 4096;
+/// Longest token this parser accepts, in bytes: the ceiling of `token.max_len`, which the
+/// edge applies on top. Real JWTs are a few hundred bytes; the bound keeps hostile input
+/// from reaching the verifier (THREATS A10).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Names of the token carriers, from configuration. An empty name turns that carrier off
 /// rather than matching empty names, which no client could mean.
@@ -317,6 +318,53 @@ impl<'a> Kept<'a> {
     }
 }
 
+/// True when an origin could read the parameter `piece` (`name=value`, from a query split
+/// on `&` *or* `;`, or a path segment's `;` parameters) as the token carrier `name`: its
+/// name percent-decoded (`+` as space), trimmed of spaces and a `[]` suffix, equals `name`
+/// ignoring ASCII case. The edge refuses such a request rather than forward something a
+/// lenient origin would take for the token (THREATS A13, A16).
+pub fn is_token_name_lookalike(piece: &str, name: &str) -> bool {
+    let raw = piece.split('=').next().unwrap_or("");
+    // A name can grow at most threefold by encoding, plus the trimmed extras.
+    if name.is_empty() || raw.len() > name.len() * 3 + 8 {
+        return false;
+    }
+    let decoded: Cow<'_, str> = if raw.bytes().any(|b| b == b'%' || b == b'+') {
+        let mut out = Vec::with_capacity(raw.len());
+        let bytes = raw.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape = (bytes[i] == b'%')
+                .then(|| {
+                    let hi = bytes.get(i + 1).copied().and_then(hex_value)?;
+                    let lo = bytes.get(i + 2).copied().and_then(hex_value)?;
+                    Some(hi << 4 | lo)
+                })
+                .flatten();
+            match (escape, bytes[i]) {
+                (Some(v), _) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (None, b'+') => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (None, b) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let d = decoded.trim_matches(' ');
+    let d = d.strip_suffix("[]").unwrap_or(d).trim_matches(' ');
+    d.eq_ignore_ascii_case(name)
+}
+
 /// True when `raw` is spelled differently from `name` but percent-decodes (with `+` as
 /// space, as form decoders do) to it. Allocation-free: decodes and compares byte by byte.
 fn decodes_to(raw: &str, name: &str) -> bool {
@@ -420,6 +468,41 @@ fn bearer_credentials(header: &str) -> Option<&str> {
         return None;
     }
     Some(rest.trim_start_matches(' ').trim_end_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod lookalike_tests {
+    use super::is_token_name_lookalike as look;
+
+    #[test]
+    fn a16_spellings_an_origin_could_read_as_the_token_are_lookalikes() {
+        for piece in [
+            "token=x",
+            "Token=x",
+            "TOKEN=x",
+            "%74oken=x",
+            "tok%65n=x",
+            "%54oken=x",
+            "token+=x",
+            "token%20=x",
+            "token[]=x",
+            " token =x",
+            "token",
+        ] {
+            assert!(look(piece, "token"), "{piece:?}");
+        }
+        for piece in [
+            "tokens=x",
+            "x=token",
+            "t=1",
+            "_HLS_msn=3",
+            "",
+            "=token",
+            "tok=x",
+        ] {
+            assert!(!look(piece, "token"), "{piece:?}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ pub struct EdgeService {
     trusted_proxies: Vec<IpNet>,
     cors: Cors,
     leeway: u64,
+    max_token_len: usize,
+    head_limits: HeadLimits,
     max_body_bytes: u64,
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
@@ -97,6 +99,11 @@ impl EdgeService {
                 origins: cfg.edge.cors_origins.clone(),
             },
             leeway: cfg.token.leeway.as_secs(),
+            max_token_len: cfg.token.max_len,
+            head_limits: HeadLimits {
+                max_bytes: cfg.edge.max_header_bytes,
+                max_count: cfg.edge.max_headers,
+            },
             max_body_bytes: cfg.edge.max_body_bytes,
             verifier,
             revocations,
@@ -193,16 +200,28 @@ impl EdgeService {
             &authorizations,
         )
         .map_err(EdgeError::from)?;
-        if let Some(q) = &found_query {
-            // Some origins split queries on ';' too: never let one of them find a token there.
-            let needle = self.names.query.as_str();
-            if q.split(['&', ';'])
-                .any(|p| p.strip_prefix(needle).is_some_and(|r| r.starts_with('=')))
-            {
-                return Err(EdgeError::Extract(extract::ExtractError::Malformed));
-            }
-        }
         let path: &str = &found_path;
+        // What is left must not look like a token to any origin: not in the query (split on
+        // `&` and `;`, names decoded, any case), not in a path segment's `;` parameters.
+        let names = &self.names.query;
+        let in_query = found_query.as_deref().is_some_and(|q| {
+            q.split(['&', ';'])
+                .any(|p| extract::is_token_name_lookalike(p, names))
+        });
+        let in_path = path.contains(';')
+            && path
+                .split('/')
+                .flat_map(|seg| seg.split(';').skip(1))
+                .any(|p| extract::is_token_name_lookalike(p, names));
+        if in_query || in_path {
+            return Err(EdgeError::Extract(extract::ExtractError::Malformed));
+        }
+        if found_token.is_some_and(|t| t.len() > self.max_token_len) {
+            return Err(EdgeError::Extract(extract::ExtractError::TooLong));
+        }
+        if let Some(e) = self.head_limits.check(&head.headers) {
+            return Err(e);
+        }
 
         let route = self.routes.find(path).ok_or(EdgeError::NoRoute)?;
         log.route = route.name;
@@ -317,6 +336,28 @@ fn token_hash(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// The configured header limits. hyper enforces twice these (bounding memory) and answers
+/// with a bare 431 beyond them; within them, this check answers the gate's own
+/// uncacheable 431 with a reason code.
+struct HeadLimits {
+    max_bytes: usize,
+    max_count: usize,
+}
+
+impl HeadLimits {
+    fn check(&self, headers: &HeaderMap) -> Option<EdgeError> {
+        if headers.len() > self.max_count {
+            return Some(EdgeError::HeadersTooLarge);
+        }
+        // Name, ": ", value, CRLF — the size of the block as it was sent (for HTTP/1.1).
+        let bytes: usize = headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        (bytes > self.max_bytes).then_some(EdgeError::HeadersTooLarge)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
