@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,10 +120,14 @@ pub async fn serve<H, F>(
             tls: tls.is_some(),
         };
         let handler = handler.clone();
+        let first_request = Arc::new(AtomicBool::new(false));
+        let seen = first_request.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
+            seen.store(true, Ordering::Relaxed);
             let fut = handler(req, info);
             async move { Ok::<_, Infallible>(fut.await) }
         });
+        let header_timeout = limits.header_timeout;
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match &tls {
@@ -131,9 +136,13 @@ pub async fn serve<H, F>(
                     let conn = builder
                         .serve_connection(TokioIo::new(tcp), svc)
                         .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+                    first_request_deadline(
+                        watcher.watch(conn),
+                        &first_request,
+                        header_timeout,
+                        peer,
+                    )
+                    .await;
                     drop(permit);
                 });
             }
@@ -156,9 +165,13 @@ pub async fn serve<H, F>(
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), svc)
                         .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+                    first_request_deadline(
+                        watcher.watch(conn),
+                        &first_request,
+                        header_timeout,
+                        peer,
+                    )
+                    .await;
                     drop(permit);
                 });
             }
@@ -170,6 +183,37 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// Serve one connection, closing it if no request has arrived `header_timeout` after it
+/// was accepted (or after its TLS handshake). hyper's header timer starts only once a
+/// byte has arrived, and the HTTP/1-or-2 sniffing before it has no timer at all: without
+/// this, a silent socket — or an HTTP/2 preface dribbled a byte at a time — would hold a
+/// connection slot forever (THREATS C1). After the first request, hyper's own header
+/// timeout covers idle HTTP/1.1 keep-alive connections.
+async fn first_request_deadline<F, E>(
+    conn: F,
+    first_request: &AtomicBool,
+    header_timeout: Duration,
+    peer: SocketAddr,
+) where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = &mut conn => r,
+        _ = tokio::time::sleep(header_timeout) => {
+            if !first_request.load(Ordering::Relaxed) {
+                tracing::debug!(%peer, "no request within the header timeout; closing");
+                return;
+            }
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -362,9 +362,9 @@ impl HeadLimits {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyLen {
+    /// No body declared (HTTP/2 may still stream DATA frames: capped the same way).
     None,
     Length(u64),
-    Chunked,
 }
 
 /// What the request's framing headers promise. Conflicting framing is refused outright.
@@ -380,12 +380,16 @@ fn declared_body(headers: &HeaderMap) -> Result<BodyLen, EdgeError> {
         ),
         (Some(_), Some(_)) => return Err(EdgeError::MalformedHeader),
     };
-    match (headers.contains_key(header::TRANSFER_ENCODING), length) {
-        (true, Some(_)) => Err(EdgeError::MalformedHeader),
-        (true, None) => Ok(BodyLen::Chunked),
-        (false, None | Some(0)) => Ok(BodyLen::None),
-        (false, Some(n)) => Ok(BodyLen::Length(n)),
+    // A request body must say its length. `Transfer-Encoding` is refused outright: hyper
+    // drops a `Content-Length` sent beside it, so CL+TE would otherwise look like plain
+    // chunking here, and no player sends chunked requests (THREATS C4).
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(EdgeError::MalformedHeader);
     }
+    Ok(match length {
+        None | Some(0) => BodyLen::None,
+        Some(n) => BodyLen::Length(n),
+    })
 }
 
 fn header_strs(headers: &HeaderMap, name: HeaderName) -> Result<Vec<&str>, EdgeError> {
