@@ -49,7 +49,8 @@ pub struct ConnInfo {
 pub struct EdgeService {
     routes: RouteTable,
     origins: Origins,
-    resources: HashMap<(ResourceType, String), Resource>,
+    /// By type, then id: looked up with the borrowed `{rid}`, no allocation.
+    resources: HashMap<ResourceType, HashMap<String, Resource>>,
     names: TokenNames,
     trusted_proxies: Vec<IpNet>,
     cors: Cors,
@@ -80,11 +81,13 @@ impl EdgeService {
             .iter()
             .map(|o| Origin::build(o).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let resources = cfg
-            .resources
-            .iter()
-            .map(|r| ((r.resource_type, r.id.clone()), r.clone()))
-            .collect();
+        let mut resources: HashMap<ResourceType, HashMap<String, Resource>> = HashMap::new();
+        for r in &cfg.resources {
+            resources
+                .entry(r.resource_type)
+                .or_default()
+                .insert(r.id.clone(), r.clone());
+        }
         Ok(EdgeService {
             routes: RouteTable::new(&cfg.routes),
             origins,
@@ -141,8 +144,8 @@ impl EdgeService {
             route = log.route,
             status = resp.status().as_u16(),
             reason = log.reason,
-            client = %log.client.map(|c| c.to_string()).unwrap_or_default(),
-            token = log.token_id.as_deref().unwrap_or("-"),
+            client = log.client.map(tracing::field::display),
+            token = log.token.as_ref().map(tracing::field::display),
             micros = started.elapsed().as_micros() as u64,
             "request"
         );
@@ -226,8 +229,7 @@ impl EdgeService {
         let route = self.routes.find(path).ok_or(EdgeError::NoRoute)?;
         log.route = route.name;
         let rid = route.rid;
-        let resource =
-            rid.and_then(|rid| self.resources.get(&(route.resource_type, rid.to_string())));
+        let resource = rid.and_then(|rid| self.resources.get(&route.resource_type)?.get(rid));
         let client = self.client_ip(conn.peer.ip(), &head.headers);
         log.client = Some(client);
 
@@ -236,9 +238,9 @@ impl EdgeService {
             let token = found_token.ok_or(EdgeError::Missing)?;
             let now = (self.clock)();
             let grant = self.verifier.verify(token, now).map_err(EdgeError::Token)?;
-            log.token_id = Some(match &grant.jti {
-                Some(j) => format!("jti:{j}"),
-                None => token_hash(token),
+            log.token = Some(match &grant.jti {
+                Some(_) => TokenId::Jti(grant.clone()),
+                None => TokenId::Hash(token_hash(token)),
             });
             let target = token::Target {
                 resource_type: route.resource_type,
@@ -276,7 +278,7 @@ impl EdgeService {
                     None => path.to_string(),
                 };
                 let resp = pool
-                    .forward(&head, &target, forward_body)
+                    .forward(&mut head, &target, forward_body)
                     .await
                     .map_err(EdgeError::Origin)?;
                 // A mid-body origin failure surfaces as a body error, which makes hyper
@@ -328,7 +330,23 @@ struct AccessLog<'a> {
     route: &'a str,
     reason: &'static str,
     client: Option<IpAddr>,
-    token_id: Option<String>,
+    token: Option<TokenId>,
+}
+
+/// How the access log names a token: its `jti`, or a hash prefix — never the token.
+/// Formatted only if the log line is written.
+enum TokenId {
+    Jti(Arc<token::Grant>),
+    Hash(String),
+}
+
+impl std::fmt::Display for TokenId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenId::Jti(g) => write!(f, "jti:{}", g.jti.as_deref().unwrap_or("")),
+            TokenId::Hash(h) => f.write_str(h),
+        }
+    }
 }
 
 /// A short, non-reversible id for a token without `jti`, for logs.

@@ -170,12 +170,17 @@ impl HttpPool {
     /// the body cannot be replayed.
     pub async fn forward(
         &self,
-        head: &http::request::Parts,
+        head: &mut http::request::Parts,
         path_and_query: &str,
         mut body: Option<Body>,
     ) -> Result<Response<Incoming>, OriginError> {
         let mut last = OriginError::Refused;
-        for up in &self.upstreams {
+        let final_try = if body.is_some() {
+            0
+        } else {
+            self.upstreams.len().saturating_sub(1)
+        };
+        for (i, up) in self.upstreams.iter().enumerate() {
             let uri = http::Uri::builder()
                 .scheme(up.scheme.clone())
                 .authority(up.authority.clone())
@@ -186,7 +191,12 @@ impl HttpPool {
             let mut req = Request::new(body.take().unwrap_or_else(crate::body::empty));
             *req.method_mut() = head.method.clone();
             *req.uri_mut() = uri;
-            *req.headers_mut() = head.headers.clone();
+            // Headers are copied only when another upstream may still need them.
+            *req.headers_mut() = if i == final_try {
+                std::mem::take(&mut head.headers)
+            } else {
+                head.headers.clone()
+            };
             req.headers_mut().insert(
                 http::header::HOST,
                 http::HeaderValue::from_str(up.authority.as_str())
