@@ -53,6 +53,59 @@ pub fn ensure_dev_material(cfg: &Config) -> Result<DevMaterial, StartError> {
     Ok(DevMaterial { keys, cert })
 }
 
+/// The quick start's printed lines: `playback` (TLS), `playback-plain`, `playback-dash`
+/// and `ca`, for the first configured resource that a `{rid}` route serves, with a fresh
+/// one-hour resource token. Empty when no resource is configured.
+pub fn playback_urls(
+    cfg: &Config,
+    gate: &Gate,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>, crate::token::TokenError> {
+    let Some((route, res)) = cfg.resources.iter().find_map(|r| {
+        cfg.routes
+            .iter()
+            .find(|rt| rt.has_rid && rt.resource_type == r.resource_type)
+            .map(|rt| (rt, r))
+    }) else {
+        return Ok(Vec::new());
+    };
+    let req = crate::token::MintRequest {
+        scope: crate::token::Scope::Resource,
+        rid: Some(res.id.clone()),
+        rty: Some(res.resource_type),
+        org: Some(res.org.clone()),
+        prj: res.project.clone(),
+        sub: Some("quickstart".into()),
+        ttl: Some(Duration::from_secs(3600)),
+        aud: cfg.token.audience.first().cloned(),
+        ..crate::token::MintRequest::default()
+    };
+    let (token, _) = crate::token::mint(&gate.verifier.keys(), &cfg.token.issuer, &req, now)?;
+    let base = format!("/t/{token}{}{}/", route.prefix, res.id);
+    let mut lines = Vec::new();
+    if let Some(a) = gate.edge_tls {
+        lines.push(("playback", format!("https://{a}{base}master.m3u8")));
+    }
+    if let Some(a) = gate.edge_plain {
+        lines.push(("playback-plain", format!("http://{a}{base}master.m3u8")));
+    }
+    if let Some(a) = gate.edge_tls {
+        lines.push((
+            "playback-dash",
+            format!("https://{a}{base}dash/manifest.mpd"),
+        ));
+    } else if let Some(a) = gate.edge_plain {
+        lines.push((
+            "playback-dash",
+            format!("http://{a}{base}dash/manifest.mpd"),
+        ));
+    }
+    if let (true, Some(c)) = (cfg.tls.dev_generate, cfg.tls.certs.first()) {
+        lines.push(("ca", crate::tls::dev_ca_path(c).display().to_string()));
+    }
+    Ok(lines)
+}
+
 /// A running gate.
 pub struct Gate {
     pub edge_tls: Option<SocketAddr>,

@@ -242,51 +242,13 @@ async fn wait_for_signal() {
 
 /// Print ready-to-paste playback URLs for the first configured resource (the quick start).
 fn print_playback(cfg: &Config, gate: &tollgate::app::Gate) {
-    let Some((route, res)) = cfg.resources.iter().find_map(|r| {
-        cfg.routes
-            .iter()
-            .find(|rt| rt.has_rid && rt.resource_type == r.resource_type)
-            .map(|rt| (rt, r))
-    }) else {
-        return;
-    };
-    let args = MintArgs {
-        config: cfg.source.clone(),
-        resource: Some(res.id.clone()),
-        resource_type: Some(res.resource_type.as_str().into()),
-        scope: ScopeArg::Resource,
-        org: None,
-        project: None,
-        ttl: "1h".into(),
-        sub: Some("quickstart".into()),
-        ip: None,
-        acl: vec![],
-        session: None,
-    };
-    let token = match mint(cfg, &args) {
-        Ok((t, _)) => t,
-        Err(e) => {
-            tracing::warn!("no playback URL printed: {e:#}");
-            return;
+    match tollgate::app::playback_urls(cfg, gate, tollgate::clock::now()) {
+        Ok(lines) => {
+            for (label, value) in lines {
+                println!("{label}: {value}");
+            }
         }
-    };
-    let base = format!("/t/{token}{}{}/", route.prefix, res.id);
-    if let Some(a) = gate.edge_tls {
-        println!("playback: https://{a}{base}master.m3u8");
-    }
-    if let Some(a) = gate.edge_plain {
-        println!("playback-plain: http://{a}{base}master.m3u8");
-    }
-    if let Some(a) = gate.edge_tls.or(gate.edge_plain) {
-        let scheme = if gate.edge_tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        println!("playback-dash: {scheme}://{a}{base}dash/manifest.mpd");
-    }
-    if let (true, Some(c)) = (cfg.tls.dev_generate, cfg.tls.certs.first()) {
-        println!("ca: {}", tollgate::tls::dev_ca_path(c).display());
+        Err(e) => tracing::warn!("no playback URL printed: {e}"),
     }
 }
 
