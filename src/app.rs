@@ -29,10 +29,10 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("edge: {0}")]
     Edge(#[from] crate::edge::BuildError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -121,7 +121,7 @@ pub struct Gate {
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
     server::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })
+        .map_err(|error| StartError::Bind { addr, error })
 }
 
 fn local(l: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {

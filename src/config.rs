@@ -21,15 +21,15 @@ use serde::Deserialize;
 /// Why a configuration file was refused. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     #[error("{0}")]
     Invalid(String),
@@ -491,18 +491,18 @@ fn carrier_name(key: &str, v: &Option<String>, default: &str) -> Result<String, 
 impl Config {
     /// Read and validate a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Validate configuration text; relative paths resolve against `path`'s directory.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let file: File = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Self::validate(file, &base, path)

@@ -31,10 +31,10 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot make the development certificate: {0}")]
     Generate(String),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -165,9 +165,9 @@ pub fn ensure_dev_cert(cert: &config::Cert) -> Result<bool, TlsError> {
     let leaf = params.signed_by(&key, &ca).map_err(gen)?;
 
     let write = |path: &Path, text: String, secret: bool| -> Result<(), TlsError> {
-        let err = |source| TlsError::Write {
+        let err = |error| TlsError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;

@@ -16,19 +16,16 @@ use crate::config::{self, Algorithm};
 /// Why keys could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("key {kid}: cannot read {path}: {source}")]
+    #[error("key {kid}: cannot read {path}: {error}")]
     Read {
         kid: String,
         path: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("key {kid}: {what}")]
     Invalid { kid: String, what: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: std::io::Error },
     #[error("key generation failed: {0}")]
     Generate(String),
 }
@@ -90,10 +87,10 @@ fn signature_only(alg: Algorithm) -> Validation {
 }
 
 fn read(kid: &str, path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Read {
+    std::fs::read(path).map_err(|error| KeyError::Read {
         kid: kid.to_string(),
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 
@@ -276,9 +273,9 @@ pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
 /// Write a key pair to `private` (mode 0600) and `public`, creating parent directories.
 pub fn write_pair(private: &Path, public: &Path, pair: &(String, String)) -> Result<(), KeyError> {
     let write = |path: &Path, text: &str, secret: bool| -> Result<(), KeyError> {
-        let err = |source| KeyError::Write {
+        let err = |error| KeyError::Write {
             path: path.display().to_string(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
