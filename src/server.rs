@@ -127,55 +127,28 @@ pub async fn serve<H, F>(
             let fut = handler(req, info);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let header_timeout = limits.header_timeout;
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        match &tls {
-            None => {
-                tokio::spawn(async move {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .into_owned();
-                    first_request_deadline(
-                        watcher.watch(conn),
-                        &first_request,
-                        header_timeout,
-                        peer,
-                    )
-                    .await;
-                    drop(permit);
-                });
+        let conn = Conn {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            first_request,
+            header_timeout: limits.header_timeout,
+            peer,
+        };
+        let tls = tls.clone();
+        let hs_timeout = limits.tls_handshake_timeout;
+        tokio::spawn(async move {
+            match tls {
+                None => conn.serve(tcp, svc).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => conn.serve(stream, svc).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let hs_timeout = limits.tls_handshake_timeout;
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .into_owned();
-                    first_request_deadline(
-                        watcher.watch(conn),
-                        &first_request,
-                        header_timeout,
-                        peer,
-                    )
-                    .await;
-                    drop(permit);
-                });
-            }
-        }
+            drop(permit);
+        });
     }
     drop(listener);
     if tokio::time::timeout(limits.grace, graceful.shutdown())
@@ -183,6 +156,41 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// One accepted connection, ready to be served over a plain or TLS stream.
+struct Conn {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    first_request: Arc<AtomicBool>,
+    header_timeout: Duration,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    async fn serve<IO, S>(self, io: IO, svc: S)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                Request<Incoming>,
+                Response = Response<Body>,
+                Error = Infallible,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), svc)
+            .into_owned();
+        first_request_deadline(
+            self.watcher.watch(conn),
+            &self.first_request,
+            self.header_timeout,
+            self.peer,
+        )
+        .await;
     }
 }
 

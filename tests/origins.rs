@@ -151,50 +151,6 @@ async fn hanging_connect_target() -> (SocketAddr, (TcpListener, Vec<TcpStream>))
     (addr, (listener, fillers))
 }
 
-/// HTTP/1.1 request from a client socket bound to `local`.
-async fn request_from(
-    local: IpAddr,
-    addr: SocketAddr,
-    method: Method,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> Got {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(local, 0))
-        .expect("bind the client to the given loopback address");
-    let tcp = socket.connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("host", addr.to_string());
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let req = b
-        .body(http_body_util::Empty::<Bytes>::new())
-        .expect("request");
-    let resp = timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .expect("answer within 10 s")
-        .expect("response");
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
 fn assert_error_shape(got: &Got, status: u16, reason: &str) {
     assert_eq!(got.status, status, "{got:?}");
     assert_eq!(got.reason(), reason, "{got:?}");

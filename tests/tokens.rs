@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use tollgate::config::{Algorithm, ResourceType};
@@ -231,44 +228,6 @@ impl XorShift {
         (0..n)
             .map(|_| ALPHABET[(self.next() % 64) as usize] as char)
             .collect()
-    }
-}
-
-/// GET from a chosen local loopback address (e.g. 127.0.0.2, the trusted proxy).
-async fn get_from(local: IpAddr, addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Got {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(local, 0))
-        .expect("bind a loopback source address");
-    let tcp = socket.connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(Method::GET)
-        .uri(target)
-        .header("host", addr.to_string());
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let req = b
-        .body(http_body_util::Empty::<Bytes>::new())
-        .expect("request");
-    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .expect("answer within 10 s")
-        .expect("response");
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
     }
 }
 
@@ -1331,9 +1290,10 @@ async fn a14_a_token_for_another_resource_type_or_ip_is_403() {
     // Controls: the same binding through the trusted proxy (127.0.0.2) passes, and a
     // token bound to 127.0.0.1 or a CIDR around it passes directly.
     let proxy: IpAddr = "127.0.0.2".parse().expect("ip");
-    let got = get_from(
+    let got = request_from(
         proxy,
         tg.plain(),
+        Method::GET,
         &target,
         &[("x-forwarded-for", "10.9.9.9")],
     )

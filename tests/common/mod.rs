@@ -369,6 +369,32 @@ pub async fn request(
     headers: &[(&str, &str)],
 ) -> Got {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    request_on(tcp, addr, method, target, headers).await
+}
+
+/// An HTTP/1.1 request from a client socket bound to `local` (e.g. 127.0.0.2, the trusted proxy).
+pub async fn request_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Got {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .expect("bind the client to the given loopback address");
+    let tcp = socket.connect(addr).await.expect("connect");
+    request_on(tcp, addr, method, target, headers).await
+}
+
+async fn request_on(
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Got {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .expect("handshake");
