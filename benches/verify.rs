@@ -28,6 +28,7 @@ fn token_cfg() -> config::Token {
         query: "token".into(),
         cookie: "tollgate_token".into(),
         allow_never_expiring: false,
+        max_lifetime: None,
     }
 }
 

@@ -14,10 +14,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::AdminService;
+use crate::admin::issuer::{Issuer, Lifetimes};
+use crate::admin::{AdminService, Settings};
 use crate::config::Config;
 use crate::edge::EdgeService;
 use crate::server::{self, Limits};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use crate::token::{keys, KeySet, Revocations, Verifier};
 
 /// Why the gate could not start.
@@ -29,6 +32,10 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("edge: {0}")]
     Edge(#[from] crate::edge::BuildError),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("admin token: {0}")]
+    AdminToken(String),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -106,6 +113,102 @@ pub fn playback_urls(
     Ok(lines)
 }
 
+fn revocations_handle(g: &Gate) -> Arc<Revocations> {
+    g.revocations.clone()
+}
+
+/// Load the store's resources into the edge registry and its revocations into the
+/// in-memory set. Returns the store version that was read.
+pub fn sync_from_store(
+    store: &dyn Store,
+    edge: &EdgeService,
+    revocations: &Revocations,
+) -> crate::store::Result<u64> {
+    let version = store.version()?;
+    let resources = store.resources()?;
+    edge.set_stored_resources(resources.into_iter().map(|r| crate::config::Resource {
+        id: r.id,
+        resource_type: r.resource_type,
+        org: r.org,
+        project: r.project,
+        public: r.public,
+    }));
+    crate::admin::manage::load_revocations(store, revocations)?;
+    Ok(version)
+}
+
+/// Follow the store: when its version moves, reload resources and revocations (so a
+/// change made by any node, or the CLI, is enforced here within one poll interval).
+/// Also prunes the login limiter once a minute.
+async fn refresh_loop(
+    store: Arc<dyn Store>,
+    edge: Arc<EdgeService>,
+    revocations: Arc<Revocations>,
+    limiter: Arc<crate::ratelimit::LoginLimiter>,
+    mut seen: u64,
+    poll: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(poll);
+    let mut since_prune = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        since_prune += poll;
+        if since_prune >= Duration::from_secs(60) {
+            since_prune = Duration::ZERO;
+            limiter.prune();
+        }
+        let (s, e, r) = (store.clone(), edge.clone(), revocations.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let v = s.version()?;
+            if v == seen {
+                return Ok(v);
+            }
+            sync_from_store(s.as_ref(), &e, &r)
+        })
+        .await;
+        match result {
+            Ok(Ok(v)) => seen = v,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "store refresh failed; keeping the last state")
+            }
+            Err(e) => tracing::warn!(error = %e, "store refresh task failed"),
+        }
+    }
+}
+
+/// Read (or, on first run, create) the admin token file; returns its SHA-256.
+pub fn ensure_admin_token(cfg: &Config) -> Result<Option<[u8; 32]>, StartError> {
+    let Some(path) = &cfg.admin.token_file else {
+        return Ok(None);
+    };
+    let err = |e: std::io::Error| StartError::AdminToken(format!("{}: {e}", path.display()));
+    if !path.exists() {
+        let token = crate::admin::random_secret()
+            .ok_or_else(|| StartError::AdminToken("no randomness".into()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        crate::token::keys::write_file(path, format!("{token}\n").as_bytes(), true).map_err(err)?;
+        tracing::info!(path = %path.display(), "made an admin token for the management API");
+    }
+    let text = std::fs::read_to_string(path).map_err(err)?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(StartError::AdminToken(format!(
+            "{}: the admin token must be at least 16 characters",
+            path.display()
+        )));
+    }
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Ok(Some(out))
+}
+
 /// A running gate.
 pub struct Gate {
     pub edge_tls: Option<SocketAddr>,
@@ -132,6 +235,7 @@ impl Gate {
     /// Start every configured listener. Returns once all are bound and accepting.
     pub async fn start(cfg: &Config) -> Result<Gate, StartError> {
         let dev_material = ensure_dev_material(cfg)?;
+        let admin_token = ensure_admin_token(cfg)?;
         let keyset = KeySet::load(&cfg.keys)?;
         let verifier = Arc::new(Verifier::new(keyset, &cfg.token));
         let revocations = Arc::new(Revocations::default());
@@ -140,6 +244,12 @@ impl Gate {
             verifier.clone(),
             revocations.clone(),
         )?);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&cfg.store.path).map_err(|e| StartError::Store(e.to_string()))?,
+        );
+        // Revocations and resources are loaded before anything listens (THREATS E3).
+        let version = sync_from_store(store.as_ref(), &edge, &revocations)
+            .map_err(|e| StartError::Store(e.to_string()))?;
         let tls = match cfg.edge.tls_listen {
             Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(
                 &cfg.tls.certs,
@@ -149,6 +259,30 @@ impl Gate {
 
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
+        let issuer = Arc::new(Issuer::new(
+            store.clone(),
+            verifier.clone(),
+            cfg.token.issuer.clone(),
+            cfg.token.audience.first().cloned(),
+            Lifetimes {
+                max: cfg.token.max_lifetime,
+                allow_never: cfg.token.allow_never_expiring,
+            },
+        ));
+        let admin_service = Arc::new(AdminService::new(
+            ready.clone(),
+            issuer,
+            verifier.clone(),
+            revocations.clone(),
+            Settings {
+                access_ttl: cfg.admin.access_ttl,
+                refresh_ttl: cfg.admin.refresh_ttl,
+                body_timeout: cfg.admin.body_timeout,
+                admin_token_sha256: admin_token,
+                login_per_ip: cfg.admin.login_per_ip,
+                login_per_account: cfg.admin.login_per_account,
+            },
+        ));
         let limits = Limits::from_edge(&cfg.edge);
         let mut tasks = JoinSet::new();
         let mut gate = Gate {
@@ -194,10 +328,10 @@ impl Gate {
         if let Some(addr) = cfg.admin_listen {
             let l = bind(addr).await?;
             gate.admin = Some(local(&l, addr));
-            let admin = Arc::new(AdminService::new(ready.clone()));
-            let handler = move |req, _info| {
+            let admin = admin_service.clone();
+            let handler = move |req, info: crate::edge::ConnInfo| {
                 let admin = admin.clone();
-                async move { admin.handle(req).await }
+                async move { admin.handle(req, info.peer.ip()).await }
             };
             let admin_limits = Limits {
                 max_connections: 256,
@@ -211,6 +345,15 @@ impl Gate {
                 shutdown.clone(),
             ));
         }
+        tasks.spawn(refresh_loop(
+            store,
+            edge.clone(),
+            revocations_handle(&gate),
+            admin_service.limiter().clone(),
+            version,
+            cfg.store.poll,
+            shutdown.clone(),
+        ));
         ready.store(true, Ordering::Release);
         gate.tasks = tasks;
         Ok(gate)

@@ -68,9 +68,23 @@ pub struct File {
     /// Path templates mapped to a resource type and an origin pool.
     #[serde(default)]
     pub routes: Vec<RouteFile>,
-    /// Resources known to the edge (until the store exists, they are declared here).
+    /// Resources declared in the file (the store holds the rest; both are merged).
     #[serde(default)]
     pub resources: Vec<ResourceFile>,
+    /// Where state lives.
+    #[serde(default)]
+    pub store: StoreFile,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// The SQLite file (created with its directory on first run). Default `data/tollgate.db`
+    /// beside the config's parent directory, i.e. `"../data/tollgate.db"` from `config/`.
+    pub path: Option<String>,
+    /// How often the edge looks for changes in the store (resources, revocations). Default 250 ms.
+    pub poll: Option<String>,
 }
 
 /// `[edge]`
@@ -137,6 +151,19 @@ pub struct CertFile {
 pub struct AdminFile {
     /// Admin listener address. Default `127.0.0.1:9090`; `""` disables it.
     pub listen: Option<String>,
+    /// File holding the admin token for the management API (`/v1/…`); a random one is
+    /// written there (mode 0600) on first run. Absent: management over HTTP is off.
+    pub token_file: Option<String>,
+    /// movingimage access-token lifetime. Default `"10m"`.
+    pub access_ttl: Option<String>,
+    /// movingimage refresh-token lifetime. Default `"30d"`.
+    pub refresh_ttl: Option<String>,
+    /// Login attempts per minute per client address. Default 30.
+    pub login_per_ip: Option<u32>,
+    /// Login attempts per minute per account. Default 5.
+    pub login_per_account: Option<u32>,
+    /// Time allowed to receive a request body. Default `"10s"`.
+    pub body_timeout: Option<String>,
 }
 
 /// `[token]`
@@ -162,9 +189,12 @@ pub struct TokenFile {
     pub query: Option<String>,
     /// Cookie carrying a token. Default `tollgate_token`.
     pub cookie: Option<String>,
-    /// Allow minting tokens without `exp` (`tollgate token mint --ttl never`). Default false.
+    /// Allow tokens without `exp` (`tollgate token mint --ttl never`, BlendVision
+    /// requests without an expiry). Default false.
     #[serde(default)]
     pub allow_never_expiring: bool,
+    /// Longest lifetime the admin APIs issue, e.g. `"7d"`; absent: no cap.
+    pub max_lifetime: Option<String>,
 }
 
 /// `[[keys]]`
@@ -268,6 +298,8 @@ pub struct Config {
     pub tls: Tls,
     pub admin_listen: Option<SocketAddr>,
     pub token: Token,
+    pub admin: Admin,
+    pub store: Store,
     pub keys: Vec<Key>,
     pub origins: Vec<Origin>,
     pub routes: Vec<Route>,
@@ -287,6 +319,22 @@ pub struct Edge {
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
     pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub token_file: Option<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub login_per_ip: u32,
+    pub login_per_account: u32,
+    pub body_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub path: PathBuf,
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +362,7 @@ pub struct Token {
     pub query: String,
     pub cookie: String,
     pub allow_never_expiring: bool,
+    pub max_lifetime: Option<Duration>,
 }
 
 /// A signature algorithm a key is pinned to.
@@ -613,6 +662,35 @@ impl Config {
             query: carrier_name("query", &t.query, "token")?,
             cookie: carrier_name("cookie", &t.cookie, "tollgate_token")?,
             allow_never_expiring: t.allow_never_expiring,
+            max_lifetime: match &t.max_lifetime {
+                None => None,
+                Some(_) => Some(duration(
+                    "token.max_lifetime",
+                    &t.max_lifetime,
+                    Duration::ZERO,
+                )?),
+            },
+        };
+        let a = &file.admin;
+        let admin = Admin {
+            token_file: a.token_file.as_deref().map(resolve),
+            access_ttl: duration("admin.access_ttl", &a.access_ttl, Duration::from_secs(600))?,
+            refresh_ttl: duration(
+                "admin.refresh_ttl",
+                &a.refresh_ttl,
+                Duration::from_secs(30 * 86_400),
+            )?,
+            login_per_ip: a.login_per_ip.unwrap_or(30),
+            login_per_account: a.login_per_account.unwrap_or(5),
+            body_timeout: duration(
+                "admin.body_timeout",
+                &a.body_timeout,
+                Duration::from_secs(10),
+            )?,
+        };
+        let store = Store {
+            path: resolve(file.store.path.as_deref().unwrap_or("../data/tollgate.db")),
+            poll: duration("store.poll", &file.store.poll, Duration::from_millis(250))?,
         };
         if token.max_len == 0 || token.max_len > 16 * 1024 {
             return Err(invalid("token.max_len: must be between 1 and 16384"));
@@ -807,6 +885,8 @@ impl Config {
             tls,
             admin_listen,
             token,
+            admin,
+            store,
             keys,
             origins,
             routes,

@@ -24,6 +24,8 @@ pub mod config;
 pub mod edge;
 pub mod origin;
 pub mod percent;
+pub mod ratelimit;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod token;

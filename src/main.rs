@@ -307,6 +307,7 @@ fn mint(cfg: &Config, a: &MintArgs) -> Result<(String, token::Claims)> {
         acl: a.acl.clone(),
         sxp,
         aud: cfg.token.audience.first().cloned(),
+        family: None,
     };
     match req.scope {
         Scope::Resource if req.rid.is_none() => bail!("--scope resource needs --resource"),

@@ -1107,6 +1107,7 @@ project = "p1"
             extra,
             edge: String::new(),
             token: String::new(),
+            admin: String::new(),
         })
         .await;
         let tok = tg.token_for("a");

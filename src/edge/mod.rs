@@ -8,8 +8,9 @@
 //! forward to the origin with the token stripped and `X-Forwarded-*` set; stream the
 //! answer back. Every refusal goes through the one mapping in [`error`].
 //!
-//! State this path touches: the immutable [`EdgeService`] (routes, resources, origins,
-//! names; shared by `Arc`, no lock), the [`Verifier`]'s cache (one `DashMap` shard lock
+//! State this path touches: the immutable [`EdgeService`] (routes, origins, names;
+//! shared by `Arc`, no lock), the resource [`Registry`] (a read lock held for one `Arc`
+//! clone; swapped whole when the store changes), the [`Verifier`]'s cache (one `DashMap` shard lock
 //! per lookup) and key set (a read lock, only on a cache miss), the [`Revocations`] (one
 //! atomic load while empty), the origin client's connection pool. No config parsing, no
 //! disk access except a `file://` origin's own reads, no lock held across `.await`.
@@ -21,7 +22,7 @@ pub mod route;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -49,8 +50,11 @@ pub struct ConnInfo {
 pub struct EdgeService {
     routes: RouteTable,
     origins: Origins,
-    /// By type, then id: looked up with the borrowed `{rid}`, no allocation.
-    resources: HashMap<ResourceType, HashMap<String, Resource>>,
+    /// The resource registry: the config's resources plus the store's, swapped whole
+    /// when the store changes. Read per request: a read lock held for an `Arc` clone.
+    registry: RwLock<Arc<Registry>>,
+    /// Resources declared in the config file, kept to merge with each store reload.
+    declared: Vec<Resource>,
     names: TokenNames,
     trusted_proxies: Vec<IpNet>,
     cors: Cors,
@@ -81,17 +85,12 @@ impl EdgeService {
             .iter()
             .map(|o| Origin::build(o).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut resources: HashMap<ResourceType, HashMap<String, Resource>> = HashMap::new();
-        for r in &cfg.resources {
-            resources
-                .entry(r.resource_type)
-                .or_default()
-                .insert(r.id.clone(), r.clone());
-        }
+        let registry = Registry::new(cfg.resources.iter().cloned());
         Ok(EdgeService {
             routes: RouteTable::new(&cfg.routes),
             origins,
-            resources,
+            registry: RwLock::new(Arc::new(registry)),
+            declared: cfg.resources.clone(),
             names: TokenNames {
                 path_prefix: cfg.token.path_prefix.clone(),
                 query: cfg.token.query.clone(),
@@ -229,7 +228,8 @@ impl EdgeService {
         let route = self.routes.find(path).ok_or(EdgeError::NoRoute)?;
         log.route = route.name;
         let rid = route.rid;
-        let resource = rid.and_then(|rid| self.resources.get(&route.resource_type)?.get(rid));
+        let registry = self.registry();
+        let resource = rid.and_then(|rid| registry.get(route.resource_type, rid));
         let client = self.client_ip(conn.peer.ip(), &head.headers);
         log.client = Some(client);
 
@@ -322,6 +322,42 @@ impl EdgeService {
 
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc.
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the registry with the config's resources plus `stored` (the store wins
+    /// on a clash, since it is what operators change at run time).
+    pub fn set_stored_resources(&self, stored: impl IntoIterator<Item = Resource>) {
+        let all = self.declared.iter().cloned().chain(stored);
+        let next = Arc::new(Registry::new(all));
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+}
+
+/// Resources by type, then id: looked up with the borrowed `{rid}`, no allocation.
+#[derive(Default)]
+pub struct Registry(HashMap<ResourceType, HashMap<String, Resource>>);
+
+impl Registry {
+    pub fn new(resources: impl IntoIterator<Item = Resource>) -> Self {
+        let mut map: HashMap<ResourceType, HashMap<String, Resource>> = HashMap::new();
+        for r in resources {
+            map.entry(r.resource_type)
+                .or_default()
+                .insert(r.id.clone(), r);
+        }
+        Registry(map)
+    }
+
+    pub fn get(&self, rty: ResourceType, id: &str) -> Option<&Resource> {
+        self.0.get(&rty)?.get(id)
     }
 }
 

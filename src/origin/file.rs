@@ -1037,15 +1037,8 @@ mod tests {
         assert!(body.collect().await.is_err());
     }
 
-    /// Resident set size in KiB, where the platform exposes it.
-    fn resident_kib() -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
     #[tokio::test]
-    async fn a_one_gib_file_streams_in_bounded_chunks_with_flat_memory() {
+    async fn a_one_gib_file_streams_in_bounded_chunks() {
         const GIB: u64 = 1 << 30;
         let (dir, origin) = origin_with(&[]);
         // Sparse, so the fixture costs no disk or time to create.
@@ -1061,27 +1054,15 @@ mod tests {
         let mut body = response.into_body();
         assert_eq!(http_body::Body::size_hint(&body).exact(), Some(GIB));
 
-        let baseline = resident_kib();
-        let mut peak = baseline;
-        let (mut total, mut frames, mut largest) = (0u64, 0u64, 0usize);
+        let (mut total, mut largest) = (0u64, 0usize);
         while let Some(frame) = body.frame().await {
             let data = frame.expect("frame").into_data().expect("data frame");
             largest = largest.max(data.len());
             total += data.len() as u64;
-            frames += 1;
-            if frames % 1024 == 0 {
-                peak = peak.max(resident_kib());
-            }
         }
         assert_eq!(total, GIB);
+        // Process RSS is shared with parallel tests, so memory is measured where the
+        // gate runs alone: scripts/rss-1gib.sh. Here: never more than one chunk at a time.
         assert!(largest <= CHUNK, "largest frame {largest}");
-        if let (Some(baseline), Some(peak)) = (baseline, peak) {
-            // Generous against allocator noise and parallel tests, yet far below the file.
-            assert!(
-                peak - baseline < 64 * 1024,
-                "rss grew {} KiB",
-                peak - baseline
-            );
-        }
     }
 }

@@ -116,6 +116,7 @@ mod tests {
             rty: Some(ResourceType::Vod),
             acl: vec![],
             ip: None,
+            fam: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub struct Claims {
     pub ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sxp: Option<u64>,
+    /// Refresh family (movingimage access tokens): revoking the family revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 /// The part of a verified token that authorisation reads.
@@ -91,6 +94,7 @@ pub struct Grant {
     pub rty: Option<ResourceType>,
     pub acl: Vec<String>,
     pub ip: Option<IpNet>,
+    pub fam: Option<String>,
 }
 
 impl Grant {
@@ -160,6 +164,7 @@ impl Grant {
             rty: c.rty,
             acl,
             ip,
+            fam: c.fam,
         })
     }
 

@@ -30,6 +30,8 @@ pub struct MintRequest {
     /// Latest time a renewed token may reach (live sessions).
     pub sxp: Option<u64>,
     pub aud: Option<String>,
+    /// Refresh family the token descends from (revoking the family revokes it).
+    pub family: Option<String>,
 }
 
 impl Default for MintRequest {
@@ -47,6 +49,7 @@ impl Default for MintRequest {
             acl: Vec::new(),
             sxp: None,
             aud: None,
+            family: None,
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn mint(
         acl: (!req.acl.is_empty()).then(|| req.acl.clone()),
         ip: req.ip.clone(),
         sxp: req.sxp,
+        fam: req.family.clone(),
     };
     let mut header = Header::new(jwt_alg(key.alg));
     header.kid = Some(key.kid.clone());

@@ -252,6 +252,103 @@ impl SigningKey {
     }
 }
 
+impl KeySet {
+    /// The public keys as a JWKS (`{"keys":[…]}`), for `/.well-known/jwks.json`. HS256
+    /// secrets are never published.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .kids()
+            .into_iter()
+            .filter_map(|kid| self.get(kid))
+            .filter_map(|k| jwk(k))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// One public key as a JWK, from its SPKI PEM.
+fn jwk(k: &VerifyKey) -> Option<serde_json::Value> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = k.public_pem.as_deref()?;
+    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let key = spki_key_bits(spki.as_ref())?;
+    let common = |mut v: serde_json::Value| {
+        v["kid"] = k.kid.clone().into();
+        v["alg"] = k.alg.as_str().into();
+        v["use"] = "sig".into();
+        v
+    };
+    match k.alg {
+        Algorithm::EdDsa if key.len() == 32 => Some(common(
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(key) }),
+        )),
+        Algorithm::Es256 if key.len() == 65 && key[0] == 4 => Some(common(serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": b64(&key[1..33]), "y": b64(&key[33..65])
+        }))),
+        Algorithm::Rs256 => {
+            let (n, e) = rsa_components(key)?;
+            Some(common(
+                serde_json::json!({ "kty": "RSA", "n": b64(n), "e": b64(e) }),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// One DER TLV at the start of `der`: (tag, contents, rest).
+fn der_tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// SubjectPublicKeyInfo → the BIT STRING's key bytes.
+fn spki_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    let (0x30, seq, _) = der_tlv(spki)? else {
+        return None;
+    };
+    let (0x30, _alg, rest) = der_tlv(seq)? else {
+        return None;
+    };
+    let (0x03, bits, _) = der_tlv(rest)? else {
+        return None;
+    };
+    let (&unused, key) = bits.split_first()?;
+    (unused == 0).then_some(key)
+}
+
+/// RSAPublicKey DER → (modulus, exponent), leading zero bytes removed.
+fn rsa_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, seq, _) = der_tlv(der)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der_tlv(seq)? else {
+        return None;
+    };
+    let (0x02, e, _) = der_tlv(rest)? else {
+        return None;
+    };
+    let trim = |x: &[u8]| -> usize { x.iter().take_while(|b| **b == 0).count() };
+    Some((&n[trim(n)..], &e[trim(e)..]))
+}
+
 /// A fresh key pair as PEM text: (PKCS#8 private key, SPKI public key).
 pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
     let rc_alg = match alg {
@@ -340,6 +437,35 @@ mod tests {
             SigningKey::from_material("k", alg, private.as_bytes()).expect("signing");
             VerifyKey::from_material("k", alg, public.as_bytes()).expect("verify");
         }
+    }
+
+    #[test]
+    fn jwks_publishes_public_keys_and_never_secrets() {
+        let mut verify = Vec::new();
+        for (kid, alg) in [
+            ("e", Algorithm::EdDsa),
+            ("p", Algorithm::Es256),
+            ("r", Algorithm::Rs256),
+        ] {
+            let (_, public) = generate_pem(alg).expect("generate");
+            verify.push(VerifyKey::from_material(kid, alg, public.as_bytes()).expect("key"));
+        }
+        verify.push(
+            VerifyKey::from_material("h", Algorithm::Hs256, b"0123456789abcdef0123456789abcdef")
+                .expect("key"),
+        );
+        let set = KeySet::from_keys(verify, None);
+        let jwks = set.jwks();
+        let keys = jwks["keys"].as_array().expect("keys");
+        assert_eq!(keys.len(), 3, "{jwks}");
+        let kinds: Vec<&str> = keys.iter().filter_map(|k| k["kty"].as_str()).collect();
+        assert_eq!(kinds, ["OKP", "EC", "RSA"]);
+        // Each JWK rebuilds a key that verifies what the matching private key signed.
+        for k in keys {
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(k.clone()).expect("a JWK");
+            DecodingKey::from_jwk(&jwk).expect("decodable");
+        }
+        assert!(!jwks.to_string().contains("0123456789abcdef"));
     }
 
     #[test]

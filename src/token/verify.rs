@@ -236,34 +236,52 @@ impl VerifyCache {
     }
 }
 
-/// Revoked token ids and subjects, checked on every request (cached or not).
+/// Revoked token ids, subjects, organisations and refresh families, checked on every
+/// request (cached or not).
 #[derive(Default)]
 pub struct Revocations {
     jti: DashSet<String>,
     sub: DashSet<String>,
-    /// Entries in both sets: with none, the check is one atomic load.
+    org: DashSet<String>,
+    family: DashSet<String>,
+    /// Entries in all sets: with none, the check is one atomic load.
     count: AtomicUsize,
 }
 
 impl Revocations {
-    pub fn revoke_jti(&self, jti: &str) {
-        if self.jti.insert(jti.to_string()) {
+    fn add(&self, set: &DashSet<String>, value: &str) {
+        if set.insert(value.to_string()) {
             self.count.fetch_add(1, Ordering::Release);
         }
     }
 
+    pub fn revoke_jti(&self, jti: &str) {
+        self.add(&self.jti, jti);
+    }
+
     pub fn revoke_subject(&self, sub: &str) {
-        if self.sub.insert(sub.to_string()) {
-            self.count.fetch_add(1, Ordering::Release);
-        }
+        self.add(&self.sub, sub);
+    }
+
+    pub fn revoke_org(&self, org: &str) {
+        self.add(&self.org, org);
+    }
+
+    pub fn revoke_family(&self, family: &str) {
+        self.add(&self.family, family);
     }
 
     pub fn is_revoked(&self, grant: &Grant) -> bool {
         if self.count.load(Ordering::Acquire) == 0 {
             return false;
         }
-        grant.jti.as_deref().is_some_and(|j| self.jti.contains(j))
-            || grant.sub.as_deref().is_some_and(|s| self.sub.contains(s))
+        let hit = |set: &DashSet<String>, v: &Option<String>| {
+            v.as_deref().is_some_and(|v| set.contains(v))
+        };
+        hit(&self.jti, &grant.jti)
+            || hit(&self.sub, &grant.sub)
+            || hit(&self.org, &grant.org)
+            || hit(&self.family, &grant.fam)
     }
 }
 
@@ -287,6 +305,7 @@ mod tests {
             query: "token".into(),
             cookie: "tollgate_token".into(),
             allow_never_expiring: false,
+            max_lifetime: None,
         }
     }
 

@@ -129,6 +129,8 @@ pub struct Setup {
     pub edge: String,
     /// `[token]` extra lines.
     pub token: String,
+    /// `[admin]` extra lines.
+    pub admin: String,
 }
 
 impl Setup {
@@ -141,6 +143,7 @@ impl Setup {
             extra: STANDARD_ROUTES.into(),
             edge: String::new(),
             token: String::new(),
+            admin: String::new(),
         }
     }
 }
@@ -264,6 +267,11 @@ server_names = ["localhost"]
 
 [admin]
 listen = "127.0.0.1:0"
+token_file = "admin-token"
+{admin}
+
+[store]
+path = "state/tollgate.db"
 
 [token]
 issuer = "{ISSUER}"
@@ -275,6 +283,7 @@ leeway = "{LEEWAY}s"
 {extra}
 "#,
         edge = setup.edge,
+        admin = setup.admin,
         token = setup.token,
         extra = setup.extra,
     );

@@ -1,0 +1,226 @@
+//! The one issuer behind the three dialects (DESIGN.md §4).
+//!
+//! Each dialect parses its own request into an [`IssueRequest`] and renders the
+//! [`Issued`] result or the [`IssueError`] in its own shape; this file decides what may
+//! be issued: the resource, project or account exists and belongs to the caller's
+//! organisation, unpublished resources only through an admin call, a customer id where
+//! the resource's privacy asks for one, and lifetimes within the configured bounds.
+//! It reads the store (blocking: call it from `spawn_blocking`) and never sees HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::ResourceType;
+use crate::store::Store;
+use crate::token::{self, MintRequest, Scope, Verifier};
+
+/// When the token should stop working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The caller asked for a token that never expires.
+    Never,
+    /// At this Unix second.
+    At(u64),
+    /// After this long.
+    In(Duration),
+}
+
+/// What a token should cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Account,
+    Project(String),
+    Resource { id: String, rty: ResourceType },
+}
+
+/// A dialect-neutral request for a token.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// The caller's organisation (from its credentials).
+    pub org: String,
+    pub target: Target,
+    pub subject: Option<String>,
+    pub name: Option<String>,
+    pub expiry: Expiry,
+    /// Admin call: unpublished resources allowed, no customer required.
+    pub admin: bool,
+    /// The dialect requires a customer id for resources with token privacy (BlendVision).
+    pub require_customer: bool,
+    /// Refresh family (movingimage access tokens), for family-wide revocation.
+    pub family: Option<String>,
+}
+
+/// A freshly signed token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub jti: String,
+    /// None: never expires.
+    pub expires_at: Option<u64>,
+}
+
+/// Why nothing was issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Details are logged, never sent.
+    #[error("internal error")]
+    Internal,
+}
+
+/// Lifetime rules from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Longest lifetime any token may get; None: no cap.
+    pub max: Option<Duration>,
+    /// Whether `Expiry::Never` is honoured (only without a cap).
+    pub allow_never: bool,
+}
+
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    issuer_name: String,
+    audience: Option<String>,
+    lifetimes: Lifetimes,
+}
+
+impl Issuer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        verifier: Arc<Verifier>,
+        issuer_name: String,
+        audience: Option<String>,
+        lifetimes: Lifetimes,
+    ) -> Self {
+        Issuer {
+            store,
+            verifier,
+            issuer_name,
+            audience,
+            lifetimes,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Check `req` against the store and sign it at `now`.
+    pub fn issue(&self, req: &IssueRequest, now: u64) -> Result<Issued, IssueError> {
+        let internal = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "store failed while issuing");
+            IssueError::Internal
+        };
+        let (scope, prj, rid, rty) = match &req.target {
+            Target::Account => {
+                if self.store.org(&req.org).map_err(internal)?.is_none() {
+                    return Err(IssueError::NotFound("organization not found".into()));
+                }
+                (Scope::Account, None, None, None)
+            }
+            Target::Project(p) => {
+                let found = self
+                    .store
+                    .projects()
+                    .map_err(internal)?
+                    .into_iter()
+                    .any(|x| x.id == *p && x.org == req.org);
+                if !found {
+                    return Err(IssueError::NotFound(format!("project {p:?} not found")));
+                }
+                (Scope::Project, Some(p.clone()), None, None)
+            }
+            Target::Resource { id, rty } => {
+                // Another organisation's resource is reported exactly like a missing one.
+                let r = self
+                    .store
+                    .resource(id, *rty)
+                    .map_err(internal)?
+                    .filter(|r| r.org == req.org)
+                    .ok_or_else(|| IssueError::NotFound(format!("resource {id:?} not found")))?;
+                if !r.published && !req.admin {
+                    return Err(IssueError::Forbidden(
+                        "resource is not published; use the admin endpoint".into(),
+                    ));
+                }
+                if req.require_customer && !r.public && !req.admin && req.subject.is_none() {
+                    return Err(IssueError::Invalid(
+                        "customer_id is required for a resource with token privacy".into(),
+                    ));
+                }
+                (
+                    Scope::Resource,
+                    r.project.clone(),
+                    Some(r.id.clone()),
+                    Some(r.resource_type),
+                )
+            }
+        };
+        let ttl = self.lifetime(req.expiry, now)?;
+        let mint = MintRequest {
+            scope,
+            org: Some(req.org.clone()),
+            prj,
+            rid,
+            rty,
+            sub: req.subject.clone(),
+            name: req.name.clone(),
+            ttl,
+            ip: None,
+            acl: Vec::new(),
+            sxp: None,
+            aud: self.audience.clone(),
+            family: req.family.clone(),
+        };
+        let keys = self.verifier.keys();
+        let (token, claims) = token::mint(&keys, &self.issuer_name, &mint, now).map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            IssueError::Internal
+        })?;
+        Ok(Issued {
+            token,
+            jti: claims.jti.unwrap_or_default(),
+            expires_at: claims.exp,
+        })
+    }
+
+    fn lifetime(&self, expiry: Expiry, now: u64) -> Result<Option<Duration>, IssueError> {
+        let ttl = match expiry {
+            Expiry::Never => {
+                return match (self.lifetimes.max, self.lifetimes.allow_never) {
+                    (Some(max), _) => Err(IssueError::Invalid(format!(
+                        "tokens that never expire are not allowed here; the longest lifetime is {}s",
+                        max.as_secs()
+                    ))),
+                    (None, false) => Err(IssueError::Invalid(
+                        "tokens that never expire are disabled; set an expiry".into(),
+                    )),
+                    (None, true) => Ok(None),
+                };
+            }
+            Expiry::At(t) if t <= now => {
+                return Err(IssueError::Invalid("the expiry time is in the past".into()))
+            }
+            Expiry::At(t) => Duration::from_secs(t - now),
+            Expiry::In(d) if d.is_zero() => {
+                return Err(IssueError::Invalid("the lifetime must be positive".into()))
+            }
+            Expiry::In(d) => d,
+        };
+        if let Some(max) = self.lifetimes.max {
+            if ttl > max {
+                return Err(IssueError::Invalid(format!(
+                    "the lifetime exceeds the configured maximum of {}s",
+                    max.as_secs()
+                )));
+            }
+        }
+        Ok(Some(ttl))
+    }
+}

@@ -1,0 +1,376 @@
+//! Management over HTTP, under `/v1/` on the admin listener, for the admin token
+//! (`Authorization: Bearer <admin token>`): organisations, projects, resources, users,
+//! API tokens and revocations. The same operations are CLI subcommands
+//! (`tollgate org|project|resource|user|api-token|revoke`), both through [`Ops`], so an
+//! operator never needs SQL. Errors are `{"error": "..."}` with 400/401/404/409/500.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use serde::Deserialize;
+
+use super::{blocking, json, AdminService, BodyError};
+use crate::body::Body;
+use crate::config::ResourceType;
+use crate::store::{
+    self, ApiToken, Org, Project, Resource, Revocation, RevocationKind, Store, StoreError, User,
+};
+
+/// Management operations on a store, shared by the HTTP API and the CLI.
+pub struct Ops {
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub id: String,
+    pub org: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewResource {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub org: String,
+    pub project: Option<String>,
+    /// `token` (default) or `public`.
+    pub privacy: Option<String>,
+    /// Default true.
+    pub published: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub orgs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiToken {
+    pub org: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRevocation {
+    /// `jti`, `subject`, `org` or `family`.
+    pub kind: String,
+    pub value: String,
+}
+
+/// Why a management operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn now() -> u64 {
+    crate::clock::now()
+}
+
+impl Ops {
+    pub fn add_org(&self, o: NewOrg) -> Result<serde_json::Value, OpError> {
+        let org = Org {
+            name: o.name.unwrap_or_else(|| o.id.clone()),
+            id: o.id,
+        };
+        if org.id.is_empty() {
+            return Err(OpError::Invalid("id must not be empty".into()));
+        }
+        self.store.put_org(&org)?;
+        Ok(serde_json::json!({ "id": org.id, "name": org.name }))
+    }
+
+    pub fn add_project(&self, p: NewProject) -> Result<serde_json::Value, OpError> {
+        let project = Project {
+            name: p.name.unwrap_or_else(|| p.id.clone()),
+            id: p.id,
+            org: p.org,
+        };
+        self.store.put_project(&project)?;
+        Ok(serde_json::json!({ "id": project.id, "org": project.org, "name": project.name }))
+    }
+
+    pub fn add_resource(&self, r: NewResource) -> Result<serde_json::Value, OpError> {
+        let rty = ResourceType::parse(&r.resource_type)
+            .ok_or_else(|| OpError::Invalid(format!("unknown type {:?}", r.resource_type)))?;
+        let public = match r.privacy.as_deref().unwrap_or("token") {
+            "token" => false,
+            "public" => true,
+            other => {
+                return Err(OpError::Invalid(format!(
+                    "privacy {other:?}: token or public"
+                )))
+            }
+        };
+        if r.id.is_empty() || r.id.contains('/') {
+            return Err(OpError::Invalid("id must be one path segment".into()));
+        }
+        let res = Resource {
+            id: r.id,
+            resource_type: rty,
+            org: r.org,
+            project: r.project,
+            public,
+            published: r.published.unwrap_or(true),
+        };
+        self.store.put_resource(&res)?;
+        Ok(resource_json(&res))
+    }
+
+    pub fn add_user(&self, u: NewUser) -> Result<serde_json::Value, OpError> {
+        if u.username.is_empty() || u.password.len() < 8 {
+            return Err(OpError::Invalid(
+                "a username and a password of at least 8 characters are required".into(),
+            ));
+        }
+        let hash = super::hash_password(&u.password)
+            .ok_or_else(|| OpError::Invalid("could not hash the password".into()))?;
+        let id = crate::token::issue::random_id()
+            .map_err(|_| OpError::Invalid("no randomness".into()))?;
+        let user = User {
+            id,
+            username: u.username,
+            password_hash: hash,
+            orgs: u.orgs,
+        };
+        self.store.put_user(&user)?;
+        Ok(serde_json::json!({ "id": user.id, "username": user.username, "orgs": user.orgs }))
+    }
+
+    /// Returns the new token once; only its hash is kept.
+    pub fn add_api_token(&self, t: NewApiToken) -> Result<serde_json::Value, OpError> {
+        let token =
+            super::random_secret().ok_or_else(|| OpError::Invalid("no randomness".into()))?;
+        let id = crate::token::issue::random_id()
+            .map_err(|_| OpError::Invalid("no randomness".into()))?;
+        let rec = ApiToken {
+            id,
+            org: t.org,
+            label: t.label.unwrap_or_default(),
+            hash: super::sha256_hex(token.as_bytes()),
+        };
+        self.store.put_api_token(&rec)?;
+        Ok(serde_json::json!({ "id": rec.id, "org": rec.org, "label": rec.label, "token": token }))
+    }
+
+    pub fn revoke(&self, r: NewRevocation) -> Result<serde_json::Value, OpError> {
+        let kind = RevocationKind::parse(&r.kind).ok_or_else(|| {
+            OpError::Invalid(format!("kind {:?}: jti, subject, org or family", r.kind))
+        })?;
+        if r.value.is_empty() {
+            return Err(OpError::Invalid("value must not be empty".into()));
+        }
+        let rev = Revocation {
+            kind,
+            value: r.value,
+            at: now(),
+        };
+        self.store.revoke(&rev)?;
+        Ok(serde_json::json!({ "kind": kind.as_str(), "value": rev.value, "at": rev.at }))
+    }
+
+    pub fn list(&self, what: &str) -> Result<serde_json::Value, OpError> {
+        Ok(match what {
+            "orgs" => self
+                .store
+                .orgs()?
+                .iter()
+                .map(|o| serde_json::json!({ "id": o.id, "name": o.name }))
+                .collect(),
+            "projects" => self
+                .store
+                .projects()?
+                .iter()
+                .map(|p| serde_json::json!({ "id": p.id, "org": p.org, "name": p.name }))
+                .collect(),
+            "resources" => self.store.resources()?.iter().map(resource_json).collect(),
+            "users" => self
+                .store
+                .users()?
+                .iter()
+                .map(|u| serde_json::json!({ "id": u.id, "username": u.username, "orgs": u.orgs }))
+                .collect(),
+            "api-tokens" => self
+                .store
+                .api_tokens()?
+                .iter()
+                .map(|t| serde_json::json!({ "id": t.id, "org": t.org, "label": t.label }))
+                .collect(),
+            "revocations" => self
+                .store
+                .revocations()?
+                .iter()
+                .map(|r| serde_json::json!({ "kind": r.kind.as_str(), "value": r.value, "at": r.at }))
+                .collect(),
+            other => return Err(OpError::Invalid(format!("nothing called {other:?}"))),
+        })
+    }
+
+    pub fn delete(&self, what: &str, id: &str) -> Result<serde_json::Value, OpError> {
+        match what {
+            "orgs" => self.store.delete_org(id)?,
+            "projects" => self.store.delete_project(id)?,
+            "users" => self.store.delete_user(id)?,
+            "api-tokens" => self.store.delete_api_token(id)?,
+            "resources" => {
+                let (t, rid) = id
+                    .split_once('/')
+                    .ok_or_else(|| OpError::Invalid("resources are deleted as TYPE/ID".into()))?;
+                let rty = ResourceType::parse(t)
+                    .ok_or_else(|| OpError::Invalid(format!("unknown type {t:?}")))?;
+                self.store.delete_resource(rid, rty)?
+            }
+            other => return Err(OpError::Invalid(format!("nothing called {other:?}"))),
+        }
+        Ok(serde_json::json!({ "deleted": id }))
+    }
+}
+
+fn resource_json(r: &Resource) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "type": r.resource_type.as_str(), "org": r.org, "project": r.project,
+        "privacy": if r.public { "public" } else { "token" }, "published": r.published,
+    })
+}
+
+fn error(status: StatusCode, msg: &str) -> Response<Body> {
+    json(
+        status,
+        serde_json::json!({ "error": msg }).to_string().into_bytes(),
+    )
+}
+
+fn op_response(r: Option<Result<serde_json::Value, OpError>>, created: bool) -> Response<Body> {
+    match r {
+        Some(Ok(v)) => json(
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            v.to_string().into_bytes(),
+        ),
+        Some(Err(OpError::Invalid(m))) => error(StatusCode::BAD_REQUEST, &m),
+        Some(Err(OpError::Store(StoreError::Invalid(m)))) => error(StatusCode::BAD_REQUEST, &m),
+        Some(Err(OpError::Store(StoreError::NotFound(m)))) => error(StatusCode::NOT_FOUND, &m),
+        Some(Err(OpError::Store(StoreError::Conflict(m)))) => error(StatusCode::CONFLICT, &m),
+        Some(Err(OpError::Store(e))) => {
+            tracing::error!(error = %e, "management store failure");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+        None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, OpError> {
+    serde_json::from_slice(body).map_err(|e| OpError::Invalid(format!("invalid body: {e}")))
+}
+
+/// Route a `/v1/...` management request.
+pub(super) async fn handle(
+    svc: &AdminService,
+    head: &http::request::Parts,
+    path: &str,
+    body: Option<Result<Bytes, BodyError>>,
+) -> Response<Body> {
+    if !svc.is_admin(&head.headers) {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "the admin token is missing or wrong",
+        );
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let rest = path.trim_start_matches("/v1/");
+    let (what, id) = match rest.split_once('/') {
+        Some((w, id)) => (w.to_string(), Some(id.to_string())),
+        None => (rest.to_string(), None),
+    };
+    let ops = Ops { store: svc.store() };
+    match (&head.method, id) {
+        (&Method::GET, None) => op_response(blocking(move || ops.list(&what)).await, false),
+        (&Method::DELETE, Some(id)) => {
+            op_response(blocking(move || ops.delete(&what, &id)).await, false)
+        }
+        (&Method::POST, None) => {
+            let body = match body {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return error(StatusCode::BAD_REQUEST, super::body_message(&e)),
+                None => Bytes::new(),
+            };
+            let revs = what == "revocations";
+            let result = blocking(move || match what.as_str() {
+                "orgs" => ops.add_org(parse(&body)?),
+                "projects" => ops.add_project(parse(&body)?),
+                "resources" => ops.add_resource(parse(&body)?),
+                "users" => ops.add_user(parse(&body)?),
+                "api-tokens" => ops.add_api_token(parse(&body)?),
+                "revocations" => ops.revoke(parse(&body)?),
+                other => Err(OpError::Invalid(format!("nothing called {other:?}"))),
+            })
+            .await;
+            if revs {
+                // Apply at this node at once; the store refresher brings it everywhere.
+                if let Some(Ok(v)) = &result {
+                    apply_revocation(svc.revocations(), v);
+                }
+            }
+            op_response(result, true)
+        }
+        _ => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn apply_revocation(revs: &crate::token::Revocations, v: &serde_json::Value) {
+    let (Some(kind), Some(value)) = (v["kind"].as_str(), v["value"].as_str()) else {
+        return;
+    };
+    apply(revs, RevocationKind::parse(kind), value);
+}
+
+/// Add one stored revocation to the in-memory set the edge checks.
+pub fn apply(revs: &crate::token::Revocations, kind: Option<RevocationKind>, value: &str) {
+    match kind {
+        Some(RevocationKind::Jti) => revs.revoke_jti(value),
+        Some(RevocationKind::Subject) => revs.revoke_subject(value),
+        Some(RevocationKind::Org) => revs.revoke_org(value),
+        Some(RevocationKind::Family) => revs.revoke_family(value),
+        None => {}
+    }
+}
+
+/// Load every stored revocation into the in-memory set.
+pub fn load_revocations(
+    store: &dyn Store,
+    revs: &crate::token::Revocations,
+) -> store::Result<usize> {
+    let all = store.revocations()?;
+    for r in &all {
+        apply(revs, Some(r.kind), &r.value);
+    }
+    Ok(all.len())
+}

@@ -1,0 +1,604 @@
+//! The admin listener (`127.0.0.1:9090` by default): the three token-issuing dialects,
+//! management, JWKS, health and readiness. It never shares a listener with the edge, and
+//! the edge never answers these paths (THREATS B7).
+//!
+//! This file owns routing and caller authentication (API tokens for BlendVision and
+//! Azure, username/password and refresh tokens for movingimage, the admin token for
+//! management) and the glue to the [`issuer::Issuer`]; the dialects own their wire
+//! formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
+//! in time (THREATS C2).
+
+pub mod dialect;
+pub mod issuer;
+pub mod manage;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::body::{self, Body};
+use crate::ratelimit::LoginLimiter;
+use crate::store::{RefreshToken, Rotation, Store};
+use crate::token::{Revocations, Scope, Verifier};
+use dialect::{azure, blendvision, movingimage};
+use issuer::{Expiry, IssueRequest, Issuer, Target};
+
+/// Largest admin request body.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Settings the admin listener needs beyond the shared parts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// movingimage access-token lifetime.
+    pub access_ttl: Duration,
+    /// movingimage refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Time allowed to receive a request body.
+    pub body_timeout: Duration,
+    /// SHA-256 of the admin token (management API); None disables management over HTTP.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    /// Login attempts per minute per client address and per account.
+    pub login_per_ip: u32,
+    pub login_per_account: u32,
+}
+
+/// Admin routes and their state.
+pub struct AdminService {
+    ready: Arc<AtomicBool>,
+    issuer: Arc<Issuer>,
+    verifier: Arc<Verifier>,
+    revocations: Arc<Revocations>,
+    limiter: Arc<LoginLimiter>,
+    settings: Settings,
+    /// An argon2 hash of a random password: unknown usernames are checked against it so
+    /// that they cost the same as known ones (THREATS B3, A19).
+    dummy_hash: Arc<String>,
+    clock: fn() -> u64,
+}
+
+/// A finished response with a JSON body.
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(body::full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn text(status: StatusCode, s: &'static str) -> Response<Body> {
+    let mut r = Response::new(body::full(s));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// SHA-256, lowercase hex: how API tokens and refresh tokens are stored.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random opaque secret: 32 bytes, base64url.
+pub fn random_secret() -> Option<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The credentials of `Authorization: Bearer <credentials>` (scheme case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    TooLarge,
+    Timeout,
+    Broken,
+}
+
+async fn read_body<B>(body: B, timeout: Duration) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<body::BoxError>,
+{
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge)
+        }
+        Ok(Err(_)) => Err(BodyError::Broken),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+/// Run blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+impl AdminService {
+    pub fn new(
+        ready: Arc<AtomicBool>,
+        issuer: Arc<Issuer>,
+        verifier: Arc<Verifier>,
+        revocations: Arc<Revocations>,
+        settings: Settings,
+    ) -> Self {
+        let limiter = Arc::new(LoginLimiter::new(
+            settings.login_per_ip,
+            settings.login_per_account,
+        ));
+        let dummy_hash = random_secret()
+            .and_then(|pw| hash_password(&pw))
+            .unwrap_or_default();
+        AdminService {
+            ready,
+            issuer,
+            verifier,
+            revocations,
+            limiter,
+            settings,
+            dummy_hash: Arc::new(dummy_hash),
+            clock: crate::clock::now,
+        }
+    }
+
+    /// The login limiter (pruned on a timer by the caller).
+    pub fn limiter(&self) -> &Arc<LoginLimiter> {
+        &self.limiter
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        self.issuer.store().clone()
+    }
+
+    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: Into<body::BoxError>,
+    {
+        let (head, body) = req.into_parts();
+        let path = head.uri.path().to_string();
+        let get = head.method == Method::GET || head.method == Method::HEAD;
+        let post = head.method == Method::POST;
+        match path.as_str() {
+            "/healthz" if get => return text(StatusCode::OK, "ok\n"),
+            "/readyz" if get && self.ready.load(Ordering::Acquire) => {
+                return text(StatusCode::OK, "ready\n")
+            }
+            "/readyz" if get => return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+            "/.well-known/jwks.json" if get => {
+                let jwks = self.verifier.keys().jwks();
+                return json(StatusCode::OK, jwks.to_string().into_bytes());
+            }
+            "/v1/vms/video-managers" if get => return self.mi_video_managers(&head.headers).await,
+            _ => {}
+        }
+        if let Some(m) = azure::match_path(&path) {
+            if !post {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            }
+            let body = self.body(body).await;
+            return self.azure(m, head.uri.query(), &head.headers, body).await;
+        }
+        if path.starts_with("/v1/") && !path.starts_with("/v1/vms/") {
+            let body = if post {
+                Some(self.body(body).await)
+            } else {
+                None
+            };
+            return manage::handle(self, &head, &path, body).await;
+        }
+        if !post {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        let body = self.body(body).await;
+        match path.as_str() {
+            "/bv/cms/v1/resources/tokens" => self.blendvision(&head.headers, body, false).await,
+            "/bv/cms/v1/resources/tokens:admin" => {
+                self.blendvision(&head.headers, body, true).await
+            }
+            "/v1/vms/auth/login" => self.mi_login(body, peer).await,
+            p => match p.strip_prefix("/v1/vms/auth/refresh/") {
+                Some(vm) if !vm.is_empty() && !vm.contains('/') => {
+                    self.mi_refresh(vm.to_string(), body).await
+                }
+                _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            },
+        }
+    }
+
+    async fn body<B>(&self, body: B) -> Result<Bytes, BodyError>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: Into<body::BoxError>,
+    {
+        read_body(body, self.settings.body_timeout).await
+    }
+
+    /// The organisation of the API token in `Authorization: Bearer`, if it is one.
+    async fn api_token_org(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
+        let Some(token) = bearer(headers) else {
+            return Ok(None);
+        };
+        let hash = sha256_hex(token.as_bytes());
+        let store = self.store();
+        match blocking(move || store.api_token_by_hash(&hash)).await {
+            Some(Ok(t)) => Ok(t.map(|t| t.org)),
+            _ => Err(()),
+        }
+    }
+
+    async fn issue(&self, req: IssueRequest) -> Result<issuer::Issued, issuer::IssueError> {
+        let issuer = self.issuer.clone();
+        let now = (self.clock)();
+        blocking(move || issuer.issue(&req, now))
+            .await
+            .unwrap_or(Err(issuer::IssueError::Internal))
+    }
+
+    async fn blendvision(
+        &self,
+        headers: &HeaderMap,
+        body: Result<Bytes, BodyError>,
+        admin: bool,
+    ) -> Response<Body> {
+        let fail = |s: blendvision::Status| json(s.http, s.body());
+        let org = match self.api_token_org(headers).await {
+            Ok(Some(org)) => org,
+            Ok(None) => return fail(blendvision::Status::unauthenticated()),
+            Err(()) => return fail(blendvision::Status::internal()),
+        };
+        let Some(asked) = headers.get("x-bv-org-id").and_then(|v| v.to_str().ok()) else {
+            return fail(blendvision::Status::invalid(
+                "the x-bv-org-id header is required",
+            ));
+        };
+        if asked != org {
+            return fail(blendvision::Status::permission_denied(
+                "the API token is not valid for this organization",
+            ));
+        }
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return fail(blendvision::Status::invalid(body_message(&e))),
+        };
+        let parsed = match blendvision::parse(&body, admin) {
+            Ok(p) => p,
+            Err(s) => return fail(s),
+        };
+        let req = IssueRequest {
+            org,
+            target: parsed.target,
+            subject: parsed.customer_id,
+            name: parsed.customer_name,
+            expiry: parsed.expiry,
+            admin,
+            require_customer: true,
+            family: None,
+        };
+        match self.issue(req).await {
+            Ok(issued) => json(StatusCode::OK, blendvision::render(&issued)),
+            Err(e) => fail(e.into()),
+        }
+    }
+
+    async fn azure(
+        &self,
+        matched: Result<azure::PathParams<'_>, azure::Error>,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Result<Bytes, BodyError>,
+    ) -> Response<Body> {
+        let fail = |e: azure::Error| json(e.http, e.body());
+        let params = match matched {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        if let Err(e) = azure::check_api_version(query) {
+            return fail(e);
+        }
+        let org = match self.api_token_org(headers).await {
+            Ok(Some(org)) => org,
+            Ok(None) => return fail(azure::Error::unauthenticated()),
+            Err(()) => return fail(issuer::IssueError::Internal.into()),
+        };
+        if org != params.account {
+            return fail(azure::Error::forbidden(
+                "The client does not have authorization over this account.",
+            ));
+        }
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return fail(azure::Error::invalid(body_message(&e))),
+        };
+        let (target, expiry) = match azure::parse(&body) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let req = IssueRequest {
+            org,
+            target,
+            subject: None,
+            name: None,
+            expiry,
+            // Restricted viewer tokens name no customer; published state still applies.
+            admin: false,
+            require_customer: false,
+            family: None,
+        };
+        match self.issue(req).await {
+            Ok(issued) => json(StatusCode::OK, azure::render(&issued)),
+            Err(e) => fail(e.into()),
+        }
+    }
+
+    async fn mi_login(&self, body: Result<Bytes, BodyError>, peer: IpAddr) -> Response<Body> {
+        let fail = |e: movingimage::Error| json(e.http, e.body());
+        let Ok(body) = body else {
+            return fail(movingimage::Error::BAD_REQUEST);
+        };
+        let (username, password) = match movingimage::parse_login(&body) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        if let Err(wait) = self.limiter.check(peer, &username) {
+            let mut r = fail(movingimage::Error::TOO_MANY);
+            let secs = wait.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        let store = self.store();
+        let dummy = self.dummy_hash.clone();
+        // Look up and verify in one blocking call; an unknown user is verified against
+        // the dummy hash so both paths cost one argon2 verification.
+        let checked = blocking(move || {
+            let user = store.user_by_name(&username)?;
+            let hash = user
+                .as_ref()
+                .map(|u| u.password_hash.as_str())
+                .unwrap_or(&dummy);
+            let ok = verify_password(&password, hash);
+            Ok::<_, crate::store::StoreError>(user.filter(|_| ok))
+        })
+        .await;
+        let user = match checked {
+            Some(Ok(Some(u))) => u,
+            Some(Ok(None)) => return fail(movingimage::Error::BAD_CREDENTIALS),
+            _ => return fail(movingimage::Error::INTERNAL),
+        };
+        let Some(vm) = user.orgs.first().cloned() else {
+            return fail(movingimage::Error::FORBIDDEN_VM);
+        };
+        let now = (self.clock)();
+        let (Some(refresh), Some(family)) =
+            (random_secret(), crate::token::issue::random_id().ok())
+        else {
+            return fail(movingimage::Error::INTERNAL);
+        };
+        let record = RefreshToken {
+            hash: sha256_hex(refresh.as_bytes()),
+            family: family.clone(),
+            user: user.id.clone(),
+            org: vm.clone(),
+            expires_at: now + self.settings.refresh_ttl.as_secs(),
+        };
+        let store = self.store();
+        if !matches!(
+            blocking(move || store.insert_refresh(&record)).await,
+            Some(Ok(()))
+        ) {
+            return fail(movingimage::Error::INTERNAL);
+        }
+        self.mi_tokens(&user, vm, refresh, family).await
+    }
+
+    /// Issue the access token for `vm` and render the login/refresh answer.
+    async fn mi_tokens(
+        &self,
+        user: &crate::store::User,
+        vm: String,
+        refresh: String,
+        family: String,
+    ) -> Response<Body> {
+        let fail = |e: movingimage::Error| json(e.http, e.body());
+        let req = IssueRequest {
+            org: vm.clone(),
+            target: Target::Account,
+            subject: Some(user.id.clone()),
+            name: Some(user.username.clone()),
+            expiry: Expiry::In(self.settings.access_ttl),
+            admin: false,
+            require_customer: false,
+            family: Some(family),
+        };
+        let issued = match self.issue(req).await {
+            Ok(i) => i,
+            Err(_) => return fail(movingimage::Error::INTERNAL),
+        };
+        let list = match self.video_managers(&user.orgs).await {
+            Some(l) => l,
+            None => return fail(movingimage::Error::INTERNAL),
+        };
+        let tokens = movingimage::Tokens {
+            access_token: issued.token,
+            refresh_token: refresh,
+            video_manager_list: list,
+            valid_for_video_manager: vm,
+        };
+        json(StatusCode::OK, movingimage::render(&tokens))
+    }
+
+    async fn video_managers(&self, ids: &[String]) -> Option<Vec<movingimage::VideoManager>> {
+        let store = self.store();
+        let ids = ids.to_vec();
+        let orgs = blocking(move || store.orgs()).await?.ok()?;
+        Some(
+            ids.iter()
+                .map(|id| movingimage::VideoManager {
+                    id: id.clone(),
+                    name: orgs
+                        .iter()
+                        .find(|o| &o.id == id)
+                        .map(|o| o.name.clone())
+                        .unwrap_or_else(|| id.clone()),
+                })
+                .collect(),
+        )
+    }
+
+    async fn mi_refresh(&self, vm: String, body: Result<Bytes, BodyError>) -> Response<Body> {
+        let fail = |e: movingimage::Error| json(e.http, e.body());
+        let Ok(body) = body else {
+            return fail(movingimage::Error::BAD_REQUEST);
+        };
+        let presented = match movingimage::parse_refresh(&body) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        let hash = sha256_hex(presented.as_bytes());
+        let store = self.store();
+        let h = hash.clone();
+        let record = match blocking(move || {
+            let rec = store.refresh_token(&h)?;
+            let user = match &rec {
+                Some(r) => store.user(&r.user)?,
+                None => None,
+            };
+            Ok::<_, crate::store::StoreError>(rec.zip(user))
+        })
+        .await
+        {
+            Some(Ok(Some(x))) => x,
+            Some(Ok(None)) => return fail(movingimage::Error::BAD_REFRESH),
+            _ => return fail(movingimage::Error::INTERNAL),
+        };
+        let (_, user) = record;
+        // Checked before rotating: a refused VideoManager does not spend the token.
+        if !user.orgs.contains(&vm) {
+            return fail(movingimage::Error::FORBIDDEN_VM);
+        }
+        let Some(new) = random_secret() else {
+            return fail(movingimage::Error::INTERNAL);
+        };
+        let now = (self.clock)();
+        let new_hash = sha256_hex(new.as_bytes());
+        let expires = now + self.settings.refresh_ttl.as_secs();
+        let store = self.store();
+        let vm2 = vm.clone();
+        let rotated =
+            blocking(move || store.rotate_refresh(&hash, &new_hash, &vm2, expires, now)).await;
+        match rotated {
+            Some(Ok(Rotation::Rotated(old))) => self.mi_tokens(&user, vm, new, old.family).await,
+            Some(Ok(Rotation::Reused(family))) => {
+                // Effective at this node at once; other nodes follow the store.
+                self.revocations.revoke_family(&family);
+                tracing::warn!(family, "refresh token reused: family revoked");
+                fail(movingimage::Error::BAD_REFRESH)
+            }
+            Some(Ok(Rotation::Dead | Rotation::Unknown)) => fail(movingimage::Error::BAD_REFRESH),
+            _ => fail(movingimage::Error::INTERNAL),
+        }
+    }
+
+    async fn mi_video_managers(&self, headers: &HeaderMap) -> Response<Body> {
+        let fail = |e: movingimage::Error| json(e.http, e.body());
+        let Some(token) = bearer(headers) else {
+            return fail(movingimage::Error::BAD_ACCESS);
+        };
+        let now = (self.clock)();
+        let grant = match self.verifier.verify(token, now) {
+            Ok(g) => g,
+            Err(_) => return fail(movingimage::Error::BAD_ACCESS),
+        };
+        let expired = grant.exp.is_some_and(|e| e < now);
+        if expired || grant.scope != Scope::Account || self.revocations.is_revoked(&grant) {
+            return fail(movingimage::Error::BAD_ACCESS);
+        }
+        let Some(uid) = grant.sub.clone() else {
+            return fail(movingimage::Error::BAD_ACCESS);
+        };
+        let store = self.store();
+        let user = match blocking(move || store.user(&uid)).await {
+            Some(Ok(Some(u))) => u,
+            Some(Ok(None)) => return fail(movingimage::Error::BAD_ACCESS),
+            _ => return fail(movingimage::Error::INTERNAL),
+        };
+        match self.video_managers(&user.orgs).await {
+            Some(list) => json(StatusCode::OK, movingimage::render_list(&list)),
+            None => fail(movingimage::Error::INTERNAL),
+        }
+    }
+
+    /// Does `headers` carry the admin token? Constant-time on the hash.
+    fn is_admin(&self, headers: &HeaderMap) -> bool {
+        let (Some(expected), Some(given)) = (self.settings.admin_token_sha256, bearer(headers))
+        else {
+            return false;
+        };
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, given.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(d.as_ref(), &expected).is_ok()
+    }
+
+    fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+}
+
+fn body_message(e: &BodyError) -> &'static str {
+    match e {
+        BodyError::TooLarge => "the request body is too large",
+        BodyError::Timeout => "the request body did not arrive in time",
+        BodyError::Broken => "the request body could not be read",
+    }
+}
+
+/// An argon2id PHC string for `password`.
+pub fn hash_password(password: &str) -> Option<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).ok()?;
+    let salt = SaltString::encode_b64(&salt).ok()?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .ok()
+        .map(|h| h.to_string())
+}
+
+/// Check `password` against a PHC string (constant-time inside argon2).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}

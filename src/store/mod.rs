@@ -1,0 +1,198 @@
+//! State that outlives a request: organisations, projects, resources, users, API tokens,
+//! refresh-token families and revocations (DESIGN.md §5).
+//!
+//! [`Store`] is the trait; [`sqlite::SqliteStore`] the embedded default (one file under
+//! `data/`, nothing to install). The trait is synchronous: async callers run it on
+//! `tokio::task::spawn_blocking`. This module never sees HTTP. Secrets are never stored:
+//! API tokens and refresh tokens are kept as SHA-256 hashes (hex), passwords as argon2
+//! PHC strings made by the caller. Every write is durable when the call returns
+//! (`synchronous = FULL` in WAL mode): nothing acknowledged is lost on `kill -9`.
+
+pub mod sqlite;
+
+use crate::config::ResourceType;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An organisation: a BlendVision organisation, an Azure Video Indexer account, a
+/// movingimage VideoManager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub org: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub id: String,
+    pub resource_type: ResourceType,
+    pub org: String,
+    pub project: Option<String>,
+    /// `public` resources need no token; `token` ones do.
+    pub public: bool,
+    /// Unpublished resources get tokens only through the admin variant of the API.
+    pub published: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    /// Organisations (VideoManagers) this user may use, in the order they were granted.
+    pub orgs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub org: String,
+    pub label: String,
+    /// SHA-256 of the token, lowercase hex.
+    pub hash: String,
+}
+
+/// One refresh token of a family (a login and every rotation after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 of the opaque token, lowercase hex.
+    pub hash: String,
+    pub family: String,
+    pub user: String,
+    /// The organisation (VideoManager) the access tokens minted with it are valid for.
+    pub org: String,
+    pub expires_at: u64,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the family's current token and not expired: it is now spent and `new` is
+    /// the family's current token. Carries the spent record.
+    Rotated(RefreshToken),
+    /// It had been rotated already: the whole family is now revoked (a `family`
+    /// revocation was recorded). Carries the family id.
+    Reused(String),
+    /// Expired, or its family was revoked earlier.
+    Dead,
+    /// No such token.
+    Unknown,
+}
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationKind {
+    Jti,
+    Subject,
+    Org,
+    Family,
+}
+
+impl RevocationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jti => "jti",
+            Self::Subject => "subject",
+            Self::Org => "org",
+            Self::Family => "family",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "jti" => Self::Jti,
+            "subject" => Self::Subject,
+            "org" => Self::Org,
+            "family" => Self::Family,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    pub value: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// The persistent state. Implementations are safe to share between threads.
+pub trait Store: Send + Sync {
+    /// A number that grows with every committed write; the edge reloads its registry and
+    /// revocations when it changes.
+    fn version(&self) -> Result<u64>;
+
+    fn put_org(&self, org: &Org) -> Result<()>;
+    fn orgs(&self) -> Result<Vec<Org>>;
+    fn org(&self, id: &str) -> Result<Option<Org>>;
+    /// Fails with `Conflict` while projects, resources, users or API tokens refer to it.
+    fn delete_org(&self, id: &str) -> Result<()>;
+
+    /// `Invalid` when the org does not exist.
+    fn put_project(&self, project: &Project) -> Result<()>;
+    fn projects(&self) -> Result<Vec<Project>>;
+    fn delete_project(&self, id: &str) -> Result<()>;
+
+    /// Insert or replace (by id and type). `Invalid` when org or project is unknown, or
+    /// the project belongs to another org.
+    fn put_resource(&self, resource: &Resource) -> Result<()>;
+    fn resource(&self, id: &str, resource_type: ResourceType) -> Result<Option<Resource>>;
+    fn resources(&self) -> Result<Vec<Resource>>;
+    fn delete_resource(&self, id: &str, resource_type: ResourceType) -> Result<()>;
+
+    /// Insert or replace by id; usernames are unique (`Conflict`). Orgs must exist.
+    fn put_user(&self, user: &User) -> Result<()>;
+    fn user_by_name(&self, username: &str) -> Result<Option<User>>;
+    fn user(&self, id: &str) -> Result<Option<User>>;
+    fn users(&self) -> Result<Vec<User>>;
+    fn delete_user(&self, id: &str) -> Result<()>;
+
+    fn put_api_token(&self, token: &ApiToken) -> Result<()>;
+    fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+    fn api_tokens(&self) -> Result<Vec<ApiToken>>;
+    fn delete_api_token(&self, id: &str) -> Result<()>;
+
+    /// Start a family with its first token (login).
+    fn insert_refresh(&self, token: &RefreshToken) -> Result<()>;
+    /// Look a refresh token up without changing anything (to check, before rotating,
+    /// that its user may use the organisation asked for).
+    fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>>;
+    /// Present `hash` at `now`, atomically (see [`Rotation`]): on success the family's
+    /// new current token is `new_hash`, for `new_org`, expiring at `new_expires_at`.
+    /// Two concurrent calls with the same `hash`: exactly one gets `Rotated`, the other
+    /// `Reused` (and the family is revoked).
+    fn rotate_refresh(
+        &self,
+        hash: &str,
+        new_hash: &str,
+        new_org: &str,
+        new_expires_at: u64,
+        now: u64,
+    ) -> Result<Rotation>;
+
+    /// Record a revocation (idempotent).
+    fn revoke(&self, revocation: &Revocation) -> Result<()>;
+    fn revocations(&self) -> Result<Vec<Revocation>>;
+}
