@@ -9,7 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tollgate::admin::manage::{
+    NewApiToken, NewOrg, NewProject, NewResource, NewRevocation, NewUser, OpError, Ops,
+};
 use tollgate::config::{parse_duration, Algorithm, Config, ResourceType};
+use tollgate::store::sqlite::SqliteStore;
 use tollgate::token::{self, KeySet, MintRequest, Scope};
 
 #[derive(Parser)]
@@ -38,6 +42,138 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Organisations (BlendVision organisation = Azure account = movingimage VideoManager).
+    Org(Manage<OrgCommand>),
+    /// Projects of an organisation.
+    Project(Manage<ProjectCommand>),
+    /// Resources (live and VOD) the edge serves.
+    Resource(Manage<ResourceCommand>),
+    /// Users who log in through the movingimage API.
+    User(Manage<UserCommand>),
+    /// API tokens for the BlendVision and Azure APIs (scoped to one organisation).
+    ApiToken(Manage<ApiTokenCommand>),
+    /// Revoke tokens by jti, subject, organisation or refresh family; or list revocations.
+    Revoke(Manage<RevokeCommand>),
+}
+
+/// A management subcommand on the store the config names.
+#[derive(Args)]
+struct Manage<C: Subcommand> {
+    /// The configuration file (its `[store] path` is used).
+    #[arg(long, short, default_value = "config/tollgate.toml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: C,
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Add or rename an organisation.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Add a project to an organisation.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResourceCommand {
+    /// Add or replace a resource.
+    Add {
+        #[arg(long)]
+        id: String,
+        /// live, vod, live_event, live_event_recording, vod_event, audio_event, vod_encoding
+        #[arg(long = "type")]
+        resource_type: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        project: Option<String>,
+        /// `token` (default) or `public`.
+        #[arg(long, default_value = "token")]
+        privacy: String,
+        /// Not yet published: tokens only through the admin endpoint.
+        #[arg(long)]
+        unpublished: bool,
+    },
+    List,
+    /// Delete a resource.
+    Delete {
+        #[arg(long = "type")]
+        resource_type: String,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input unless given.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// Visible to other local users in the process list: prefer standard input.
+        #[arg(long)]
+        password: Option<String>,
+        /// An organisation (VideoManager) the user may use; repeatable, first is the default.
+        #[arg(long = "org")]
+        orgs: Vec<String>,
+    },
+    List,
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Create an API token for an organisation; it is printed once, only its hash is kept.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    List,
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevokeCommand {
+    /// Revoke one token by its `jti`.
+    Jti { value: String },
+    /// Revoke every token of a subject (customer or user id).
+    Subject { value: String },
+    /// Revoke every token of an organisation.
+    Org { value: String },
+    /// Revoke a movingimage refresh family and its access tokens.
+    Family { value: String },
+    /// List revocations.
+    List,
 }
 
 #[derive(Args)]
@@ -108,6 +244,17 @@ struct MintArgs {
 
 #[derive(Subcommand)]
 enum KeysCommand {
+    /// Make a new Ed25519 key beside the active one, make it the active signing key in the
+    /// config file (comments kept), and keep the old keys verifying until you remove them.
+    /// Restart tollgate to apply.
+    Rotate {
+        /// The configuration file to edit.
+        #[arg(long, short, default_value = "config/tollgate.toml")]
+        config: PathBuf,
+        /// Key id for the new key; default `ed25519-<random>`.
+        #[arg(long)]
+        kid: Option<String>,
+    },
     /// Make a new key pair (PKCS#8 private, SPKI public, PEM) and print its config entry.
     Generate {
         /// Key id; default `ed25519-<random>`.
@@ -151,6 +298,89 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Generate { kid, alg, out }) => keys_generate(kid, &alg, &out),
+        Command::Keys(KeysCommand::Rotate { config, kid }) => keys_rotate(&config, kid),
+        Command::Org(m) => manage(&m.config, |ops| match m.command {
+            OrgCommand::Add { id, name } => ops.add_org(NewOrg { id, name }),
+            OrgCommand::List => ops.list("orgs"),
+            OrgCommand::Delete { id } => ops.delete("orgs", &id),
+        }),
+        Command::Project(m) => manage(&m.config, |ops| match m.command {
+            ProjectCommand::Add { id, org, name } => ops.add_project(NewProject { id, org, name }),
+            ProjectCommand::List => ops.list("projects"),
+            ProjectCommand::Delete { id } => ops.delete("projects", &id),
+        }),
+        Command::Resource(m) => manage(&m.config, |ops| match m.command {
+            ResourceCommand::Add {
+                id,
+                resource_type,
+                org,
+                project,
+                privacy,
+                unpublished,
+            } => ops.add_resource(NewResource {
+                id,
+                resource_type,
+                org,
+                project,
+                privacy: Some(privacy),
+                published: Some(!unpublished),
+            }),
+            ResourceCommand::List => ops.list("resources"),
+            ResourceCommand::Delete { resource_type, id } => {
+                ops.delete("resources", &format!("{resource_type}/{id}"))
+            }
+        }),
+        Command::User(m) => {
+            let command = match m.command {
+                UserCommand::Add {
+                    username,
+                    password: None,
+                    orgs,
+                } => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    UserCommand::Add {
+                        username,
+                        password: Some(line.trim_end_matches(['\r', '\n']).to_string()),
+                        orgs,
+                    }
+                }
+                other => other,
+            };
+            manage(&m.config, |ops| match command {
+                UserCommand::Add {
+                    username,
+                    password,
+                    orgs,
+                } => ops.add_user(NewUser {
+                    username,
+                    password: password.unwrap_or_default(),
+                    orgs,
+                }),
+                UserCommand::List => ops.list("users"),
+                UserCommand::Delete { id } => ops.delete("users", &id),
+            })
+        }
+        Command::ApiToken(m) => manage(&m.config, |ops| match m.command {
+            ApiTokenCommand::Create { org, label } => ops.add_api_token(NewApiToken { org, label }),
+            ApiTokenCommand::List => ops.list("api-tokens"),
+            ApiTokenCommand::Delete { id } => ops.delete("api-tokens", &id),
+        }),
+        Command::Revoke(m) => manage(&m.config, |ops| {
+            let (kind, value) = match m.command {
+                RevokeCommand::Jti { value } => ("jti", value),
+                RevokeCommand::Subject { value } => ("subject", value),
+                RevokeCommand::Org { value } => ("org", value),
+                RevokeCommand::Family { value } => ("family", value),
+                RevokeCommand::List => return ops.list("revocations"),
+            };
+            ops.revoke(NewRevocation {
+                kind: kind.into(),
+                value,
+            })
+        }),
         Command::CheckConfig { file } => {
             let cfg = load(&file)?;
             KeySet::load(&cfg.keys).context("keys")?;
@@ -168,6 +398,97 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Run one management operation on the config's store and print its JSON result.
+fn manage(
+    config: &Path,
+    op: impl FnOnce(&Ops) -> std::result::Result<serde_json::Value, OpError>,
+) -> Result<()> {
+    let cfg = load(config)?;
+    let store = SqliteStore::open(&cfg.store.path)
+        .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
+    let ops = Ops {
+        store: std::sync::Arc::new(store),
+    };
+    let value = op(&ops)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn keys_rotate(config: &Path, kid: Option<String>) -> Result<()> {
+    let cfg = load(config)?;
+    let active = cfg
+        .signing_key()
+        .context("the config has no active signing key to rotate from")?;
+    let dir = active
+        .private
+        .as_deref()
+        .or(active.public.as_deref())
+        .and_then(Path::parent)
+        .context("the active key has no file to put the new key beside")?
+        .to_path_buf();
+    let kid = match kid {
+        Some(k) => k,
+        None => format!("ed25519-{}", &token::issue::random_id()?[..8]),
+    };
+    if cfg.keys.iter().any(|k| k.kid == kid) {
+        bail!("kid {kid:?} is in the config already");
+    }
+    let private = dir.join(format!("{kid}.pem"));
+    let public = dir.join(format!("{kid}.pub.pem"));
+    if private.exists() || public.exists() {
+        bail!("{} exists already; not overwriting", private.display());
+    }
+    let text = std::fs::read_to_string(config)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the config")?;
+    let keys = doc
+        .get_mut("keys")
+        .and_then(|k| k.as_array_of_tables_mut())
+        .context("the config has no [[keys]]")?;
+    for t in keys.iter_mut() {
+        t.remove("active");
+        t.remove("dev_generate");
+    }
+    let base = config.parent().unwrap_or(Path::new("."));
+    let rel = |p: &Path| -> String { pathdiff(p, base).unwrap_or_else(|| p.display().to_string()) };
+    let mut t = toml_edit::Table::new();
+    t["kid"] = toml_edit::value(kid.clone());
+    t["alg"] = toml_edit::value("EdDSA");
+    t["public"] = toml_edit::value(rel(&public));
+    t["private"] = toml_edit::value(rel(&private));
+    t["active"] = toml_edit::value(true);
+    keys.push(t);
+    let pair = tollgate::token::keys::generate_pem(Algorithm::EdDsa)?;
+    tollgate::token::keys::write_pair(&private, &public, &pair)?;
+    std::fs::write(config, doc.to_string())?;
+    load(config).context("the rotated config does not validate")?;
+    println!("new active key {kid}; the old keys still verify until you remove them from {}. Restart tollgate to apply.", config.display());
+    Ok(())
+}
+
+/// `path` relative to `base` when it lies below it (keys written beside the active key
+/// keep the config's own relative style).
+fn pathdiff(path: &Path, base: &Path) -> Option<String> {
+    let base = std::fs::canonicalize(base).ok()?;
+    let dir = std::fs::canonicalize(path.parent()?).ok()?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let mut up = base.clone();
+    let mut prefix = String::new();
+    for _ in 0..8 {
+        if let Ok(rest) = dir.strip_prefix(&up) {
+            let rest = rest.to_string_lossy();
+            let joined = if rest.is_empty() {
+                name
+            } else {
+                format!("{rest}/{name}")
+            };
+            return Some(format!("{prefix}{joined}"));
+        }
+        up = up.parent()?.to_path_buf();
+        prefix.push_str("../");
+    }
+    None
 }
 
 fn load(path: &Path) -> Result<Config> {

@@ -17,7 +17,7 @@ use crate::config::ResourceType;
 pub enum StoreError {
     #[error("not found: {0}")]
     NotFound(String),
-    #[error("already exists: {0}")]
+    #[error("conflict: {0}")]
     Conflict(String),
     #[error("invalid: {0}")]
     Invalid(String),
