@@ -224,3 +224,229 @@ impl Issuer {
         Ok(Some(ttl))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Algorithm;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Org, Project, Resource};
+    use crate::token::keys::{generate_pem, SigningKey, VerifyKey};
+    use crate::token::KeySet;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn issuer(dir: &tempfile::TempDir, lifetimes: Lifetimes) -> Issuer {
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("store");
+        for org in ["acme", "other"] {
+            store
+                .put_org(&Org {
+                    id: org.into(),
+                    name: org.into(),
+                })
+                .expect("org");
+        }
+        store
+            .put_project(&Project {
+                id: "p1".into(),
+                org: "acme".into(),
+                name: "p1".into(),
+            })
+            .expect("project");
+        for (id, org, public, published) in [
+            ("v1", "acme", false, true),
+            ("v2", "acme", false, false),
+            ("pub", "acme", true, true),
+            ("x1", "other", false, true),
+        ] {
+            store
+                .put_resource(&Resource {
+                    id: id.into(),
+                    resource_type: ResourceType::Vod,
+                    org: org.into(),
+                    project: (org == "acme").then(|| "p1".to_string()),
+                    public,
+                    published,
+                })
+                .expect("resource");
+        }
+        let (private, public) = generate_pem(Algorithm::EdDsa).expect("keys");
+        let keys = KeySet::from_keys(
+            vec![VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("vk")],
+            Some(SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("sk")),
+        );
+        let cfg = crate::config::Token {
+            issuer: "t".into(),
+            audience: vec![],
+            leeway: Duration::from_secs(5),
+            max_len: 4096,
+            cache_capacity: 10,
+            cache_max_ttl: Duration::from_secs(60),
+            path_prefix: "t".into(),
+            query: "token".into(),
+            cookie: "c".into(),
+            allow_never_expiring: true,
+            max_lifetime: None,
+        };
+        Issuer::new(
+            Arc::new(store),
+            Arc::new(Verifier::new(keys, &cfg)),
+            "t".into(),
+            None,
+            lifetimes,
+        )
+    }
+
+    fn req(id: &str) -> IssueRequest {
+        IssueRequest {
+            org: "acme".into(),
+            target: Target::Resource {
+                id: id.into(),
+                rty: ResourceType::Vod,
+            },
+            subject: Some("c1".into()),
+            name: None,
+            expiry: Expiry::In(Duration::from_secs(60)),
+            admin: false,
+            require_customer: true,
+            family: None,
+        }
+    }
+
+    const OPEN: Lifetimes = Lifetimes {
+        max: None,
+        allow_never: true,
+    };
+
+    #[test]
+    fn a_published_resource_of_the_callers_org_gets_a_token_that_verifies() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = issuer(&dir, OPEN);
+        let issued = i.issue(&req("v1"), NOW).expect("issued");
+        assert_eq!(issued.expires_at, Some(NOW + 60));
+        let grant = i.verifier.verify(&issued.token, NOW).expect("verifies");
+        assert_eq!(
+            (grant.rid.as_deref(), grant.org.as_deref()),
+            (Some("v1"), Some("acme"))
+        );
+        assert_eq!(grant.prj.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn another_orgs_resource_looks_exactly_like_a_missing_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = issuer(&dir, OPEN);
+        let other = i.issue(&req("x1"), NOW).expect_err("other org");
+        let missing = i.issue(&req("nope"), NOW).expect_err("missing");
+        assert!(matches!(other, IssueError::NotFound(_)));
+        assert!(matches!(missing, IssueError::NotFound(_)));
+    }
+
+    #[test]
+    fn unpublished_needs_admin_and_token_privacy_needs_a_customer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = issuer(&dir, OPEN);
+        assert!(matches!(
+            i.issue(&req("v2"), NOW),
+            Err(IssueError::Forbidden(_))
+        ));
+        assert!(i
+            .issue(
+                &IssueRequest {
+                    admin: true,
+                    subject: None,
+                    ..req("v2")
+                },
+                NOW
+            )
+            .is_ok());
+        let anonymous = IssueRequest {
+            subject: None,
+            ..req("v1")
+        };
+        assert!(matches!(
+            i.issue(&anonymous, NOW),
+            Err(IssueError::Invalid(_))
+        ));
+        assert!(i
+            .issue(
+                &IssueRequest {
+                    subject: None,
+                    ..req("pub")
+                },
+                NOW
+            )
+            .is_ok());
+        assert!(i
+            .issue(
+                &IssueRequest {
+                    require_customer: false,
+                    ..anonymous
+                },
+                NOW
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn lifetimes_respect_the_cap_the_past_and_never() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let capped = issuer(
+            &dir,
+            Lifetimes {
+                max: Some(Duration::from_secs(3600)),
+                allow_never: true,
+            },
+        );
+        let long = IssueRequest {
+            expiry: Expiry::In(Duration::from_secs(7200)),
+            ..req("v1")
+        };
+        assert!(
+            matches!(capped.issue(&long, NOW), Err(IssueError::Invalid(m)) if m.contains("3600"))
+        );
+        let never = IssueRequest {
+            expiry: Expiry::Never,
+            ..req("v1")
+        };
+        assert!(
+            matches!(capped.issue(&never, NOW), Err(IssueError::Invalid(m)) if m.contains("never expire"))
+        );
+        let past = IssueRequest {
+            expiry: Expiry::At(NOW - 1),
+            ..req("v1")
+        };
+        assert!(matches!(
+            capped.issue(&past, NOW),
+            Err(IssueError::Invalid(_))
+        ));
+        let dir2 = tempfile::tempdir().expect("tmp");
+        let open = issuer(&dir2, OPEN);
+        assert_eq!(open.issue(&never, NOW).expect("never").expires_at, None);
+    }
+
+    #[test]
+    fn project_and_account_targets_must_belong_to_the_org() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = issuer(&dir, OPEN);
+        let p = IssueRequest {
+            target: Target::Project("p1".into()),
+            ..req("v1")
+        };
+        assert!(i.issue(&p, NOW).is_ok());
+        let foreign = IssueRequest {
+            org: "other".into(),
+            ..p
+        };
+        assert!(matches!(
+            i.issue(&foreign, NOW),
+            Err(IssueError::NotFound(_))
+        ));
+        let a = IssueRequest {
+            target: Target::Account,
+            org: "ghost".into(),
+            ..req("v1")
+        };
+        assert!(matches!(i.issue(&a, NOW), Err(IssueError::NotFound(_))));
+    }
+}
