@@ -278,7 +278,7 @@ async fn a15_file_origin_never_returns_another_resources_bytes() {
 
     // The secret is really served to its own resource's token, so a leak would show.
     let tok_b = tg.token_for("b");
-    let (status, text) = send(addr, &format!("/vod/b/secret.txt?token={tok_b}")).await;
+    let (status, text) = send_target(addr, &format!("/vod/b/secret.txt?token={tok_b}")).await;
     assert_eq!(status, Some(200), "{text}");
     assert!(text.contains(SECRET_B));
 
@@ -287,7 +287,7 @@ async fn a15_file_origin_never_returns_another_resources_bytes() {
     for m in MUTATIONS {
         for carrier in [Carrier::Query, Carrier::PathPrefix] {
             let t = target(m, &host, &tok, carrier);
-            let (status, text) = send(addr, &t).await;
+            let (status, text) = send_target(addr, &t).await;
             let leaked = text.contains(SECRET_B) || text.contains(OUTSIDE);
             let status_ok = matches!(status, Some(200 | 400 | 401 | 403 | 404));
             if leaked || !status_ok {
@@ -307,7 +307,7 @@ async fn a15_file_origin_never_returns_another_resources_bytes() {
     );
 
     // And a's own files are still served through the same gate.
-    let (status, text) = send(addr, &format!("/vod/a/x/../ok.txt?token={tok}")).await;
+    let (status, text) = send_target(addr, &format!("/vod/a/x/../ok.txt?token={tok}")).await;
     assert_eq!(status, Some(200), "{text}");
     assert!(text.ends_with("\r\n\r\nok-a"), "{text}");
 }

@@ -172,7 +172,7 @@ async fn run_table(tg: &TestGate, origin: &TestOrigin, how: Lenient) -> Vec<Stri
     for m in MUTATIONS {
         for carrier in [Carrier::Query, Carrier::PathPrefix] {
             let t = target(m, &host, &tok, carrier);
-            let (status, text) = send(addr, &t).await;
+            let (status, text) = send_target(addr, &t).await;
             let shown = t.replace(&tok, "<tok>");
             let leaked = text.contains(MARKER);
             let status_ok = match status {
@@ -266,7 +266,7 @@ async fn a15_legitimate_paths_are_served_from_a() {
     ] {
         for carrier in [Carrier::Query, Carrier::PathPrefix] {
             let t = target(path, "", &tok, carrier);
-            let (status, text) = send(addr, &t).await;
+            let (status, text) = send_target(addr, &t).await;
             assert_eq!(status, Some(200), "{path} ({carrier:?}): {text}");
             assert_eq!(body_of(&text), OK_A, "{path} ({carrier:?})");
         }

@@ -146,7 +146,7 @@ pub fn target(m: &str, host: &str, tok: &str, carrier: Carrier) -> String {
 }
 
 /// One raw HTTP/1.1 request (the target byte for byte); the whole response as text.
-pub async fn send(addr: std::net::SocketAddr, target: &str) -> (Option<u16>, String) {
+pub async fn send_target(addr: std::net::SocketAddr, target: &str) -> (Option<u16>, String) {
     let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let text = raw(addr, req.as_bytes(), Duration::from_secs(10)).await;
     let status = text
