@@ -213,6 +213,11 @@ impl Issuer {
             }
             Expiry::In(d) => d,
         };
+        if now.saturating_add(ttl.as_secs()) > crate::token::claims::MAX_TIME {
+            return Err(IssueError::Invalid(
+                "the expiry is beyond 9999-12-31T23:59:59Z".into(),
+            ));
+        }
         if let Some(max) = self.lifetimes.max {
             if ttl > max {
                 return Err(IssueError::Invalid(format!(

@@ -488,7 +488,7 @@ impl AdminService {
         let record = match blocking(move || {
             let rec = store.refresh_token(&h)?;
             let user = match &rec {
-                Some(r) => store.user(&r.user)?,
+                Some((r, _)) => store.user(&r.user)?,
                 None => None,
             };
             Ok::<_, crate::store::StoreError>(rec.zip(user))
@@ -499,9 +499,11 @@ impl AdminService {
             Some(Ok(None)) => return fail(movingimage::Error::BAD_REFRESH),
             _ => return fail(movingimage::Error::INTERNAL),
         };
-        let (_, user) = record;
-        // Checked before rotating: a refused VideoManager does not spend the token.
-        if !user.orgs.contains(&vm) {
+        let ((_, current), user) = record;
+        // Checked before rotating, so a refused VideoManager does not spend a current
+        // token. A spent one goes on to `rotate_refresh` whatever the VideoManager: reuse
+        // must revoke its family (THREATS B2), and must look like any bad token.
+        if current && !user.orgs.contains(&vm) {
             return fail(movingimage::Error::FORBIDDEN_VM);
         }
         let Some(new) = random_secret() else {

@@ -177,8 +177,9 @@ pub trait Store: Send + Sync {
     /// Start a family with its first token (login).
     fn insert_refresh(&self, token: &RefreshToken) -> Result<()>;
     /// Look a refresh token up without changing anything (to check, before rotating,
-    /// that its user may use the organisation asked for).
-    fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>>;
+    /// that its user may use the organisation asked for). The flag says whether it is
+    /// its family's current token (not spent, family not revoked).
+    fn refresh_token(&self, hash: &str) -> Result<Option<(RefreshToken, bool)>>;
     /// Present `hash` at `now`, atomically (see [`Rotation`]): on success the family's
     /// new current token is `new_hash`, for `new_org`, expiring at `new_expires_at`.
     /// Two concurrent calls with the same `hash`: exactly one gets `Rotated`, the other

@@ -937,10 +937,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>> {
+    fn refresh_token(&self, hash: &str) -> Result<Option<(RefreshToken, bool)>> {
         let row = self.read(|c| {
             c.query_row(
-                "SELECT t.family, f.user, t.org, t.expires_at
+                "SELECT t.family, f.user, t.org, t.expires_at,
+                        t.state = 'current' AND f.revoked = 0
                  FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family
                  WHERE t.hash = ?1",
                 [hash],
@@ -950,20 +951,24 @@ impl Store for SqliteStore {
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, bool>(4)?,
                     ))
                 },
             )
             .optional()
             .db()
         })?;
-        row.map(|(family, user, org, expires_at)| {
-            Ok(RefreshToken {
-                hash: hash.to_owned(),
-                family,
-                user,
-                org,
-                expires_at: time_from_sql(expires_at)?,
-            })
+        row.map(|(family, user, org, expires_at, current)| {
+            Ok((
+                RefreshToken {
+                    hash: hash.to_owned(),
+                    family,
+                    user,
+                    org,
+                    expires_at: time_from_sql(expires_at)?,
+                },
+                current,
+            ))
         })
         .transpose()
     }
@@ -1580,7 +1585,7 @@ mod tests {
         let store = with_family(&dir);
         assert_eq!(
             store.refresh_token(&h(1)).expect("lookup"),
-            Some(refresh(1, "f1", "u1", "o1", 1000))
+            Some((refresh(1, "f1", "u1", "o1", 1000), true))
         );
         assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
     }
@@ -1630,7 +1635,15 @@ mod tests {
         );
         assert_eq!(
             store.refresh_token(&h(2)).expect("lookup"),
-            Some(refresh(2, "f1", "u1", "o2", 2000))
+            Some((refresh(2, "f1", "u1", "o2", 2000), true))
+        );
+        assert_eq!(
+            store
+                .refresh_token(&h(1))
+                .expect("lookup")
+                .map(|(_, current)| current),
+            Some(false),
+            "a spent token is not current"
         );
         let again = store
             .rotate_refresh(&h(2), &h(3), "o1", 3000, 600)

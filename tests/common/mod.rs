@@ -498,3 +498,73 @@ pub async fn get_h2_tls(gate: &TestGate, target: &str) -> Got {
         body,
     }
 }
+
+/// Send `method target` with `headers` and `body` (sent with its `Content-Length`) on
+/// `addr` over HTTP/1.1: how tests POST to the admin listener.
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Got {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    send_on(tcp, addr, method, target, headers, body).await
+}
+
+/// [`send`] from a client socket bound to `local` (another loopback address, e.g.
+/// 127.0.0.3, to act as another client).
+pub async fn send_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Got {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .expect("bind the client to the given loopback address");
+    let tcp = socket.connect(addr).await.expect("connect");
+    send_on(tcp, addr, method, target, headers, body).await
+}
+
+async fn send_on(
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Got {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut b = Request::builder()
+        .method(method)
+        .uri(target)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .expect("answer within 10 s")
+        .expect("response");
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
