@@ -377,8 +377,7 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Got {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    request_on(tcp, addr, method, target, headers).await
+    send(addr, method, target, headers, b"").await
 }
 
 /// An HTTP/1.1 request from a client socket bound to `local` (e.g. 127.0.0.2, the trusted proxy).
@@ -389,50 +388,7 @@ pub async fn request_from(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Got {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(local, 0))
-        .expect("bind the client to the given loopback address");
-    let tcp = socket.connect(addr).await.expect("connect");
-    request_on(tcp, addr, method, target, headers).await
-}
-
-async fn request_on(
-    tcp: tokio::net::TcpStream,
-    addr: SocketAddr,
-    method: Method,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> Got {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("host", addr.to_string());
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let req = b
-        .body(http_body_util::Empty::<Bytes>::new())
-        .expect("request");
-    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .expect("answer within 10 s")
-        .expect("response");
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    send_from(local, addr, method, target, headers, b"").await
 }
 
 /// Send raw bytes on a new connection and read until the server closes or `wait` passes.
