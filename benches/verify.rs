@@ -63,6 +63,7 @@ fn bench(c: &mut Criterion) {
         org: "org".into(),
         project: Some("p".into()),
         public: false,
+        published: true,
     };
     let client: IpAddr = "192.0.2.7".parse().expect("ip");
     let revocations = Revocations::default();

@@ -126,13 +126,7 @@ pub fn sync_from_store(
 ) -> crate::store::Result<u64> {
     let version = store.version()?;
     let resources = store.resources()?;
-    edge.set_stored_resources(resources.into_iter().map(|r| crate::config::Resource {
-        id: r.id,
-        resource_type: r.resource_type,
-        org: r.org,
-        project: r.project,
-        public: r.public,
-    }));
+    edge.set_stored_resources(resources);
     crate::admin::manage::load_revocations(store, revocations)?;
     Ok(version)
 }

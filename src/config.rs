@@ -477,13 +477,18 @@ pub struct Route {
     pub public: bool,
 }
 
+/// A resource the edge serves (declared here or held in the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
     pub id: String,
     pub resource_type: ResourceType,
     pub org: String,
     pub project: Option<String>,
+    /// `public` resources need no token; `token` ones do.
     pub public: bool,
+    /// Unpublished resources get resource tokens only through the admin variant of the
+    /// API. Resources declared in the config file are published.
+    pub published: bool,
 }
 
 /// Parse a duration such as `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`.
@@ -876,6 +881,7 @@ impl Config {
                 org: r.org.clone(),
                 project: r.project.clone(),
                 public,
+                published: true,
             });
         }
 

@@ -42,17 +42,8 @@ pub struct Project {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
-    pub id: String,
-    pub resource_type: ResourceType,
-    pub org: String,
-    pub project: Option<String>,
-    /// `public` resources need no token; `token` ones do.
-    pub public: bool,
-    /// Unpublished resources get tokens only through the admin variant of the API.
-    pub published: bool,
-}
+/// A resource: the same type the edge's registry and the config use.
+pub use crate::config::Resource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

@@ -127,6 +127,7 @@ mod tests {
             org: org.into(),
             project: Some(project.into()),
             public: false,
+            published: true,
         }
     }
 
