@@ -12,7 +12,9 @@
 //! | [`percent`] | `%XX` decoding shared by the path, token and file code |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
 //! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
-//! | [`admin`] | the admin listener (health and readiness for now) |
+//! | [`admin`] | the admin listener: the three issuing dialects, management, JWKS, health |
+//! | [`store`] | the `Store` trait and its embedded SQLite implementation |
+//! | [`ratelimit`] | governor limiters (login) and their pruning |
 //! | [`server`] | listeners, accept, connection limits, timeouts, drain |
 //! | [`app`] | wiring: build the state from a config and run every listener |
 
