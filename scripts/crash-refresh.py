@@ -37,7 +37,7 @@ import traceback
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import Checks, Fatal, Server, Workspace, binary, http, say, watchdog  # noqa: E402
+from tollgate_e2e import Checks, Fatal, Server, Workspace, binary, http, run_main, say, watchdog  # noqa: E402
 
 NAME = "crash-refresh"
 FAMILIES = 8
@@ -295,9 +295,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Fatal as e:  # before the workspace existed (build)
-        say(NAME, f"FATAL: {e}", err=True)
-        say(NAME, "0 passed, 1 failed")
-        sys.exit(2)
+    run_main(NAME, main)

@@ -236,3 +236,14 @@ def watchdog(seconds):
     signal.signal(signal.SIGALRM, fire)
     signal.signal(signal.SIGTERM, term)
     signal.alarm(seconds)
+
+
+def run_main(name, main):
+    """Run a script's main() and exit with its code; a Fatal raised before any
+    workspace existed (e.g. the build) still prints the closing `N passed, M failed` line."""
+    try:
+        sys.exit(main())
+    except Fatal as e:
+        say(name, f"FATAL: {e}", err=True)
+        say(name, "0 passed, 1 failed")
+        sys.exit(2)

@@ -337,6 +337,20 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// Bump the change counter; call in every transaction that changed something.
+/// Delete the rows `sql` selects by `params`, bumping the version; `NotFound(what)` when
+/// nothing matched, `Conflict` while something still refers to them.
+fn delete_one<P: rusqlite::Params>(
+    tx: &Connection,
+    sql: &str,
+    params: P,
+    what: String,
+) -> Result<()> {
+    if tx.execute(sql, params).map_err(delete_err)? == 0 {
+        return Err(StoreError::NotFound(what));
+    }
+    bump(tx)
+}
+
 fn bump(tx: &Connection) -> Result<()> {
     tx.execute("UPDATE meta SET version = version + 1 WHERE id = 1", [])
         .db()?;
@@ -559,13 +573,12 @@ impl Store for SqliteStore {
                     users.join(", ")
                 )));
             }
-            let n = tx
-                .execute("DELETE FROM orgs WHERE id = ?1", [id])
-                .map_err(delete_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("organisation {id}")));
-            }
-            bump(tx)
+            delete_one(
+                tx,
+                "DELETE FROM orgs WHERE id = ?1",
+                [id],
+                format!("organisation {id}"),
+            )
         })
     }
 
@@ -618,13 +631,12 @@ impl Store for SqliteStore {
                     "project {id} still has resources"
                 )));
             }
-            let n = tx
-                .execute("DELETE FROM projects WHERE id = ?1", [id])
-                .map_err(delete_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("project {id}")));
-            }
-            bump(tx)
+            delete_one(
+                tx,
+                "DELETE FROM projects WHERE id = ?1",
+                [id],
+                format!("project {id}"),
+            )
         })
     }
 
@@ -706,19 +718,12 @@ impl Store for SqliteStore {
 
     fn delete_resource(&self, id: &str, resource_type: ResourceType) -> Result<()> {
         self.write(|tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM resources WHERE id = ?1 AND type = ?2",
-                    [id, resource_type.as_str()],
-                )
-                .map_err(delete_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "resource {id} ({})",
-                    resource_type.as_str()
-                )));
-            }
-            bump(tx)
+            delete_one(
+                tx,
+                "DELETE FROM resources WHERE id = ?1 AND type = ?2",
+                [id, resource_type.as_str()],
+                format!("resource {id} ({})", resource_type.as_str()),
+            )
         })
     }
 
@@ -827,13 +832,12 @@ impl Store for SqliteStore {
     fn delete_user(&self, id: &str) -> Result<()> {
         // Cascades to the user's org grants and refresh families (and their tokens).
         self.write(|tx| {
-            let n = tx
-                .execute("DELETE FROM users WHERE id = ?1", [id])
-                .map_err(delete_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("user {id}")));
-            }
-            bump(tx)
+            delete_one(
+                tx,
+                "DELETE FROM users WHERE id = ?1",
+                [id],
+                format!("user {id}"),
+            )
         })
     }
 
@@ -886,13 +890,12 @@ impl Store for SqliteStore {
 
     fn delete_api_token(&self, id: &str) -> Result<()> {
         self.write(|tx| {
-            let n = tx
-                .execute("DELETE FROM api_tokens WHERE id = ?1", [id])
-                .map_err(delete_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("API token {id}")));
-            }
-            bump(tx)
+            delete_one(
+                tx,
+                "DELETE FROM api_tokens WHERE id = ?1",
+                [id],
+                format!("API token {id}"),
+            )
         })
     }
 

@@ -357,6 +357,21 @@ pub struct Got {
     pub body: Bytes,
 }
 
+/// Read a whole response into a [`Got`].
+async fn got(resp: Response<Incoming>) -> Got {
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
 impl Got {
     pub fn reason(&self) -> &str {
         self.headers
@@ -442,17 +457,7 @@ pub async fn get_h2_tls(gate: &TestGate, target: &str) -> Got {
         .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
     let resp = sender.send_request(req).await.expect("response");
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    got(resp).await
 }
 
 /// Send `method target` with `headers` and `body` (sent with its `Content-Length`) on
@@ -512,15 +517,5 @@ async fn send_on(
         .await
         .expect("answer within 10 s")
         .expect("response");
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    got(resp).await
 }
