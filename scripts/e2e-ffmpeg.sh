@@ -5,6 +5,8 @@
 #   2. starts `tollgate serve` on loopback with OS-assigned ports;
 #   3. plays the printed HLS URLs over TLS (trusting only the dev CA) and over
 #      plain HTTP, and the DASH URL over TLS, fetching every rendition (-map 0);
+#      The same HLS and DASH again with only ?token= on the master/MPD URL (the
+#      gate rewrites every child URL), and the rewritten master itself.
 #   4. checks with curl (TLS verified against the dev CA): a media playlist
 #      and a segment -> 200; no token -> 401 missing; a demo token on the
 #      trailer, and a minted trailer token on the demo -> 403 scope; and
@@ -15,6 +17,8 @@
 #        TOLLGATE_CONFIG  config file, relative to the repo root
 #                         (default: config/tollgate.toml)
 #        E2E_KEEP_TMP=1   keep the temp dir (server logs, ffmpeg stderr)
+#        E2E_HLSJS=1      also play the query-token URL with hls.js in headless
+#                         Chromium (scripts/e2e-hlsjs.sh; needs node, npm, chromium)
 # Needs: ffmpeg (Debian's, built with GnuTLS), curl, coreutils `timeout`.
 # Prints "e2e-ffmpeg: N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -246,6 +250,46 @@ if [[ -n $health_ok ]]; then pass "admin healthz"; else fail "admin healthz: htt
 play hls-tls "$hls_tls" -ca_file "$ca" -tls_verify 1
 play hls-plain "$hls_plain"
 play dash-tls "$dash_tls" -ca_file "$ca" -tls_verify 1
+
+# 1b. query-token playback (issue 4): only the master/MPD URL has ?token=; the
+#     gate rewrites the manifests so every variant and segment request carries it.
+play hls-query-tls "$tls_origin/$master_path?token=$demo_token" -ca_file "$ca" -tls_verify 1
+play hls-query-plain "$plain_origin/$master_path?token=$demo_token"
+play dash-query-tls "$tls_origin/${master_path%/*}/dash/manifest.mpd?token=$demo_token" -ca_file "$ca" -tls_verify 1
+# Without the rewrite the first variant request would be refused: prove the rewrite.
+media_body=$(curl -sS --noproxy '*' --max-time "$curl_timeout_s" --cacert "$ca" \
+  "$tls_origin/$master_path?token=$demo_token" 2>/dev/null || true)
+if grep -q "^v0/index.m3u8?token=$demo_token\$" <<<"$media_body"; then
+  pass "master playlist rewritten (variant URI carries the token)"
+else
+  fail "master playlist not rewritten: $(head -c 300 <<<"$media_body" | sed "s/$demo_token/<token>/g")"
+fi
+
+# 1c. hls.js in headless Chromium (E2E_HLSJS=1; .ci/run sets it): the page is
+#     served from another origin, so every request is cross-origin (CORS). Over
+#     the plain listener: Chromium would not trust the dev CA. A tampered token
+#     must make the same harness fail, so a pass means something.
+if [[ -n ${E2E_HLSJS:-} ]]; then
+  if bash scripts/e2e-hlsjs.sh "$plain_origin/$master_path?token=$demo_token" --all-levels \
+    >"$tmp/hlsjs.out" 2>&1; then
+    pass "hls.js in Chromium plays the query-token VOD to the end ($(grep -o '"fragments_loaded":[0-9]*' "$tmp/hlsjs.out"))"
+  else
+    fail "hls.js in Chromium did not play the query-token VOD"
+    sed 's/^/    /' "$tmp/hlsjs.out" >&2
+  fi
+  hlsjs_rc=0
+  # Another signature: flip the first character after the last '.' (6 full bits).
+  sig=${demo_token##*.}
+  bad_token="${demo_token%.*}.$([[ ${sig:0:1} == A ]] && echo B || echo A)${sig:1}"
+  bash scripts/e2e-hlsjs.sh "$plain_origin/$master_path?token=$bad_token" --timeout-s 20 \
+    >"$tmp/hlsjs-bad.out" 2>&1 || hlsjs_rc=$?
+  if [[ $hlsjs_rc -eq 1 ]]; then
+    pass "hls.js with a tampered token fails (exit 1)"
+  else
+    fail "hls.js with a tampered token: exit $hlsjs_rc, want 1"
+    sed 's/^/    /' "$tmp/hlsjs-bad.out" >&2
+  fi
+fi
 
 # 2. a media playlist and a segment over TLS (certificate verified by curl)
 expect media-playlist-tls 200 "" "$tls_origin/t/$demo_token/${master_path%/*}/v0/index.m3u8"

@@ -107,6 +107,22 @@ pub fn playback_urls(
             format!("http://{a}{base}dash/manifest.mpd"),
         ));
     }
+    // The same, with the token in the query: the gate rewrites the manifests so that
+    // every variant and segment request carries it (DESIGN.md §6).
+    let path = format!("{}{}/", route.prefix, res.id);
+    let query = format!("?{}={token}", cfg.token.query);
+    if let Some(a) = gate.edge_tls {
+        lines.push((
+            "playback-query",
+            format!("https://{a}{path}master.m3u8{query}"),
+        ));
+    }
+    if let Some(a) = gate.edge_plain {
+        lines.push((
+            "playback-query-plain",
+            format!("http://{a}{path}master.m3u8{query}"),
+        ));
+    }
     if let (true, Some(c)) = (cfg.tls.dev_generate, cfg.tls.certs.first()) {
         lines.push(("ca", crate::tls::dev_ca_path(c).display().to_string()));
     }

@@ -74,6 +74,32 @@ pub struct File {
     /// Where state lives.
     #[serde(default)]
     pub store: StoreFile,
+    /// HLS/DASH manifest rewriting and live token renewal.
+    #[serde(default)]
+    pub manifest: ManifestFile,
+}
+
+/// `[manifest]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// Rewrite HLS playlists and DASH MPDs so that child requests carry the token. Default true.
+    pub rewrite: Option<bool>,
+    /// How child requests get the token: `"query"` (every child URL gets `?token=`, for a
+    /// manifest requested with a query token) or `"cookie"` (a `Set-Cookie` scoped to the
+    /// resource's path, for players that keep cookies). Default `"query"`.
+    pub mode: Option<String>,
+    /// Largest manifest buffered for rewriting, in bytes; a larger one passes through
+    /// untouched. Default 8 MiB.
+    pub max_bytes: Option<usize>,
+    /// Hosts whose absolute URLs get the token (`cdn.example.com`, `host:port`,
+    /// `*.example.com`). Relative URLs always do; other hosts never. Default empty.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Renew a token that expires within this window, for tokens carrying `sxp`. Default `"60s"`.
+    pub renew_before: Option<String>,
+    /// Lifetime of a renewed token (never beyond the token's `sxp`). Default `"300s"`.
+    pub renew_ttl: Option<String>,
 }
 
 /// `[store]`
@@ -304,6 +330,24 @@ pub struct Config {
     pub origins: Vec<Origin>,
     pub routes: Vec<Route>,
     pub resources: Vec<Resource>,
+    pub manifest: Manifest,
+}
+
+/// How child requests of a manifest get the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestMode {
+    Query,
+    Cookie,
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub rewrite: bool,
+    pub mode: ManifestMode,
+    pub max_bytes: usize,
+    pub allow_hosts: Vec<String>,
+    pub renew_before: Duration,
+    pub renew_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -885,6 +929,56 @@ impl Config {
             });
         }
 
+        let m = &file.manifest;
+        let manifest = Manifest {
+            rewrite: m.rewrite.unwrap_or(true),
+            mode: match m.mode.as_deref().unwrap_or("query") {
+                "query" => ManifestMode::Query,
+                "cookie" => ManifestMode::Cookie,
+                other => {
+                    return Err(invalid(format!(
+                        "manifest.mode: {other:?} is not \"query\" or \"cookie\""
+                    )))
+                }
+            },
+            max_bytes: m.max_bytes.unwrap_or(8 * 1024 * 1024),
+            allow_hosts: m
+                .allow_hosts
+                .iter()
+                .map(|h| {
+                    let ok = !h.is_empty()
+                        && h.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'*')
+                        })
+                        && !h.get(1..).is_some_and(|rest| rest.contains('*'));
+                    if ok {
+                        Ok(h.to_ascii_lowercase())
+                    } else {
+                        Err(invalid(format!(
+                            "manifest.allow_hosts: {h:?} is not a host, host:port or *.domain"
+                        )))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            renew_before: duration(
+                "manifest.renew_before",
+                &m.renew_before,
+                Duration::from_secs(60),
+            )?,
+            renew_ttl: duration("manifest.renew_ttl", &m.renew_ttl, Duration::from_secs(300))?,
+        };
+        if manifest.max_bytes == 0 || manifest.max_bytes > 256 * 1024 * 1024 {
+            return Err(invalid(
+                "manifest.max_bytes: must be between 1 and 268435456",
+            ));
+        }
+        if manifest.renew_ttl <= manifest.renew_before {
+            return Err(invalid(
+                "manifest.renew_ttl: must be longer than manifest.renew_before (else every renewed token is due again at once)",
+            ));
+        }
+
         Ok(Config {
             source: source.to_path_buf(),
             edge,
@@ -897,6 +991,7 @@ impl Config {
             origins,
             routes,
             resources,
+            manifest,
         })
     }
 

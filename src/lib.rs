@@ -12,6 +12,7 @@
 //! | [`percent`] | `%XX` decoding shared by the path, token and file code |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
 //! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
+//! | [`manifest`] | pure HLS/DASH rewriting: child URLs carry the query token |
 //! | [`admin`] | the admin listener: the three issuing dialects, management, JWKS, health |
 //! | [`store`] | the `Store` trait and its embedded SQLite implementation |
 //! | [`ratelimit`] | governor limiters (login) and their pruning |
@@ -24,6 +25,7 @@ pub mod body;
 pub mod clock;
 pub mod config;
 pub mod edge;
+pub mod manifest;
 pub mod origin;
 pub mod percent;
 pub mod ratelimit;

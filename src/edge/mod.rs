@@ -18,6 +18,7 @@
 pub mod error;
 pub mod extract;
 pub mod path;
+pub mod rewrite;
 pub mod route;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use crate::origin::{Origin, Origins};
 use crate::token::{self, Revocations, TokenError, Verifier};
 pub use error::EdgeError;
 use extract::TokenNames;
+use rewrite::{ManifestPolicy, Plan};
 use route::RouteTable;
 
 /// How the request reached us.
@@ -62,6 +64,7 @@ pub struct EdgeService {
     max_token_len: usize,
     head_limits: HeadLimits,
     max_body_bytes: u64,
+    manifest: ManifestPolicy,
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
     clock: fn() -> u64,
@@ -107,6 +110,7 @@ impl EdgeService {
                 max_count: cfg.edge.max_headers,
             },
             max_body_bytes: cfg.edge.max_body_bytes,
+            manifest: ManifestPolicy::new(cfg),
             verifier,
             revocations,
             clock: crate::clock::now,
@@ -145,6 +149,7 @@ impl EdgeService {
             reason = log.reason,
             client = log.client.map(tracing::field::display),
             token = log.token.as_ref().map(tracing::field::display),
+            manifest = log.manifest,
             micros = started.elapsed().as_micros() as u64,
             "request"
         );
@@ -189,11 +194,11 @@ impl EdgeService {
         let authorizations = header_strs(&head.headers, header::AUTHORIZATION)?;
         let extract::Extracted {
             token: found_token,
+            source,
             path: found_path,
             query: found_query,
             strip_authorization,
             strip_cookie,
-            ..
         } = extract::extract(
             &self.names,
             &normal,
@@ -234,9 +239,11 @@ impl EdgeService {
         log.client = Some(client);
 
         let public = route.public || resource.is_some_and(|r| r.public);
+        let now = (self.clock)();
+        let mut plan = None;
         if !public {
             let token = found_token.ok_or(EdgeError::Missing)?;
-            let now = (self.clock)();
+            let source = source.ok_or(EdgeError::Missing)?;
             let grant = self.verifier.verify(token, now).map_err(EdgeError::Token)?;
             log.token = Some(match &grant.jti {
                 Some(_) => TokenId::Jti(grant.clone()),
@@ -249,8 +256,45 @@ impl EdgeService {
                 path,
                 client,
             };
-            token::authorize(&grant, &target, now, self.leeway, &self.revocations)
-                .map_err(EdgeError::Token)?;
+            let session =
+                match token::authorize(&grant, &target, now, self.leeway, &self.revocations) {
+                    Ok(()) => false,
+                    // A live player reloading its playlist with the master's token: accepted on
+                    // `sxp` alone, answered only with a renewed token (edge::rewrite).
+                    Err(TokenError::Expired)
+                        if self
+                            .manifest
+                            .session_allowed(path, source, &self.verifier.keys()) =>
+                    {
+                        token::authorize_session(
+                            &grant,
+                            &target,
+                            now,
+                            self.leeway,
+                            &self.revocations,
+                        )
+                        .map_err(EdgeError::Token)?;
+                        true
+                    }
+                    Err(e) => return Err(EdgeError::Token(e)),
+                };
+            // Only a request that may be for a manifest pays for the plan's copies.
+            if self.manifest.delivers(source) && rewrite::may_be_manifest(path) {
+                plan = Some(Plan {
+                    token: token.to_string(),
+                    source,
+                    grant,
+                    session,
+                    scope_path: match rid {
+                        Some(rid) => format!("{}{rid}/", route.prefix),
+                        None => route.prefix.to_string(),
+                    },
+                    secure: conn.tls || self.forwarded_https(conn.peer.ip(), &head.headers),
+                    path_kind: crate::manifest::Kind::from_path(path),
+                });
+            } else if session {
+                return Err(EdgeError::Token(TokenError::Expired));
+            }
         }
 
         // Build what the origin sees: the same normalised path, the token gone.
@@ -268,6 +312,9 @@ impl EdgeService {
             &self.trusted_proxies,
             conn.peer.ip(),
         );
+
+        self.manifest
+            .prepare_request(path, plan.as_ref().map(|p| p.source), &mut head.headers);
 
         let origin = self.origins.get(route.origin).ok_or(EdgeError::NoRoute)?;
         let mut resp = match origin.as_ref() {
@@ -287,7 +334,23 @@ impl EdgeService {
             }
         };
         strip_hop_by_hop(resp.headers_mut());
-        Ok(resp)
+        match &plan {
+            Some(plan) => {
+                let keys = self.verifier.keys();
+                self.manifest
+                    .finish(resp, plan, &head.method, now, &keys, &mut log.manifest)
+                    .await
+            }
+            None => Ok(resp),
+        }
+    }
+
+    /// A trusted proxy in front says the client used HTTPS.
+    fn forwarded_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        self.is_trusted(token::claims::canonical_ip(peer))
+            && headers
+                .get(HeaderName::from_static("x-forwarded-proto"))
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
     }
 
     /// The client address: the peer, or — when the peer is a trusted proxy — the
@@ -367,6 +430,8 @@ struct AccessLog<'a> {
     reason: &'static str,
     client: Option<IpAddr>,
     token: Option<TokenId>,
+    /// What happened to a manifest answer (empty for everything else).
+    manifest: rewrite::Outcome,
 }
 
 /// How the access log names a token: its `jti`, or a hash prefix — never the token.

@@ -20,6 +20,8 @@ struct Entry {
 pub struct Match<'t, 'p> {
     /// The route's name (a log and metric label).
     pub name: &'t str,
+    /// The route's path prefix (`/vod/` of `/vod/{rid}/`).
+    pub prefix: &'t str,
     pub resource_type: ResourceType,
     /// The `{rid}` segment, borrowed from the path.
     pub rid: Option<&'p str>,
@@ -66,6 +68,7 @@ impl RouteTable {
             };
             return Some(Match {
                 name: &e.name,
+                prefix: &e.prefix,
                 resource_type: e.resource_type,
                 rid,
                 origin: e.origin,

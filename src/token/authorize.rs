@@ -35,12 +35,42 @@ pub fn authorize(
     leeway: u64,
     revocations: &Revocations,
 ) -> Result<(), TokenError> {
+    check(grant, grant.exp, target, now, leeway, revocations)
+}
+
+/// [`authorize`] for a live session's manifest reload: the token's `sxp` stands in for
+/// its `exp`. Every other check is the same. A token without `sxp` is no session: this
+/// answers `expired` for it. The edge asks this only for a manifest request whose token
+/// has expired, and then answers only with a rewritten manifest carrying a renewed,
+/// short-lived token (DESIGN.md §6): the player's reload URL is fixed by the master
+/// playlist, so it keeps the first token for the whole session.
+pub fn authorize_session(
+    grant: &Grant,
+    target: &Target<'_>,
+    now: u64,
+    leeway: u64,
+    revocations: &Revocations,
+) -> Result<(), TokenError> {
+    if grant.sxp.is_none() {
+        return Err(TokenError::Expired);
+    }
+    check(grant, grant.sxp, target, now, leeway, revocations)
+}
+
+fn check(
+    grant: &Grant,
+    expiry: Option<u64>,
+    target: &Target<'_>,
+    now: u64,
+    leeway: u64,
+    revocations: &Revocations,
+) -> Result<(), TokenError> {
     if let Some(nbf) = grant.nbf {
         if nbf > now.saturating_add(leeway) {
             return Err(TokenError::NotYetValid);
         }
     }
-    if let Some(exp) = grant.exp {
+    if let Some(exp) = expiry {
         if exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }

@@ -68,9 +68,6 @@ pub fn mint(
     req: &MintRequest,
     now: u64,
 ) -> Result<(String, Claims), TokenError> {
-    let key = keys.signing().ok_or(TokenError::Sign(
-        "no active signing key with a private part",
-    ))?;
     let claims = Claims {
         iss: issuer.to_string(),
         sub: req.sub.clone(),
@@ -90,9 +87,49 @@ pub fn mint(
         sxp: req.sxp,
         fam: req.family.clone(),
     };
+    Ok((sign(keys, &claims)?, claims))
+}
+
+/// Sign `claims` as they are, with the active signing key.
+pub fn sign(keys: &KeySet, claims: &Claims) -> Result<String, TokenError> {
+    let key = keys.signing().ok_or(TokenError::Sign(
+        "no active signing key with a private part",
+    ))?;
     let mut header = Header::new(jwt_alg(key.alg));
     header.kid = Some(key.kid.clone());
-    let token =
-        encode(&header, &claims, &key.encoding).map_err(|_| TokenError::Sign("encoding failed"))?;
-    Ok((token, claims))
+    encode(&header, claims, &key.encoding).map_err(|_| TokenError::Sign("encoding failed"))
+}
+
+/// The claims of a token **whose signature has already been verified** (no check here:
+/// never call this on a token the verifier has not accepted).
+pub fn verified_claims(token: &str) -> Result<Claims, TokenError> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+/// A renewed copy of a verified token for a live session: the same claims (the same
+/// `jti`, so one revocation still ends the whole session; the same `sxp`), `iat = now`
+/// and `exp = min(now + ttl, sxp)`. None when the token has no `sxp` (it is not a
+/// session and is never renewed) or when renewal would not extend it.
+pub fn renew(
+    keys: &KeySet,
+    token: &str,
+    now: u64,
+    ttl: Duration,
+) -> Result<Option<(String, u64)>, TokenError> {
+    let mut claims = verified_claims(token)?;
+    let Some(sxp) = claims.sxp else {
+        return Ok(None);
+    };
+    let exp = now.saturating_add(ttl.as_secs()).min(sxp);
+    if claims.exp.is_some_and(|old| old >= exp) || exp <= now {
+        return Ok(None);
+    }
+    claims.iat = Some(now);
+    claims.exp = Some(exp);
+    Ok(Some((sign(keys, &claims)?, exp)))
 }

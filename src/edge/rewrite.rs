@@ -1,0 +1,381 @@
+//! Manifest responses on the edge: which token child requests get, and how it reaches
+//! them (DESIGN.md §6). The formats are [`crate::manifest`]'s; this is the HTTP side.
+//!
+//! - **Query mode** (`manifest.mode = "query"`, the default): a manifest requested with
+//!   `?token=` is buffered (up to `manifest.max_bytes`) and rewritten so that every child
+//!   URL carries the token. Players resolve relative URLs by RFC 3986, which drops the
+//!   query, so without this the first variant or segment request would be refused.
+//! - **Cookie mode** (`"cookie"`): the manifest is not rewritten; its response sets the
+//!   token cookie, scoped to the resource's path (`/vod/<rid>/`), `HttpOnly`, and
+//!   `Secure; SameSite=None` on TLS. A request that came with the token cookie gets the
+//!   cookie refreshed in either mode.
+//! - **Renewal**: when the token carries `sxp` (a live session's end) and expires within
+//!   `manifest.renew_before`, children get a renewed copy instead — same claims and `jti`,
+//!   `exp = min(now + manifest.renew_ttl, sxp)` — signed with the active key.
+//! - **Sessions**: a live player reloads its media playlist at the URL the master gave
+//!   it, token included, for as long as it plays. So a manifest request whose token has
+//!   expired but whose `sxp` has not is accepted — and answered *only* with a rewritten
+//!   manifest (or a refreshed cookie) carrying a renewed token; any other answer is the
+//!   403 `expired` it would have been. Segments never get this: they need the renewed,
+//!   short-lived token. After `sxp`, everything is refused.
+//!
+//! A rewritten manifest gets a correct `Content-Length`, `Cache-Control: private,
+//! no-cache`, and loses the origin's `ETag`/`Last-Modified` (they describe other bytes).
+//! Manifest requests go to the origin without `Range`, conditionals or compression, so
+//! the origin answers with the whole, plain body. A body that cannot be parsed passes
+//! through untouched with a log line and a reason (`not_hls`, `not_mpd`, `not_utf8`,
+//! `too_large`, `encoded`), never a 500.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use super::extract::Source;
+use super::EdgeError;
+use crate::body::{self, Body};
+use crate::config::{self, ManifestMode};
+use crate::manifest::{self, Kind, Rewrite};
+use crate::origin::OriginError;
+use crate::token::{self, Grant, KeySet, TokenError};
+
+/// The `[manifest]` settings plus the carrier names they use.
+pub struct ManifestPolicy {
+    rewrite: bool,
+    mode: ManifestMode,
+    max_bytes: usize,
+    allow_hosts: Vec<String>,
+    renew_before: u64,
+    renew_ttl: Duration,
+    query_name: String,
+    cookie_name: String,
+}
+
+/// What the request step hands to the response step for a token-carrying request that
+/// may be for a manifest ([`may_be_manifest`]).
+pub struct Plan {
+    pub token: String,
+    pub source: Source,
+    pub grant: Arc<Grant>,
+    /// Accepted on `sxp` alone (its `exp` has passed): only a renewed manifest may answer.
+    pub session: bool,
+    /// The resource's path (`/vod/<rid>/`), for the cookie's `Path`.
+    pub scope_path: String,
+    /// The client reached us over TLS (directly or via a trusted proxy): `Secure` cookie.
+    pub secure: bool,
+    /// The manifest kind the request path names by its extension.
+    pub path_kind: Option<Kind>,
+}
+
+/// Could the answer to `path` be a manifest? A `.m3u8`/`.mpd` path, or one whose last
+/// segment has no extension (the response's `Content-Type` decides). `.ts`, `.m4s`,
+/// `.mp4`, `.key`, ... never are: segment requests skip the manifest step entirely.
+pub fn may_be_manifest(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or("");
+    Kind::from_path(path).is_some() || !file.contains('.')
+}
+
+/// What happened to a manifest, for the access log (a bounded set of labels).
+pub type Outcome = &'static str;
+
+impl ManifestPolicy {
+    pub fn new(cfg: &config::Config) -> Self {
+        let m = &cfg.manifest;
+        ManifestPolicy {
+            rewrite: m.rewrite,
+            mode: m.mode,
+            max_bytes: m.max_bytes,
+            allow_hosts: m.allow_hosts.clone(),
+            renew_before: m.renew_before.as_secs(),
+            renew_ttl: m.renew_ttl,
+            query_name: cfg.token.query.clone(),
+            cookie_name: cfg.token.cookie.clone(),
+        }
+    }
+
+    /// Does a manifest answer to a request whose token came from `source` carry a token
+    /// to its children (a rewrite or a cookie)? Only then can a session be renewed.
+    pub fn delivers(&self, source: Source) -> bool {
+        self.rewrite && (self.rewrites(source) || self.sets_cookie(source))
+    }
+
+    fn rewrites(&self, source: Source) -> bool {
+        self.mode == ManifestMode::Query && source == Source::Query
+    }
+
+    fn sets_cookie(&self, source: Source) -> bool {
+        self.mode == ManifestMode::Cookie || source == Source::Cookie
+    }
+
+    /// May an expired token with a live `sxp` fetch this path? Only a manifest, only when
+    /// the answer carries a renewed token, only with a key to sign it.
+    pub fn session_allowed(&self, path: &str, source: Source, keys: &KeySet) -> bool {
+        self.delivers(source) && Kind::from_path(path).is_some() && keys.signing().is_some()
+    }
+
+    /// Prepare the origin request of a likely manifest (by extension): the whole body,
+    /// uncompressed, unconditional — or there would be nothing to rewrite.
+    pub fn prepare_request(&self, path: &str, source: Option<Source>, headers: &mut HeaderMap) {
+        if !source.is_some_and(|s| self.delivers(s)) || Kind::from_path(path).is_none() {
+            return;
+        }
+        for h in [
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ] {
+            headers.remove(h);
+        }
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
+
+    /// Turn the origin's answer into the client's: rewrite, renew, set the cookie.
+    pub async fn finish(
+        &self,
+        resp: Response<Body>,
+        plan: &Plan,
+        method: &Method,
+        now: u64,
+        keys: &KeySet,
+        outcome: &mut Outcome,
+    ) -> Result<Response<Body>, EdgeError> {
+        let expired = EdgeError::Token(TokenError::Expired);
+        if !self.delivers(plan.source) {
+            return if plan.session { Err(expired) } else { Ok(resp) };
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let Some(kind) = Kind::detect(content_type, plan.path_kind) else {
+            return if plan.session { Err(expired) } else { Ok(resp) };
+        };
+        let status = resp.status();
+        if status != StatusCode::OK {
+            // Errors carry no media and pass through; a 206, 304 or redirect cannot carry
+            // a renewed token, so a session gets none of them.
+            let carries = status.is_success() || status.is_redirection();
+            return if plan.session && carries {
+                Err(expired)
+            } else {
+                Ok(resp)
+            };
+        }
+        let encoded = resp
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            *outcome = "encoded";
+            log_untouched(kind, "encoded");
+            return if plan.session { Err(expired) } else { Ok(resp) };
+        }
+
+        // The token the children get: the request's own, or a renewed one.
+        let (child, child_exp, renewed) = self.child_token(plan, now, keys);
+        if plan.session && !renewed {
+            return Err(expired);
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        if *method == Method::HEAD {
+            // No body to rewrite: its length is unknown until a GET.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            self.decorate(&mut parts.headers, plan, &child, child_exp, now);
+            *outcome = if renewed { "renewed" } else { "rewritten" };
+            return Ok(Response::from_parts(parts, body));
+        }
+
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_bytes as u64) {
+            *outcome = "too_large";
+            log_untouched(kind, "too_large");
+            return if plan.session {
+                Err(expired)
+            } else {
+                Ok(Response::from_parts(parts, body))
+            };
+        }
+        let bytes = match buffer(body, self.max_bytes).await? {
+            Buffered::Whole(b) => b,
+            Buffered::Partial(head, rest) => {
+                *outcome = "too_large";
+                log_untouched(kind, "too_large");
+                if plan.session {
+                    return Err(expired);
+                }
+                return Ok(Response::from_parts(parts, prefixed(head, rest)));
+            }
+        };
+
+        let out = if self.rewrites(plan.source) {
+            let encoded = Rewrite::encode_token(&child);
+            let rw = Rewrite {
+                param: &self.query_name,
+                token: &encoded,
+                allow_hosts: &self.allow_hosts,
+            };
+            match manifest::rewrite(kind, &bytes, &rw) {
+                Ok(out) => Bytes::from(out),
+                Err(reason) => {
+                    *outcome = reason.as_str();
+                    log_untouched(kind, reason.as_str());
+                    if plan.session {
+                        return Err(expired);
+                    }
+                    return Ok(Response::from_parts(parts, body::full(bytes)));
+                }
+            }
+        } else {
+            bytes
+        };
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        self.decorate(&mut parts.headers, plan, &child, child_exp, now);
+        *outcome = if renewed { "renewed" } else { "rewritten" };
+        Ok(Response::from_parts(parts, body::full(out)))
+    }
+
+    /// The request's token, or — for a session token near or past its `exp` — a renewed
+    /// one. Returns (token, its exp, renewed?).
+    fn child_token(&self, plan: &Plan, now: u64, keys: &KeySet) -> (String, Option<u64>, bool) {
+        let own = (plan.token.to_string(), plan.grant.exp, false);
+        let due = plan
+            .grant
+            .exp
+            .is_some_and(|exp| exp < now.saturating_add(self.renew_before));
+        if !due || plan.grant.sxp.is_none() {
+            return own;
+        }
+        match token::issue::renew(keys, &plan.token, now, self.renew_ttl) {
+            Ok(Some((t, exp))) => (t, Some(exp), true),
+            Ok(None) => own,
+            Err(e) => {
+                tracing::warn!(target: "tollgate::manifest", error = %e, "token renewal failed");
+                own
+            }
+        }
+    }
+
+    /// Headers of every rewritten (or cookie-carrying) manifest answer.
+    fn decorate(
+        &self,
+        headers: &mut HeaderMap,
+        plan: &Plan,
+        child: &str,
+        child_exp: Option<u64>,
+        now: u64,
+    ) {
+        for h in [
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::ACCEPT_RANGES,
+            header::EXPIRES,
+        ] {
+            headers.remove(h);
+        }
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        if self.sets_cookie(plan.source) {
+            let max_age = child_exp
+                .map(|exp| format!("; Max-Age={}", exp.saturating_sub(now)))
+                .unwrap_or_default();
+            let attrs = if plan.secure {
+                "; HttpOnly; Secure; SameSite=None"
+            } else {
+                "; HttpOnly; SameSite=Lax"
+            };
+            let cookie = format!(
+                "{}={}; Path={}{max_age}{attrs}",
+                self.cookie_name,
+                Rewrite::encode_token(child),
+                plan.scope_path
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, v);
+            }
+        }
+    }
+}
+
+fn log_untouched(kind: Kind, reason: &'static str) {
+    tracing::warn!(
+        target: "tollgate::manifest",
+        kind = kind.as_str(),
+        reason,
+        "manifest passed through untouched"
+    );
+}
+
+enum Buffered {
+    Whole(Bytes),
+    /// Over the cap: what was read, and the rest of the body still to stream.
+    Partial(Bytes, Body),
+}
+
+/// Read the body up to `cap` bytes. An origin failure before the end is a 502: nothing
+/// has been sent to the client yet.
+async fn buffer(mut body: Body, cap: usize) -> Result<Buffered, EdgeError> {
+    let mut buf = BytesMut::new();
+    // Bounded: each frame adds data and the loop ends past `cap` or at the end.
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| EdgeError::Origin(OriginError::Failed))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > cap {
+                return Ok(Buffered::Partial(buf.freeze(), body));
+            }
+        }
+    }
+    Ok(Buffered::Whole(buf.freeze()))
+}
+
+/// `head` followed by the rest of `rest`.
+fn prefixed(head: Bytes, rest: Body) -> Body {
+    Chain {
+        first: Some(body::full(head)),
+        second: rest,
+    }
+    .boxed_unsync()
+}
+
+/// Two bodies, one after the other.
+struct Chain {
+    first: Option<Body>,
+    second: Body,
+}
+
+impl http_body::Body for Chain {
+    type Data = Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if let Some(first) = self.first.as_mut() {
+            match std::pin::Pin::new(first).poll_frame(cx) {
+                Poll::Ready(None) => self.first = None,
+                other => return other,
+            }
+        }
+        std::pin::Pin::new(&mut self.second).poll_frame(cx)
+    }
+}
