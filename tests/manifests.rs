@@ -149,7 +149,7 @@ fn resolve(base: &str, reference: &str) -> String {
 }
 
 #[tokio::test]
-async fn query_token_reaches_every_child_of_master_and_media_playlists() {
+async fn a13_query_token_reaches_every_child_and_never_the_origin() {
     let origin = media_origin().await;
     let g = gate_with(&origin, "").await;
     let token = g.mint_with("ed", &resource("la", ResourceType::Live), now());

@@ -24,7 +24,8 @@
 //! Manifest requests go to the origin without `Range`, conditionals or compression, so
 //! the origin answers with the whole, plain body. A body that cannot be parsed passes
 //! through untouched with a log line and a reason (`not_hls`, `not_mpd`, `not_utf8`,
-//! `too_large`, `encoded`), never a 500.
+//! `too_large`, `encoded`), never a 500. In cookie delivery the body is not touched at
+//! all: it streams as the origin sends it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,28 +171,38 @@ impl ManifestPolicy {
                 Ok(resp)
             };
         }
-        let encoded = resp
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        if encoded {
-            *outcome = "encoded";
-            log_untouched(kind, "encoded");
-            return if plan.session { Err(expired) } else { Ok(resp) };
-        }
-
         // The token the children get: the request's own, or a renewed one.
         let (child, child_exp, renewed) = self.child_token(plan, now, keys);
         if plan.session && !renewed {
             return Err(expired);
         }
+        let delivered = if renewed { "renewed" } else { "rewritten" };
 
         let (mut parts, body) = resp.into_parts();
+        if !self.rewrites(plan.source) {
+            // Cookie delivery: the body stays the origin's, streamed as it comes.
+            self.decorate(&mut parts.headers, plan, &child, child_exp, now);
+            *outcome = if renewed { "renewed" } else { "cookie" };
+            return Ok(Response::from_parts(parts, body));
+        }
+        let encoded = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            *outcome = "encoded";
+            log_untouched(kind, "encoded");
+            return if plan.session {
+                Err(expired)
+            } else {
+                Ok(Response::from_parts(parts, body))
+            };
+        }
         if *method == Method::HEAD {
             // No body to rewrite: its length is unknown until a GET.
             parts.headers.remove(header::CONTENT_LENGTH);
             self.decorate(&mut parts.headers, plan, &child, child_exp, now);
-            *outcome = if renewed { "renewed" } else { "rewritten" };
+            *outcome = delivered;
             return Ok(Response::from_parts(parts, body));
         }
 
@@ -221,32 +232,28 @@ impl ManifestPolicy {
             }
         };
 
-        let out = if self.rewrites(plan.source) {
-            let encoded = Rewrite::encode_token(&child);
-            let rw = Rewrite {
-                param: &self.query_name,
-                token: &encoded,
-                allow_hosts: &self.allow_hosts,
-            };
-            match manifest::rewrite(kind, &bytes, &rw) {
-                Ok(out) => Bytes::from(out),
-                Err(reason) => {
-                    *outcome = reason.as_str();
-                    log_untouched(kind, reason.as_str());
-                    if plan.session {
-                        return Err(expired);
-                    }
-                    return Ok(Response::from_parts(parts, body::full(bytes)));
+        let encoded = Rewrite::encode_token(&child);
+        let rw = Rewrite {
+            param: &self.query_name,
+            token: &encoded,
+            allow_hosts: &self.allow_hosts,
+        };
+        let out = match manifest::rewrite(kind, &bytes, &rw) {
+            Ok(out) => out,
+            Err(reason) => {
+                *outcome = reason.as_str();
+                log_untouched(kind, reason.as_str());
+                if plan.session {
+                    return Err(expired);
                 }
+                return Ok(Response::from_parts(parts, body::full(bytes)));
             }
-        } else {
-            bytes
         };
         parts
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
         self.decorate(&mut parts.headers, plan, &child, child_exp, now);
-        *outcome = if renewed { "renewed" } else { "rewritten" };
+        *outcome = delivered;
         Ok(Response::from_parts(parts, body::full(out)))
     }
 
