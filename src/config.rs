@@ -18,6 +18,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::logging::{AccessDest, AccessFormat};
+pub use crate::ratelimit::Rate;
+
 /// Why a configuration file was refused. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,6 +80,44 @@ pub struct File {
     /// HLS/DASH manifest rewriting and live token renewal.
     #[serde(default)]
     pub manifest: ManifestFile,
+    /// Rate limits (answered 429 with `Retry-After`).
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// The access log.
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+/// `[limits]`: each a rate like `"200/s burst 400"` (`/s`, `/m` or `/h`; the burst
+/// defaults to the count), or `"off"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Edge requests per client address (after `trusted_proxies`), any route. A route may
+    /// set its own. Default `"200/s burst 400"`. Behind a CDN without `trusted_proxies`,
+    /// every viewer shares the CDN's address: set them, or raise or turn this off.
+    pub per_ip: Option<String>,
+    /// Edge requests per token subject (`sub`). A route may set its own. Default
+    /// `"100/s burst 200"`.
+    pub per_subject: Option<String>,
+    /// Failed token verifications per client address. Once spent, that address's
+    /// requests with tokens not already verified are refused with 429 before any
+    /// signature work, until the budget refills. Default `"30/m burst 30"`.
+    pub bad_tokens_per_ip: Option<String>,
+    /// Token-issuing requests per API token (BlendVision, Azure). Default `"50/s burst 100"`.
+    pub issue_per_api_token: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// Access log format, one line per edge request: `"logfmt"` (default), `"json"` or
+    /// `"off"`. Read at start-up only.
+    pub access: Option<String>,
+    /// Where access lines go: `"stderr"` (default), `"stdout"`, or a file path (appended).
+    /// Read at start-up only.
+    pub access_to: Option<String>,
 }
 
 /// `[manifest]`
@@ -143,6 +184,9 @@ pub struct EdgeFile {
     pub cors_origins: Vec<String>,
     /// Largest request body the edge forwards, in bytes (larger → 413). Default 1 MiB.
     pub max_body_bytes: Option<u64>,
+    /// On SIGTERM/SIGINT: how long in-flight requests (a segment download, say) may take
+    /// to finish once the listeners have stopped accepting. Default `"30s"`.
+    pub shutdown_grace: Option<String>,
 }
 
 /// `[tls]`
@@ -287,6 +331,10 @@ pub struct RouteFile {
     /// Serve without a token (for public content); default false.
     #[serde(default)]
     pub public: bool,
+    /// This route's own per-address limit (a rate or `"off"`); default `limits.per_ip`.
+    pub per_ip: Option<String>,
+    /// This route's own per-subject limit (a rate or `"off"`); default `limits.per_subject`.
+    pub per_subject: Option<String>,
 }
 
 /// `[[resources]]`
@@ -331,6 +379,27 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub resources: Vec<Resource>,
     pub manifest: Manifest,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+/// A limit: a rate, or `None` for no limit.
+pub type Limit = Option<Rate>;
+
+/// Validated `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub per_ip: Limit,
+    pub per_subject: Limit,
+    pub bad_tokens_per_ip: Limit,
+    pub issue_per_api_token: Limit,
+}
+
+/// Validated `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub access: AccessFormat,
+    pub access_to: AccessDest,
 }
 
 /// How child requests of a manifest get the token.
@@ -363,6 +432,7 @@ pub struct Edge {
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
     pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -519,6 +589,9 @@ pub struct Route {
     /// Index into [`Config::origins`].
     pub origin: usize,
     pub public: bool,
+    /// This route's own limits; `None` uses `[limits]`.
+    pub per_ip: Option<Limit>,
+    pub per_subject: Option<Limit>,
 }
 
 /// A resource the edge serves (declared here or held in the store).
@@ -572,6 +645,22 @@ fn addr(key: &str, v: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
 }
 
 /// A name for tokens' carriers: one path segment / query name / cookie name.
+/// A rate like `"100/s burst 200"`, or `"off"`.
+fn limit(key: &str, s: &str) -> Result<Limit, ConfigError> {
+    if s.trim() == "off" {
+        return Ok(None);
+    }
+    Rate::parse(s).map(Some).ok_or_else(|| {
+        invalid(format!(
+            "{key}: {s:?} is not a rate like \"100/s\", \"30/m burst 60\" or \"off\""
+        ))
+    })
+}
+
+fn limit_or(key: &str, v: &Option<String>, default: &str) -> Result<Limit, ConfigError> {
+    limit(key, v.as_deref().unwrap_or(default))
+}
+
 fn carrier_name(key: &str, v: &Option<String>, default: &str) -> Result<String, ConfigError> {
     let s = v.clone().unwrap_or_else(|| default.to_string());
     if s.is_empty()
@@ -651,6 +740,11 @@ impl Config {
             trusted_proxies,
             cors_origins: e.cors_origins.clone(),
             max_body_bytes: e.max_body_bytes.unwrap_or(1024 * 1024),
+            shutdown_grace: duration(
+                "edge.shutdown_grace",
+                &e.shutdown_grace,
+                Duration::from_secs(30),
+            )?,
         };
         if !(8192..=32768).contains(&edge.max_header_bytes) {
             // hyper reads at least 8 KiB; above 32 KiB the doubled hyper limit would let
@@ -881,6 +975,12 @@ impl Config {
                     r.name
                 )));
             }
+            let route_limit =
+                |key: &str, v: &Option<String>| -> Result<Option<Limit>, ConfigError> {
+                    v.as_ref()
+                        .map(|s| limit(&format!("routes[{}].{key}", r.name), s))
+                        .transpose()
+                };
             routes.push(Route {
                 name: r.name.clone(),
                 prefix,
@@ -888,6 +988,8 @@ impl Config {
                 resource_type,
                 origin,
                 public: r.public,
+                per_ip: route_limit("per_ip", &r.per_ip)?,
+                per_subject: route_limit("per_subject", &r.per_subject)?,
             });
         }
 
@@ -979,6 +1081,38 @@ impl Config {
             ));
         }
 
+        let l = &file.limits;
+        let limits = Limits {
+            per_ip: limit_or("limits.per_ip", &l.per_ip, "200/s burst 400")?,
+            per_subject: limit_or("limits.per_subject", &l.per_subject, "100/s burst 200")?,
+            bad_tokens_per_ip: limit_or(
+                "limits.bad_tokens_per_ip",
+                &l.bad_tokens_per_ip,
+                "30/m burst 30",
+            )?,
+            issue_per_api_token: limit_or(
+                "limits.issue_per_api_token",
+                &l.issue_per_api_token,
+                "50/s burst 100",
+            )?,
+        };
+        let log = Log {
+            access: {
+                let f = file.log.access.as_deref().unwrap_or("logfmt");
+                AccessFormat::parse(f).ok_or_else(|| {
+                    invalid(format!(
+                        "log.access: {f:?} is not \"logfmt\", \"json\" or \"off\""
+                    ))
+                })?
+            },
+            access_to: match file.log.access_to.as_deref().unwrap_or("stderr") {
+                "stderr" => AccessDest::Stderr,
+                "stdout" => AccessDest::Stdout,
+                "" => return Err(invalid("log.access_to: empty")),
+                path => AccessDest::File(resolve(path)),
+            },
+        };
+
         Ok(Config {
             source: source.to_path_buf(),
             edge,
@@ -992,6 +1126,8 @@ impl Config {
             routes,
             resources,
             manifest,
+            limits,
+            log,
         })
     }
 

@@ -11,11 +11,13 @@
 //! | [`origin`] | upstream pools (http/https) and the `file://` origin |
 //! | [`percent`] | `%XX` decoding shared by the path, token and file code |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
+//! | [`logging`] | the global subscriber, access-log formats and their non-blocking writer |
 //! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
 //! | [`manifest`] | pure HLS/DASH rewriting: child URLs carry the query token |
 //! | [`admin`] | the admin listener: the three issuing dialects, management, JWKS, health |
 //! | [`store`] | the `Store` trait and its embedded SQLite implementation |
-//! | [`ratelimit`] | governor limiters (login) and their pruning |
+//! | [`metrics`] | every Prometheus family, registered once; the `/metrics` text |
+//! | [`ratelimit`] | governor limiters (edge, login, issuing) and their pruning |
 //! | [`server`] | listeners, accept, connection limits, timeouts, drain |
 //! | [`app`] | wiring: build the state from a config and run every listener |
 
@@ -25,7 +27,9 @@ pub mod body;
 pub mod clock;
 pub mod config;
 pub mod edge;
+pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod origin;
 pub mod percent;
 pub mod ratelimit;

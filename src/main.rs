@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tollgate::admin::manage::{
     NewApiToken, NewOrg, NewProject, NewResource, NewRevocation, NewUser, OpError, Ops,
 };
-use tollgate::config::{parse_duration, Algorithm, Config, ResourceType};
+use tollgate::config::{parse_duration, AccessDest, AccessFormat, Algorithm, Config, ResourceType};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::token::{self, KeySet, MintRequest, Scope};
 
@@ -246,7 +246,7 @@ struct MintArgs {
 enum KeysCommand {
     /// Make a new Ed25519 key beside the active one, make it the active signing key in the
     /// config file (comments kept), and keep the old keys verifying until you remove them.
-    /// Restart tollgate to apply.
+    /// Apply with SIGHUP or `POST /v1/reload`.
     Rotate {
         /// The configuration file to edit.
         #[arg(long, short, default_value = "config/tollgate.toml")]
@@ -271,13 +271,12 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` sets logging up from its configuration (the access log's format and
+    // destination); every other command logs to stderr only.
+    let _logging = match cli.command {
+        Command::Serve(_) => None,
+        _ => tollgate::logging::init(AccessFormat::Off, AccessDest::Stderr).ok(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -463,7 +462,7 @@ fn keys_rotate(config: &Path, kid: Option<String>) -> Result<()> {
     tollgate::token::keys::write_pair(&private, &public, &pair)?;
     std::fs::write(config, doc.to_string())?;
     load(config).context("the rotated config does not validate")?;
-    println!("new active key {kid}; the old keys still verify until you remove them from {}. Restart tollgate to apply.", config.display());
+    println!("new active key {kid}; the old keys still verify until you remove them from {}. Apply with SIGHUP (kill -HUP <pid>) or POST /v1/reload on the admin listener.", config.display());
     Ok(())
 }
 
@@ -506,6 +505,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(a) = args.admin_listen {
         cfg.admin_listen = Some(a);
     }
+    let _logging = tollgate::logging::init(cfg.log.access, cfg.log.access_to.clone())
+        .context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -522,24 +523,39 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
         println!(
-            "tollgate listening: edge-tls={} edge-plain={} admin={}",
+            "tollgate listening: edge-tls={} edge-plain={} admin={} pid={}",
             show(gate.edge_tls),
             show(gate.edge_plain),
-            show(gate.admin)
+            show(gate.admin),
+            std::process::id()
         );
         print_playback(&cfg, &gate);
         let stop = gate.shutdown_token();
+        let grace = cfg.edge.shutdown_grace;
         tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: no new connections, draining");
+            wait_for_stop_signal().await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections, letting in-flight requests finish"
+            );
             stop.cancel();
+            // A second signal ends at once (an operator who does not want to wait).
+            wait_for_stop_signal().await;
+            tracing::warn!("second signal: exiting without waiting for in-flight requests");
+            std::process::exit(1);
+        });
+        let reloader = gate.reloader();
+        tokio::spawn(async move {
+            reload_on_sighup(reloader).await;
         });
         gate.wait().await;
+        tracing::info!("stopped");
         Ok::<(), anyhow::Error>(())
     })
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -558,6 +574,27 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reload the configuration, keys and certificates on every SIGHUP. The outcome is
+/// logged (and counted) by the gate's reload task.
+async fn reload_on_sighup(reloader: tollgate::app::Reloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /v1/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            let _ = reloader.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
     }
 }
 

@@ -6,22 +6,29 @@
 //! the kernel backlog instead of costing memory), a TLS handshake timeout, hyper's
 //! header-read timeout (slowloris, THREATS C1) — which needs a timer, so one is set on
 //! both protocols — header size and count limits (431), and HTTP/2 stream limits
-//! (rapid reset, THREATS C5). Shutdown stops accepting at once and lets open
-//! connections finish their in-flight requests within the grace period.
+//! (rapid reset, THREATS C5). A panicking handler costs its own request a 500 and
+//! nothing else (E4). Each listener counts its open connections in a gauge. Shutdown
+//! stops accepting at once — the listening socket is closed, so new connections are
+//! refused — and lets open connections finish their in-flight requests within the
+//! grace period (`edge.shutdown_grace`, THREATS E1); HTTP/1.1 connections are closed
+//! after their current response, HTTP/2 ones get a GOAWAY.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus::IntGauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -29,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::Body;
 use crate::config;
-use crate::edge::ConnInfo;
+use crate::edge::{ConnInfo, EdgeError};
 
 /// Connection-level limits for one listener.
 #[derive(Debug, Clone)]
@@ -53,7 +60,7 @@ impl Limits {
             max_headers: e.max_headers,
             max_connections: e.max_connections,
             h2_max_concurrent_streams: e.h2_max_concurrent_streams,
-            grace: Duration::from_secs(30),
+            grace: e.shutdown_grace,
         }
     }
 
@@ -86,6 +93,7 @@ pub async fn serve<H, F>(
     tls: Option<TlsAcceptor>,
     limits: Limits,
     handler: H,
+    open: IntGauge,
     shutdown: CancellationToken,
 ) where
     H: Fn(Request<Incoming>, ConnInfo) -> F + Clone + Send + Sync + 'static,
@@ -124,8 +132,15 @@ pub async fn serve<H, F>(
         let seen = first_request.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
-            let fut = handler(req, info);
-            async move { Ok::<_, Infallible>(fut.await) }
+            // A panic in a handler fails that one request with a 500 (THREATS E4); the
+            // connection and every other request go on.
+            let fut = AssertUnwindSafe(handler(req, info)).catch_unwind();
+            async move {
+                Ok::<_, Infallible>(fut.await.unwrap_or_else(|_| {
+                    tracing::error!(%peer, "request handler panicked; answered 500");
+                    EdgeError::Internal.into_response()
+                }))
+            }
         });
         let conn = Conn {
             builder: builder.clone(),
@@ -136,6 +151,7 @@ pub async fn serve<H, F>(
         };
         let tls = tls.clone();
         let hs_timeout = limits.tls_handshake_timeout;
+        let open = OpenConnection::count(&open);
         tokio::spawn(async move {
             match tls {
                 None => conn.serve(tcp, svc).await,
@@ -147,6 +163,7 @@ pub async fn serve<H, F>(
                     }
                 }
             }
+            drop(open);
             drop(permit);
         });
     }
@@ -156,6 +173,23 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// One open connection in the listener's gauge, for as long as this lives (a
+/// connection task that panics still drops it).
+struct OpenConnection(IntGauge);
+
+impl OpenConnection {
+    fn count(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        OpenConnection(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

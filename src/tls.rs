@@ -3,11 +3,12 @@
 //!
 //! Owns certificates and keys read from PEM (`rustls-pki-types`); never sees HTTP or
 //! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (THREATS C6), aws-lc-rs as
-//! the one crypto provider. The server config is built once and swapped whole on reload.
+//! the one crypto provider. The server config is built once; its certificates sit in a
+//! [`CertStore`] that a reload swaps whole.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -101,27 +102,70 @@ fn load_certified_key(
     Ok(ck)
 }
 
-/// Build the edge's server configuration from the configured certificates.
-pub fn server_config(certs: &[config::Cert]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = provider();
-    let mut by_name = HashMap::new();
-    let mut default = None;
-    for c in certs {
-        let ck = Arc::new(load_certified_key(c, &provider)?);
-        for n in &c.server_names {
-            by_name
-                .entry(n.to_ascii_lowercase())
-                .or_insert_with(|| ck.clone());
+/// A validated set of certificates: what [`CertStore`] serves.
+#[derive(Debug)]
+pub struct CertSet(SniResolver);
+
+impl CertSet {
+    /// Read and check every configured certificate and key (the key must fit its
+    /// certificate). Nothing is served from a set that failed to load.
+    pub fn load(certs: &[config::Cert]) -> Result<CertSet, TlsError> {
+        let provider = provider();
+        let mut by_name = HashMap::new();
+        let mut default = None;
+        for c in certs {
+            let ck = Arc::new(load_certified_key(c, &provider)?);
+            for n in &c.server_names {
+                by_name
+                    .entry(n.to_ascii_lowercase())
+                    .or_insert_with(|| ck.clone());
+            }
+            default.get_or_insert(ck);
         }
-        default.get_or_insert(ck);
+        let default = default.ok_or(TlsError::Empty)?;
+        Ok(CertSet(SniResolver { by_name, default }))
     }
-    let default = default.ok_or(TlsError::Empty)?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+}
+
+/// The certificates the edge serves, swapped whole on reload. Handshakes in progress
+/// keep the set they started with; the next handshake sees the new one, and open
+/// connections are not touched.
+#[derive(Debug)]
+pub struct CertStore(RwLock<Arc<CertSet>>);
+
+impl CertStore {
+    pub fn new(set: CertSet) -> Self {
+        CertStore(RwLock::new(Arc::new(set)))
+    }
+
+    pub fn replace(&self, set: CertSet) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    fn current(&self) -> Arc<CertSet> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current().0.resolve(hello)
+    }
+}
+
+/// Build the edge's server configuration over a certificate store.
+pub fn server_config_for(store: Arc<CertStore>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver { by_name, default }));
+        .with_cert_resolver(store);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Build the edge's server configuration from the configured certificates.
+pub fn server_config(certs: &[config::Cert]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_for(Arc::new(CertStore::new(CertSet::load(certs)?)))
 }
 
 /// Where the development CA is written: `ca.pem` beside the certificate.

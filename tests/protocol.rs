@@ -1108,6 +1108,7 @@ project = "p1"
             edge: String::new(),
             token: String::new(),
             admin: String::new(),
+            limits: common::NO_LIMITS.into(),
         })
         .await;
         let tok = tg.token_for("a");

@@ -337,6 +337,12 @@ pub(super) async fn handle(
                 // Apply at this node at once; the store refresher brings it everywhere.
                 if let Some(Ok(v)) = &result {
                     apply_revocation(svc.revocations(), v);
+                    if let Some(kind) = v["kind"].as_str().and_then(RevocationKind::parse) {
+                        svc.metrics()
+                            .revocations_made
+                            .with_label_values(&[kind.as_str()])
+                            .inc();
+                    }
                 }
             }
             op_response(result, true)

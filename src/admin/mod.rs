@@ -23,7 +23,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::body::{self, Body};
-use crate::ratelimit::LoginLimiter;
+use crate::metrics::Metrics;
+use crate::ratelimit::{Keyed, LoginLimiter, SubjectKeys};
 use crate::store::{RefreshToken, Rotation, Store};
 use crate::token::{Revocations, Scope, Verifier};
 use dialect::{azure, blendvision, movingimage};
@@ -46,6 +47,8 @@ pub struct Settings {
     /// Login attempts per minute per client address and per account.
     pub login_per_ip: u32,
     pub login_per_account: u32,
+    /// Issuing requests per API token.
+    pub issue_per_api_token: crate::config::Limit,
 }
 
 /// Admin routes and their state.
@@ -55,6 +58,11 @@ pub struct AdminService {
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
     limiter: Arc<LoginLimiter>,
+    /// Issuing requests per API token, keyed by a keyed hash of the token's stored hash.
+    issue_limiter: Option<Keyed<u64>>,
+    api_token_keys: SubjectKeys,
+    metrics: Arc<Metrics>,
+    reloader: Option<crate::app::Reloader>,
     settings: Settings,
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (THREATS B3, A19).
@@ -147,6 +155,8 @@ impl AdminService {
         verifier: Arc<Verifier>,
         revocations: Arc<Revocations>,
         settings: Settings,
+        metrics: Arc<Metrics>,
+        reloader: Option<crate::app::Reloader>,
     ) -> Self {
         let limiter = Arc::new(LoginLimiter::new(
             settings.login_per_ip,
@@ -161,6 +171,10 @@ impl AdminService {
             verifier,
             revocations,
             limiter,
+            issue_limiter: settings.issue_per_api_token.as_ref().map(Keyed::new),
+            api_token_keys: SubjectKeys::new(),
+            metrics,
+            reloader,
             settings,
             dummy_hash: Arc::new(dummy_hash),
             clock: crate::clock::now,
@@ -170,6 +184,29 @@ impl AdminService {
     /// The login limiter (pruned on a timer by the caller).
     pub fn limiter(&self) -> &Arc<LoginLimiter> {
         &self.limiter
+    }
+
+    /// Forget rate-limit keys whose budgets are full again.
+    pub fn prune_limits(&self) {
+        self.limiter.prune();
+        if let Some(l) = &self.issue_limiter {
+            l.prune();
+        }
+    }
+
+    /// One issuing request with the API token whose stored hash is `hash`: Ok, or the
+    /// whole seconds to wait.
+    fn issue_allowed(&self, hash: &str) -> Result<(), u64> {
+        let Some(l) = &self.issue_limiter else {
+            return Ok(());
+        };
+        l.check(&self.api_token_keys.key(hash)).map_err(|wait| {
+            self.metrics
+                .rate_limited
+                .with_label_values(&["issue"])
+                .inc();
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
     }
 
     fn store(&self) -> Arc<dyn Store> {
@@ -191,6 +228,16 @@ impl AdminService {
                 return text(StatusCode::OK, "ready\n")
             }
             "/readyz" if get => return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+            "/metrics" if get => {
+                let text = self.metrics.render(&self.verifier, &self.revocations);
+                let mut r = Response::new(body::full(text));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                return r;
+            }
+            "/v1/reload" if post => return self.reload(&head.headers).await,
             "/.well-known/jwks.json" if get => {
                 let jwks = self.verifier.keys().jwks();
                 return json(StatusCode::OK, jwks.to_string().into_bytes());
@@ -240,16 +287,52 @@ impl AdminService {
         read_body(body, self.settings.body_timeout).await
     }
 
-    /// The organisation of the API token in `Authorization: Bearer`, if it is one.
-    async fn api_token_org(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
+    /// The organisation of the API token in `Authorization: Bearer`, if it is one, and
+    /// the token's hash (its rate-limit key).
+    async fn api_token_org(&self, headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
         let Some(token) = bearer(headers) else {
             return Ok(None);
         };
         let hash = sha256_hex(token.as_bytes());
         let store = self.store();
-        match blocking(move || store.api_token_by_hash(&hash)).await {
-            Some(Ok(t)) => Ok(t.map(|t| t.org)),
+        let h = hash.clone();
+        match blocking(move || store.api_token_by_hash(&h)).await {
+            Some(Ok(t)) => Ok(t.map(|t| (t.org, hash))),
             _ => Err(()),
+        }
+    }
+
+    /// `POST /v1/reload` (admin token): the same reload as SIGHUP; answers what is now in
+    /// force, or — with 422 — why the new configuration was refused and the old one kept.
+    async fn reload(&self, headers: &HeaderMap) -> Response<Body> {
+        if !self.is_admin(headers) {
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                br#"{"error":"the admin token is missing or wrong"}"#.to_vec(),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        let Some(reloader) = &self.reloader else {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"result":"error","error":"reload is not available"}"#.to_vec(),
+            );
+        };
+        match reloader.reload().await {
+            Ok(report) => json(
+                StatusCode::OK,
+                serde_json::json!({ "result": "ok", "report": report })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Err(e) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({ "result": "error", "error": e, "kept": "the running configuration" })
+                    .to_string()
+                    .into_bytes(),
+            ),
         }
     }
 
@@ -269,7 +352,10 @@ impl AdminService {
     ) -> Response<Body> {
         let fail = |s: blendvision::Status| json(s.http, s.body());
         let org = match self.api_token_org(headers).await {
-            Ok(Some(org)) => org,
+            Ok(Some((org, hash))) => match self.issue_allowed(&hash) {
+                Ok(()) => org,
+                Err(secs) => return retry_after(fail(blendvision::Status::exhausted()), secs),
+            },
             Ok(None) => return fail(blendvision::Status::unauthenticated()),
             Err(()) => return fail(blendvision::Status::internal()),
         };
@@ -302,7 +388,13 @@ impl AdminService {
             family: None,
         };
         match self.issue(req).await {
-            Ok(issued) => json(StatusCode::OK, blendvision::render(&issued)),
+            Ok(issued) => {
+                self.metrics
+                    .issued
+                    .with_label_values(&["blendvision"])
+                    .inc();
+                json(StatusCode::OK, blendvision::render(&issued))
+            }
             Err(e) => fail(e.into()),
         }
     }
@@ -323,7 +415,10 @@ impl AdminService {
             return fail(e);
         }
         let org = match self.api_token_org(headers).await {
-            Ok(Some(org)) => org,
+            Ok(Some((org, hash))) => match self.issue_allowed(&hash) {
+                Ok(()) => org,
+                Err(secs) => return retry_after(fail(azure::Error::too_many()), secs),
+            },
             Ok(None) => return fail(azure::Error::unauthenticated()),
             Err(()) => return fail(issuer::IssueError::Internal.into()),
         };
@@ -352,7 +447,10 @@ impl AdminService {
             family: None,
         };
         match self.issue(req).await {
-            Ok(issued) => json(StatusCode::OK, azure::render(&issued)),
+            Ok(issued) => {
+                self.metrics.issued.with_label_values(&["azure"]).inc();
+                json(StatusCode::OK, azure::render(&issued))
+            }
             Err(e) => fail(e.into()),
         }
     }
@@ -366,13 +464,14 @@ impl AdminService {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
-        if let Err(wait) = self.limiter.check(peer, &username) {
-            let mut r = fail(movingimage::Error::TOO_MANY);
-            let secs = wait.as_secs().max(1).to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
+        if let Err(refused) = self.limiter.check(peer, &username) {
+            self.metrics
+                .rate_limited
+                .with_label_values(&[refused.limiter])
+                .inc();
+            let w = refused.wait;
+            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+            return retry_after(fail(movingimage::Error::TOO_MANY), secs);
         }
         let store = self.store();
         let dummy = self.dummy_hash.clone();
@@ -442,6 +541,10 @@ impl AdminService {
             Ok(i) => i,
             Err(_) => return fail(movingimage::Error::INTERNAL),
         };
+        self.metrics
+            .issued
+            .with_label_values(&["movingimage"])
+            .inc();
         let list = match self.video_managers(&user.orgs).await {
             Some(l) => l,
             None => return fail(movingimage::Error::INTERNAL),
@@ -473,7 +576,25 @@ impl AdminService {
         )
     }
 
+    /// A refresh, counted by result.
     async fn mi_refresh(&self, vm: String, body: Result<Bytes, BodyError>) -> Response<Body> {
+        let r = self.mi_refresh_inner(vm, body).await;
+        let result = if r.extensions().get::<ReusedFamily>().is_some() {
+            "reused"
+        } else if r.status().is_success() {
+            "ok"
+        } else if r.status() == StatusCode::FORBIDDEN {
+            "forbidden"
+        } else if r.status().is_server_error() {
+            "error"
+        } else {
+            "invalid"
+        };
+        self.metrics.refreshes.with_label_values(&[result]).inc();
+        r
+    }
+
+    async fn mi_refresh_inner(&self, vm: String, body: Result<Bytes, BodyError>) -> Response<Body> {
         let fail = |e: movingimage::Error| json(e.http, e.body());
         let Ok(body) = body else {
             return fail(movingimage::Error::BAD_REQUEST);
@@ -521,8 +642,14 @@ impl AdminService {
             Some(Ok(Rotation::Reused(family))) => {
                 // Effective at this node at once; other nodes follow the store.
                 self.revocations.revoke_family(&family);
+                self.metrics
+                    .revocations_made
+                    .with_label_values(&["family"])
+                    .inc();
                 tracing::warn!(family, "refresh token reused: family revoked");
-                fail(movingimage::Error::BAD_REFRESH)
+                let mut r = fail(movingimage::Error::BAD_REFRESH);
+                r.extensions_mut().insert(ReusedFamily);
+                r
             }
             Some(Ok(Rotation::Dead | Rotation::Unknown)) => fail(movingimage::Error::BAD_REFRESH),
             _ => fail(movingimage::Error::INTERNAL),
@@ -571,6 +698,21 @@ impl AdminService {
     fn revocations(&self) -> &Revocations {
         &self.revocations
     }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// Marks a refresh answer as a detected reuse (for the refresh metric).
+#[derive(Clone, Copy)]
+struct ReusedFamily;
+
+/// Add `Retry-After: secs` (at least 1) to a 429.
+fn retry_after(mut r: Response<Body>, secs: u64) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
 }
 
 fn body_message(e: &BodyError) -> &'static str {

@@ -39,6 +39,16 @@ pub enum EdgeError {
     CorsOrigin,
     #[error(transparent)]
     Origin(OriginError),
+    /// Too many requests for one of the limiters (a metric label: `edge_ip`, …).
+    #[error("rate limited")]
+    RateLimited {
+        limiter: &'static str,
+        /// Whole seconds until a retry may pass (at least 1).
+        retry_after: u32,
+    },
+    /// The handler panicked (THREATS E4).
+    #[error("internal error")]
+    Internal,
 }
 
 impl From<ExtractError> for EdgeError {
@@ -67,6 +77,8 @@ impl EdgeError {
             Self::CorsOrigin => StatusCode::FORBIDDEN,
             Self::Origin(OriginError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -87,6 +99,8 @@ impl EdgeError {
             Self::HeadersTooLarge => "headers_too_large",
             Self::CorsOrigin => "cors",
             Self::Origin(o) => o.reason(),
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal => "internal",
         }
     }
 
@@ -118,7 +132,10 @@ impl EdgeError {
                 HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
             );
         }
-        if status == StatusCode::BAD_REQUEST {
+        if let Self::RateLimited { retry_after, .. } = self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+        }
+        if status == StatusCode::BAD_REQUEST || self == Self::Internal {
             // After a refused framing or carrier, do not trust the rest of this connection.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -141,8 +158,37 @@ mod tests {
             EdgeError::NoRoute,
             EdgeError::Origin(OriginError::Timeout),
             EdgeError::Origin(OriginError::Refused),
+            EdgeError::RateLimited {
+                limiter: "edge_ip",
+                retry_after: 3,
+            },
+            EdgeError::Internal,
+            EdgeError::Extract(ExtractError::Malformed),
+            EdgeError::Extract(ExtractError::TooLong),
+            EdgeError::MalformedHeader,
+            EdgeError::Method,
+            EdgeError::BodyNotAllowed,
+            EdgeError::BodyTooLarge,
+            EdgeError::HeadersTooLarge,
+            EdgeError::CorsOrigin,
+            EdgeError::Origin(OriginError::Failed),
+            EdgeError::Token(TokenError::Malformed),
+            EdgeError::Token(TokenError::UnknownKid),
+            EdgeError::Token(TokenError::Issuer),
+            EdgeError::Token(TokenError::Audience),
+            EdgeError::Token(TokenError::NotYetValid),
+            EdgeError::Token(TokenError::Revoked),
+            EdgeError::Token(TokenError::Scope),
+            EdgeError::Token(TokenError::Acl),
+            EdgeError::Token(TokenError::Ip),
         ];
         for e in all {
+            assert!(
+                crate::metrics::EDGE_REASONS.contains(&e.reason())
+                    || e.reason() == crate::metrics::ORIGIN_ERROR,
+                "{} has no prepared metric series",
+                e.reason()
+            );
             let r = e.into_response();
             assert_eq!(
                 r.headers()[header::CACHE_CONTROL],
@@ -163,6 +209,13 @@ mod tests {
             EdgeError::Origin(OriginError::Timeout).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
+        let limited = EdgeError::RateLimited {
+            limiter: "bad_token",
+            retry_after: 0,
+        }
+        .into_response();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "1");
         assert!(EdgeError::Missing
             .into_response()
             .headers()

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod limit;
 pub mod path;
 pub mod rewrite;
 pub mod route;
@@ -31,12 +32,21 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use ipnet::IpNet;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus::{Histogram, IntCounter};
+
 use crate::body::{self, Body};
 use crate::config::{self, Resource, ResourceType};
-use crate::origin::{Origin, Origins};
+use crate::metrics::Metrics;
+use crate::origin::{Origin, OriginError, Origins};
 use crate::token::{self, Revocations, TokenError, Verifier};
 pub use error::EdgeError;
 use extract::TokenNames;
+use limit::EdgeLimits;
 use rewrite::{ManifestPolicy, Plan};
 use route::RouteTable;
 
@@ -67,7 +77,28 @@ pub struct EdgeService {
     manifest: ManifestPolicy,
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
+    limits: EdgeLimits,
+    metrics: Arc<Metrics>,
+    /// Per-route metric handles, by route index; the last one is for "no route".
+    route_labels: Vec<RouteLabels>,
+    /// Per-origin metric handles, by origin index.
+    origin_labels: Vec<OriginLabels>,
     clock: fn() -> u64,
+}
+
+/// A route's metric handles, resolved once (no label lookup per request).
+struct RouteLabels {
+    name: Arc<str>,
+    duration: Histogram,
+    sent: IntCounter,
+}
+
+/// An origin's metric handles.
+struct OriginLabels {
+    duration: Histogram,
+    refused: IntCounter,
+    timeout: IntCounter,
+    reset: IntCounter,
 }
 
 /// Why the edge could not be built.
@@ -82,6 +113,7 @@ impl EdgeService {
         cfg: &config::Config,
         verifier: Arc<Verifier>,
         revocations: Arc<Revocations>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, BuildError> {
         let origins = cfg
             .origins
@@ -89,6 +121,34 @@ impl EdgeService {
             .map(|o| Origin::build(o).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let registry = Registry::new(cfg.resources.iter().cloned());
+        metrics.prepare(
+            cfg.routes.iter().map(|r| r.name.as_str()),
+            cfg.origins.iter().map(|o| o.name.as_str()),
+        );
+        let route_labels = cfg
+            .routes
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain([crate::metrics::NO_ROUTE])
+            .map(|name| RouteLabels {
+                name: Arc::from(name),
+                duration: metrics.request_duration.with_label_values(&[name]),
+                sent: metrics.sent_bytes.with_label_values(&[name]),
+            })
+            .collect();
+        let origin_labels = cfg
+            .origins
+            .iter()
+            .map(|o| {
+                let err = |kind: &str| metrics.upstream_errors.with_label_values(&[&o.name, kind]);
+                OriginLabels {
+                    duration: metrics.upstream_duration.with_label_values(&[&o.name]),
+                    refused: err("refused"),
+                    timeout: err("timeout"),
+                    reset: err("reset"),
+                }
+            })
+            .collect();
         Ok(EdgeService {
             routes: RouteTable::new(&cfg.routes),
             origins,
@@ -113,8 +173,22 @@ impl EdgeService {
             manifest: ManifestPolicy::new(cfg),
             verifier,
             revocations,
+            limits: EdgeLimits::new(cfg),
+            metrics,
+            route_labels,
+            origin_labels,
             clock: crate::clock::now,
         })
+    }
+
+    /// The edge's rate limiters (pruned on a timer by the caller).
+    pub fn limits(&self) -> &EdgeLimits {
+        &self.limits
+    }
+
+    fn route_labels(&self, route: Option<usize>) -> &RouteLabels {
+        let none = self.route_labels.len() - 1;
+        &self.route_labels[route.unwrap_or(none).min(none)]
     }
 
     /// Replace the clock (tests inject time this way).
@@ -137,30 +211,68 @@ impl EdgeService {
             Ok(r) => r,
             Err(e) => {
                 log.reason = e.reason();
+                if let EdgeError::RateLimited { limiter, .. } = e {
+                    self.metrics
+                        .rate_limited
+                        .with_label_values(&[limiter])
+                        .inc();
+                }
                 e.into_response()
             }
         };
         self.cors.decorate(origin_hdr.as_ref(), resp.headers_mut());
-        tracing::info!(
-            target: "tollgate::access",
-            method = %method,
-            route = log.route,
-            status = resp.status().as_u16(),
-            reason = log.reason,
-            client = log.client.map(tracing::field::display),
-            token = log.token.as_ref().map(tracing::field::display),
-            manifest = log.manifest,
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
-        resp
+        let status = resp.status();
+        let labels = self.route_labels(log.route);
+        let outcome = if !log.reason.is_empty() {
+            log.reason
+        } else if status.is_server_error() {
+            "origin_5xx"
+        } else if status.is_client_error() {
+            "origin_4xx"
+        } else {
+            "ok"
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[&labels.name, outcome])
+            .inc();
+        let head = started.elapsed();
+        labels.duration.observe(head.as_secs_f64());
+        if !log.manifest.is_empty() {
+            self.metrics
+                .manifests
+                .with_label_values(&[log.manifest])
+                .inc();
+        }
+        let record = Finished {
+            started,
+            head,
+            method,
+            route: labels.name.clone(),
+            status: status.as_u16(),
+            reason: log.reason,
+            manifest: log.manifest,
+            client: log.client,
+            token: log.token,
+            upstream: log.upstream,
+            sent: labels.sent.clone(),
+            upstream_reset: log.upstream_reset,
+        };
+        resp.map(|inner| {
+            Metered {
+                inner,
+                bytes: 0,
+                record: Some(record),
+            }
+            .boxed_unsync()
+        })
     }
 
-    async fn handle_inner<'s, B>(
-        &'s self,
+    async fn handle_inner<B>(
+        &self,
         req: Request<B>,
         conn: ConnInfo,
-        log: &mut AccessLog<'s>,
+        log: &mut AccessLog,
     ) -> Result<Response<Body>, EdgeError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -231,12 +343,13 @@ impl EdgeService {
         }
 
         let route = self.routes.find(path).ok_or(EdgeError::NoRoute)?;
-        log.route = route.name;
+        log.route = Some(route.index);
         let rid = route.rid;
-        let registry = self.registry();
-        let resource = rid.and_then(|rid| registry.get(route.resource_type, rid));
         let client = self.client_ip(conn.peer.ip(), &head.headers);
         log.client = Some(client);
+        self.limits.ip(route.index, client)?;
+        let registry = self.registry();
+        let resource = rid.and_then(|rid| registry.get(route.resource_type, rid));
 
         let public = route.public || resource.is_some_and(|r| r.public);
         let now = (self.clock)();
@@ -244,7 +357,18 @@ impl EdgeService {
         if !public {
             let token = found_token.ok_or(EdgeError::Missing)?;
             let source = source.ok_or(EdgeError::Missing)?;
-            let grant = self.verifier.verify(token, now).map_err(EdgeError::Token)?;
+            let grant = match self.verifier.cached(token, now) {
+                Some(grant) => grant,
+                // Signature work only for an address with failed-verification budget
+                // left: a flood of bad tokens turns into 429s, cheaply.
+                None => {
+                    self.limits.may_verify(client)?;
+                    self.verifier.verify_and_cache(token, now).map_err(|e| {
+                        self.limits.verify_failed(client);
+                        EdgeError::Token(e)
+                    })?
+                }
+            };
             log.token = Some(match &grant.jti {
                 Some(_) => TokenId::Jti(grant.clone()),
                 None => TokenId::Hash(token_hash(token)),
@@ -278,6 +402,9 @@ impl EdgeService {
                     }
                     Err(e) => return Err(EdgeError::Token(e)),
                 };
+            if let Some(sub) = grant.sub.as_deref() {
+                self.limits.subject(route.index, sub)?;
+            }
             // Only a request that may be for a manifest pays for the plan's copies.
             if self.manifest.delivers(source) && rewrite::may_be_manifest(path) {
                 plan = Some(Plan {
@@ -317,17 +444,41 @@ impl EdgeService {
             .prepare_request(path, plan.as_ref().map(|p| p.source), &mut head.headers);
 
         let origin = self.origins.get(route.origin).ok_or(EdgeError::NoRoute)?;
+        let labels = self
+            .origin_labels
+            .get(route.origin)
+            .ok_or(EdgeError::NoRoute)?;
+        let asked = Instant::now();
         let mut resp = match origin.as_ref() {
-            Origin::File(f) => f.serve(&head.method, path, &head.headers).await,
+            Origin::File(f) => {
+                let resp = f.serve(&head.method, path, &head.headers).await;
+                log.upstream = Some(asked.elapsed());
+                labels.duration.observe(asked.elapsed().as_secs_f64());
+                resp
+            }
             Origin::Http(pool) => {
                 let target = match &found_query {
                     Some(q) => format!("{path}?{q}"),
                     None => path.to_string(),
                 };
-                let resp = pool
-                    .forward(&mut head, &target, forward_body)
-                    .await
-                    .map_err(EdgeError::Origin)?;
+                let answered = pool.forward(&mut head, &target, forward_body).await;
+                log.upstream = Some(asked.elapsed());
+                let resp = match answered {
+                    Ok(r) => {
+                        labels.duration.observe(asked.elapsed().as_secs_f64());
+                        log.upstream_reset = Some(labels.reset.clone());
+                        r
+                    }
+                    Err(e) => {
+                        match e {
+                            OriginError::Refused => &labels.refused,
+                            OriginError::Timeout => &labels.timeout,
+                            OriginError::Failed => &labels.reset,
+                        }
+                        .inc();
+                        return Err(EdgeError::Origin(e));
+                    }
+                };
                 // A mid-body origin failure surfaces as a body error, which makes hyper
                 // abort the client connection instead of ending it cleanly (THREATS D4).
                 resp.map(|b| b.map_err(|e| Box::new(e) as body::BoxError).boxed_unsync())
@@ -424,14 +575,119 @@ impl Registry {
     }
 }
 
+/// What the request path learns for the access log and the metrics.
 #[derive(Default)]
-struct AccessLog<'a> {
-    route: &'a str,
+struct AccessLog {
+    /// The matched route's index.
+    route: Option<usize>,
     reason: &'static str,
     client: Option<IpAddr>,
     token: Option<TokenId>,
     /// What happened to a manifest answer (empty for everything else).
     manifest: rewrite::Outcome,
+    /// Time until the origin's response headers.
+    upstream: Option<Duration>,
+    /// Counts a failure of the origin's body after the headers (an HTTP origin only).
+    upstream_reset: Option<IntCounter>,
+}
+
+/// Everything the access line needs once the body is done.
+struct Finished {
+    started: Instant,
+    head: Duration,
+    method: Method,
+    route: Arc<str>,
+    status: u16,
+    reason: &'static str,
+    manifest: rewrite::Outcome,
+    client: Option<IpAddr>,
+    token: Option<TokenId>,
+    upstream: Option<Duration>,
+    sent: IntCounter,
+    upstream_reset: Option<IntCounter>,
+}
+
+impl Finished {
+    /// Count the bytes and write the one access line (target `tollgate::access`).
+    fn emit(self, bytes: u64, complete: bool) {
+        self.sent.inc_by(bytes);
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            target: "tollgate::access",
+            method = %self.method,
+            route = &*self.route,
+            status = self.status,
+            reason = (!self.reason.is_empty()).then_some(self.reason),
+            manifest = (!self.manifest.is_empty()).then_some(self.manifest),
+            bytes,
+            micros = micros(self.started.elapsed()),
+            ttfb_micros = micros(self.head),
+            upstream_micros = self.upstream.map(micros),
+            client = self.client.map(tracing::field::display),
+            token = self.token.as_ref().map(tracing::field::display),
+            complete,
+            "request"
+        );
+    }
+}
+
+/// The response body as sent: counts bytes, and writes the access line when the body
+/// ends, fails or is dropped (a client that goes away mid-segment is `complete=false`).
+struct Metered {
+    inner: Body,
+    bytes: u64,
+    record: Option<Finished>,
+}
+
+impl Metered {
+    fn finish(&mut self, complete: bool) {
+        if let Some(r) = self.record.take() {
+            r.emit(self.bytes, complete);
+        }
+    }
+}
+
+impl http_body::Body for Metered {
+    type Data = Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, body::BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(reset) = self.record.as_ref().and_then(|r| r.upstream_reset.as_ref()) {
+                    reset.inc();
+                }
+                self.finish(false);
+            }
+            Poll::Ready(None) => self.finish(true),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.inner)
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        let complete = http_body::Body::is_end_stream(&self.inner);
+        self.finish(complete);
+    }
 }
 
 /// How the access log names a token: its `jti`, or a hash prefix — never the token.

@@ -7,6 +7,7 @@
 use crate::config::{self, ResourceType};
 
 struct Entry {
+    index: usize,
     name: String,
     prefix: String,
     has_rid: bool,
@@ -18,6 +19,8 @@ struct Entry {
 /// A matched route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Match<'t, 'p> {
+    /// The route's position in the configuration (what per-route state is indexed by).
+    pub index: usize,
     /// The route's name (a log and metric label).
     pub name: &'t str,
     /// The route's path prefix (`/vod/` of `/vod/{rid}/`).
@@ -37,7 +40,9 @@ impl RouteTable {
     pub fn new(routes: &[config::Route]) -> Self {
         let mut entries: Vec<Entry> = routes
             .iter()
-            .map(|r| Entry {
+            .enumerate()
+            .map(|(index, r)| Entry {
+                index,
                 name: r.name.clone(),
                 prefix: r.prefix.clone(),
                 has_rid: r.has_rid,
@@ -67,6 +72,7 @@ impl RouteTable {
                 None
             };
             return Some(Match {
+                index: e.index,
                 name: &e.name,
                 prefix: &e.prefix,
                 resource_type: e.resource_type,
@@ -91,6 +97,8 @@ mod tests {
             resource_type: t,
             origin: 0,
             public: false,
+            per_ip: None,
+            per_subject: None,
         }
     }
 

@@ -10,9 +10,14 @@
 //! checked by [`super::authorize`] on every request, hit or miss. An entry lives no
 //! longer than its token's `exp` (plus leeway) and `cache_max_ttl`.
 //!
-//! State touched per request: the key set behind a `RwLock` (read, only on a miss, the
-//! guard dropped before any other work), the cache map (one shard lock, held for a
-//! lookup or an insert), and relaxed atomic counters.
+//! A reload ([`Verifier::reload`]) swaps the keys and the claim policy (issuer,
+//! audience, …) in one step and empties the cache; the verifier itself, and so its
+//! counters, live as long as the process. The counters are plain atomics that the
+//! `metrics` module reads at scrape time: this module knows nothing of Prometheus.
+//!
+//! State touched per request: the key set and policy behind a `RwLock` (read, only on a
+//! miss, the guard dropped before any other work), the cache map (one shard lock, held
+//! for a lookup or an insert), and relaxed atomic counters.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -25,40 +30,104 @@ use dashmap::{DashMap, DashSet};
 use super::claims::{Claims, Grant};
 use super::keys::KeySet;
 use super::TokenError;
-use crate::config;
+use crate::config::{self, Algorithm};
 
-/// Verifies tokens, caching what verified.
-pub struct Verifier {
-    keys: RwLock<Arc<KeySet>>,
-    cache: VerifyCache,
+/// The algorithms a verification is counted under (`none`: no key was found).
+pub const VERIFY_ALGS: [&str; 5] = ["EdDSA", "ES256", "RS256", "HS256", "none"];
+/// The results a verification is counted under.
+pub const VERIFY_RESULTS: [&str; 7] = [
+    "ok",
+    "malformed",
+    "bad_signature",
+    "unknown_kid",
+    "issuer",
+    "audience",
+    "other",
+];
+
+fn alg_index(alg: Option<Algorithm>) -> usize {
+    match alg {
+        Some(Algorithm::EdDsa) => 0,
+        Some(Algorithm::Es256) => 1,
+        Some(Algorithm::Rs256) => 2,
+        Some(Algorithm::Hs256) => 3,
+        None => 4,
+    }
+}
+
+fn result_index(r: &Result<Grant, TokenError>) -> usize {
+    match r {
+        Ok(_) => 0,
+        Err(TokenError::Malformed) => 1,
+        Err(TokenError::BadSignature) => 2,
+        Err(TokenError::UnknownKid) => 3,
+        Err(TokenError::Issuer) => 4,
+        Err(TokenError::Audience) => 5,
+        Err(_) => 6,
+    }
+}
+
+/// What a token must satisfy besides its signature; swapped whole on reload.
+struct Policy {
+    keys: Arc<KeySet>,
     issuer: String,
     audience: Vec<String>,
     allow_never_expiring: bool,
-    max_len: usize,
+}
+
+/// Verifies tokens, caching what verified.
+pub struct Verifier {
+    policy: RwLock<Arc<Policy>>,
+    cache: VerifyCache,
+    max_len: AtomicUsize,
+    /// Signature verifications by [`VERIFY_ALGS`] × [`VERIFY_RESULTS`].
+    verifications: [[AtomicU64; VERIFY_RESULTS.len()]; VERIFY_ALGS.len()],
 }
 
 impl Verifier {
     pub fn new(keys: KeySet, cfg: &config::Token) -> Self {
         Verifier {
-            keys: RwLock::new(Arc::new(keys)),
+            policy: RwLock::new(Arc::new(Policy::new(keys, cfg))),
             cache: VerifyCache::new(cfg.cache_capacity, cfg.cache_max_ttl, cfg.leeway),
-            issuer: cfg.issuer.clone(),
-            audience: cfg.audience.clone(),
-            allow_never_expiring: cfg.allow_never_expiring,
-            max_len: cfg.max_len,
+            max_len: AtomicUsize::new(cfg.max_len),
+            verifications: Default::default(),
         }
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
-        // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.policy().keys.clone()
     }
 
     /// Replace the key set (reload). Every cached grant is dropped, so a removed key
     /// stops verifying on the very next request (THREATS A18).
     pub fn replace_keys(&self, keys: KeySet) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        let mut guard = self.policy.write().unwrap_or_else(|p| p.into_inner());
+        let next = Policy {
+            keys: Arc::new(keys),
+            issuer: guard.issuer.clone(),
+            audience: guard.audience.clone(),
+            allow_never_expiring: guard.allow_never_expiring,
+        };
+        *guard = Arc::new(next);
+        drop(guard);
+        self.cache.clear();
+    }
+
+    /// Apply a reloaded configuration: keys, issuer, audience, `max_len` and the
+    /// never-expiring rule change at once, and the cache is emptied. The cache's
+    /// capacity, TTL and leeway are fixed at start-up.
+    pub fn reload(&self, keys: KeySet, cfg: &config::Token) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy::new(keys, cfg));
+        self.max_len.store(cfg.max_len, Ordering::Relaxed);
         self.cache.clear();
     }
 
@@ -66,14 +135,39 @@ impl Verifier {
         &self.cache
     }
 
+    /// Signature verifications so far, as (algorithm, result, count).
+    pub fn verification_counts(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+        VERIFY_ALGS.iter().enumerate().flat_map(move |(a, alg)| {
+            VERIFY_RESULTS.iter().enumerate().map(move |(r, result)| {
+                (
+                    *alg,
+                    *result,
+                    self.verifications[a][r].load(Ordering::Relaxed),
+                )
+            })
+        })
+    }
+
     /// Verify `token` at time `now` (Unix seconds), using the cache.
     pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Grant>, TokenError> {
-        if token.len() > self.max_len {
-            return Err(TokenError::Malformed);
+        match self.cached(token, now) {
+            Some(grant) => Ok(grant),
+            None => self.verify_and_cache(token, now),
         }
-        if let Some(grant) = self.cache.get(token.as_bytes(), now) {
-            return Ok(grant);
+    }
+
+    /// The cached grant for `token`, if it verified before and is still fresh.
+    pub fn cached(&self, token: &str, now: u64) -> Option<Arc<Grant>> {
+        if token.len() > self.max_len.load(Ordering::Relaxed) {
+            return None;
         }
+        self.cache.get(token.as_bytes(), now)
+    }
+
+    /// The miss path: check the signature and claims, and cache the grant if it verified.
+    pub fn verify_and_cache(&self, token: &str, now: u64) -> Result<Arc<Grant>, TokenError> {
         let grant = Arc::new(self.verify_uncached(token)?);
         self.cache.insert(token.as_bytes(), &grant, now);
         Ok(grant)
@@ -81,29 +175,53 @@ impl Verifier {
 
     /// Signature and claims, without the cache (the miss path; also the benchmark's baseline).
     pub fn verify_uncached(&self, token: &str) -> Result<Grant, TokenError> {
-        if token.len() > self.max_len {
-            return Err(TokenError::Malformed);
+        let (alg, result) = self.check(token);
+        self.verifications[alg_index(alg)][result_index(&result)].fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn check(&self, token: &str) -> (Option<Algorithm>, Result<Grant, TokenError>) {
+        if token.len() > self.max_len.load(Ordering::Relaxed) {
+            return (None, Err(TokenError::Malformed));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return (None, Err(TokenError::Malformed));
+        };
         // Every key has a kid and tokens must name one: no "try each key" fallback (A8).
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKid)?;
-        let key = self
-            .keys()
-            .get(kid)
-            .cloned()
-            .ok_or(TokenError::UnknownKid)?;
+        let Some(kid) = header.kid.as_deref() else {
+            return (None, Err(TokenError::UnknownKid));
+        };
+        let policy = self.policy();
+        let Some(key) = policy.keys.get(kid).cloned() else {
+            return (None, Err(TokenError::UnknownKid));
+        };
+        let alg = Some(key.alg);
         if header.alg != super::keys::jwt_alg(key.alg) {
-            return Err(TokenError::BadSignature);
+            return (alg, Err(TokenError::BadSignature));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
-            .map_err(|e| map_jwt_error(&e))?;
-        Grant::from_claims(
+        let data = match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
+            Ok(d) => d,
+            Err(e) => return (alg, Err(map_jwt_error(&e))),
+        };
+        let grant = Grant::from_claims(
             kid,
             data.claims,
-            &self.issuer,
-            &self.audience,
-            self.allow_never_expiring,
-        )
+            &policy.issuer,
+            &policy.audience,
+            policy.allow_never_expiring,
+        );
+        (alg, grant)
+    }
+}
+
+impl Policy {
+    fn new(keys: KeySet, cfg: &config::Token) -> Self {
+        Policy {
+            keys: Arc::new(keys),
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            allow_never_expiring: cfg.allow_never_expiring,
+        }
     }
 }
 
@@ -269,6 +387,16 @@ impl Revocations {
 
     pub fn revoke_family(&self, family: &str) {
         self.add(&self.family, family);
+    }
+
+    /// Entries in force by kind (`jti`, `subject`, `org`, `family`).
+    pub fn counts(&self) -> [(&'static str, usize); 4] {
+        [
+            ("jti", self.jti.len()),
+            ("subject", self.sub.len()),
+            ("org", self.org.len()),
+            ("family", self.family.len()),
+        ]
     }
 
     pub fn is_revoked(&self, grant: &Grant) -> bool {

@@ -131,7 +131,13 @@ pub struct Setup {
     pub token: String,
     /// `[admin]` extra lines.
     pub admin: String,
+    /// The `[limits]` section's lines (default: every limit off, so that tests sending
+    /// many requests or bad tokens see the behaviour they test; rate-limit tests set them).
+    pub limits: String,
 }
+
+/// Every `[limits]` limit off.
+pub const NO_LIMITS: &str = "per_ip = \"off\"\nper_subject = \"off\"\nbad_tokens_per_ip = \"off\"\nissue_per_api_token = \"off\"\n";
 
 impl Setup {
     /// One origin "o" and the standard routes and resources:
@@ -144,6 +150,7 @@ impl Setup {
             edge: String::new(),
             token: String::new(),
             admin: String::new(),
+            limits: NO_LIMITS.into(),
         }
     }
 }
@@ -278,6 +285,9 @@ issuer = "{ISSUER}"
 leeway = "{LEEWAY}s"
 {token}
 
+[limits]
+{limits}
+
 {keys_toml}
 {origins_toml}
 {extra}
@@ -285,6 +295,7 @@ leeway = "{LEEWAY}s"
         edge = setup.edge,
         admin = setup.admin,
         token = setup.token,
+        limits = setup.limits,
         extra = setup.extra,
     );
     let cfg_path = d.join("tollgate.toml");

@@ -61,6 +61,15 @@ impl Error {
         Self::new(StatusCode::FORBIDDEN, "AuthorizationFailed", message)
     }
 
+    /// 429, as Azure Resource Manager throttles.
+    pub fn too_many() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many token requests for this API token. Retry after the time in Retry-After.",
+        )
+    }
+
     pub fn body(&self) -> Vec<u8> {
         serde_json::json!({
             "error": { "code": self.code, "message": self.message, "details": [] }

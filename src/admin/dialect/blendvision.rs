@@ -69,6 +69,15 @@ impl Status {
         }
     }
 
+    /// google.rpc RESOURCE_EXHAUSTED: the API token's issuing rate is spent.
+    pub fn exhausted() -> Self {
+        Status {
+            http: StatusCode::TOO_MANY_REQUESTS,
+            code: 8,
+            message: "too many token requests for this API token; retry later".into(),
+        }
+    }
+
     pub fn internal() -> Self {
         Status {
             http: StatusCode::INTERNAL_SERVER_ERROR,

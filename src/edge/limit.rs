@@ -1,0 +1,162 @@
+//! The edge's rate limits (DESIGN.md §2 step 6): per client address, per token subject,
+//! and the failed-verification budget per address.
+//!
+//! Built from the configuration with the rest of the [`super::EdgeService`], so a reload
+//! starts every budget afresh. Per-route limits: a route that sets its own `per_ip` or
+//! `per_subject` gets its own limiter; the others share the `[limits]` one. Subjects are
+//! keyed by a keyed hash (no allocation per request). Pruned by the store-refresh timer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::EdgeError;
+use crate::config::{Config, Limit};
+use crate::ratelimit::{FailureBudget, Keyed, SubjectKeys};
+
+/// Every limiter of one edge configuration.
+pub struct EdgeLimits {
+    /// By route index; `None`: no limit on that route.
+    per_ip: Vec<Option<Arc<Keyed<IpAddr>>>>,
+    per_subject: Vec<Option<Arc<Keyed<u64>>>>,
+    subjects: SubjectKeys,
+    bad_tokens: Option<FailureBudget>,
+    /// Each distinct limiter once, for pruning.
+    ip_limiters: Vec<Arc<Keyed<IpAddr>>>,
+    subject_limiters: Vec<Arc<Keyed<u64>>>,
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_after(wait: Duration) -> u32 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+}
+
+fn limited(limiter: &'static str, wait: Duration) -> EdgeError {
+    EdgeError::RateLimited {
+        limiter,
+        retry_after: retry_after(wait),
+    }
+}
+
+/// One limiter per distinct rate: routes with the global rate share its limiter.
+fn per_route<K: std::hash::Hash + Eq + Clone>(
+    global: &Limit,
+    routes: impl Iterator<Item = Option<Limit>>,
+    all: &mut Vec<Arc<Keyed<K>>>,
+) -> Vec<Option<Arc<Keyed<K>>>> {
+    let shared = global.as_ref().map(|r| Arc::new(Keyed::new(r)));
+    if let Some(s) = &shared {
+        all.push(s.clone());
+    }
+    routes
+        .map(|own| match own {
+            None => shared.clone(),
+            Some(None) => None,
+            Some(Some(rate)) => {
+                let l = Arc::new(Keyed::new(&rate));
+                all.push(l.clone());
+                Some(l)
+            }
+        })
+        .collect()
+}
+
+impl EdgeLimits {
+    pub fn new(cfg: &Config) -> Self {
+        let mut ip_limiters = Vec::new();
+        let mut subject_limiters = Vec::new();
+        let per_ip = per_route(
+            &cfg.limits.per_ip,
+            cfg.routes.iter().map(|r| r.per_ip),
+            &mut ip_limiters,
+        );
+        let per_subject = per_route(
+            &cfg.limits.per_subject,
+            cfg.routes.iter().map(|r| r.per_subject),
+            &mut subject_limiters,
+        );
+        EdgeLimits {
+            per_ip,
+            per_subject,
+            subjects: SubjectKeys::new(),
+            bad_tokens: cfg
+                .limits
+                .bad_tokens_per_ip
+                .as_ref()
+                .map(FailureBudget::new),
+            ip_limiters,
+            subject_limiters,
+        }
+    }
+
+    /// One request from `ip` on route `route`.
+    pub fn ip(&self, route: usize, ip: IpAddr) -> Result<(), EdgeError> {
+        match self.per_ip.get(route) {
+            Some(Some(l)) => l.check(&ip).map_err(|w| limited("edge_ip", w)),
+            _ => Ok(()),
+        }
+    }
+
+    /// One request by subject `sub` on route `route`.
+    pub fn subject(&self, route: usize, sub: &str) -> Result<(), EdgeError> {
+        match self.per_subject.get(route) {
+            Some(Some(l)) => l
+                .check(&self.subjects.key(sub))
+                .map_err(|w| limited("edge_subject", w)),
+            _ => Ok(()),
+        }
+    }
+
+    /// May `ip` have a token verified (signature work)? Spends nothing.
+    pub fn may_verify(&self, ip: IpAddr) -> Result<(), EdgeError> {
+        match &self.bad_tokens {
+            Some(b) => b.check(ip).map_err(|w| limited("bad_token", w)),
+            None => Ok(()),
+        }
+    }
+
+    /// A token from `ip` failed verification.
+    pub fn verify_failed(&self, ip: IpAddr) {
+        if let Some(b) = &self.bad_tokens {
+            b.failed(ip);
+        }
+    }
+
+    /// Forget keys whose budgets are full again.
+    pub fn prune(&self) {
+        for l in &self.ip_limiters {
+            l.prune();
+        }
+        for l in &self.subject_limiters {
+            l.prune();
+        }
+        if let Some(b) = &self.bad_tokens {
+            b.prune();
+        }
+    }
+
+    /// Keys remembered across every limiter.
+    pub fn len(&self) -> usize {
+        self.ip_limiters.iter().map(|l| l.len()).sum::<usize>()
+            + self.subject_limiters.iter().map(|l| l.len()).sum::<usize>()
+            + self.bad_tokens.as_ref().map_or(0, |b| b.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after(Duration::ZERO), 1);
+    }
+}
