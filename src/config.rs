@@ -100,9 +100,10 @@ pub struct LimitsFile {
     /// Edge requests per token subject (`sub`). A route may set its own. Default
     /// `"100/s burst 200"`.
     pub per_subject: Option<String>,
-    /// Failed token verifications per client address. Once spent, that address's
-    /// requests with tokens not already verified are refused with 429 before any
-    /// signature work, until the budget refills. Default `"30/m burst 30"`.
+    /// Failed token verifications per client address. The failure that finds the budget
+    /// spent blocks the address: its requests with tokens not already verified are then
+    /// refused with 429 before any signature work, until a failure's worth has refilled.
+    /// Tokens the gate has verified before still pass. Default `"30/m burst 30"`.
     pub bad_tokens_per_ip: Option<String>,
     /// Token-issuing requests per API token (BlendVision, Azure). Default `"50/s burst 100"`.
     pub issue_per_api_token: Option<String>,

@@ -2543,3 +2543,43 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn issuing_beyond_an_api_tokens_budget_is_429_with_retry_after_in_its_dialect_and_counted() {
+    let w = world_with(|s| {
+        s.limits = format!("{NO_LIMITS}issue_per_api_token = \"2/m burst 2\"\n")
+            .replace("issue_per_api_token = \"off\"\n", "");
+    })
+    .await;
+    let body = json!({"resource_id": "v1", "resource_type": "RESOURCE_TYPE_VOD", "customer_id": "c-1", "expires_in": "600s"});
+    for _ in 0..2 {
+        let got = w.bv(BV, body.clone()).await;
+        assert_eq!(got.status, 200, "{got:?}");
+    }
+    let got = w.bv(BV, body.clone()).await;
+    bv_error(&got, 429, 8, "third request on a 2/m budget");
+    let secs: u64 = got.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&secs), "Retry-After {secs}");
+    // Another API token (another organisation) has its own budget, in Azure's dialect too.
+    let got = w
+        .azure(&w.beta_key, "beta", json!({"scope": "Account"}))
+        .await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let got = w
+        .azure(&w.acme_key, "acme", json!({"scope": "Account"}))
+        .await;
+    azure_error(&got, 429, "TooManyRequests", "acme's budget is spent");
+    let metrics = send(w.tg.admin(), Method::GET, "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    for line in [
+        r#"tollgate_tokens_issued_total{dialect="blendvision"} 2"#,
+        r#"tollgate_tokens_issued_total{dialect="azure"} 1"#,
+        r#"tollgate_rate_limited_total{limiter="issue"} 2"#,
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+}
