@@ -56,7 +56,7 @@ pub struct File {
     /// Certificates for the TLS edge listener.
     #[serde(default)]
     pub tls: TlsFile,
-    /// The admin listener (health, later token APIs and metrics).
+    /// The admin listener: token APIs, management, reload, metrics, health.
     #[serde(default)]
     pub admin: AdminFile,
     /// How tokens are found and verified.

@@ -545,8 +545,12 @@ fn serve(args: ServeArgs) -> Result<()> {
             std::process::exit(1);
         });
         let reloader = gate.reloader();
+        let stopping = gate.shutdown_token();
         tokio::spawn(async move {
-            reload_on_sighup(reloader).await;
+            tokio::select! {
+                _ = reload_on_sighup(reloader) => {}
+                _ = stopping.cancelled() => {}
+            }
         });
         gate.wait().await;
         tracing::info!("stopped");
@@ -577,8 +581,8 @@ async fn wait_for_stop_signal() {
     }
 }
 
-/// Reload the configuration, keys and certificates on every SIGHUP. The outcome is
-/// logged (and counted) by the gate's reload task.
+/// Reload the configuration, keys and certificates on every SIGHUP, until shutdown
+/// starts. The outcome is logged (and counted) by the gate's reload task.
 async fn reload_on_sighup(reloader: tollgate::app::Reloader) {
     #[cfg(unix)]
     {

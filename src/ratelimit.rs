@@ -267,6 +267,11 @@ impl SubjectKeys {
     }
 }
 
+/// The `Retry-After` seconds for a wait: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// A login attempt refused: by which limiter (`login_ip` or `login_account`, a metric
 /// label) and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +364,14 @@ mod tests {
 
     fn rate(s: &str) -> Rate {
         Rate::parse(s).expect("rate")
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
     }
 
     #[test]

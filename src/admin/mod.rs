@@ -469,8 +469,7 @@ impl AdminService {
                 .rate_limited
                 .with_label_values(&[refused.limiter])
                 .inc();
-            let w = refused.wait;
-            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+            let secs = crate::ratelimit::retry_after_secs(refused.wait);
             return retry_after(fail(movingimage::Error::TOO_MANY), secs);
         }
         let store = self.store();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::EdgeError;
 use crate::config::{Config, Limit};
-use crate::ratelimit::{FailureBudget, Keyed, SubjectKeys};
+use crate::ratelimit::{retry_after_secs, FailureBudget, Keyed, SubjectKeys};
 
 /// Every limiter of one edge configuration.
 pub struct EdgeLimits {
@@ -26,16 +26,10 @@ pub struct EdgeLimits {
     subject_limiters: Vec<Arc<Keyed<u64>>>,
 }
 
-/// Whole seconds for `Retry-After`, rounded up, at least 1.
-fn retry_after(wait: Duration) -> u32 {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
-}
-
 fn limited(limiter: &'static str, wait: Duration) -> EdgeError {
     EdgeError::RateLimited {
         limiter,
-        retry_after: retry_after(wait),
+        retry_after: u32::try_from(retry_after_secs(wait)).unwrap_or(u32::MAX),
     }
 }
 
@@ -145,18 +139,5 @@ impl EdgeLimits {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(retry_after(Duration::from_millis(1)), 1);
-        assert_eq!(retry_after(Duration::from_millis(1500)), 2);
-        assert_eq!(retry_after(Duration::from_secs(3)), 3);
-        assert_eq!(retry_after(Duration::ZERO), 1);
     }
 }
