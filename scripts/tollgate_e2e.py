@@ -1,14 +1,17 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
-Used by scripts/crash-refresh.py and scripts/jwks-pyjwt.py; not a script itself.
+Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py and scripts/e2e-ops.py; not a
+script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in
                     `$tmp/config/` and `$tmp/sample` -> the repository's `sample/`, so the
-                    config's `../data`, `../certs` and `../sample` land in the temp dir.
+                    config's `../data`, `../certs` and `../sample` land in the temp dir;
+                    `cli()` runs a subcommand that prints JSON, `cli_text()` any other.
 - `Server`        : `tollgate serve` on 127.0.0.1:0 (all three listeners), the admin
                     address parsed from the `tollgate listening:` line; stopped by its own
-                    PID only (SIGTERM, bounded wait, SIGKILL).
+                    PID only (SIGTERM, bounded wait, SIGKILL); `listening()` gives every
+                    field of that line (edge-tls, edge-plain, admin, pid).
 - `http()`        : one request to 127.0.0.1, never through a proxy, bounded in time.
 - `Checks`        : `PASS`/`FAIL` lines and the final `NAME: N passed, M failed`.
 """
@@ -98,6 +101,20 @@ class Workspace:
         except ValueError as e:
             raise Fatal(f"tollgate {' '.join(args)} printed no JSON: {p.stdout!r}") from e
 
+    def cli_text(self, *args):
+        """Run `tollgate <args> --config <copy>`; return its standard output as text
+        (for subcommands that print no JSON: `token mint`, `keys rotate`)."""
+        cmd = [self.bin, *args, "--config", self.config]
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=CLI_TIMEOUT_S, cwd=self.dir)
+        except subprocess.TimeoutExpired as e:
+            raise Fatal(f"{' '.join(args)}: no answer within {CLI_TIMEOUT_S}s") from e
+        if p.returncode != 0:
+            raise Fatal(f"tollgate {' '.join(args)} exited {p.returncode}: "
+                        f"{p.stderr.decode(errors='replace').strip()}")
+        return p.stdout.decode(errors="replace")
+
     def remove(self, keep):
         if keep:
             say(self.name, f"kept {self.dir}", err=True)
@@ -138,6 +155,16 @@ class Server:
                             f"{self.proc.returncode} before it was ready")
             time.sleep(0.05)
         raise Fatal(f"tollgate ({self.label}): no 'tollgate listening:' line within {timeout}s")
+
+    def listening(self):
+        """The fields of the `tollgate listening:` line (after wait_ready), e.g.
+        {"edge-tls": "127.0.0.1:41234", "edge-plain": ..., "admin": ..., "pid": "123"}."""
+        with open(self.out, "rb") as f:
+            text = f.read().decode(errors="replace")
+        m = re.search(r"^tollgate listening: (.*)$", text, re.M)
+        if not m:
+            raise Fatal(f"tollgate ({self.label}): no 'tollgate listening:' line")
+        return dict(f.split("=", 1) for f in m.group(1).split() if "=" in f)
 
     def url(self, path):
         return f"http://{self.admin}{path}"
