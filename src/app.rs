@@ -226,8 +226,10 @@ struct Core {
     ready: Arc<AtomicBool>,
     certs: Option<Arc<CertStore>>,
     reloader: Reloader,
-    /// The listen addresses the file named at start (before any command-line override):
-    /// what a reloaded file is compared with.
+    /// The configuration the process started with: settings that only a restart applies
+    /// are compared with it, so a reload keeps naming them until the restart.
+    started: Arc<Config>,
+    /// The listen addresses the file named at start (before any command-line override).
     file_listen: Option<Listen>,
 }
 
@@ -319,7 +321,8 @@ impl Reloader {
 }
 
 /// Settings a reload cannot apply (they belong to sockets, files opened at start or the
-/// cache's shape): named in the report and the log when they differ.
+/// cache's shape): named in the report and the log while they differ from what the
+/// process started with.
 fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
@@ -422,7 +425,7 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let restart = restart_needed(&old.config, core.file_listen, &file);
+    let restart = restart_needed(&core.started, core.file_listen, &file);
     // Listeners stay where they are bound (an override on the command line included).
     let mut cfg = file;
     cfg.edge.tls_listen = old.config.edge.tls_listen;
@@ -547,6 +550,7 @@ impl Gate {
             ready: Arc::new(AtomicBool::new(false)),
             certs,
             reloader: reloader.clone(),
+            started: Arc::new(cfg.clone()),
             file_listen: Config::load(&cfg.source).ok().map(|f| listen_of(&f)),
         });
         let first = core.build(cfg, 0)?;

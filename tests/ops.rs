@@ -590,6 +590,9 @@ async fn e2_reload_applies_routes_and_limits_and_names_what_needs_a_restart() {
     );
     let metrics = scrape(&tg).await;
     assert!(metrics.contains(r#"tollgate_requests_total{outcome="ok",route="films"} 1"#));
+    // Still not applied, so still named on the next reload.
+    let again = tg.gate.reloader().reload().await.expect("reload");
+    assert_eq!(again.restart_needed, vec!["edge.header_timeout"]);
 }
 
 /// A response body fed by a channel: the test decides when each chunk goes out.
