@@ -18,7 +18,7 @@
      renewed child token (same jti and sxp, exp = now + renew_ttl), a segment with the
      expired original token -> 403 expired, with the renewed token -> 200;
   6. lets the player run until sxp + leeway + 10 s, then checks, from the gate's access
-     log (stderr, target tollgate::access) and the player's stderr (timestamped line by
+     log (stderr, logfmt lines) and the player's stderr (timestamped line by
      line on arrival):
        - before sxp: every player request answered 200/206 (ffmpeg asks for segments
          with Range: bytes=0-), >= 60 segments, >= 60 s (3 token lifetimes) of playback,
@@ -87,7 +87,8 @@ OK = (200, 206)  # ffmpeg asks for segments with Range: bytes=0-, so they come b
 PLAYER_ERROR = re.compile(r"Failed to (open|reload)|HTTP error|Server returned|Unable to open"
                           r"|Error (opening|when loading)|403 Forbidden|401 Unauthorized", re.I)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-ACCESS = re.compile(r"^(\S+)\s+INFO\s+tollgate::access:\s+request\s+(.*)$")
+# The access log in its default format, logfmt: `ts=<RFC 3339> method=GET route=… …`.
+ACCESS = re.compile(r"^ts=(\S+)\s+(.*)$")
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 # Everything talks to 127.0.0.1 only; never route that through a proxy.
