@@ -20,6 +20,10 @@ VARIANTS = [
 SIZES = [("1k", "1 KiB"), ("64k", "64 KiB"), ("1m", "1 MiB")]
 TARGETS = ["nginx", "nginx-securelink", "haproxy", "haproxy-jwt",
            "tollgate-eddsa", "tollgate-hs256", "tollgate-off"]
+# A cell whose CPU per request varies by more than this fraction of its median between
+# rounds is marked: something else used the machine, or the target is unsteady.
+SPREAD = 0.25
+
 PAIRS = [
     ("tollgate-eddsa", "nginx"),
     ("tollgate-eddsa", "haproxy"),
@@ -108,7 +112,12 @@ def main():
         ok_sat = [r for r in sat if r["status"] == "ok"]
         ok_lat = [r for r in lat if r["status"] == "ok"]
         fails = sorted({r["status"] for r in sat + lat if r["status"] != "ok"})
+        cpus = [x for x in (num(r["cpu_us_per_req"]) for r in ok_sat) if x is not None]
+        spread = ""
+        if len(cpus) >= 2 and (max(cpus) - min(cpus)) > SPREAD * statistics.median(cpus):
+            spread = f"rounds disagree: CPU {min(cpus):.1f}–{max(cpus):.1f}"
         return {
+            "spread": spread,
             "rps": median(num(r["req_s"]) for r in ok_sat),
             "cpu": median(num(r["cpu_us_per_req"]) for r in ok_sat),
             "p50": median(num(r["p50_us"]) for r in ok_lat),
@@ -135,7 +144,8 @@ def main():
         if meta.get(key):
             w(f"- **{label}:** {meta[key]}")
     w("")
-    w("Each cell: median over the rounds. req/s and CPU µs/req from the saturated run "
+    w("Each cell: median over the rounds (a cell whose rounds differ by more than "
+      f"{SPREAD:.0%} in CPU µs/req says so). req/s and CPU µs/req from the saturated run "
       "(CPU = utime + stime of the proxy's processes, origin excluded); p50/p99 from the "
       "fixed-rate run (coordinated-omission corrected), at the same rate for every target "
       "of a table row group.")
@@ -158,7 +168,7 @@ def main():
         w("| size | target | req/s (saturated) | CPU µs/req | fixed rate req/s | p50 ms | p99 ms | CPU µs/req at the rate | |")
         w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for s, slabel, t, c in rows:
-            mark = f"FAIL: {c['fail']}" if c["fail"] else ""
+            mark = "; ".join(x for x in (f"FAIL: {c['fail']}" if c["fail"] else "", c["spread"]) if x)
             w(f"| {slabel} | {t} | {fmt(c['rps'])} | {fmt(c['cpu'], 1)} | "
               f"{fmt(num(c['rate']))} | {ms(c['p50'])} | {ms(c['p99'])} | {fmt(c['cpu_rate'], 1)} | {mark} |")
 
@@ -178,6 +188,8 @@ def main():
                     continue
                 r = [ratio(x[k], y[k]) for k in ("cpu", "p99", "rps")]
                 flag = " (FAIL in a run)" if x["fail"] or y["fail"] else ""
+                if not flag and (x["spread"] or y["spread"]):
+                    flag = " (rounds disagree)"
                 w(f"| {v} | {slabel} | {tg} / {peer}{flag} | {fmt(r[0], 2)} | {fmt(r[1], 2)} | {fmt(r[2], 2)} |")
 
     w("")
@@ -186,23 +198,24 @@ def main():
     w("| target | measured | met |")
     w("| --- | ---: | --- |")
 
-    def target_row(label, value, limit):
+    def target_row(label, value, limit, *cs):
         if value is None:
             w(f"| {label} | not measured | – |")
-        else:
-            w(f"| {label} | {value:.2f} | {'yes' if value <= limit else 'no'} |")
+            return
+        note = " (rounds disagree)" if any(c and c["spread"] for c in cs) else ""
+        w(f"| {label} | {value:.2f}{note} | {'yes' if value <= limit else 'no'} |")
 
     for s, slabel in SIZES:
         x, y = cells.get(("h1", s, "tollgate-eddsa")), cells.get(("h1", s, "nginx"))
         target_row(f"CPU/req tollgate-eddsa ≤ 0.9 × nginx, HTTP/1.1, {slabel}",
-                   ratio(x and x["cpu"], y and y["cpu"]), 0.9)
+                   ratio(x and x["cpu"], y and y["cpu"]), 0.9, x, y)
     for s, slabel in SIZES:
         x, y = cells.get(("h1", s, "tollgate-eddsa")), cells.get(("h1", s, "nginx"))
         target_row(f"p99 tollgate-eddsa ≤ nginx at the fixed rate, HTTP/1.1, {slabel}",
                    ratio(x and x["p99"], y and y["p99"]), 1.0)
     x, y = cells.get(("tls", "64k", "tollgate-eddsa")), cells.get(("tls", "64k", "nginx"))
     target_row("CPU/req tollgate-eddsa ≤ 0.5 × nginx, TLS, 64 KiB",
-               ratio(x and x["cpu"], y and y["cpu"]), 0.5)
+               ratio(x and x["cpu"], y and y["cpu"]), 0.5, x, y)
     tg = mem.get("tollgate")
     n_idle = int(meta.get("idle_conns", "0"))
     if tg and tg.get("idle_rss_with_idle_kib"):

@@ -3,7 +3,7 @@
 # of the same origin, every ratio measured in the same run. See benches/load/README.md.
 #
 #   1. installs what is missing (apt: nginx haproxy wrk nghttp2-client openssl curl
-#      python3; `cargo install oha --locked --version $LOAD_OHA_VERSION`), with a
+#      python3; `cargo install oha --locked --version $LOAD_OHA_VERSION` with OpenSSL), with a
 #      temporary policy-rc.d so that apt starts no service; builds tollgate
 #      (cargo build --release) unless TOLLGATE_BIN points at a binary;
 #   2. in a tmpfs dir: 1 KiB, 64 KiB and 1 MiB segment files, a self-signed ECDSA P-256
@@ -14,7 +14,7 @@
 #      or 403) a request without a token, with a tampered one, with another issuer's;
 #      HAProxy also an EdDSA and an expired token; secure_link a wrong or another path's MD5;
 #   4. saturation: wrk (HTTP/1.1, plain and TLS) or h2load (HTTP/2 over TLS), pinned to
-#      CPU 1, round-robin over targets for $rounds rounds; the proxy's CPU time (utime +
+#      CPU 1, round-robin over targets for 3 rounds; the proxy's CPU time (utime +
 #      stime from /proc/<pid>/stat, every process of the target) is read around each run;
 #   5. latency: oha at one fixed rate per protocol and size for every target (a fraction
 #      of the slowest target's saturated rate), with coordinated-omission correction,
@@ -29,11 +29,12 @@
 #                               haproxy-jwt, tollgate-eddsa, tollgate-hs256, tollgate-off)
 #        LOAD_VARIANTS=h1,tls,h2   protocol variants (default all three)
 #        LOAD_SIZES=1k,64k,1m   segment sizes (default all three)
-#        LOAD_ROUNDS            interleaved rounds (default 2; quick 1)
+#        LOAD_ROUNDS            interleaved saturation rounds (default 3; quick 1)
+#        LOAD_LAT_ROUNDS        interleaved fixed-rate rounds (default 2; quick 1)
 #        LOAD_DURATION          seconds per saturation run (default 2; quick 1)
 #        LOAD_LAT_SAMPLES       answers per fixed-rate run (default 2500): the run lasts
 #                               samples/rate seconds, at least 1 and at most LOAD_LAT_MAX
-#                               (default 3; quick 1), measured after LOAD_LAT_WARMUP_MS
+#                               (default 2; quick 1), measured after LOAD_LAT_WARMUP_MS
 #                               (default 300) of the same run
 #        LOAD_TLS_TARGETS, LOAD_H2_TARGETS   targets of those variants (space-separated)
 #        LOAD_CONNECTIONS       concurrent requests in every run (default 32)
@@ -56,7 +57,7 @@ if [[ -n ${TOLLGATE_BIN:-} && $TOLLGATE_BIN != /* && -e $TOLLGATE_BIN ]]; then
 fi
 cd "$repo_root"
 command_line="bash benches/load/run.sh"
-for v in LOAD_QUICK LOAD_ONLY LOAD_VARIANTS LOAD_SIZES LOAD_ROUNDS LOAD_DURATION LOAD_LAT_SAMPLES LOAD_LAT_MAX LOAD_LAT_WARMUP_MS \
+for v in LOAD_QUICK LOAD_ONLY LOAD_VARIANTS LOAD_SIZES LOAD_ROUNDS LOAD_LAT_ROUNDS LOAD_DURATION LOAD_LAT_SAMPLES LOAD_LAT_MAX LOAD_LAT_WARMUP_MS \
   LOAD_CONNECTIONS LOAD_RATE_FRACTION LOAD_MEMORY LOAD_IDLE_CONNS LOAD_STREAMS LOAD_NGINX_PROXY_BUFFER \
   LOAD_TLS_TARGETS LOAD_H2_TARGETS; do
   if [[ -n ${!v:-} ]]; then
@@ -72,10 +73,11 @@ export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1
 # ------------------------------------------------------------------------------ knobs
 quick=${LOAD_QUICK:-0}
 [[ $quick == 1 ]] && q=1 || q=0
-rounds=${LOAD_ROUNDS:-$((q ? 1 : 2))}
+rounds=${LOAD_ROUNDS:-$((q ? 1 : 3))}
+lat_rounds=${LOAD_LAT_ROUNDS:-$((q ? 1 : 2))}
 dur=${LOAD_DURATION:-$((q ? 1 : 2))}
 lat_samples=${LOAD_LAT_SAMPLES:-2500}
-lat_max=${LOAD_LAT_MAX:-$((q ? 1 : 3))}
+lat_max=${LOAD_LAT_MAX:-$((q ? 1 : 2))}
 lat_warm_ms=${LOAD_LAT_WARMUP_MS:-300}
 conns=${LOAD_CONNECTIONS:-32}
 rate_fraction=${LOAD_RATE_FRACTION:-0.5}
@@ -87,7 +89,7 @@ oha_version=${LOAD_OHA_VERSION:-1.16.0}
 IFS=, read -r -a variants <<<"${LOAD_VARIANTS:-h1,tls,h2}"
 IFS=, read -r -a sizes <<<"${LOAD_SIZES:-1k,64k,1m}"
 out_dir="${CARGO_TARGET_DIR:-$repo_root/target}/load"
-for n in rounds dur lat_samples lat_max conns idle_conns streams; do
+for n in rounds lat_rounds dur lat_samples lat_max conns idle_conns streams; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { echo "run.sh: $n must be a positive integer" >&2; exit 2; }
 done
 [[ $lat_warm_ms =~ ^[0-9]+$ ]] || { echo "run.sh: LOAD_LAT_WARMUP_MS must be an integer" >&2; exit 2; }
@@ -206,6 +208,12 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
+# oha is built against the system OpenSSL (see below): its headers and pkg-config.
+if ! command -v oha >/dev/null 2>&1; then
+  [[ -e /usr/include/openssl/ssl.h ]] || need_apt+=(libssl-dev)
+  command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+  command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+fi
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1 ||
     die "${need_apt[*]} not found (apt-get install -y ${need_apt[*]})"
@@ -228,16 +236,18 @@ if [[ ${#need_apt[@]} -gt 0 ]]; then
 fi
 t_apt=$(( $(now) - t_phase ))
 
-# oha (a few minutes of compiling on 2 cores) builds in the background while tollgate
-# builds: both have serial stretches, so together they take less time than one after the
-# other.
+# oha (minutes of compiling on 2 cores) builds in the background while tollgate builds:
+# both have serial stretches, so together they take a little less time than one after
+# the other. Its TLS is OpenSSL (native-tls), like wrk's and h2load's, instead of the
+# default rustls + aws-lc, whose C build alone costs about a minute here.
 t_phase=$(now)
 oha_installed="already installed"
 oha_pid=""
 if ! command -v oha >/dev/null 2>&1; then
   command -v cargo >/dev/null 2>&1 || die "oha not found and no cargo to install it with"
   say "installing oha $oha_version in the background (cargo install --locked; log: $run/oha-install.log)"
-  timeout 1500 cargo install oha --locked --version "$oha_version" </dev/null >"$run/oha-install.log" 2>&1 &
+  timeout 1500 cargo install oha --locked --version "$oha_version" --no-default-features --features native-tls \
+    </dev/null >"$run/oha-install.log" 2>&1 &
   oha_pid=$!
   started+=("$oha_pid")
   oha_installed="installed by this run, beside the build"
@@ -578,10 +588,10 @@ sat_run() { # round variant size target
   t0=$(cpu_ticks ${proc_pids[$t]})
   if [[ $v == h2 ]]; then
     "${client_pin[@]}" timeout $((dur + 30)) h2load -t1 -c $((conns / 8 > 0 ? conns / 8 : 1)) -m 8 -D "$dur" \
-      ${hdr:+-H "$hdr"} "$url" >"$out" 2>&1 || status="FAIL(h2load exit $?)"
+      ${hdr:+-H "$hdr"} "$url" </dev/null >"$out" 2>&1 || status="FAIL(h2load exit $?)"
   else
     "${client_pin[@]}" timeout $((dur + 30)) wrk -t1 -c"$conns" -d"${dur}s" -s "$script_dir/conf/wrk.lua" \
-      ${hdr:+-H "$hdr"} "$url" >"$out" 2>&1 || status="FAIL(wrk exit $?)"
+      ${hdr:+-H "$hdr"} "$url" </dev/null >"$out" 2>&1 || status="FAIL(wrk exit $?)"
   fi
   # shellcheck disable=SC2086
   t1=$(cpu_ticks ${proc_pids[$t]})
@@ -648,7 +658,7 @@ lat_run() { # round variant size target rate
   t0=$(cpu_ticks ${proc_pids[$t]})
   "${client_pin[@]}" timeout $((total_ms / 1000 + 30)) oha -z "${total_ms}ms" -q "$rate" --latency-correction \
     --wait-ongoing-requests-after-deadline -c "$c" --no-tui --output-format json --db-url "$db" "${extra[@]}" \
-    ${hdr:+-H "$hdr"} "$url" >"$out" 2>"$out.err" || status="FAIL(oha exit $?)"
+    ${hdr:+-H "$hdr"} "$url" </dev/null >"$out" 2>"$out.err" || status="FAIL(oha exit $?)"
   # shellcheck disable=SC2086
   t1=$(cpu_ticks ${proc_pids[$t]})
   # -> requests non200 errors req_s p50_us p99_us
@@ -680,7 +690,7 @@ EOF
   cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="$requests" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "" }')
   printf 'lat\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$s" "$t" "$rate" "$reqs" "$p50" "$p99" "$cpu" "$requests" "$bad" "$errors" "$status" >>"$raw"
   [[ $status == ok ]] || failed_cells=$((failed_cells + 1))
-  printf 'load: [lat %s/%s] %-3s %-4s %-17s @%6s req/s  p50 %6s µs  p99 %7s µs  %s\n' "$round" "$rounds" "$v" "$s" "$t" "$rate" "$p50" "$p99" "$status"
+  printf 'load: [lat %s/%s] %-3s %-4s %-17s @%6s req/s  p50 %6s µs  p99 %7s µs  %s\n' "$round" "$lat_rounds" "$v" "$s" "$t" "$rate" "$p50" "$p99" "$status"
 }
 
 targets_of() { # variant -> selected targets, rotated by the round so no target always goes first
@@ -696,7 +706,7 @@ t_measure=$(now)
 say "warm-up: 1 s of HTTP/1.1 64 KiB per target (connection pools, caches)"
 for t in "${selected[@]}"; do
   "${client_pin[@]}" timeout 30 wrk -t1 -c"$conns" -d1s ${hdr_cache[$t]:+-H "${hdr_cache[$t]}"} \
-    "$(url_for h1 "$t" 64k)" >/dev/null 2>&1 || true
+    "$(url_for h1 "$t" 64k)" </dev/null >/dev/null 2>&1 || true
 done
 
 say "saturation: $rounds round(s) × ${#variants[@]} variant(s) × ${#sizes[@]} size(s), ${dur}s each, $conns concurrent"
@@ -727,7 +737,7 @@ while read -r v s rate; do fixed_rate[$v,$s]=$rate; done < <(
 )
 
 say "latency: oha at a fixed rate (${rate_fraction} × the slowest target's req/s), CO-corrected, ${lat_samples} answers (1-${lat_max} s) per run"
-for ((r = 1; r <= rounds; r++)); do
+for ((r = 1; r <= lat_rounds; r++)); do
   for v in "${variants[@]}"; do
     for s in "${sizes[@]}"; do
       [[ -n ${fixed_rate[$v,$s]:-} ]] || continue
@@ -814,7 +824,7 @@ t_total=$(( $(now) - t_begin ))
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "command=$command_line"
   echo "pinning=$pinning"
-  echo "settings=$rounds round(s), saturation ${dur}s per run ($conns concurrent requests: wrk -t1 -c$conns; h2load -t1 -c$((conns / 8 > 0 ? conns / 8 : 1)) -m8), fixed rate for ${lat_samples} answers, 1 to ${lat_max} s per run after ${lat_warm_ms} ms of warm-up (oha -c$conns, h2: -c$((conns / 4 > 0 ? conns / 4 : 1)) -p4) at ${rate_fraction} × the slowest target's req/s"
+  echo "settings=saturation: $rounds round(s), ${dur}s per run ($conns concurrent requests: wrk -t1 -c$conns; h2load -t1 -c$((conns / 8 > 0 ? conns / 8 : 1)) -m8), fixed rate: $lat_rounds round(s), ${lat_samples} answers, 1 to ${lat_max} s per run after ${lat_warm_ms} ms of warm-up (oha -c$conns, h2: -c$((conns / 4 > 0 ? conns / 4 : 1)) -p4) at ${rate_fraction} × the slowest target's req/s"
   echo "versions=$(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v | head -n 1 | awk '{ print "HAProxy " $3 }'), $(wrk --version 2>&1 | head -n 1 | awk '{ print "wrk " $2 }'), $(h2load --version | awk '{ print "h2load " $NF }'), $(oha --version), tollgate $("$bin" --version 2>/dev/null | awk '{ print $NF }')"
   echo "nginx_proxy_buffer_size=$proxy_buffer_size"
   echo "tollgate_threads=${tollgate_threads:-not run}"
