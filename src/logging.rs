@@ -179,11 +179,16 @@ where
         .with_filter(filter)
 }
 
-/// `RUST_LOG`'s filter, or `info` when it is unset or does not parse (as before this module).
+/// The filter when `RUST_LOG` is unset: `info`, except rustls, which warns once per
+/// handshake about things a client controls (an IP address as SNI, say) — at `info`
+/// any client could make the gate write a line per connection.
+const DEFAULT_DIRECTIVES: &str = "info,rustls=error";
+
+/// `RUST_LOG`'s filter, or [`DEFAULT_DIRECTIVES`] when it is unset or does not parse.
 fn env_filter(directives: Option<&str>) -> EnvFilter {
     directives
         .and_then(|d| EnvFilter::try_new(d).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"))
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_DIRECTIVES))
 }
 
 /// Whether a directive of `RUST_LOG` names the access target (or a target below it).
@@ -671,6 +676,22 @@ mod tests {
         assert!(mentions_access("tollgate::access"));
         assert!(!mentions_access("tollgate=debug,tollgate::accessible=off"));
         assert!(!mentions_access("info"));
+    }
+
+    #[test]
+    fn by_default_rustls_warnings_a_client_can_trigger_are_not_logged() {
+        let _serial = one_subscriber_at_a_time();
+        let buffer = Buffer::default();
+        let subscriber = Registry::default().with(ordinary_layer(None, buffer.clone(), false));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "rustls::server::hs", "Illegal SNI extension: ignoring IP address");
+            tracing::error!(target: "rustls::server::hs", "a real rustls error");
+            tracing::info!(target: "tollgate::app", "configuration reloaded");
+        });
+        let out = buffer.text();
+        assert!(!out.contains("Illegal SNI"), "{out}");
+        assert!(out.contains("a real rustls error"), "{out}");
+        assert!(out.contains("configuration reloaded"), "{out}");
     }
 
     #[test]
