@@ -33,11 +33,11 @@ import os
 import sys
 import threading
 import time
-import traceback
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import Checks, Fatal, Server, Workspace, binary, http, run_main, say, watchdog  # noqa: E402
+from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
+                          run_main, say, stop_servers, watchdog)
 
 NAME = "crash-refresh"
 FAMILIES = 8
@@ -272,23 +272,12 @@ def main():
                      "presented (the store knew them as spent, not unknown)",
                      f"families {unrevoked} were not revoked")
         checks.check(second.alive(), "restarted server still running")
-    except Fatal as e:
-        say(NAME, f"FATAL: {e}", err=True)
-        checks.failed += 1
-    except Exception:  # a bug here or an answer of an unexpected shape: still clean up
-        traceback.print_exc()
-        checks.failed += 1
+    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
+        count_failure(NAME, checks, e)
     finally:
         if log is not None and not log.f.closed:
             log.close()
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # keep stopping the others
-                say(NAME, f"stopping server {s.pid}: {e}", err=True)
-        if checks.failed:
-            for s in servers:
-                print(s.logs(), file=sys.stderr)
+        stop_servers(NAME, servers, checks)
         ws.remove(keep)
     checks.summary()
     return 1 if checks.failed else 0

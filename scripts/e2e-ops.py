@@ -61,8 +61,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (REPO_ROOT, Checks, Fatal, Server, Workspace, binary, http,  # noqa: E402
-                          run_main, say, watchdog)
+from tollgate_e2e import (REPO_ROOT, Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
+                          run_main, say, stop_servers, watchdog)
 
 NAME = "e2e-ops"
 OVERALL_TIMEOUT_S = 420  # the whole script after the build
@@ -828,21 +828,10 @@ def main():
         run_check(checks, "E1", check_graceful_shutdown, ws, srv, big_sha)
         srv, _ = start(ws, "idle", servers)
         run_check(checks, "E1 idle", check_idle_keepalive, ws, srv)
-    except Fatal as e:
-        say(NAME, f"FATAL: {e}", err=True)
-        checks.failed += 1
-    except Exception:  # a bug here or an answer of an unexpected shape: still clean up
-        traceback.print_exc()
-        checks.failed += 1
+    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
+        count_failure(NAME, checks, e)
     finally:
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # keep stopping the others
-                say(NAME, f"stopping server {s.pid}: {e}", err=True)
-        if checks.failed:
-            for s in servers:
-                print(s.logs(lines=40), file=sys.stderr)
+        stop_servers(NAME, servers, checks, log_lines=40)
         ws.remove(keep)
     say(NAME, f"run time {time.monotonic() - t0:.0f}s")
     checks.summary()

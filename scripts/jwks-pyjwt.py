@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 NAME = "jwks-pyjwt"
 
@@ -47,7 +46,8 @@ if not has_crypto:
     sys.exit(2)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import Checks, Fatal, Server, Workspace, binary, http, run_main, say, watchdog  # noqa: E402
+from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
+                          run_main, say, stop_servers, watchdog)
 
 OVERALL_TIMEOUT_S = 120  # the whole script after the build
 ORG = "acme-vi"  # also the Azure accountName: 3-50 of [A-Za-z0-9-]
@@ -226,20 +226,10 @@ def main():
             checks.ok("a token naming a kid outside the JWKS is refused")
 
         checks.check(server.alive(), "server still running")
-    except Fatal as e:
-        say(NAME, f"FATAL: {e}", err=True)
-        checks.failed += 1
-    except Exception:  # a bug here or an answer of an unexpected shape: still clean up
-        traceback.print_exc()
-        checks.failed += 1
+    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
+        count_failure(NAME, checks, e)
     finally:
-        if server is not None:
-            try:
-                server.stop()
-            except Exception as e:
-                say(NAME, f"stopping server {server.pid}: {e}", err=True)
-            if checks.failed:
-                print(server.logs(), file=sys.stderr)
+        stop_servers(NAME, [server] if server is not None else [], checks)
         ws.remove(keep)
     checks.summary()
     return 1 if checks.failed else 0

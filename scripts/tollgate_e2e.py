@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import traceback
 import urllib.error
 import urllib.request
 
@@ -263,6 +264,30 @@ def watchdog(seconds):
     signal.signal(signal.SIGALRM, fire)
     signal.signal(signal.SIGTERM, term)
     signal.alarm(seconds)
+
+
+def count_failure(name, checks, exc):
+    """An exception ended a script's checks: say why (a Fatal in one line, anything else
+    — a bug, an answer of an unexpected shape — with its traceback) and count a failure.
+    Call it from an `except` clause, so that the cleanup after it still runs."""
+    if isinstance(exc, Fatal):
+        say(name, f"FATAL: {exc}", err=True)
+    else:
+        traceback.print_exc()
+    checks.failed += 1
+
+
+def stop_servers(name, servers, checks, log_lines=60):
+    """Stop every server (one that fails to stop does not keep the others running);
+    after a failed check, print each one's log tail."""
+    for s in servers:
+        try:
+            s.stop()
+        except Exception as e:  # keep stopping the others
+            say(name, f"stopping server {s.pid}: {e}", err=True)
+    if checks.failed:
+        for s in servers:
+            print(s.logs(lines=log_lines), file=sys.stderr)
 
 
 def run_main(name, main):
