@@ -24,9 +24,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::IntGauge;
 use tokio::net::TcpListener;
@@ -64,26 +64,35 @@ impl Limits {
         }
     }
 
-    fn builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut b = auto::Builder::new(TokioExecutor::new());
-        b.http1()
-            .timer(TokioTimer::new())
+    fn builders(&self) -> Builders {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             // Above the configured limits (twice the bytes, four times the count): hyper's
             // own bare 431 beyond these bounds memory; between the configured limit and
             // these, the edge answers its own uncacheable 431 with a reason code.
             .max_buf_size(self.max_header_bytes * 2)
             .max_headers(self.max_headers * 4);
-        b.http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(self.h2_max_concurrent_streams)
             .max_header_list_size(u32::try_from(self.max_header_bytes * 2).unwrap_or(u32::MAX))
             .max_pending_accept_reset_streams(Some(50))
             .max_local_error_reset_streams(Some(256))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
-        b
+        Builders { h1, h2 }
     }
+}
+
+/// The two protocol builders. A connection's protocol is known before hyper sees it:
+/// from ALPN on TLS, from a peek at the first bytes on plain TCP ([`is_h2c`]). Not
+/// hyper-util's `auto` builder: it sniffs by reading into a small buffer of its own and
+/// replaying it, after which hyper's first read buffer grows to 16 KiB, which every idle
+/// keep-alive connection then holds.
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
 }
 
 /// Accept connections on `listener` until `shutdown`, serving each with the service
@@ -99,7 +108,7 @@ pub async fn serve<H, F>(
     H: Fn(Request<Incoming>, ConnInfo) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let builder = Arc::new(limits.builder());
+    let builders = Arc::new(limits.builders());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     loop {
@@ -134,38 +143,48 @@ pub async fn serve<H, F>(
             seen.store(true, Ordering::Relaxed);
             // A panic in a handler fails that one request with a 500 (THREATS E4); the
             // connection and every other request go on.
-            let fut = AssertUnwindSafe(handler(req, info)).catch_unwind();
-            async move {
-                Ok::<_, Infallible>(fut.await.unwrap_or_else(|_| {
-                    tracing::error!(%peer, "request handler panicked; answered 500");
-                    EdgeError::Internal.into_response()
-                }))
-            }
+            // `map`, not an `async` block awaiting it: hyper keeps room for one request
+            // future on every connection, idle or not, and an `async` block would hold the
+            // handler's future twice (as its capture and as what it awaits).
+            AssertUnwindSafe(handler(req, info))
+                .catch_unwind()
+                .map(or_500(peer))
         });
         let conn = Conn {
-            builder: builder.clone(),
+            builders: builders.clone(),
             watcher: graceful.watcher(),
             first_request,
             header_timeout: limits.header_timeout,
             peer,
         };
-        let tls = tls.clone();
         let hs_timeout = limits.tls_handshake_timeout;
         let open = OpenConnection::count(&open);
-        tokio::spawn(async move {
-            match tls {
-                None => conn.serve(tcp, svc).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => conn.serve(stream, svc).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        // Two task types, not one with a branch: a task is as large as its largest state,
+        // and a plain connection should not carry room for a TLS session.
+        match tls.clone() {
+            None => tokio::spawn(async move {
+                match tokio::time::timeout(conn.header_timeout, is_h2c(&tcp)).await {
+                    Ok(h2) => conn.serve(tcp, svc, h2).await,
+                    Err(_) => {
+                        tracing::debug!(%peer, "no request within the header timeout; closing")
                     }
                 }
-            }
-            drop(open);
-            drop(permit);
-        });
+                drop(open);
+                drop(permit);
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        conn.serve(stream, svc, h2).await
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+                drop(open);
+                drop(permit);
+            }),
+        };
     }
     drop(listener);
     if tokio::time::timeout(limits.grace, graceful.shutdown())
@@ -173,6 +192,19 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// A handler's answer, or a 500 if it panicked (THREATS E4). A named function rather
+/// than an inline closure, so that the closure's signature is fully `'static`.
+fn or_500(
+    peer: SocketAddr,
+) -> impl FnOnce(std::thread::Result<Response<Body>>) -> Result<Response<Body>, Infallible> {
+    move |answer| {
+        Ok(answer.unwrap_or_else(|_| {
+            tracing::error!(%peer, "request handler panicked; answered 500");
+            EdgeError::Internal.into_response()
+        }))
     }
 }
 
@@ -195,7 +227,7 @@ impl Drop for OpenConnection {
 
 /// One accepted connection, ready to be served over a plain or TLS stream.
 struct Conn {
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     watcher: hyper_util::server::graceful::Watcher,
     first_request: Arc<AtomicBool>,
     header_timeout: Duration,
@@ -203,29 +235,53 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve<IO, S>(self, io: IO, svc: S)
+    async fn serve<IO, S>(self, io: IO, svc: S, h2: bool)
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<
-                Request<Incoming>,
-                Response = Response<Body>,
-                Error = Infallible,
-            > + Send
-            + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = Body> + Send + 'static,
         S::Future: Send + 'static,
     {
-        let conn = self
-            .builder
-            .serve_connection(TokioIo::new(io), svc)
-            .into_owned();
-        first_request_deadline(
-            self.watcher.watch(conn),
-            &self.first_request,
-            self.header_timeout,
-            self.peer,
-        )
-        .await;
+        let io = TokioIo::new(io);
+        if h2 {
+            let conn = self.builders.h2.serve_connection(io, svc);
+            first_request_deadline(
+                self.watcher.watch(conn),
+                &self.first_request,
+                self.header_timeout,
+                self.peer,
+            )
+            .await;
+        } else {
+            let conn = self.builders.h1.serve_connection(io, svc);
+            first_request_deadline(
+                self.watcher.watch(conn),
+                &self.first_request,
+                self.header_timeout,
+                self.peer,
+            )
+            .await;
+        }
     }
+}
+
+/// Does this plain connection start with the HTTP/2 preface (`PRI * HTTP/2.0`, h2c with
+/// prior knowledge)? Peeks, so nothing is consumed. No HTTP/1 request starts with `PRI `,
+/// so four bytes decide, and a first byte other than `P` decides at once. A client that
+/// stops within those four bytes is polled every few milliseconds, at most 200 times;
+/// the caller's header timeout bounds it too. A closed or failed socket is "no": hyper's
+/// HTTP/1 side then ends it.
+async fn is_h2c(tcp: &tokio::net::TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI ";
+    let mut buf = [0u8; 4];
+    for _ in 0..200 {
+        match tcp.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if !PREFACE.starts_with(&buf[..n]) => return false,
+            Ok(n) if n == PREFACE.len() => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    false
 }
 
 /// Serve one connection, closing it if no request has arrived `header_timeout` after it

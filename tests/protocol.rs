@@ -1123,3 +1123,44 @@ project = "p1"
         assert_eq!(served.load(Ordering::SeqCst), before + 1);
     }
 }
+
+/// The plain listener tells h2c from HTTP/1 by peeking at the first bytes: an HTTP/1
+/// request that starts like the HTTP/2 preface (`P`…) and arrives a byte at a time is
+/// still HTTP/1, and a prior-knowledge HTTP/2 client is still HTTP/2.
+#[tokio::test]
+async fn plain_listener_tells_h2c_from_an_http1_request_that_starts_with_p() {
+    let origin = TestOrigin::start().await;
+    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let tok = tg.token_for("a");
+
+    let mut tcp = TcpStream::connect(tg.plain()).await.expect("connect");
+    tcp.write_all(b"P").await.expect("first byte");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(b"R").await.expect("second byte");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rest = format!(
+        "OPFIND /vod/a/seg.ts?token={tok} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(rest.as_bytes()).await.expect("rest");
+    let mut answer = Vec::new();
+    timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    // PROPFIND is no method the edge serves: an HTTP/1.1 405 proves it was parsed as HTTP/1.
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(tg.plain()).await.expect("connect"));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://gate/vod/a/seg.ts?token={tok}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = send.send_request(req).await.expect("h2c answer");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+}
