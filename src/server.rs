@@ -293,10 +293,12 @@ async fn is_h2c(tcp: &tokio::net::TcpStream) -> bool {
 }
 
 /// Serve one connection, closing it if no request has arrived `header_timeout` after it
-/// was accepted (or after its TLS handshake). hyper's header timer starts only once a
-/// byte has arrived, and the HTTP/1-or-2 sniffing before it has no timer at all: without
-/// this, a silent socket — or an HTTP/2 preface dribbled a byte at a time — would hold a
-/// connection slot forever (THREATS C1). After the first request, hyper's own header
+/// was accepted (or after its TLS handshake, or after the peek that tells HTTP/1 from
+/// h2c, which has a timeout of its own). hyper's header timer starts only once a byte
+/// has arrived, and HTTP/2 has none for its preface: without this, a silent socket — or
+/// an HTTP/2 preface dribbled a byte at a time — would hold a connection slot forever
+/// (THREATS C1). HTTP/2 over TLS needs ALPN `h2` (RFC 9113, 3.2): a TLS client that
+/// negotiated no protocol is served HTTP/1.1. After the first request, hyper's own header
 /// timeout covers idle HTTP/1.1 keep-alive connections.
 async fn first_request_deadline<F, E>(
     conn: F,
