@@ -1012,13 +1012,32 @@ fn make_ca_and_leaf(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
     (Arc::new(cfg), ca_path)
 }
 
-/// An HTTPS origin with its own private CA; answers 200 `tls-origin:<target>`.
-async fn tls_origin(dir: &Path) -> (SocketAddr, PathBuf, Arc<AtomicUsize>) {
+/// What an HTTPS origin saw of one request.
+#[derive(Debug, Clone)]
+struct TlsSeen {
+    version: http::Version,
+    /// The URI's authority (HTTP/2 `:authority`; none for an HTTP/1.1 origin-form target).
+    authority: Option<String>,
+    /// Every `Host` header.
+    hosts: Vec<String>,
+    forwarded_host: Option<String>,
+}
+
+type TlsLog = Arc<std::sync::Mutex<Vec<TlsSeen>>>;
+
+/// An HTTPS origin with its own private CA; answers 200 `tls-origin:<target>`. With `h2`
+/// it offers ALPN `h2` and speaks HTTP/2 to a client that picks it, like an nginx origin
+/// with `listen 443 ssl http2`.
+async fn tls_origin(dir: &Path, h2: bool) -> (SocketAddr, PathBuf, TlsLog) {
     let (cfg, ca) = make_ca_and_leaf(dir);
-    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let mut cfg = (*cfg).clone();
+    if h2 {
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let served = Arc::new(AtomicUsize::new(0));
+    let served = TlsLog::default();
     let s2 = served.clone();
     tokio::spawn(async move {
         loop {
@@ -1032,57 +1051,51 @@ async fn tls_origin(dir: &Path) -> (SocketAddr, PathBuf, Arc<AtomicUsize>) {
                 else {
                     return;
                 };
+                let speaks_h2 = tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]);
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    served.fetch_add(1, Ordering::SeqCst);
-                    let body = format!("tls-origin:{}", req.uri());
+                    let text =
+                        |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    served.lock().expect("lock").push(TlsSeen {
+                        version: req.version(),
+                        authority: req.uri().authority().map(|a| a.to_string()),
+                        hosts: req
+                            .headers()
+                            .get_all(http::header::HOST)
+                            .iter()
+                            .map(text)
+                            .collect(),
+                        forwarded_host: req.headers().get("x-forwarded-host").map(text),
+                    });
+                    let body = format!("tls-origin:{}", req.uri().path());
                     async move {
                         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
                             body,
                         ))))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                let io = TokioIo::new(tls);
+                let _ = if speaks_h2 {
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, svc)
+                        .await
+                } else {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await
+                };
             });
         }
     });
     (addr, ca, served)
 }
 
-#[tokio::test]
-async fn c6_https_origin_with_an_untrusted_certificate_gets_502_never_200() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (oaddr, _ca, served) = tls_origin(dir.path()).await;
-    let tg = start(Setup::standard(vec![format!(
-        "https://127.0.0.1:{}",
-        oaddr.port()
-    )]))
-    .await;
-    let tok = tg.token_for("a");
-    for _ in 0..3 {
-        let got = get(tg.plain(), &format!("/vod/a/x.ts?token={tok}"), &[]).await;
-        assert_eq!(got.status, 502, "{got:?}");
-        assert!(got.reason().starts_with("origin_"), "{got:?}");
-        assert!(!got.body.starts_with(b"tls-origin:"));
-    }
-    assert_eq!(
-        served.load(Ordering::SeqCst),
-        0,
-        "no request may reach an origin whose certificate failed verification"
-    );
-}
-
-#[tokio::test]
-async fn c6_https_origin_trusted_through_ca_file_is_served() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (oaddr, ca, served) = tls_origin(dir.path()).await;
-    for host in ["127.0.0.1", "localhost"] {
-        let extra = format!(
-            r#"
+/// `[[origins]]` "tlsorigin" at `upstream`, trusted through `ca`, behind route "vod".
+fn tls_origin_setup(upstream: &str, ca: &Path) -> Setup {
+    let extra = format!(
+        r#"
 [[origins]]
 name = "tlsorigin"
-upstreams = ["https://{host}:{port}"]
+upstreams = ["{upstream}"]
 connect_timeout = "500ms"
 read_timeout = "1s"
 ca_file = {ca:?}
@@ -1099,29 +1112,115 @@ type = "vod"
 org = "org1"
 project = "p1"
 "#,
-            port = oaddr.port(),
-            ca = ca.to_str().expect("utf-8 path"),
-        );
-        let tg = start(Setup {
-            origins: vec![],
-            extra,
-            edge: String::new(),
-            token: String::new(),
-            admin: String::new(),
-            limits: common::NO_LIMITS.into(),
-        })
-        .await;
-        let tok = tg.token_for("a");
-        let before = served.load(Ordering::SeqCst);
+        ca = ca.to_str().expect("utf-8 path"),
+    );
+    Setup {
+        origins: vec![],
+        extra,
+        edge: String::new(),
+        token: String::new(),
+        admin: String::new(),
+        limits: common::NO_LIMITS.into(),
+    }
+}
+
+#[tokio::test]
+async fn c6_https_origin_with_an_untrusted_certificate_gets_502_never_200() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (oaddr, _ca, served) = tls_origin(dir.path(), false).await;
+    let tg = start(Setup::standard(vec![format!(
+        "https://127.0.0.1:{}",
+        oaddr.port()
+    )]))
+    .await;
+    let tok = tg.token_for("a");
+    for _ in 0..3 {
         let got = get(tg.plain(), &format!("/vod/a/x.ts?token={tok}"), &[]).await;
-        assert_eq!(got.status, 200, "upstream https://{host}: {got:?}");
+        assert_eq!(got.status, 502, "{got:?}");
+        assert!(got.reason().starts_with("origin_"), "{got:?}");
+        assert!(!got.body.starts_with(b"tls-origin:"));
+    }
+    assert_eq!(
+        served.lock().expect("lock").len(),
+        0,
+        "no request may reach an origin whose certificate failed verification"
+    );
+}
+
+#[tokio::test]
+async fn c6_https_origin_trusted_through_ca_file_is_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (oaddr, ca, served) = tls_origin(dir.path(), false).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let upstream = format!("https://{host}:{}", oaddr.port());
+        let tg = start(tls_origin_setup(&upstream, &ca)).await;
+        let tok = tg.token_for("a");
+        let before = served.lock().expect("lock").len();
+        let got = get(tg.plain(), &format!("/vod/a/x.ts?token={tok}"), &[]).await;
+        assert_eq!(got.status, 200, "upstream {upstream}: {got:?}");
         assert_eq!(
             &got.body[..],
             b"tls-origin:/vod/a/x.ts",
-            "upstream https://{host}"
+            "upstream {upstream}"
         );
-        assert_eq!(served.load(Ordering::SeqCst), before + 1);
+        assert_eq!(served.lock().expect("lock").len(), before + 1);
     }
+}
+
+/// The origin is addressed by its upstream authority exactly once: as the one `Host`
+/// on HTTP/1.1, as `:authority` with no `Host` on HTTP/2 (an HTTPS origin that picks h2
+/// by ALPN). nginx answers 400 "duplicate host header" to an h2 request with both. The
+/// viewer's host travels as `X-Forwarded-Host`, from `Host` or from h2's `:authority`.
+#[tokio::test]
+async fn https_origin_gets_its_authority_once_over_http1_and_http2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for h2 in [false, true] {
+        let (oaddr, ca, served) = tls_origin(dir.path(), h2).await;
+        let authority = format!("localhost:{}", oaddr.port());
+        let tg = start(tls_origin_setup(&format!("https://{authority}"), &ca)).await;
+        let tok = tg.token_for("a");
+        let target = format!("/vod/a/x.ts?token={tok}");
+
+        let got = get(tg.plain(), &target, &[]).await;
+        assert_eq!(got.status, 200, "h2 origin {h2}: {got:?}");
+        let viewer_h2 = get_h2_tls(&tg, &target).await;
+        assert_eq!(viewer_h2.status, 200, "h2 origin {h2}: {viewer_h2:?}");
+
+        let seen = served.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        for s in &seen {
+            if h2 {
+                assert_eq!(s.version, http::Version::HTTP_2, "{s:?}");
+                assert_eq!(s.authority.as_deref(), Some(authority.as_str()), "{s:?}");
+                assert!(s.hosts.is_empty(), "no Host beside :authority: {s:?}");
+            } else {
+                assert_eq!(s.version, http::Version::HTTP_11, "{s:?}");
+                assert_eq!(s.hosts, vec![authority.clone()], "{s:?}");
+            }
+        }
+        let viewer_host = tg.plain().to_string();
+        assert_eq!(
+            seen[0].forwarded_host.as_deref(),
+            Some(viewer_host.as_str())
+        );
+        assert_eq!(seen[1].forwarded_host.as_deref(), Some("localhost"));
+    }
+}
+
+/// Two `Host` lines are refused before anything reaches the origin (RFC 9112 §3.2).
+#[tokio::test]
+async fn c4_two_host_headers_get_400_and_never_reach_the_origin() {
+    let origin = TestOrigin::start().await;
+    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let tok = tg.token_for("a");
+    let target = format!("/vod/a/x.ts?token={tok}");
+    let got = get(tg.plain(), &target, &[("host", "cdn.example")]).await;
+    assert_eq!(got.status, 400, "{got:?}");
+    assert_eq!(got.reason(), "bad_header", "{got:?}");
+    assert_eq!(origin.count(), 0);
+    let got = get(tg.plain(), &target, &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(origin.count(), 1);
 }
 
 /// The plain listener tells h2c from HTTP/1 by peeking at the first bytes: an HTTP/1

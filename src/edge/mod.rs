@@ -280,6 +280,12 @@ impl EdgeService {
     {
         let (mut head, req_body) = req.into_parts();
         let body_len = declared_body(&head.headers)?;
+        // Two `Host` lines make the viewer's host ambiguous (RFC 9112 §3.2: 400); a
+        // cache in front and the origin's `X-Forwarded-Host` could each pick another.
+        let mut hosts = head.headers.get_all(header::HOST).iter();
+        if hosts.next().is_some() && hosts.next().is_some() {
+            return Err(EdgeError::MalformedHeader);
+        }
         let forward_body = match head.method {
             Method::OPTIONS => return self.cors.preflight(&head.headers),
             // Segment and manifest requests carry no body: one on a GET/HEAD is refused,
@@ -434,6 +440,7 @@ impl EdgeService {
         }
         set_forwarded(
             &mut head.headers,
+            head.uri.authority(),
             client,
             conn,
             &self.trusted_proxies,
@@ -831,9 +838,11 @@ fn strip_token_cookie(headers: &mut HeaderMap, name: &str) {
 }
 
 /// `X-Forwarded-For` (appended when the peer is a trusted proxy, else replaced),
-/// `X-Forwarded-Proto`, `X-Forwarded-Host`.
+/// `X-Forwarded-Proto`, and `X-Forwarded-Host`: the client's `Host`, or on HTTP/2 its
+/// `:authority` (`authority`); a client's own `X-Forwarded-Host` never passes through.
 fn set_forwarded(
     headers: &mut HeaderMap,
+    authority: Option<&http::uri::Authority>,
     client: IpAddr,
     conn: ConnInfo,
     trusted: &[IpNet],
@@ -868,9 +877,15 @@ fn set_forwarded(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
-    }
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    let host = match headers.get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+    match host {
+        Some(h) => headers.insert(xfh, h),
+        None => headers.remove(xfh),
+    };
 }
 
 /// CORS for browser players (THREATS C7).

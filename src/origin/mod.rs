@@ -5,6 +5,10 @@
 //! module owns connecting, timeouts, upstream TLS verification and failover; it never
 //! sees tokens or routes: the edge hands it a finished request (token already removed).
 //!
+//! Protocol: `http://` upstreams speak HTTP/1.1; `https://` ones offer ALPN `h2` and
+//! `http/1.1` and speak what the origin picks. The origin is addressed by the upstream's
+//! authority, never the viewer's `Host` (that travels as `X-Forwarded-Host`).
+//!
 //! Failover: a request without a body (GET, HEAD) that could not connect to an upstream
 //! (nothing was sent) goes to the next upstream, at most once each. Once connected, an
 //! upstream's failure is final for that request; a request with a body is never retried.
@@ -156,6 +160,7 @@ impl HttpPool {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(cfg.pool_max_idle)
+            .set_host(true)
             .build(connector);
         Ok(HttpPool {
             upstreams,
@@ -197,11 +202,10 @@ impl HttpPool {
             } else {
                 head.headers.clone()
             };
-            req.headers_mut().insert(
-                http::header::HOST,
-                http::HeaderValue::from_str(up.authority.as_str())
-                    .map_err(|_| OriginError::Failed)?,
-            );
+            // The origin is addressed by the upstream's authority, which the client sends
+            // as `Host` on HTTP/1.1 and as `:authority` alone on HTTP/2 (an h2 request
+            // with both is refused by nginx as a duplicate host header).
+            req.headers_mut().remove(http::header::HOST);
             match tokio::time::timeout(self.read_timeout, self.client.request(req)).await {
                 Err(_) => return Err(OriginError::Timeout),
                 Ok(Ok(resp)) => return Ok(resp),
