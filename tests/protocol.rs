@@ -1193,6 +1193,7 @@ async fn https_origin_offering_h2_gets_http11_and_its_authority_as_the_one_host(
         for s in &seen {
             assert_eq!(s.version, http::Version::HTTP_11, "{s:?}");
             assert_eq!(s.hosts, vec![authority.clone()], "{s:?}");
+            assert_eq!(s.authority, None, "an origin-form target: {s:?}");
         }
         let viewer_host = tg.plain().to_string();
         assert_eq!(
