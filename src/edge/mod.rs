@@ -468,7 +468,7 @@ impl EdgeService {
                     Some(q) => format!("{path}?{q}"),
                     None => path.to_string(),
                 };
-                let answered = pool.forward(&mut head, &target, forward_body).await;
+                let answered = pool.forward(&mut head, target, forward_body).await;
                 log.upstream = Some(asked.elapsed());
                 let resp = match answered {
                     Ok(r) => {
@@ -782,31 +782,36 @@ fn header_strs(headers: &HeaderMap, name: HeaderName) -> Result<Vec<&str>, EdgeE
         .collect()
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and `Proxy-Authorization` (meant for this hop).
+/// Parsed names, so that removing them hashes but never parses.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Remove hop-by-hop headers, including those a `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
+    // The `Connection` values leave the map first (shared bytes, not copies), so the
+    // names they list can be removed by `&str` without allocating a `HeaderName`.
+    let connection: Vec<HeaderValue> = match headers.entry(header::CONNECTION) {
+        header::Entry::Occupied(e) => e.remove_entry_mult().1.collect(),
+        header::Entry::Vacant(_) => Vec::new(),
+    };
+    for name in connection
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
+    {
+        headers.remove(name.trim());
     }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -870,7 +875,8 @@ fn set_forwarded(
     } else {
         client.to_string()
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    // The string's buffer becomes the value's bytes: one allocation, no copy.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert(xff, v);
     }
     headers.insert(

@@ -23,7 +23,7 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -179,9 +179,12 @@ impl HttpPool {
     pub async fn forward(
         &self,
         head: &mut http::request::Parts,
-        path_and_query: &str,
+        path_and_query: String,
         mut body: Option<Body>,
     ) -> Result<Response<Incoming>, OriginError> {
+        // The string's buffer becomes the target's bytes; each upstream's URI shares them.
+        let path_and_query = PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query))
+            .map_err(|_| OriginError::Failed)?;
         let mut last = OriginError::Refused;
         let final_try = if body.is_some() {
             0
@@ -192,7 +195,7 @@ impl HttpPool {
             let uri = http::Uri::builder()
                 .scheme(up.scheme.clone())
                 .authority(up.authority.clone())
-                .path_and_query(path_and_query)
+                .path_and_query(path_and_query.clone())
                 .build()
                 .map_err(|_| OriginError::Failed)?;
             let retry = body.is_none();
