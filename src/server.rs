@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -250,25 +251,18 @@ impl Conn {
         S::Future: Send + 'static,
     {
         let io = TokioIo::new(io);
-        if h2 {
-            let conn = self.builders.h2.serve_connection(io, svc);
-            first_request_deadline(
-                self.watcher.watch(conn),
-                &self.first_request,
-                self.header_timeout,
-                self.peer,
+        let conn = if h2 {
+            Either::Left(
+                self.watcher
+                    .watch(self.builders.h2.serve_connection(io, svc)),
             )
-            .await;
         } else {
-            let conn = self.builders.h1.serve_connection(io, svc);
-            first_request_deadline(
-                self.watcher.watch(conn),
-                &self.first_request,
-                self.header_timeout,
-                self.peer,
+            Either::Right(
+                self.watcher
+                    .watch(self.builders.h1.serve_connection(io, svc)),
             )
-            .await;
-        }
+        };
+        first_request_deadline(conn, &self.first_request, self.header_timeout, self.peer).await;
     }
 }
 
