@@ -857,26 +857,26 @@ fn set_forwarded(
     let peer_trusted = trusted
         .iter()
         .any(|n| n.contains(&token::claims::canonical_ip(peer)));
-    let value = if peer_trusted {
-        let prior: Vec<&str> = headers
+    let prior: Vec<&str> = if peer_trusted {
+        headers
             .get_all(&xff)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
-        if prior.is_empty() {
-            client.to_string()
-        } else {
-            format!(
-                "{}, {}",
-                prior.join(", "),
-                token::claims::canonical_ip(peer)
-            )
-        }
+            .collect()
     } else {
-        client.to_string()
+        Vec::new()
     };
-    // The string's buffer becomes the value's bytes: one allocation, no copy.
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
+    let value = if prior.is_empty() {
+        ip_value(client)
+    } else {
+        let chain = format!(
+            "{}, {}",
+            prior.join(", "),
+            token::claims::canonical_ip(peer)
+        );
+        HeaderValue::from_str(&chain).ok()
+    };
+    if let Some(v) = value {
         headers.insert(xff, v);
     }
     headers.insert(
@@ -892,6 +892,17 @@ fn set_forwarded(
         Some(h) => headers.insert(xfh, h),
         None => headers.remove(xfh),
     };
+}
+
+/// An address as a header value. Formatted on the stack, so the value's own copy is the
+/// one allocation (a `String` would be a second).
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut rest = &mut buf[..];
+    write!(rest, "{ip}").ok()?;
+    let len = 64 - rest.len();
+    HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
 /// CORS for browser players (THREATS C7).
