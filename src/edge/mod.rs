@@ -901,7 +901,8 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
     let mut buf = [0u8; 64];
     let mut rest = &mut buf[..];
     write!(rest, "{ip}").ok()?;
-    let len = 64 - rest.len();
+    let unused = rest.len();
+    let len = buf.len() - unused;
     HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
