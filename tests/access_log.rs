@@ -2,6 +2,7 @@
 //! the body is done, with route, status, reason, bytes, timings, client and the token's
 //! `jti` — never the token. (Its own test binary: it installs the process's subscriber.)
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! The `file://` origin through the gate: exact bytes, media types, HEAD, ranges,
 //! conditional requests, symlinks that leave the root, and the THREATS A15 table.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -267,7 +267,7 @@ async fn file_origin_missing_files_and_directories_are_404() {
     }
 }
 
-/// The same A15 table as tests/paths.rs: every entry tries to reach `/vod/b/secret.txt`
+/// The same A15 table as paths.rs: every entry tries to reach `/vod/b/secret.txt`
 /// from `/vod/a/`. `http://HOST` marks an absolute-form request target.
 #[tokio::test]
 async fn a15_file_origin_never_returns_another_resources_bytes() {

@@ -3,7 +3,7 @@
 //! Everything runs on loopback against a real gate (`common::start`, header timeout 1 s).
 //! Every loop is bounded and every wait is under a `tokio::time::timeout`.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

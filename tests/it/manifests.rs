@@ -3,7 +3,7 @@
 //! corners. Time is injected through the tokens' own `iat`/`exp`/`sxp`: a token minted
 //! "100 s ago" with a 30 s lifetime is expired now, without sleeping.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

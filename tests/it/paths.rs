@@ -6,7 +6,7 @@
 //! `//` and ignores case. It holds `MARKER-B` in resource b's folder. A token for resource
 //! a, carried in the query or in the `/t/<tok>/` prefix, must never get that marker back.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@
 //! (beta/q1), `open1` (acme/p9, public), live `l1` (acme/p9); users alice (acme, beta) and
 //! bob (beta); one API token each for acme and beta.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! acceptance checks. Every test talks HTTP to a real gate on 127.0.0.1:0 and counts what
 //! reached the recording origin: a refused request must never get there.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

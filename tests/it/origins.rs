@@ -4,7 +4,7 @@
 //! The harness gives every origin connect_timeout 500 ms and read_timeout 1 s. Origins
 //! that must misbehave at the byte level are raw TCP listeners written here.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -2,7 +2,7 @@
 //! shutdown (E1) and panic isolation (E4), through the real gate. The limiters' memory
 //! bound (B1) is tested with injected time in `ratelimit`; login limits in `issuing.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;

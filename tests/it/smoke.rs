@@ -1,6 +1,6 @@
 //! The quick path end to end: a valid token streams the origin's bytes; refusals never reach it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use tollgate::config::ResourceType;

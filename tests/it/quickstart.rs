@@ -2,7 +2,7 @@
 //! beside a link to the committed `sample/`, so first-run keys and certificates land in a
 //! temp dir), the URL it prints, and the refusals the README promises.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,21 @@
+//! The integration tests, as one test binary: one link of the crate and its dependencies
+//! instead of one per file (each was ~45–67 MB; a fresh clone's `.ci/run` once died of a
+//! full disk). `cargo test --test it protocol::` runs one file's tests.
+//!
+//! `tests/access_log.rs` stays a binary of its own: it installs the process's tracing
+//! subscriber and reads everything that subscriber is given.
+
+mod common;
+
+mod file_origin;
+mod issuing;
+mod manifest_dash;
+mod manifest_hls;
+mod manifests;
+mod ops;
+mod origins;
+mod paths;
+mod protocol;
+mod quickstart;
+mod smoke;
+mod tokens;
