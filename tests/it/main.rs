@@ -1,6 +1,6 @@
 //! The integration tests, as one test binary: one link of the crate and its dependencies
-//! instead of one per file (each was ~45–67 MB; a fresh clone's `.ci/run` once died of a
-//! full disk). `cargo test --test it protocol::` runs one file's tests.
+//! instead of one per file (each ~45 MB, ~150 MB with full debug info; a fresh clone's
+//! `.ci/run` once died of a full disk). `cargo test --test it protocol::` runs one file's.
 //!
 //! `tests/access_log.rs` stays a binary of its own: it installs the process's tracing
 //! subscriber and reads everything that subscriber is given.
