@@ -612,7 +612,7 @@ impl Gate {
             let l = bind(addr).await?;
             gate.admin = Some(local(&l, addr));
             let live = live.clone();
-            let handler = move |req, info: crate::edge::ConnInfo| {
+            let handler = move |req, info: crate::server::ConnInfo| {
                 let live = live.get();
                 async move { live.admin.handle(req, info.peer.ip()).await }
             };

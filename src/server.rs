@@ -35,9 +35,16 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::config;
-use crate::edge::{ConnInfo, EdgeError};
+
+/// How a request reached us: handed to the request handler with every request.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// True on the TLS listener (sets `X-Forwarded-Proto: https`).
+    pub tls: bool,
+}
 
 /// A request's future, boxed (see [`serve`]).
 type RequestFuture =
@@ -212,7 +219,7 @@ fn or_500(
     move |answer| {
         Ok(answer.unwrap_or_else(|_| {
             tracing::error!(%peer, "request handler panicked; answered 500");
-            EdgeError::Internal.into_response()
+            body::refusal(http::StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }))
     }
 }

@@ -1,4 +1,5 @@
-//! The one mapping from an edge refusal to its response (DESIGN.md §2, STYLE.md §3–4).
+//! The one mapping from an edge refusal to its response (docs/architecture.md, "The
+//! request path").
 //!
 //! Every error response is small, uncacheable (`Cache-Control: private, no-store`) and
 //! carries a stable `x-tollgate-reason`, the same code the access log records. Nothing
@@ -46,7 +47,7 @@ pub enum EdgeError {
         /// Whole seconds until a retry may pass (at least 1).
         retry_after: u32,
     },
-    /// The handler panicked (THREATS E4).
+    /// The handler panicked (threat model E4).
     #[error("internal error")]
     Internal,
 }
@@ -106,23 +107,8 @@ impl EdgeError {
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        let text = format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("error")
-        );
-        let mut resp = Response::new(body::full(text));
-        *resp.status_mut() = status;
+        let mut resp = body::refusal(status, self.reason());
         let h = resp.headers_mut();
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-store"),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        h.insert("x-tollgate-reason", HeaderValue::from_static(self.reason()));
         if status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -135,7 +121,7 @@ impl EdgeError {
         if let Self::RateLimited { retry_after, .. } = self {
             h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
-        if status == StatusCode::BAD_REQUEST || self == Self::Internal {
+        if status == StatusCode::BAD_REQUEST {
             // After a refused framing or carrier, do not trust the rest of this connection.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

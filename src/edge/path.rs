@@ -1,13 +1,13 @@
 //! Request path normalisation: turns the path of a request target into the one canonical
 //! value that the edge both authorises and forwards, so the gate and the origin can never
-//! disagree about which resource was asked for (THREATS A15). This module owns the
+//! disagree about which resource was asked for (threat model A15). This module owns the
 //! decoding, rejection and dot-segment rules and nothing else; it must not look at the
 //! query, tokens, routes, configuration or any I/O, and it allocates only when the path
 //! actually changes.
 
 use std::borrow::Cow;
 
-use crate::percent::hex_value;
+use crate::url::hex_value;
 
 /// Longest path accepted, in bytes. Media paths are short; anything longer is an attack or a
 /// bug, and a bound keeps the work per request flat.
@@ -55,27 +55,47 @@ pub fn normalise(raw: &str) -> Result<Cow<'_, str>, PathError> {
 }
 
 /// Rejects segments that some origin would read as a dot segment even though they are not
-/// literally `.` or `..`: `..;x` and `.;x` (Tomcat/Jetty drop path parameters before
-/// resolving dots; `%3B` is included because some decode first), and dots mixed with
-/// encoded spaces or extra dots (`...`, `..%20`), which Windows-style origins trim down
-/// to `..`. None of these is a plausible media file name, so refusing them costs nothing.
+/// literally `.` or `..`:
+///
+/// - `..;x` and `.;x`: Tomcat/Jetty drop path parameters before resolving dots (`%3B`
+///   too, because some decode first);
+/// - dots with extra dots or padding (`...`, `..%20`, `..%09`, `%0A..`, `.%E3%80%80`,
+///   `..%E2%80%8B`): origins that trim each segment (Java `trim()`, Go `TrimSpace`,
+///   Python `strip()`, Windows) cut it down to `..`. Padding is any whitespace, control
+///   or invisible character, raw or percent-encoded (UTF-8 included).
+///
+/// None of these is a plausible media file name, so refusing them costs nothing. A
+/// segment with any other character is a name; bad escapes and invalid UTF-8 are left
+/// to [`push_segment`], which refuses them.
 fn reject_dot_like(seg: &str) -> Result<(), PathError> {
     let bytes = seg.as_bytes();
     let mut dots = 0usize;
     let mut i = 0;
+    // Bounded: every branch advances `i` by at least one byte.
     while i < bytes.len() {
-        let rest = &bytes[i..];
-        if rest[0] == b';' || rest.starts_with(b"%3B") || rest.starts_with(b"%3b") {
+        let (b, width) = match bytes[i] {
+            b'%' => match escape_at(bytes, i) {
+                Ok(v) => (v, 3),
+                Err(_) => return Ok(()),
+            },
+            b => (b, 1),
+        };
+        if b == b';' {
             break;
         }
-        if rest[0] == b'.' {
+        if b == b'.' {
             dots += 1;
-            i += 1;
-        } else if rest.starts_with(b"%20") {
-            i += 3;
+            i += width;
+        } else if b.is_ascii() {
+            if !is_padding(char::from(b)) {
+                return Ok(());
+            }
+            i += width;
         } else {
-            // A real name character: not dot-like, whatever follows.
-            return Ok(());
+            match decode_char(bytes, i) {
+                Some((c, next)) if is_padding(c) => i = next,
+                _ => return Ok(()),
+            }
         }
     }
     if dots > 0 {
@@ -83,6 +103,56 @@ fn reject_dot_like(seg: &str) -> Result<(), PathError> {
     } else {
         Ok(())
     }
+}
+
+/// The character whose UTF-8 bytes start at `bytes[i]`, raw or as `%XX` escapes (mixed
+/// spellings included), and the index after it; None when they are not valid UTF-8.
+fn decode_char(bytes: &[u8], mut i: usize) -> Option<(char, usize)> {
+    let mut buf = [0u8; 4];
+    let mut len = 0;
+    // At most four bytes make a character.
+    while len < 4 && i < bytes.len() {
+        let (b, width) = match bytes[i] {
+            b'%' => (escape_at(bytes, i).ok()?, 3),
+            b => (b, 1),
+        };
+        buf[len] = b;
+        len += 1;
+        i += width;
+        if let Ok(s) = std::str::from_utf8(&buf[..len]) {
+            return s.chars().next().map(|c| (c, i));
+        }
+    }
+    None
+}
+
+/// Characters an origin may trim from a segment or never show: whitespace, controls,
+/// and the invisible format characters (zero-width spaces and joiners, direction marks,
+/// the byte-order mark, soft hyphen, variation selectors, tags).
+fn is_padding(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
 }
 
 /// Appends the canonical spelling of one non-dot segment.
@@ -494,6 +564,52 @@ mod tests {
         ] {
             assert_malformed(raw);
         }
+    }
+
+    #[test]
+    fn a15_dots_padded_with_any_whitespace_control_or_invisible_character_are_rejected() {
+        for pad in [
+            "%09",
+            "%0A",
+            "%0D",
+            "%0B",
+            "%0C",
+            "%1F",
+            "%7F",
+            "%00",
+            "%C2%A0",
+            "%C2%85",
+            "%E3%80%80",
+            "%E2%80%8B",
+            "%E2%80%8F",
+            "%E2%81%A0",
+            "%EF%BB%BF",
+            "%C2%AD",
+            "%e2%80%a8",
+            "%E1%9A%80",
+            "%09%20%0A",
+        ] {
+            for seg in [
+                format!("..{pad}"),
+                format!("{pad}.."),
+                format!(".{pad}"),
+                format!("{pad}."),
+                format!(".{pad}."),
+                format!("..{pad};x"),
+            ] {
+                assert_malformed(&format!("/vod/a/{seg}/b/secret.txt"));
+            }
+        }
+    }
+
+    #[test]
+    fn a15_padding_beside_a_real_name_is_not_a_dot_segment() {
+        // Names with padding are still names; they keep their escapes.
+        assert_eq!(ok("/vod/a/x%09y/z"), "/vod/a/x%09y/z");
+        assert_eq!(ok("/vod/a/..x%C2%A0/z"), "/vod/a/..x%C2%A0/z");
+        assert_eq!(ok("/vod/a/%E2%80%8Bx/z"), "/vod/a/%E2%80%8Bx/z");
+        // A non-padding character after the dots makes a name: `..%C3%A9` is `..é`.
+        assert_eq!(ok("/vod/a/..%C3%A9/z"), "/vod/a/..%C3%A9/z");
     }
 
     #[test]

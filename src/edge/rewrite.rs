@@ -1,5 +1,5 @@
 //! Manifest responses on the edge: which token child requests get, and how it reaches
-//! them (DESIGN.md §6). The formats are [`crate::manifest`]'s; this is the HTTP side.
+//! them (docs/architecture.md, "Manifests"). The formats are [`crate::manifest`]'s; this is the HTTP side.
 //!
 //! - **Query mode** (`manifest.mode = "query"`, the default): a manifest requested with
 //!   `?token=` is buffered (up to `manifest.max_bytes`) and rewritten so that every child
@@ -12,12 +12,10 @@
 //! - **Renewal**: when the token carries `sxp` (a live session's end) and expires within
 //!   `manifest.renew_before`, children get a renewed copy instead — same claims and `jti`,
 //!   `exp = min(now + manifest.renew_ttl, sxp)` — signed with the active key.
-//! - **Sessions**: a live player reloads its media playlist at the URL the master gave
-//!   it, token included, for as long as it plays. So a manifest request whose token has
-//!   expired but whose `sxp` has not is accepted — and answered *only* with a rewritten
-//!   manifest (or a refreshed cookie) carrying a renewed token; any other answer is the
-//!   403 `expired` it would have been. Segments never get this: they need the renewed,
-//!   short-lived token. After `sxp`, everything is refused.
+//! - **Sessions**: a request admitted on the live-session rule (`access.rs`: its token
+//!   expired, its `sxp` has not) is answered *only* with a rewritten manifest (or a
+//!   refreshed cookie) carrying a renewed token; any other answer is the 403 `expired`
+//!   it would have been. This module enforces that half of the rule.
 //!
 //! A rewritten manifest gets a correct `Content-Length`, `Cache-Control: private,
 //! no-cache`, and loses the origin's `ETag`/`Last-Modified` (they describe other bytes).
@@ -56,12 +54,12 @@ pub struct ManifestPolicy {
 }
 
 /// What the request step hands to the response step for a token-carrying request that
-/// may be for a manifest ([`may_be_manifest`]).
+/// may be for a manifest ([`Ask::candidate`]).
 pub struct Plan {
     pub token: String,
     pub source: Source,
     pub grant: Arc<Grant>,
-    /// Accepted on `sxp` alone (its `exp` has passed): only a renewed manifest may answer.
+    /// Accepted on the live-session rule (`access.rs`): only a renewed manifest may answer.
     pub session: bool,
     /// The resource's path (`/vod/<rid>/`), for the cookie's `Path`.
     pub scope_path: String,
@@ -71,12 +69,18 @@ pub struct Plan {
     pub path_kind: Option<Kind>,
 }
 
-/// Could the answer to `path` be a manifest? A `.m3u8`/`.mpd` path, or one whose last
-/// segment has no extension (the response's `Content-Type` decides). `.ts`, `.m4s`,
-/// `.mp4`, `.key`, ... never are: segment requests skip the manifest step entirely.
-pub fn may_be_manifest(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or("");
-    Kind::from_path(path).is_some() || !file.contains('.')
+/// The manifest decision for one request, made once ([`ManifestPolicy::ask`]) and read
+/// by every later phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// The manifest kind the path names by its extension (`.m3u8`, `.mpd`).
+    pub kind: Option<Kind>,
+    /// Could the answer be a manifest? A manifest path, or one whose last segment has no
+    /// extension (the response's `Content-Type` decides). `.ts`, `.m4s`, `.mp4`, `.key`,
+    /// ... never are: segment requests skip the manifest step entirely.
+    pub candidate: bool,
+    /// Would a manifest answer carry the token to its children (rewrite or cookie)?
+    pub delivers: bool,
 }
 
 /// What happened to a manifest, for the access log (a bounded set of labels).
@@ -97,9 +101,21 @@ impl ManifestPolicy {
         }
     }
 
+    /// Decide, once, what the manifest step means for a request for `path` whose token
+    /// (if any) came from `source`.
+    pub fn ask(&self, path: &str, source: Option<Source>) -> Ask {
+        let kind = Kind::from_path(path);
+        let file = path.rsplit('/').next().unwrap_or("");
+        Ask {
+            kind,
+            candidate: kind.is_some() || !file.contains('.'),
+            delivers: source.is_some_and(|s| self.delivers(s)),
+        }
+    }
+
     /// Does a manifest answer to a request whose token came from `source` carry a token
     /// to its children (a rewrite or a cookie)? Only then can a session be renewed.
-    pub fn delivers(&self, source: Source) -> bool {
+    fn delivers(&self, source: Source) -> bool {
         self.rewrite && (self.rewrites(source) || self.sets_cookie(source))
     }
 
@@ -111,16 +127,11 @@ impl ManifestPolicy {
         self.mode == ManifestMode::Cookie || source == Source::Cookie
     }
 
-    /// May an expired token with a live `sxp` fetch this path? Only a manifest, only when
-    /// the answer carries a renewed token, only with a key to sign it.
-    pub fn session_allowed(&self, path: &str, source: Source, keys: &KeySet) -> bool {
-        self.delivers(source) && Kind::from_path(path).is_some() && keys.signing().is_some()
-    }
-
-    /// Prepare the origin request of a likely manifest (by extension): the whole body,
-    /// uncompressed, unconditional — or there would be nothing to rewrite.
-    pub fn prepare_request(&self, path: &str, source: Option<Source>, headers: &mut HeaderMap) {
-        if !source.is_some_and(|s| self.delivers(s)) || Kind::from_path(path).is_none() {
+    /// Prepare the origin request of a likely manifest (by extension) that will be
+    /// rewritten: the whole body, uncompressed, unconditional — or there would be nothing
+    /// to rewrite.
+    pub fn prepare_request(&self, plan: Option<&Plan>, headers: &mut HeaderMap) {
+        if !plan.is_some_and(|p| self.delivers(p.source) && p.path_kind.is_some()) {
             return;
         }
         for h in [

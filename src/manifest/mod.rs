@@ -20,7 +20,7 @@
 pub mod dash;
 pub mod hls;
 
-use crate::edge::extract::is_token_name_lookalike;
+use crate::url::is_token_name_lookalike;
 
 /// The two manifest formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,7 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 
 use crate::body::{self, Body, BoxError};
-use crate::percent::hex_value;
+use crate::url::hex_value;
 
 /// Largest chunk a file body yields; bounds per-response memory however large the file.
 const CHUNK: usize = 64 * 1024;

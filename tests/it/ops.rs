@@ -731,7 +731,7 @@ async fn e4_a_panicking_request_fails_alone_and_the_listener_serves_on() {
         h2_max_concurrent_streams: 10,
         grace: Duration::from_secs(1),
     };
-    let handler = |req: Request<Incoming>, _info: tollgate::edge::ConnInfo| async move {
+    let handler = |req: Request<Incoming>, _info: tollgate::server::ConnInfo| async move {
         match req.uri().path() {
             "/panic" => panic!("a bug in one request"),
             "/panic-in-body" => {

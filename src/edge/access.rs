@@ -1,0 +1,174 @@
+//! Verify and authorise: may this client fetch this resource with this token, now?
+//!
+//! A public route or resource needs no token. Otherwise the token is verified (the
+//! verification cache first; a miss costs signature work only while the client has
+//! failed-verification budget left, so a flood of bad tokens becomes cheap 429s) and
+//! authorised against the route's resource, the normalised path and the client address
+//! on every request, cache hit or not.
+//!
+//! This module also owns the **live-session rule** ([`Access::session`]): the one
+//! exception to "an expired token is refused". It never touches the request's headers,
+//! the origin or the response.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::extract::Presented;
+use super::limit::EdgeLimits;
+use super::log::{AccessLog, TokenId};
+use super::registry::Resources;
+use super::rewrite::Ask;
+use super::route::Match;
+use super::EdgeError;
+use crate::token::{self, Grant, Revocations, TokenError, Verifier};
+
+/// What authorisation needs besides the request.
+pub struct Access {
+    verifier: Arc<Verifier>,
+    revocations: Arc<Revocations>,
+    resources: Resources,
+    leeway: u64,
+}
+
+/// One request as authorisation sees it.
+pub struct Asking<'r> {
+    pub route: &'r Match<'r, 'r>,
+    /// The token and where it came from, if any.
+    pub presented: Option<Presented<'r>>,
+    /// The normalised path, token removed: what is authorised is what is forwarded.
+    pub path: &'r str,
+    pub client: IpAddr,
+    /// The manifest decision for this request.
+    pub manifest: Ask,
+    pub now: u64,
+}
+
+/// Why a request may pass.
+pub enum Granted<'r> {
+    /// A public route or resource: no token needed (one sent is ignored).
+    Public,
+    /// A token that verified and covers the request.
+    Token {
+        presented: Presented<'r>,
+        grant: Arc<Grant>,
+        /// Accepted on the live-session rule: only a renewed manifest may answer.
+        session: bool,
+    },
+}
+
+impl Access {
+    pub fn new(
+        verifier: Arc<Verifier>,
+        revocations: Arc<Revocations>,
+        resources: Resources,
+        leeway: u64,
+    ) -> Self {
+        Access {
+            verifier,
+            revocations,
+            resources,
+            leeway,
+        }
+    }
+
+    /// The resource registry requests are authorised against.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// Verify and authorise `req`, then apply the per-subject limit (it needs the
+    /// verified subject). The token's id goes to the access log.
+    pub fn check<'r>(
+        &self,
+        req: &Asking<'r>,
+        limits: &EdgeLimits,
+        log: &mut AccessLog,
+    ) -> Result<Granted<'r>, EdgeError> {
+        let registry = self.resources.snapshot();
+        let route = req.route;
+        let resource = route
+            .rid
+            .and_then(|rid| registry.get(route.resource_type, rid));
+        if route.public || resource.is_some_and(|r| r.public) {
+            return Ok(Granted::Public);
+        }
+        let presented = req.presented.ok_or(EdgeError::Missing)?;
+        let grant = self.verify(presented.token, req.client, req.now, limits)?;
+        log.token = Some(TokenId::of(presented.token, &grant));
+        let target = token::Target {
+            resource_type: route.resource_type,
+            rid: route.rid.unwrap_or(""),
+            resource,
+            path: req.path,
+            client: req.client,
+        };
+        let session =
+            match token::authorize(&grant, &target, req.now, self.leeway, &self.revocations) {
+                Ok(()) => false,
+                Err(TokenError::Expired) => {
+                    self.session(&grant, &target, req)?;
+                    true
+                }
+                Err(e) => return Err(EdgeError::Token(e)),
+            };
+        if let Some(sub) = grant.sub.as_deref() {
+            limits.subject(route.index, sub)?;
+        }
+        Ok(Granted::Token {
+            presented,
+            grant,
+            session,
+        })
+    }
+
+    /// The grant for `token`: cached, or verified now if `client` has budget left.
+    fn verify(
+        &self,
+        token: &str,
+        client: IpAddr,
+        now: u64,
+        limits: &EdgeLimits,
+    ) -> Result<Arc<Grant>, EdgeError> {
+        if let Some(grant) = self.verifier.cached(token, now) {
+            return Ok(grant);
+        }
+        limits.may_verify(client)?;
+        self.verifier.verify_and_cache(token, now).map_err(|e| {
+            limits.verify_failed(client);
+            EdgeError::Token(e)
+        })
+    }
+
+    /// The live-session rule. A live player reloads its media playlist at the URL the
+    /// master playlist gave it, token included, for as long as it plays. So a request
+    /// whose token has *expired* (no other refusal) still passes when all of these hold:
+    ///
+    /// - the token carries `sxp`, the session's end, and that has not passed (with
+    ///   leeway); every other check (revocation, scope, `ip`, `acl`, `nbf`) still holds;
+    /// - the path names a manifest (`.m3u8`, `.mpd`);
+    /// - the manifest answer carries a token to its children (query rewrite or cookie);
+    /// - a signing key exists to renew the token with.
+    ///
+    /// Such a request is answered *only* with a manifest carrying a renewed, short-lived
+    /// token: `rewrite.rs` turns any other answer into the 403 `expired` it would have
+    /// been. Segments never get this. Otherwise the answer is the original `expired`.
+    fn session(
+        &self,
+        grant: &Grant,
+        target: &token::Target<'_>,
+        req: &Asking<'_>,
+    ) -> Result<(), EdgeError> {
+        let renewable = req.manifest.delivers
+            && req.manifest.kind.is_some()
+            && self.verifier.keys().signing().is_some();
+        if !renewable {
+            return Err(EdgeError::Token(TokenError::Expired));
+        }
+        token::authorize_session(grant, target, req.now, self.leeway, &self.revocations)
+            .map_err(EdgeError::Token)
+    }
+}

@@ -1,0 +1,173 @@
+//! CORS for browser players (threat model C7): the preflight answer and the headers on
+//! every other answer, per `edge.cors_origins`.
+//!
+//! `"*"` in the list means any origin may *read* media: the answer carries a literal
+//! `Access-Control-Allow-Origin: *` and never `Access-Control-Allow-Credentials`, so no
+//! website can make credentialed (cookie-carrying) reads through it. Credentials are
+//! allowed only for origins listed by name, which are reflected exactly. A preflight
+//! needs no token. This module owns these headers and nothing else.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::EdgeError;
+use crate::body::{self, Body};
+
+const METHODS: &str = "GET, HEAD, POST, OPTIONS";
+
+/// The configured origins.
+pub struct Cors {
+    /// Origins listed by name (compared ignoring ASCII case).
+    named: Vec<String>,
+    /// `"*"` was listed: any other origin may read without credentials.
+    any: bool,
+}
+
+/// How one request's `Origin` is allowed.
+enum Allowed<'a> {
+    /// Listed by name: reflected, with credentials.
+    Named(&'a HeaderValue),
+    /// Allowed by `"*"`: a literal `*`, no credentials.
+    Any,
+}
+
+impl Cors {
+    pub fn new(origins: &[String]) -> Self {
+        Cors {
+            named: origins.iter().filter(|o| *o != "*").cloned().collect(),
+            any: origins.iter().any(|o| o == "*"),
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        self.named.is_empty() && !self.any
+    }
+
+    fn allowed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<Allowed<'a>> {
+        let origin = origin?;
+        let s = origin.to_str().ok()?;
+        if self.named.iter().any(|o| o.eq_ignore_ascii_case(s)) {
+            Some(Allowed::Named(origin))
+        } else {
+            self.any.then_some(Allowed::Any)
+        }
+    }
+
+    /// Add CORS response headers when the request's `Origin` is allowed.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        if self.is_off() {
+            return;
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        let Some(allowed) = self.allowed(origin) else {
+            return;
+        };
+        match allowed {
+            Allowed::Named(o) => {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+            Allowed::Any => {
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+        }
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(
+                "Content-Length, Content-Range, Content-Type, ETag, x-tollgate-reason",
+            ),
+        );
+    }
+
+    /// Answer an OPTIONS request; preflights need no token.
+    pub fn preflight(&self, headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
+        let origin = headers.get(header::ORIGIN);
+        if origin.is_some() && self.allowed(origin).is_none() {
+            return Err(EdgeError::CorsOrigin);
+        }
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        let h = resp.headers_mut();
+        h.insert(header::ALLOW, HeaderValue::from_static(METHODS));
+        if origin.is_some() {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(
+                    "Authorization, Range, If-None-Match, If-Modified-Since, If-Range",
+                ),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decorated(cors: &Cors, origin: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let origin = HeaderValue::from_str(origin).expect("origin");
+        cors.decorate(Some(&origin), &mut h);
+        h
+    }
+
+    #[test]
+    fn c7_star_is_a_literal_star_without_credentials() {
+        let cors = Cors::new(&["*".to_owned()]);
+        let h = decorated(&cors, "https://any.example");
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        assert!(cors.preflight(&HeaderMap::new()).is_ok());
+    }
+
+    #[test]
+    fn c7_named_origins_are_reflected_with_credentials_others_get_nothing() {
+        let cors = Cors::new(&["https://player.example".to_owned()]);
+        let h = decorated(&cors, "https://PLAYER.example");
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://PLAYER.example"
+        );
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+        assert_eq!(h[header::VARY], "Origin");
+        let h = decorated(&cors, "https://evil.example");
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let mut pre = HeaderMap::new();
+        pre.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert_eq!(cors.preflight(&pre).err(), Some(EdgeError::CorsOrigin));
+    }
+
+    #[test]
+    fn c7_a_named_origin_beside_star_keeps_its_credentials() {
+        let cors = Cors::new(&["*".to_owned(), "https://player.example".to_owned()]);
+        let h = decorated(&cors, "https://player.example");
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+        let h = decorated(&cors, "https://other.example");
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+    }
+
+    #[test]
+    fn no_origins_configured_adds_nothing() {
+        let h = decorated(&Cors::new(&[]), "https://player.example");
+        assert!(h.is_empty());
+    }
+}
