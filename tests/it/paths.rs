@@ -1,4 +1,4 @@
-//! THREATS A15: path tricks never reach another resource, whatever the origin normalises.
+//! Threat model A15: path tricks never reach another resource, whatever the origin normalises.
 //!
 //! The origin here is deliberately lenient, like a careless static file server: it
 //! percent-decodes (once, or twice in one variant), folds overlong UTF-8 dots and slashes,
@@ -26,20 +26,41 @@ struct Lenient {
     decodes: usize,
     /// Fold full-width `．／＼` and `․` to their ASCII look-alikes (NFKC-style).
     fold_unicode: bool,
+    /// Trim whitespace, controls and invisible characters from each segment, as Java
+    /// `trim()`, Go `strings.TrimSpace` or Python `str.strip()` would.
+    trim: bool,
 }
 
 const ONCE: Lenient = Lenient {
     decodes: 1,
     fold_unicode: false,
+    trim: false,
 };
 const TWICE: Lenient = Lenient {
     decodes: 2,
     fold_unicode: false,
+    trim: false,
 };
 const UNICODE: Lenient = Lenient {
     decodes: 1,
     fold_unicode: true,
+    trim: false,
 };
+const TRIM: Lenient = Lenient {
+    decodes: 1,
+    fold_unicode: false,
+    trim: true,
+};
+
+/// What a trimming origin drops from either end of a segment.
+fn trimmed(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+        )
+}
 
 /// Lenient `%XX` decoding: a broken escape is kept literally, as many servers do.
 fn pct_decode(input: &[u8]) -> Vec<u8> {
@@ -121,6 +142,11 @@ fn lenient_resolve(target: &str, how: Lenient) -> String {
     for seg in text.split('/') {
         // Tomcat-style: path parameters go before dot segments are resolved.
         let seg = seg.split(';').next().unwrap_or_default();
+        let seg = if how.trim {
+            seg.trim_matches(trimmed)
+        } else {
+            seg
+        };
         match seg {
             "" | "." => {}
             ".." => {
@@ -248,6 +274,14 @@ fn a15_the_test_origin_is_lenient_enough_to_leak_directly() {
         lenient_resolve("/vod/a/%EF%BC%8E%EF%BC%8E/b/secret.txt", UNICODE),
         "/vod/b/secret.txt"
     );
+    for m in [
+        "/vod/a/..%09/b/secret.txt",
+        "/vod/a/..%C2%A0/b/secret.txt",
+        "/vod/a/%E2%80%8B..%EF%BB%BF/b/secret.txt",
+        "/vod/a/.%09/../b/secret.txt",
+    ] {
+        assert_eq!(lenient_resolve(m, TRIM), "/vod/b/secret.txt", "{m}");
+    }
     assert!(MUTATIONS.len() >= 40);
 }
 
@@ -306,4 +340,9 @@ async fn a15_double_decoding_origin_never_serves_other_resource() {
 #[tokio::test]
 async fn a15_unicode_folding_origin_never_serves_other_resource() {
     assert_table_holds(UNICODE).await;
+}
+
+#[tokio::test]
+async fn a15_segment_trimming_origin_never_serves_other_resource() {
+    assert_table_holds(TRIM).await;
 }

@@ -1260,3 +1260,110 @@ async fn plain_listener_tells_h2c_from_an_http1_request_that_starts_with_p() {
     assert_eq!(resp.version(), http::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
 }
+
+/// One HTTP/2 (h2c, prior knowledge) GET on the plain listener: `uri` becomes
+/// `:scheme`/`:authority`/`:path`, `headers` are sent as they are.
+async fn h2c_get(tg: &TestGate, uri: &str, headers: &[(&str, &str)]) -> Result<u16, String> {
+    let io = TokioIo::new(TcpStream::connect(tg.plain()).await.expect("connect"));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::get(uri);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let reason = resp
+        .headers()
+        .get("x-tollgate-reason")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    match resp.status().as_u16() {
+        400 if reason.as_deref() != Some("bad_header") => Err(format!("400 {reason:?}")),
+        s => Ok(s),
+    }
+}
+
+/// C8: the request names one host. `Host`, HTTP/2 `:authority` and an absolute-form
+/// target must agree and carry no userinfo; HTTP/1.1 must send `Host` (RFC 9110 §7.2,
+/// RFC 9112 §3.2, RFC 9113 §8.3.1). Anything else is 400 `bad_header` and reaches no
+/// origin; the origin's `X-Forwarded-Host` is the agreed host.
+#[tokio::test]
+async fn c8_host_authority_and_absolute_form_must_agree_or_400() {
+    let origin = TestOrigin::start().await;
+    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let tok = tg.token_for("a");
+    let path = format!("/vod/a/x.ts?token={tok}");
+    let addr = tg.plain();
+
+    // HTTP/1.1 without Host; absolute-form naming another host than Host; userinfo.
+    for req in [
+        format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET http://other.example{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        ),
+        format!("GET http://u@{addr}{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        format!("GET {path} HTTP/1.1\r\nHost: u@{addr}\r\nConnection: close\r\n\r\n"),
+    ] {
+        let reply = send_raw(addr, req.as_bytes(), Duration::from_secs(5)).await;
+        let shown = req.replace(&tok, "<tok>");
+        assert_eq!(reply.status(), Some(400), "{shown}: {}", reply.text());
+        assert!(
+            reply.text().contains("x-tollgate-reason: bad_header"),
+            "{shown}"
+        );
+    }
+    // HTTP/2 whose :authority differs from Host, or carries userinfo.
+    let got = h2c_get(
+        &tg,
+        &format!("http://gate{path}"),
+        &[("host", "other.example")],
+    )
+    .await;
+    assert_eq!(got, Ok(400), ":authority gate, Host other.example");
+    let got = h2c_get(&tg, &format!("http://user@gate{path}"), &[]).await;
+    assert!(
+        matches!(got, Ok(400) | Err(_)),
+        "userinfo in :authority: {got:?}"
+    );
+    assert_eq!(origin.count(), 0, "a refused request reached the origin");
+
+    // Agreeing forms are served, and the origin is told the one host.
+    let same =
+        format!("GET http://{addr}{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let reply = send_raw(addr, same.as_bytes(), Duration::from_secs(5)).await;
+    assert_eq!(
+        reply.status(),
+        Some(200),
+        "{}",
+        reply.text().replace(&tok, "<tok>")
+    );
+    let got = h2c_get(&tg, &format!("http://Gate{path}"), &[("host", "gate")]).await;
+    assert_eq!(got, Ok(200), "the same host in another case agrees");
+    let got = h2c_get(&tg, &format!("http://gate{path}"), &[]).await;
+    assert_eq!(got, Ok(200));
+    let http10 = format!("GET {path} HTTP/1.0\r\n\r\n");
+    let reply = send_raw(addr, http10.as_bytes(), Duration::from_secs(5)).await;
+    assert_eq!(reply.status(), Some(200), "HTTP/1.0 has no Host to require");
+    let hosts: Vec<Option<String>> = origin
+        .requests()
+        .iter()
+        .map(|s| {
+            s.headers
+                .get("x-forwarded-host")
+                .map(|v| v.to_str().expect("ascii").to_owned())
+        })
+        .collect();
+    let want = [
+        Some(addr.to_string()),
+        Some("gate".into()),
+        Some("gate".into()),
+        None,
+    ];
+    assert_eq!(hosts, want);
+}

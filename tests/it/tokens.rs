@@ -1724,3 +1724,51 @@ async fn c7_cors_preflight_needs_no_token_and_follows_the_configured_origins() {
     served(&got, SEGMENT);
     assert!(got.headers.get("access-control-allow-origin").is_none());
 }
+
+/// C7 with `cors_origins = ["*"]` (the shipped value): any origin may read, but only as
+/// a literal `*` without credentials, so no website can make credentialed reads (a
+/// cookie-carried token) through the gate. Credentials are for origins listed by name.
+#[tokio::test]
+async fn c7_star_allows_any_origin_without_credentials_named_origins_keep_them() {
+    let origin = TestOrigin::start().await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.edge = "cors_origins = [\"*\", \"https://player.example\"]".into();
+    let tg = start(setup).await;
+    let tok = tg.token_for("a");
+    let cookie = format!("tollgate_token={tok}");
+    for evil in ["https://evil.example", "null"] {
+        let got = get(
+            tg.plain(),
+            SEGMENT,
+            &[("origin", evil), ("cookie", &cookie)],
+        )
+        .await;
+        served(&got, SEGMENT);
+        assert_eq!(got.headers["access-control-allow-origin"], "*", "{evil}");
+        assert!(
+            got.headers
+                .get("access-control-allow-credentials")
+                .is_none(),
+            "{evil} was allowed credentialed reads"
+        );
+        let got = request(tg.plain(), Method::OPTIONS, SEGMENT, &[("origin", evil)]).await;
+        assert_eq!(got.status, 204, "{evil}: {got:?}");
+        assert_eq!(got.headers["access-control-allow-origin"], "*");
+        assert!(got
+            .headers
+            .get("access-control-allow-credentials")
+            .is_none());
+    }
+    let got = get(
+        tg.plain(),
+        SEGMENT,
+        &[("origin", "https://player.example"), ("cookie", &cookie)],
+    )
+    .await;
+    served(&got, SEGMENT);
+    assert_eq!(
+        got.headers["access-control-allow-origin"],
+        "https://player.example"
+    );
+    assert_eq!(got.headers["access-control-allow-credentials"], "true");
+}

@@ -261,7 +261,7 @@ tls_listen = "127.0.0.1:0"
 plain_listen = "127.0.0.1:0"
 header_timeout = "1s"
 tls_handshake_timeout = "2s"
-cors_origins = ["https://player.example"]
+{cors}
 trusted_proxies = ["127.0.0.2"]
 {edge}
 
@@ -293,6 +293,12 @@ leeway = "{LEEWAY}s"
 {extra}
 "#,
         edge = setup.edge,
+        // A test that sets its own `cors_origins` in `edge` replaces the default.
+        cors = if setup.edge.contains("cors_origins") {
+            ""
+        } else {
+            "cors_origins = [\"https://player.example\"]"
+        },
         admin = setup.admin,
         token = setup.token,
         limits = setup.limits,

@@ -1,4 +1,4 @@
-//! THREATS A15: request targets that try to reach `/vod/b/secret.txt` from `/vod/a/`,
+//! Threat model A15: request targets that try to reach `/vod/b/secret.txt` from `/vod/a/`,
 //! shared by the tests against a lenient HTTP origin and against the `file://` origin.
 
 use std::time::Duration;
@@ -62,6 +62,23 @@ pub const MUTATIONS: &[&str] = &[
     "/vod/a/..../b/secret.txt",
     "/vod/a/..%20/b/secret.txt",
     "/vod/a/%20../b/secret.txt",
+    // dots padded with whitespace, controls or invisible characters: origins that trim
+    // each segment (Java trim(), Go TrimSpace, Python strip()) see `..`
+    "/vod/a/..%09/..%09/b/secret.txt",
+    "/vod/a/..%09/b/secret.txt",
+    "/vod/a/..%0A/b/secret.txt",
+    "/vod/a/..%0D/b/secret.txt",
+    "/vod/a/..%0B/b/secret.txt",
+    "/vod/a/..%0C/b/secret.txt",
+    "/vod/a/..%C2%A0/b/secret.txt",
+    "/vod/a/..%E3%80%80/b/secret.txt",
+    "/vod/a/%09../b/secret.txt",
+    "/vod/a/.%09/../b/secret.txt",
+    "/vod/a/..%7F/b/secret.txt",
+    "/vod/a/..%1F/b/secret.txt",
+    "/vod/a/..%E2%80%8B/b/secret.txt",
+    "/vod/a/%E2%80%8B..%EF%BB%BF/b/secret.txt",
+    "/vod/a/..%09;x/b/secret.txt",
     // trailing dot segments
     "/vod/a/../b/secret.txt/.",
     "/vod/a/../b/secret.txt/..",
