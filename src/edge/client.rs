@@ -139,7 +139,7 @@ fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn conn(peer: &str, tls: bool) -> ConnInfo {
@@ -149,7 +149,8 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map from name/value pairs (shared by the edge's phase tests).
+    pub(in crate::edge) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
             h.append(

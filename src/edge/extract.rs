@@ -605,57 +605,34 @@ mod tests {
             max_len: 8,
             ..TokenNames::default()
         };
-        let fits = "abcdefgh";
-        let over = "abcdefghi";
-        let cases = |t: &str| {
-            [
-                (format!("/t/{t}/x"), None, String::new(), String::new()),
+        // The token `t` in each carrier in turn: (path, query, cookies, authorizations).
+        let in_each = |t: &str| -> Vec<(String, Option<String>, Vec<String>, Vec<String>)> {
+            vec![
+                (format!("/t/{t}/x"), None, vec![], vec![]),
+                ("/x".into(), Some(format!("token={t}")), vec![], vec![]),
                 (
-                    "/x".to_owned(),
-                    Some(format!("token={t}")),
-                    String::new(),
-                    String::new(),
-                ),
-                (
-                    "/x".to_owned(),
+                    "/x".into(),
                     None,
-                    format!("tollgate_token={t}"),
-                    String::new(),
+                    vec![format!("tollgate_token={t}")],
+                    vec![],
                 ),
-                ("/x".to_owned(), None, String::new(), format!("Bearer {t}")),
+                ("/x".into(), None, vec![], vec![format!("Bearer {t}")]),
             ]
         };
-        for (path, query, cookie, auth) in cases(fits) {
-            let cookies: Vec<&str> = [cookie.as_str()]
-                .into_iter()
-                .filter(|c| !c.is_empty())
-                .collect();
-            let auths: Vec<&str> = [auth.as_str()]
-                .into_iter()
-                .filter(|a| !a.is_empty())
-                .collect();
-            let got = extract(&names, &path, query.as_deref(), &cookies, &auths);
-            assert_eq!(
-                got.map(|e| e.token),
-                Ok(Some(fits)),
-                "{path} {query:?} {cookie} {auth}"
-            );
-        }
-        for (path, query, cookie, auth) in cases(over) {
-            let cookies: Vec<&str> = [cookie.as_str()]
-                .into_iter()
-                .filter(|c| !c.is_empty())
-                .collect();
-            let auths: Vec<&str> = [auth.as_str()]
-                .into_iter()
-                .filter(|a| !a.is_empty())
-                .collect();
-            let got = extract(&names, &path, query.as_deref(), &cookies, &auths);
-            assert_eq!(
-                got,
-                Err(ExtractError::TooLong),
-                "{path} {query:?} {cookie} {auth}"
-            );
+        for (t, want) in [
+            ("abcdefgh", Ok(Some("abcdefgh"))),
+            ("abcdefghi", Err(ExtractError::TooLong)),
+        ] {
+            for (path, query, cookies, auths) in in_each(t) {
+                let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
+                let auths: Vec<&str> = auths.iter().map(String::as_str).collect();
+                let got = extract(&names, &path, query.as_deref(), &cookies, &auths);
+                assert_eq!(
+                    got.map(|e| e.token),
+                    want,
+                    "{path} {query:?} {cookies:?} {auths:?}"
+                );
+            }
         }
     }
 

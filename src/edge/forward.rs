@@ -211,18 +211,8 @@ fn strip_token_cookie(headers: &mut HeaderMap, name: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::tests::headers;
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(n.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        h
-    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_removed() {
