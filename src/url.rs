@@ -69,7 +69,6 @@ pub fn is_token_name_lookalike(piece: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_token_name_lookalike as look;
-    use super::*;
 
     #[test]
     fn a16_spellings_an_origin_could_read_as_the_token_are_lookalikes() {

@@ -172,3 +172,193 @@ impl Access {
             .map_err(EdgeError::Token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Algorithm, Config, ResourceType};
+    use crate::manifest::Kind;
+    use crate::token::issue::{mint, MintRequest};
+    use crate::token::keys::{generate_pem, KeySet, SigningKey, VerifyKey};
+    use crate::token::Scope;
+
+    const NOW: u64 = 1_000_000;
+
+    /// The example config (resources `demo` and `trailer`), its limits and an EdDSA key.
+    fn setup() -> (Config, KeySet) {
+        let cfg = super::super::example_config(|t| t);
+        let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");
+        let keys = KeySet::from_keys(
+            vec![VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("key")],
+            Some(
+                SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("key"),
+            ),
+        );
+        (cfg, keys)
+    }
+
+    fn access(cfg: &Config, keys: KeySet) -> Access {
+        Access::new(
+            Arc::new(Verifier::new(keys, &cfg.token)),
+            Arc::new(Revocations::default()),
+            Resources::new(cfg.resources.clone()),
+            cfg.token.leeway.as_secs(),
+        )
+    }
+
+    fn token(keys: &KeySet, rid: &str, ttl: u64, sxp: Option<u64>, at: u64) -> String {
+        let req = MintRequest {
+            scope: Scope::Resource,
+            rid: Some(rid.into()),
+            rty: Some(ResourceType::Vod),
+            ttl: Some(Duration::from_secs(ttl)),
+            sxp,
+            ..MintRequest::default()
+        };
+        mint(keys, "tollgate-dev", &req, at).expect("mint").0
+    }
+
+    fn route<'p>(rid: &'p str, public: bool) -> Match<'static, 'p> {
+        Match {
+            index: 0,
+            name: "vod",
+            prefix: "/vod/",
+            resource_type: ResourceType::Vod,
+            rid: Some(rid),
+            origin: 0,
+            public,
+        }
+    }
+
+    /// Check `token` (from the query) for `path` under resource `rid`.
+    fn check(
+        access: &Access,
+        cfg: &Config,
+        rid: &str,
+        path: &str,
+        token: Option<&str>,
+        manifest: Ask,
+    ) -> Result<bool, EdgeError> {
+        let route = route(rid, false);
+        let asking = Asking {
+            route: &route,
+            presented: token.map(|token| Presented {
+                token,
+                source: super::super::extract::Source::Query,
+            }),
+            path,
+            client: "127.0.0.1".parse().expect("ip"),
+            manifest,
+            now: NOW,
+        };
+        let limits = EdgeLimits::new(cfg);
+        match access.check(&asking, &limits, &mut AccessLog::default())? {
+            Granted::Public => Ok(false),
+            Granted::Token { session, .. } => Ok(session),
+        }
+    }
+
+    const SEGMENT: Ask = Ask {
+        kind: None,
+        candidate: false,
+        delivers: true,
+    };
+    const PLAYLIST: Ask = Ask {
+        kind: Some(Kind::Hls),
+        candidate: true,
+        delivers: true,
+    };
+
+    #[test]
+    fn a14_a_token_opens_its_own_resource_only_and_none_is_missing() {
+        let (cfg, keys) = setup();
+        let tok = token(&keys, "demo", 60, None, NOW);
+        let access = access(&cfg, keys);
+        let seg = "/vod/demo/x.ts";
+        assert_eq!(
+            check(&access, &cfg, "demo", seg, Some(&tok), SEGMENT),
+            Ok(false)
+        );
+        assert_eq!(
+            check(
+                &access,
+                &cfg,
+                "trailer",
+                "/vod/trailer/x.ts",
+                Some(&tok),
+                SEGMENT
+            ),
+            Err(EdgeError::Token(TokenError::Scope))
+        );
+        assert_eq!(
+            check(&access, &cfg, "demo", seg, None, SEGMENT),
+            Err(EdgeError::Missing)
+        );
+        let public = route("demo", true);
+        let asking = Asking {
+            route: &public,
+            presented: None,
+            path: seg,
+            client: "127.0.0.1".parse().expect("ip"),
+            manifest: SEGMENT,
+            now: NOW,
+        };
+        let granted = access.check(&asking, &EdgeLimits::new(&cfg), &mut AccessLog::default());
+        assert!(matches!(granted, Ok(Granted::Public)));
+    }
+
+    #[test]
+    fn a4_the_live_session_rule_admits_only_an_expired_manifest_reload_before_sxp() {
+        let (cfg, keys) = setup();
+        // Expired 10 minutes ago; the session runs for another hour.
+        let issued = NOW - 3600;
+        let live = token(&keys, "demo", 3000, Some(NOW + 3600), issued);
+        let no_session = token(&keys, "demo", 3000, None, issued);
+        let ended = token(&keys, "demo", 3000, Some(NOW - 60), issued);
+        let access = access(&cfg, keys);
+        let playlist = "/vod/demo/index.m3u8";
+        let expired = Err(EdgeError::Token(TokenError::Expired));
+        // Accepted as a session: a manifest path whose answer delivers a renewed token.
+        assert_eq!(
+            check(&access, &cfg, "demo", playlist, Some(&live), PLAYLIST),
+            Ok(true)
+        );
+        // Not a session: a segment, a manifest that would not carry the token on,
+        // a token without sxp, a session that has ended.
+        let seg = "/vod/demo/x.ts";
+        assert_eq!(
+            check(&access, &cfg, "demo", seg, Some(&live), SEGMENT),
+            expired
+        );
+        let undelivered = Ask {
+            delivers: false,
+            ..PLAYLIST
+        };
+        assert_eq!(
+            check(&access, &cfg, "demo", playlist, Some(&live), undelivered),
+            expired
+        );
+        assert_eq!(
+            check(&access, &cfg, "demo", playlist, Some(&no_session), PLAYLIST),
+            expired
+        );
+        assert_eq!(
+            check(&access, &cfg, "demo", playlist, Some(&ended), PLAYLIST),
+            expired
+        );
+        // The rule relaxes expiry only: another resource is still out of scope.
+        assert_eq!(
+            check(
+                &access,
+                &cfg,
+                "trailer",
+                "/vod/trailer/index.m3u8",
+                Some(&live),
+                PLAYLIST
+            ),
+            Err(EdgeError::Token(TokenError::Scope))
+        );
+    }
+}

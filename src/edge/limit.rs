@@ -1,4 +1,5 @@
-//! The edge's rate limits (DESIGN.md §2 step 6): per client address, per token subject,
+//! The edge's rate limits (docs/architecture.md, "The request path"): per client
+//! address, per token subject,
 //! and the failed-verification budget per address.
 //!
 //! Built from the configuration with the rest of the [`super::EdgeService`], so a reload
@@ -139,5 +140,77 @@ impl EdgeLimits {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example config with its limits replaced by small ones.
+    fn limits() -> EdgeLimits {
+        let cfg = super::super::example_config(|t| {
+            t.replace("\"200/s burst 400\"", "\"1/h burst 3\"")
+                .replace("\"100/s burst 200\"", "\"1/h burst 2\"")
+                .replace("\"30/m burst 30\"", "\"1/h burst 2\"")
+        });
+        EdgeLimits::new(&cfg)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn each_address_and_subject_has_its_own_budget_and_429_says_when_to_retry() {
+        let l = limits();
+        for _ in 0..3 {
+            assert_eq!(l.ip(0, ip("192.0.2.1")), Ok(()));
+        }
+        match l.ip(0, ip("192.0.2.1")) {
+            Err(EdgeError::RateLimited {
+                limiter,
+                retry_after,
+            }) => assert_eq!((limiter, retry_after >= 1), ("edge_ip", true)),
+            other => panic!("the fourth request passed: {other:?}"),
+        }
+        assert_eq!(
+            l.ip(0, ip("192.0.2.2")),
+            Ok(()),
+            "another address is not limited"
+        );
+        assert_eq!(l.subject(0, "alice"), Ok(()));
+        assert_eq!(l.subject(0, "alice"), Ok(()));
+        assert!(matches!(
+            l.subject(0, "alice"),
+            Err(EdgeError::RateLimited {
+                limiter: "edge_subject",
+                ..
+            })
+        ));
+        assert_eq!(l.subject(0, "bob"), Ok(()));
+    }
+
+    #[test]
+    fn a17_failed_verifications_spend_the_budget_that_lets_an_address_verify() {
+        let l = limits();
+        let bad = ip("198.51.100.7");
+        assert_eq!(l.may_verify(bad), Ok(()), "asking spends nothing");
+        assert_eq!(l.may_verify(bad), Ok(()));
+        // The budget (burst 2) is spent by two failures; the third is refused and blocks.
+        for _ in 0..2 {
+            l.verify_failed(bad);
+        }
+        assert_eq!(l.may_verify(bad), Ok(()));
+        l.verify_failed(bad);
+        assert!(matches!(
+            l.may_verify(bad),
+            Err(EdgeError::RateLimited {
+                limiter: "bad_token",
+                ..
+            })
+        ));
+        assert_eq!(l.may_verify(ip("198.51.100.8")), Ok(()));
+        assert!(!l.is_empty());
     }
 }

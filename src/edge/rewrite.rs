@@ -397,3 +397,44 @@ impl http_body::Body for Chain {
         std::pin::Pin::new(&mut self.second).poll_frame(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(mode: &str) -> ManifestPolicy {
+        let cfg = super::super::example_config(|t| {
+            t.replace("mode = \"query\"", &format!("mode = \"{mode}\""))
+        });
+        ManifestPolicy::new(&cfg)
+    }
+
+    #[test]
+    fn the_manifest_decision_is_made_once_from_the_path_and_the_carrier() {
+        let p = policy("query");
+        let hls = p.ask("/vod/demo/index.m3u8", Some(Source::Query));
+        assert_eq!(
+            (hls.kind, hls.candidate, hls.delivers),
+            (Some(Kind::Hls), true, true)
+        );
+        let mpd = p.ask("/vod/demo/manifest.mpd", Some(Source::Path));
+        assert_eq!(
+            (mpd.kind, mpd.candidate, mpd.delivers),
+            (Some(Kind::Dash), true, false)
+        );
+        // No extension: the response's Content-Type decides, so it may be a manifest.
+        let bare = p.ask("/live/ch1/playlist", Some(Source::Query));
+        assert_eq!((bare.kind, bare.candidate), (None, true));
+        // Segments never pay for the manifest step.
+        let seg = p.ask("/vod/demo/seg_001.ts", Some(Source::Query));
+        assert!(!seg.candidate);
+        // A cookie-carried token is delivered by cookie in either mode; no token, never.
+        assert!(p.ask("/x.m3u8", Some(Source::Cookie)).delivers);
+        assert!(!p.ask("/x.m3u8", None).delivers);
+        assert!(
+            policy("cookie")
+                .ask("/x.m3u8", Some(Source::Header))
+                .delivers
+        );
+    }
+}
