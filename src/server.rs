@@ -1,16 +1,18 @@
 //! Listeners: accept, TLS handshake, one hyper connection per socket, limits, drain.
 //!
-//! Owns sockets and connection-level protection; knows nothing of tokens or routes. Each
-//! listener runs [`serve`] with a service factory. Protections applied here:
+//! Owns sockets, connection-level protection and [`ConnInfo`]; knows nothing of tokens or
+//! routes, and imports no request-path module: each listener runs [`serve`] with a
+//! handler the wiring gives it. Protections applied here (the IDs are the threat
+//! model's, docs/threat-model.md):
 //! a connection limit (a semaphore taken *before* `accept`, so excess clients wait in
 //! the kernel backlog instead of costing memory), a TLS handshake timeout, hyper's
-//! header-read timeout (slowloris, THREATS C1) — which needs a timer, so one is set on
+//! header-read timeout (slowloris, C1) — which needs a timer, so one is set on
 //! both protocols — header size and count limits (431), and HTTP/2 stream limits
-//! (rapid reset, THREATS C5). A panicking handler costs its own request a 500 and
+//! (rapid reset, C5). A panicking handler costs its own request a 500 and
 //! nothing else (E4). Each listener counts its open connections in a gauge. Shutdown
 //! stops accepting at once — the listening socket is closed, so new connections are
 //! refused — and lets open connections finish their in-flight requests within the
-//! grace period (`edge.shutdown_grace`, THREATS E1); HTTP/1.1 connections are closed
+//! grace period (`edge.shutdown_grace`, E1); HTTP/1.1 connections are closed
 //! after their current response, HTTP/2 ones get a GOAWAY.
 
 use std::convert::Infallible;
@@ -153,7 +155,7 @@ pub async fn serve<H, F>(
         let seen = first_request.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
-            // A panic in a handler fails that one request with a 500 (THREATS E4); the
+            // A panic in a handler fails that one request with a 500 (threat model E4); the
             // connection and every other request go on.
             // Boxed: hyper keeps room for one request future on every connection, idle or
             // not, so unboxed, each idle keep-alive connection would hold the whole
@@ -211,7 +213,7 @@ pub async fn serve<H, F>(
     }
 }
 
-/// A handler's answer, or a 500 if it panicked (THREATS E4). A named function rather
+/// A handler's answer, or a 500 if it panicked (threat model E4). A named function rather
 /// than an inline closure, so that the closure's signature is fully `'static`.
 fn or_500(
     peer: SocketAddr,
@@ -298,7 +300,7 @@ async fn is_h2c(tcp: &tokio::net::TcpStream) -> bool {
 /// h2c, which has a timeout of its own). hyper's header timer starts only once a byte
 /// has arrived, and HTTP/2 has none for its preface: without this, a silent socket — or
 /// an HTTP/2 preface dribbled a byte at a time — would hold a connection slot forever
-/// (THREATS C1). HTTP/2 over TLS needs ALPN `h2` (RFC 9113, 3.2): a TLS client that
+/// (threat model C1). HTTP/2 over TLS needs ALPN `h2` (RFC 9113, 3.2): a TLS client that
 /// negotiated no protocol is served HTTP/1.1. After the first request, hyper's own header
 /// timeout covers idle HTTP/1.1 keep-alive connections.
 async fn first_request_deadline<F, E>(

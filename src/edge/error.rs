@@ -47,9 +47,6 @@ pub enum EdgeError {
         /// Whole seconds until a retry may pass (at least 1).
         retry_after: u32,
     },
-    /// The handler panicked (threat model E4).
-    #[error("internal error")]
-    Internal,
 }
 
 impl From<ExtractError> for EdgeError {
@@ -79,7 +76,6 @@ impl EdgeError {
             Self::Origin(OriginError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -101,7 +97,6 @@ impl EdgeError {
             Self::CorsOrigin => "cors",
             Self::Origin(o) => o.reason(),
             Self::RateLimited { .. } => "rate_limited",
-            Self::Internal => "internal",
         }
     }
 
@@ -148,7 +143,6 @@ mod tests {
                 limiter: "edge_ip",
                 retry_after: 3,
             },
-            EdgeError::Internal,
             EdgeError::Extract(ExtractError::Malformed),
             EdgeError::Extract(ExtractError::TooLong),
             EdgeError::MalformedHeader,
