@@ -1,4 +1,4 @@
-//! THREATS A15: path tricks never reach another resource, whatever the origin normalises.
+//! Threat model A15: path tricks never reach another resource, whatever the origin normalises.
 //!
 //! The origin here is deliberately lenient, like a careless static file server: it
 //! percent-decodes (once, or twice in one variant), folds overlong UTF-8 dots and slashes,

@@ -1,4 +1,4 @@
-//! THREATS A15: request targets that try to reach `/vod/b/secret.txt` from `/vod/a/`,
+//! Threat model A15: request targets that try to reach `/vod/b/secret.txt` from `/vod/a/`,
 //! shared by the tests against a lenient HTTP origin and against the `file://` origin.
 
 use std::time::Duration;
