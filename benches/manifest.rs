@@ -1,4 +1,4 @@
-//! Manifest rewriting cost (issue 4): a 5,000-segment VOD playlist (a long event with
+//! Manifest rewriting cost: a 5,000-segment VOD playlist (a long event with
 //! 2 s segments, an hour of AES-128 key rotations) and a 2-hour `$Number$` MPD, each
 //! rewritten with a real-length token, beside a plain copy of the same bytes (the floor
 //! any rewrite pays: one pass, one allocation).

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""THREATS B6: `kill -9` during a movingimage refresh storm, restart, nothing lost.
+"""Threat model B6 (docs/threat-model.md): `kill -9` during a movingimage refresh storm,
+restart, nothing lost.
 
   1. builds tollgate (cargo build) unless TOLLGATE_BIN points at a binary;
   2. on a fresh copy of config/tollgate.toml in a temp dir: `tollgate org add --id vm1`

@@ -251,7 +251,7 @@ play hls-tls "$hls_tls" -ca_file "$ca" -tls_verify 1
 play hls-plain "$hls_plain"
 play dash-tls "$dash_tls" -ca_file "$ca" -tls_verify 1
 
-# 1b. query-token playback (issue 4): only the master/MPD URL has ?token=; the
+# 1b. query-token playback: only the master/MPD URL has ?token=; the
 #     gate rewrites the manifests so every variant and segment request carries it.
 play hls-query-tls "$tls_origin/$master_path?token=$demo_token" -ca_file "$ca" -tls_verify 1
 play hls-query-plain "$plain_origin/$master_path?token=$demo_token"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Operations acceptance (THREATS F1, E2, F2, E1): metrics, reload under load, the
-failed-verification budget, graceful shutdown.
+"""Operations acceptance (docs/threat-model.md F1, E2, F2, E1): metrics, reload under
+load, the failed-verification budget, graceful shutdown.
 
 On a fresh copy of config/tollgate.toml in a temp dir (edge limits `per_ip` and
 `per_subject` off, since all load comes from one address; `shutdown_grace = "60s"`; the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue #3 acceptance: an independent JOSE implementation (PyJWT) verifies issued
+"""Acceptance: an independent JOSE implementation (PyJWT) verifies issued
 tokens from the JWKS alone.
 
   1. builds tollgate (cargo build) unless TOLLGATE_BIN points at a binary;

@@ -1,10 +1,10 @@
-//! Every metric family, registered once (STYLE.md §6), and the `/metrics` exposition.
+//! Every metric family, registered once, and the `/metrics` exposition.
 //!
 //! [`Metrics::new`] builds one registry at start-up; the edge, the admin listener, the
 //! listeners and the reload path hold an `Arc<Metrics>` and only increment. Every label
 //! is a bounded enum: a configured route or origin name, an outcome or reason code, an
 //! algorithm, a listener, a dialect — never a token, a path, an address or a user
-//! (THREATS F2). So that the series count does not move with traffic either, every
+//! (docs/threat-model.md F2). So that the series count does not move with traffic either, every
 //! label combination is created up front ([`Metrics::prepare`]): a scrape before and
 //! after ten thousand random tokens lists the same series.
 //!

@@ -193,7 +193,7 @@ def main():
                 w(f"| {v} | {slabel} | {tg} / {peer}{flag} | {fmt(r[0], 2)} | {fmt(r[1], 2)} | {fmt(r[2], 2)} |")
 
     w("")
-    w("## The issue's targets")
+    w("## The performance targets")
     w("")
     w("| target | measured | met |")
     w("| --- | ---: | --- |")

@@ -98,7 +98,7 @@ done
 all_targets=(nginx nginx-securelink haproxy haproxy-jwt tollgate-eddsa tollgate-hs256 tollgate-off)
 # Which targets run in which protocol variant. HTTP/1.1 plain: all of them (the check's
 # cost is isolated there). TLS and HTTP/2: tollgate with its check against the peers
-# without one (the TLS target compares tollgate-eddsa with nginx); more would
+# without one (the TLS performance target compares tollgate-eddsa with nginx); more would
 # not fit the 15-minute budget.
 declare -A variant_targets=(
   [h1]="${all_targets[*]}"

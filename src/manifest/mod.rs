@@ -1,4 +1,5 @@
-//! Manifest rewriting (DESIGN.md §6): pure functions over bytes, no I/O.
+//! Manifest rewriting (docs/architecture.md, "Manifests"): pure functions over bytes,
+//! no I/O.
 //!
 //! Players resolve relative URLs by RFC 3986, which drops the query: a master playlist
 //! fetched as `master.m3u8?token=T` is followed by variant and segment requests without

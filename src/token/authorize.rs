@@ -42,7 +42,7 @@ pub fn authorize(
 /// its `exp`. Every other check is the same. A token without `sxp` is no session: this
 /// answers `expired` for it. The edge asks this only for a manifest request whose token
 /// has expired, and then answers only with a rewritten manifest carrying a renewed,
-/// short-lived token (DESIGN.md §6): the player's reload URL is fixed by the master
+/// short-lived token (docs/architecture.md, "Manifests"): the player's reload URL is fixed by the master
 /// playlist, so it keeps the first token for the whole session.
 pub fn authorize_session(
     grant: &Grant,

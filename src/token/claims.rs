@@ -1,10 +1,11 @@
 //! The token's claims as they travel ([`Claims`]) and as the edge uses them ([`Grant`]).
 //!
-//! [`Claims`] is the JSON payload, exactly as DESIGN.md §3.1 lists it. Deserialising it
-//! is strict: a registered time claim that is not a non-negative integer (a string, a
-//! float, a negative or an array), or any claim given twice, fails as `malformed`.
-//! [`Grant`] is what survives verification: typed, with the `ip` binding and `acl`
-//! patterns parsed once, so that checking it on every request is a few comparisons.
+//! [`Claims`] is the JSON payload, exactly as docs/architecture.md ("Tokens") lists it.
+//! Deserialising it is strict: a registered time claim that is not a non-negative
+//! integer (a string, a float, a negative or an array), or any claim given twice, fails
+//! as `malformed`. [`Grant`] is what survives verification: typed, with the `ip`
+//! binding and `acl` patterns parsed once, so that checking it on every request is a
+//! few comparisons.
 
 use std::net::IpAddr;
 

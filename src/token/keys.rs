@@ -2,8 +2,8 @@
 //!
 //! A [`KeySet`] is loaded once from the configured files (and again on reload) and then
 //! only read: looking a `kid` up is a hash-map probe, never a file, store or network
-//! access, whatever the `kid` says (THREATS A8). The algorithm a token is checked with
-//! comes from the key, never from the token's header (A1, A2).
+//! access, whatever the `kid` says (docs/threat-model.md A8). The algorithm a token is
+//! checked with comes from the key, never from the token's header (threat model A1, A2).
 
 use std::collections::HashMap;
 use std::path::Path;

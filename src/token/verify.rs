@@ -108,7 +108,7 @@ impl Verifier {
     }
 
     /// Replace the key set (reload). Every cached grant is dropped, so a removed key
-    /// stops verifying on the very next request (THREATS A18).
+    /// stops verifying on the very next request (docs/threat-model.md A18).
     pub fn replace_keys(&self, keys: KeySet) {
         let mut guard = self.policy.write().unwrap_or_else(|p| p.into_inner());
         let next = Policy {

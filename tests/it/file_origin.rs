@@ -1,5 +1,6 @@
 //! The `file://` origin through the gate: exact bytes, media types, HEAD, ranges,
-//! conditional requests, symlinks that leave the root, and the THREATS A15 table.
+//! conditional requests, symlinks that leave the root, and the threat model's A15
+//! table (docs/threat-model.md).
 
 use crate::common;
 

@@ -1,8 +1,9 @@
-//! Black-box tests of the token-issuing admin APIs (issue 3): the BlendVision, Azure Video
+//! Black-box tests of the token-issuing admin APIs: the BlendVision, Azure Video
 //! Indexer and movingimage dialects, management, revocation and the JWKS, against a real
 //! gate on 127.0.0.1:0 with a real SQLite store. State is set up through the management
 //! API only; every issued token is then played at the edge, whose recording origin must
-//! never see a refused request. THREATS.md rows A19 and B1–B5, B7 are named in the tests.
+//! never see a refused request. Threats A19, B1–B5 and B7 of docs/threat-model.md are named
+//! in the tests.
 //!
 //! The standard config already declares resources a, b, c, d, la, pub (orgs org1/org2);
 //! the store gets its own: orgs `acme`, `beta`, `gamma`; projects `p9`, `p8` (acme), `q1`
@@ -36,7 +37,7 @@ const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
 /// How long a store change may take to reach the edge (`store.poll` is 250 ms).
 const STORE_DEADLINE: Duration = Duration::from_secs(2);
-/// How long a revocation may take to be enforced at the edge (issue 3: within 1 s).
+/// How long a revocation may take to be enforced at the edge: within 1 s.
 const REVOCATION_DEADLINE: Duration = Duration::from_secs(1);
 const POLL_STEP: Duration = Duration::from_millis(50);
 
@@ -395,7 +396,7 @@ fn azure_issued(got: &Got) -> String {
     v["accessToken"].as_str().expect("accessToken").to_string()
 }
 
-/// Words and paths that must never appear in an error body (THREATS B4).
+/// Words and paths that must never appear in an error body (threat model B4).
 fn assert_no_internals(got: &Got, what: &str) {
     let body = String::from_utf8_lossy(&got.body).to_lowercase();
     for word in [

@@ -1,7 +1,7 @@
-//! Manifest rewriting through the edge (issue 4, DESIGN.md §6): query tokens reach every
-//! child URL, live tokens are renewed up to `sxp`, cookie mode, and the fail-closed
-//! corners. Time is injected through the tokens' own `iat`/`exp`/`sxp`: a token minted
-//! "100 s ago" with a 30 s lifetime is expired now, without sleeping.
+//! Manifest rewriting through the edge (docs/architecture.md, "Manifests"): query tokens
+//! reach every child URL, live tokens are renewed up to `sxp`, cookie mode, and the
+//! fail-closed corners. Time is injected through the tokens' own `iat`/`exp`/`sxp`: a
+//! token minted "100 s ago" with a 30 s lifetime is expired now, without sleeping.
 
 use crate::common;
 

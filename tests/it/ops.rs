@@ -1,6 +1,7 @@
-//! Operations: metrics (THREATS F1, F2), the edge's rate limits, reload (E2), graceful
-//! shutdown (E1) and panic isolation (E4), through the real gate. The limiters' memory
-//! bound (B1) is tested with injected time in `ratelimit`; login limits in `issuing.rs`.
+//! Operations: metrics (docs/threat-model.md F1, F2), the edge's rate limits, reload
+//! (E2), graceful shutdown (E1) and panic isolation (E4), through the real gate. The
+//! limiters' memory bound (B1) is tested with injected time in `ratelimit`; login limits
+//! in `issuing.rs`.
 
 use crate::common;
 
@@ -163,7 +164,7 @@ async fn f1_metrics_are_well_formed_text_and_only_on_the_admin_listener() {
         1.0
     );
     assert!(value(&text, r#"tollgate_sent_bytes_total{route="vod"}"#) > 0.0);
-    // Never on an edge listener (THREATS B7).
+    // Never on an edge listener (threat model B7).
     let on_edge = get(tg.plain(), "/metrics", &[]).await;
     assert_eq!(on_edge.status, StatusCode::NOT_FOUND);
     assert!(!String::from_utf8_lossy(&on_edge.body).contains("tollgate_"));

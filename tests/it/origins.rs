@@ -1,5 +1,5 @@
-//! THREATS D1–D7 and the proxy headers: what the client sees when an origin misbehaves,
-//! and which headers cross the gate.
+//! Threats D1–D7 (docs/threat-model.md) and the proxy headers: what the client sees when
+//! an origin misbehaves, and which headers cross the gate.
 //!
 //! The harness gives every origin connect_timeout 500 ms and read_timeout 1 s. Origins
 //! that must misbehave at the byte level are raw TCP listeners written here.

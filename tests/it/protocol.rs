@@ -1,4 +1,5 @@
-//! THREATS C1, C4, C5, C6: slowloris, request smuggling, HTTP/2 stream limits, TLS.
+//! Threats C1, C4, C5, C6 and C8 (docs/threat-model.md): slowloris, request smuggling,
+//! HTTP/2 stream limits, TLS, and one agreed host.
 //!
 //! Everything runs on loopback against a real gate (`common::start`, header timeout 1 s).
 //! Every loop is bounded and every wait is under a `tokio::time::timeout`.

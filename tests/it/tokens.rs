@@ -1,5 +1,6 @@
-//! Black-box token tests: THREATS.md rows A1–A14, A16, A17, B7 and C7, plus the issue's
-//! acceptance checks. Every test talks HTTP to a real gate on 127.0.0.1:0 and counts what
+//! Black-box token tests: threats A1–A14, A16, A17, B7 and C7 of docs/threat-model.md,
+//! plus the basic acceptance checks (valid, missing, tampered, expired, another
+//! resource). Every test talks HTTP to a real gate on 127.0.0.1:0 and counts what
 //! reached the recording origin: a refused request must never get there.
 
 use crate::common;
@@ -292,7 +293,7 @@ async fn gate() -> (TestOrigin, TestGate) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The acceptance checks
+// Acceptance: the basic answers (valid, missing, tampered, expired, another resource)
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1013,7 +1014,8 @@ async fn a11_broken_jwt_shapes_are_401_without_panic() {
         let got = get(tg.plain(), SEGMENT, &[("authorization", auth.as_str())]).await;
         refused_because(&got, &origin, 0, 401, &reasons, &format!("{what} (header)"));
         // In a path, `/` splits segments and `.`/`..` are dot segments, not tokens.
-        // `%65` in a path is decoded by normalisation first (DESIGN §2 step 1): checked below.
+        // `%65` in a path is decoded by normalisation, which runs before extraction:
+        // checked below.
         if !tok.contains('/') && !tok.bytes().all(|b| b == b'.') && !tok.contains('%') {
             let got = get(tg.plain(), &format!("/t/{tok}{SEGMENT}"), &[]).await;
             refused_because(&got, &origin, 0, 401, &reasons, &format!("{what} (path)"));
