@@ -590,7 +590,7 @@ async fn wait_for_stop_signal() {
 
 /// Reload the configuration, keys and certificates on every SIGHUP, until shutdown
 /// starts. The outcome is logged (and counted) by the gate's reload task.
-async fn reload_on_sighup(reloader: tollgate::app::Reloader) {
+async fn reload_on_sighup(reloader: tollgate::reload::Reloader) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

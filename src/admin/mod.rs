@@ -62,7 +62,7 @@ pub struct AdminService {
     issue_limiter: Option<Keyed<u64>>,
     api_token_keys: SubjectKeys,
     metrics: Arc<Metrics>,
-    reloader: Option<crate::app::Reloader>,
+    reloader: Option<crate::reload::Reloader>,
     settings: Settings,
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (THREATS B3, A19).
@@ -156,7 +156,7 @@ impl AdminService {
         revocations: Arc<Revocations>,
         settings: Settings,
         metrics: Arc<Metrics>,
-        reloader: Option<crate::app::Reloader>,
+        reloader: Option<crate::reload::Reloader>,
     ) -> Self {
         let limiter = Arc::new(LoginLimiter::new(
             settings.login_per_ip,

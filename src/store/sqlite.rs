@@ -23,6 +23,7 @@ use super::{
     Store, StoreError, User,
 };
 use crate::config::ResourceType;
+use crate::private_file;
 
 /// How long a call waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -137,11 +138,11 @@ impl SqliteStore {
     /// `path`, and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_private_dirs(parent).map_err(|e| {
+            private_file::create_dirs(parent).map_err(|e| {
                 StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        create_private_file(path)
+        private_file::create(path)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
         // No SQLITE_OPEN_URI: the path is a path, whatever it starts with.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -190,44 +191,6 @@ impl SqliteStore {
         tx.commit().db()?;
         Ok(out)
     }
-}
-
-#[cfg(unix)]
-fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// Create the file owner-only when it does not exist (it holds password hashes); SQLite
-/// gives its `-wal` and `-shm` files the same permissions.
-#[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-}
-
-#[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map(drop)
 }
 
 fn configure(conn: &Connection) -> Result<()> {
