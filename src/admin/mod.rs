@@ -10,7 +10,9 @@
 
 pub mod dialect;
 pub mod issuer;
+pub mod keys;
 pub mod manage;
+pub mod mint;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
