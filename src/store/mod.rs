@@ -10,6 +10,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+pub(crate) mod conformance;
+
 use crate::config::ResourceType;
 
 /// Why a store call failed.
