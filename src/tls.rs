@@ -2,8 +2,8 @@
 //! development CA the quick start makes on first run.
 //!
 //! Owns certificates and keys read from PEM (`rustls-pki-types`); never sees HTTP or
-//! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (docs/threat-model.md, C6), aws-lc-rs as
-//! the one crypto provider. The server config is built once; its certificates sit in a
+//! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (docs/threat-model.md, C6),
+//! aws-lc-rs as the one crypto provider. The server config is built once; its certificates sit in a
 //! [`CertStore`] that a reload swaps whole.
 
 use std::collections::HashMap;

@@ -317,7 +317,7 @@ impl Gate {
             file_listen: Config::load(&cfg.source).ok().map(|f| listen_of(&f)),
         });
         let first = core.build(cfg, 0)?;
-        // Revocations and resources are loaded before anything listens (threat model E3).
+        // Revocations and resources are loaded before anything listens (docs/threat-model.md, E3).
         let version = refresh::sync_from_store(store.as_ref(), &first.edge, &revocations)
             .map_err(|e| StartError::Store(e.to_string()))?;
         let live = Arc::new(LiveCell::new(first));

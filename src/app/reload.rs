@@ -165,3 +165,54 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
     live.set(Arc::new(next));
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+[edge]
+tls_listen = ""
+plain_listen = "127.0.0.1:8080"
+
+[store]
+path = "state/tollgate.db"
+
+[[keys]]
+kid = "k1"
+alg = "EdDSA"
+public = "keys/k1.pub.pem"
+private = "keys/k1.pem"
+active = true
+"#;
+        Config::parse(text, Path::new("t.toml")).expect("valid config")
+    }
+
+    #[test]
+    fn an_unchanged_file_needs_no_restart() {
+        let cfg = config();
+        assert!(restart_needed(&cfg, Some(listen_of(&cfg)), &cfg).is_empty());
+    }
+
+    #[test]
+    fn listeners_store_and_cache_shape_are_named_until_a_restart() {
+        let old = config();
+        let mut new = config();
+        new.edge.plain_listen = "127.0.0.1:8081".parse().ok();
+        new.store.poll = Duration::from_secs(9);
+        new.token.cache_capacity += 1;
+        assert_eq!(
+            restart_needed(&old, Some(listen_of(&old)), &new),
+            vec!["edge.plain_listen", "store.poll", "token.cache_capacity"]
+        );
+        // Without the file's listen addresses (a command-line override), they are not compared.
+        assert_eq!(
+            restart_needed(&old, None, &new),
+            vec!["store.poll", "token.cache_capacity"]
+        );
+    }
+}

@@ -838,7 +838,7 @@ pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
 }
 
 /// Two handles on one store rotate the same refresh tokens at the same moment, round
-/// after round (threat model B2): each round has exactly one `Rotated` and one `Reused`.
+/// after round (docs/threat-model.md, B2): each round has exactly one `Rotated` and one `Reused`.
 pub fn b2_two_concurrent_refreshes_have_exactly_one_winner(a: &dyn Store, b: &dyn Store) {
     const ROUNDS: u32 = 50;
     with_family(a);

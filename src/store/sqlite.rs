@@ -4,7 +4,8 @@
 //! that also bumps the `meta.version` counter, so [`Store::version`] grows with every
 //! committed write, whichever handle or process made it. Several handles (or processes)
 //! may open the same file: SQLite's write lock plus a 5 s busy timeout serialise them,
-//! which is what makes [`Store::rotate_refresh`] have exactly one winner (THREATS B2).
+//! which is what makes [`Store::rotate_refresh`] have exactly one winner
+//! (docs/threat-model.md, B2).
 //!
 //! The schema is versioned with `PRAGMA user_version`: [`MIGRATIONS`] are applied in
 //! order, each inside the same transaction as the version bump, when a file is opened.
