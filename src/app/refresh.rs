@@ -3,8 +3,8 @@
 //! and on reload.
 //!
 //! Owns the store-to-memory conversion (store records into the edge registry and the
-//! token module's [`Revocations`]), so neither `token` nor `admin` needs to know the
-//! other's types. Never serves a request and never touches a listener.
+//! token module's [`Revocations`]), so `token` never sees a store type. Never serves a
+//! request and never touches a listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +86,7 @@ pub fn load_revocations(store: &dyn Store, revs: &Revocations) -> crate::store::
 }
 
 /// Add one stored revocation to the in-memory set the edge checks.
-pub fn apply(revs: &Revocations, r: &Revocation) {
+fn apply(revs: &Revocations, r: &Revocation) {
     revs.revoke(r.kind.as_str(), &r.value);
 }
 
