@@ -10,6 +10,7 @@
 //! | [`body`] | the response body type |
 //! | [`origin`] | upstream pools (http/https) and the `file://` origin |
 //! | [`percent`] | `%XX` decoding shared by the path, token and file code |
+//! | [`private_file`] | owner-only files and directories for keys, tokens and the store |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
 //! | [`logging`] | the global subscriber, access-log formats and their non-blocking writer |
 //! | [`edge`] | the per-request path: normalise, route, token, authorise, forward |
@@ -19,6 +20,7 @@
 //! | [`metrics`] | every Prometheus family, registered once; the `/metrics` text |
 //! | [`ratelimit`] | governor limiters (edge, login, issuing) and their pruning |
 //! | [`server`] | listeners, accept, connection limits, timeouts, drain |
+//! | [`reload`] | the reload handle (SIGHUP, `POST /v1/reload`) and its report |
 //! | [`app`] | wiring: build the state from a config and run every listener |
 
 pub mod admin;
@@ -31,7 +33,9 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod origin;
+pub mod private_file;
 pub mod ratelimit;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! The `tollgate` command: parse the CLI, set up logging, run.
 //!
-//! Thin by design (STYLE.md §1): every subcommand is a few calls into the library. A bad
+//! Thin by design: it parses the command line, sets up logging, builds the runtime and
+//! wires signals; every subcommand is a few calls into the library. A bad
 //! configuration prints one clear message and exits non-zero before any socket is bound.
 
 /// jemalloc, not glibc malloc: every idle keep-alive connection has buffers it barely
@@ -14,14 +15,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tollgate::admin::manage::{
     NewApiToken, NewOrg, NewProject, NewResource, NewRevocation, NewUser, OpError, Ops,
 };
-use tollgate::config::{parse_duration, AccessDest, AccessFormat, Algorithm, Config, ResourceType};
+use tollgate::admin::mint::{self, MintOptions};
+use tollgate::config::{AccessDest, AccessFormat, Config};
 use tollgate::store::sqlite::SqliteStore;
-use tollgate::token::{self, KeySet, MintRequest, Scope};
+use tollgate::token::{KeySet, Scope};
 
 #[derive(Parser)]
 #[command(
@@ -299,7 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Token(TokenCommand::Mint(args)) => {
             let cfg = load(&args.config)?;
             tollgate::app::ensure_dev_material(&cfg)?;
-            let (token, _) = mint(&cfg, &args)?;
+            let (token, _) = mint::mint(&cfg, &mint_options(&args), tollgate::clock::now())?;
             println!("{token}");
             Ok(())
         }
@@ -423,78 +425,9 @@ fn manage(
 }
 
 fn keys_rotate(config: &Path, kid: Option<String>) -> Result<()> {
-    let cfg = load(config)?;
-    let active = cfg
-        .signing_key()
-        .context("the config has no active signing key to rotate from")?;
-    let dir = active
-        .private
-        .as_deref()
-        .or(active.public.as_deref())
-        .and_then(Path::parent)
-        .context("the active key has no file to put the new key beside")?
-        .to_path_buf();
-    let kid = match kid {
-        Some(k) => k,
-        None => format!("ed25519-{}", &token::issue::random_id()?[..8]),
-    };
-    if cfg.keys.iter().any(|k| k.kid == kid) {
-        bail!("kid {kid:?} is in the config already");
-    }
-    let private = dir.join(format!("{kid}.pem"));
-    let public = dir.join(format!("{kid}.pub.pem"));
-    if private.exists() || public.exists() {
-        bail!("{} exists already; not overwriting", private.display());
-    }
-    let text = std::fs::read_to_string(config)?;
-    let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the config")?;
-    let keys = doc
-        .get_mut("keys")
-        .and_then(|k| k.as_array_of_tables_mut())
-        .context("the config has no [[keys]]")?;
-    for t in keys.iter_mut() {
-        t.remove("active");
-        t.remove("dev_generate");
-    }
-    let base = config.parent().unwrap_or(Path::new("."));
-    let rel = |p: &Path| -> String { pathdiff(p, base).unwrap_or_else(|| p.display().to_string()) };
-    let mut t = toml_edit::Table::new();
-    t["kid"] = toml_edit::value(kid.clone());
-    t["alg"] = toml_edit::value("EdDSA");
-    t["public"] = toml_edit::value(rel(&public));
-    t["private"] = toml_edit::value(rel(&private));
-    t["active"] = toml_edit::value(true);
-    keys.push(t);
-    let pair = tollgate::token::keys::generate_pem(Algorithm::EdDsa)?;
-    tollgate::token::keys::write_pair(&private, &public, &pair)?;
-    std::fs::write(config, doc.to_string())?;
-    load(config).context("the rotated config does not validate")?;
-    println!("new active key {kid}; the old keys still verify until you remove them from {}. Apply with SIGHUP (kill -HUP <pid>) or POST /v1/reload on the admin listener.", config.display());
+    let key = tollgate::admin::keys::rotate(config, kid)?;
+    println!("new active key {}; the old keys still verify until you remove them from {}. Apply with SIGHUP (kill -HUP <pid>) or POST /v1/reload on the admin listener.", key.kid, config.display());
     Ok(())
-}
-
-/// `path` relative to `base` when it lies below it (keys written beside the active key
-/// keep the config's own relative style).
-fn pathdiff(path: &Path, base: &Path) -> Option<String> {
-    let base = std::fs::canonicalize(base).ok()?;
-    let dir = std::fs::canonicalize(path.parent()?).ok()?;
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    let mut up = base.clone();
-    let mut prefix = String::new();
-    for _ in 0..8 {
-        if let Ok(rest) = dir.strip_prefix(&up) {
-            let rest = rest.to_string_lossy();
-            let joined = if rest.is_empty() {
-                name
-            } else {
-                format!("{rest}/{name}")
-            };
-            return Some(format!("{prefix}{joined}"));
-        }
-        up = up.parent()?.to_path_buf();
-        prefix.push_str("../");
-    }
-    None
 }
 
 fn load(path: &Path) -> Result<Config> {
@@ -590,7 +523,7 @@ async fn wait_for_stop_signal() {
 
 /// Reload the configuration, keys and certificates on every SIGHUP, until shutdown
 /// starts. The outcome is logged (and counted) by the gate's reload task.
-async fn reload_on_sighup(reloader: tollgate::app::Reloader) {
+async fn reload_on_sighup(reloader: tollgate::reload::Reloader) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -621,103 +554,28 @@ fn print_playback(cfg: &Config, gate: &tollgate::app::Gate) {
     }
 }
 
-fn mint(cfg: &Config, a: &MintArgs) -> Result<(String, token::Claims)> {
-    let keys = KeySet::load(&cfg.keys).context("keys")?;
-    let configured = a.resource.as_ref().and_then(|id| {
-        cfg.resources.iter().find(|r| {
-            &r.id == id
-                && a.resource_type
-                    .as_deref()
-                    .is_none_or(|t| t == r.resource_type.as_str())
-        })
-    });
-    let rty = match (&a.resource_type, configured) {
-        (Some(t), _) => {
-            Some(ResourceType::parse(t).with_context(|| format!("unknown type {t:?}"))?)
-        }
-        (None, Some(r)) => Some(r.resource_type),
-        (None, None) => Some(ResourceType::Vod),
-    };
-    let ttl = match a.ttl.as_str() {
-        "never" if cfg.token.allow_never_expiring => None,
-        "never" => bail!("--ttl never needs token.allow_never_expiring = true in the config"),
-        t => Some(
-            parse_duration(t).with_context(|| format!("--ttl {t:?} is not a duration like 60s"))?,
-        ),
-    };
-    let now = tollgate::clock::now();
-    let sxp = match &a.session {
-        None => None,
-        Some(s) => Some(
-            now + parse_duration(s)
-                .with_context(|| format!("--session {s:?}"))?
-                .as_secs(),
-        ),
-    };
-    let org = a.org.clone().or_else(|| configured.map(|r| r.org.clone()));
-    let prj = a
-        .project
-        .clone()
-        .or_else(|| configured.and_then(|r| r.project.clone()));
-    let req = MintRequest {
+fn mint_options(a: &MintArgs) -> MintOptions {
+    MintOptions {
+        resource: a.resource.clone(),
+        resource_type: a.resource_type.clone(),
         scope: match a.scope {
             ScopeArg::Resource => Scope::Resource,
             ScopeArg::Project => Scope::Project,
             ScopeArg::Account => Scope::Account,
         },
-        rid: a.resource.clone(),
-        rty,
-        org,
-        prj,
+        org: a.org.clone(),
+        project: a.project.clone(),
+        ttl: a.ttl.clone(),
         sub: a.sub.clone(),
-        name: None,
-        ttl,
         ip: a.ip.clone(),
         acl: a.acl.clone(),
-        sxp,
-        aud: cfg.token.audience.first().cloned(),
-        family: None,
-    };
-    match req.scope {
-        Scope::Resource if req.rid.is_none() => bail!("--scope resource needs --resource"),
-        Scope::Project if req.prj.is_none() => {
-            bail!("--scope project needs --project or a configured --resource")
-        }
-        Scope::Account if req.org.is_none() => {
-            bail!("--scope account needs --org or a configured --resource")
-        }
-        _ => {}
+        session: a.session.clone(),
     }
-    token::mint(&keys, &cfg.token.issuer, &req, now).map_err(anyhow::Error::from)
 }
 
 fn keys_generate(kid: Option<String>, alg: &str, out: &Path) -> Result<()> {
-    let alg = Algorithm::parse(alg).with_context(|| format!("--alg {alg:?}: EdDSA or ES256"))?;
-    let kid = match kid {
-        Some(k) => k,
-        None => format!(
-            "{}-{}",
-            alg.as_str().to_ascii_lowercase(),
-            &token::issue::random_id()?[..8]
-        ),
-    };
-    let private = out.join(format!("{kid}.pem"));
-    let public = out.join(format!("{kid}.pub.pem"));
-    if private.exists() || public.exists() {
-        bail!(
-            "{} or {} exists already; not overwriting",
-            private.display(),
-            public.display()
-        );
-    }
-    let pair = tollgate::token::keys::generate_pem(alg)?;
-    tollgate::token::keys::write_pair(&private, &public, &pair)?;
+    let key = tollgate::admin::keys::generate(kid, alg, out)?;
     println!("# add to the config (paths relative to the config file's directory):");
-    println!(
-        "[[keys]]\nkid = \"{kid}\"\nalg = \"{}\"\npublic = \"{}\"\nprivate = \"{}\"",
-        alg.as_str(),
-        public.display(),
-        private.display()
-    );
+    println!("{}", key.config_entry());
     Ok(())
 }

@@ -2,13 +2,15 @@
 //! development CA the quick start makes on first run.
 //!
 //! Owns certificates and keys read from PEM (`rustls-pki-types`); never sees HTTP or
-//! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (THREATS C6), aws-lc-rs as
-//! the one crypto provider. The server config is built once; its certificates sit in a
+//! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (docs/threat-model.md, C6),
+//! aws-lc-rs as the one crypto provider. The server config is built once; its certificates sit in a
 //! [`CertStore`] that a reload swaps whole.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -17,6 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config;
+use crate::private_file::{self, Access};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -131,19 +134,19 @@ impl CertSet {
 /// keep the set they started with; the next handshake sees the new one, and open
 /// connections are not touched.
 #[derive(Debug)]
-pub struct CertStore(RwLock<Arc<CertSet>>);
+pub struct CertStore(ArcSwap<CertSet>);
 
 impl CertStore {
     pub fn new(set: CertSet) -> Self {
-        CertStore(RwLock::new(Arc::new(set)))
+        CertStore(ArcSwap::from_pointee(set))
     }
 
     pub fn replace(&self, set: CertSet) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        self.0.store(Arc::new(set));
     }
 
     fn current(&self) -> Arc<CertSet> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.load_full()
     }
 }
 
@@ -208,21 +211,21 @@ pub fn ensure_dev_cert(cert: &config::Cert) -> Result<bool, TlsError> {
     let key = rcgen::KeyPair::generate().map_err(gen)?;
     let leaf = params.signed_by(&key, &ca).map_err(gen)?;
 
-    let write = |path: &Path, text: String, secret: bool| -> Result<(), TlsError> {
-        let err = |error| TlsError::Write {
+    let write = |path: &Path, text: String, access| -> Result<(), TlsError> {
+        private_file::write(path, text.as_bytes(), access).map_err(|error| TlsError::Write {
             path: path.to_path_buf(),
             error,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        crate::token::keys::write_file(path, text.as_bytes(), secret).map_err(err)
+        })
     };
-    write(&dev_ca_path(cert), ca.pem(), false)?;
+    write(&dev_ca_path(cert), ca.pem(), Access::Public)?;
     // The chain served: leaf, then the CA (clients that trust ca.pem need only the leaf,
     // but sending the chain is what a real deployment does).
-    write(&cert.cert, format!("{}{}", leaf.pem(), ca.pem()), false)?;
-    write(&cert.key, key.serialize_pem(), true)?;
+    write(
+        &cert.cert,
+        format!("{}{}", leaf.pem(), ca.pem()),
+        Access::Public,
+    )?;
+    write(&cert.key, key.serialize_pem(), Access::Owner)?;
     Ok(true)
 }
 

@@ -1,4 +1,4 @@
-//! The one issuer behind the three dialects (DESIGN.md §4).
+//! The one issuer behind the three dialects (docs/architecture.md, "The admin listener").
 //!
 //! Each dialect parses its own request into an [`IssueRequest`] and renders the
 //! [`Issued`] result or the [`IssueError`] in its own shape; this file decides what may

@@ -14,7 +14,7 @@ use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
 use crate::config::ResourceType;
 use crate::store::{
-    self, ApiToken, Org, Project, Resource, Revocation, RevocationKind, Store, StoreError, User,
+    ApiToken, Org, Project, Resource, Revocation, RevocationKind, Store, StoreError, User,
 };
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
@@ -351,32 +351,9 @@ pub(super) async fn handle(
     }
 }
 
+/// Apply a revocation just recorded (its JSON answer) at this node at once.
 fn apply_revocation(revs: &crate::token::Revocations, v: &serde_json::Value) {
-    let (Some(kind), Some(value)) = (v["kind"].as_str(), v["value"].as_str()) else {
-        return;
-    };
-    apply(revs, RevocationKind::parse(kind), value);
-}
-
-/// Add one stored revocation to the in-memory set the edge checks.
-pub fn apply(revs: &crate::token::Revocations, kind: Option<RevocationKind>, value: &str) {
-    match kind {
-        Some(RevocationKind::Jti) => revs.revoke_jti(value),
-        Some(RevocationKind::Subject) => revs.revoke_subject(value),
-        Some(RevocationKind::Org) => revs.revoke_org(value),
-        Some(RevocationKind::Family) => revs.revoke_family(value),
-        None => {}
+    if let (Some(kind), Some(value)) = (v["kind"].as_str(), v["value"].as_str()) {
+        revs.revoke(kind, value);
     }
-}
-
-/// Load every stored revocation into the in-memory set.
-pub fn load_revocations(
-    store: &dyn Store,
-    revs: &crate::token::Revocations,
-) -> store::Result<usize> {
-    let all = store.revocations()?;
-    for r in &all {
-        apply(revs, Some(r.kind), &r.value);
-    }
-    Ok(all.len())
 }

@@ -1,16 +1,18 @@
 //! The admin listener (`127.0.0.1:9090` by default): the three token-issuing dialects,
 //! management, JWKS, health and readiness. It never shares a listener with the edge, and
-//! the edge never answers these paths (THREATS B7).
+//! the edge never answers these paths (docs/threat-model.md, B7).
 //!
 //! This file owns routing and caller authentication (API tokens for BlendVision and
 //! Azure, username/password and refresh tokens for movingimage, the admin token for
 //! management) and the glue to the [`issuer::Issuer`]; the dialects own their wire
 //! formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
-//! in time (THREATS C2).
+//! in time (threat model C2).
 
 pub mod dialect;
 pub mod issuer;
+pub mod keys;
 pub mod manage;
+pub mod mint;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,10 +64,10 @@ pub struct AdminService {
     issue_limiter: Option<Keyed<u64>>,
     api_token_keys: SubjectKeys,
     metrics: Arc<Metrics>,
-    reloader: Option<crate::app::Reloader>,
+    reloader: Option<crate::reload::Reloader>,
     settings: Settings,
     /// An argon2 hash of a random password: unknown usernames are checked against it so
-    /// that they cost the same as known ones (THREATS B3, A19).
+    /// that they cost the same as known ones (threat model B3, A19).
     dummy_hash: Arc<String>,
     clock: fn() -> u64,
 }
@@ -156,7 +158,7 @@ impl AdminService {
         revocations: Arc<Revocations>,
         settings: Settings,
         metrics: Arc<Metrics>,
-        reloader: Option<crate::app::Reloader>,
+        reloader: Option<crate::reload::Reloader>,
     ) -> Self {
         let limiter = Arc::new(LoginLimiter::new(
             settings.login_per_ip,
@@ -622,7 +624,7 @@ impl AdminService {
         let ((_, current), user) = record;
         // Checked before rotating, so a refused VideoManager does not spend a current
         // token. A spent one goes on to `rotate_refresh` whatever the VideoManager: reuse
-        // must revoke its family (THREATS B2), and must look like any bad token.
+        // must revoke its family (threat model B2), and must look like any bad token.
         if current && !user.orgs.contains(&vm) {
             return fail(movingimage::Error::FORBIDDEN_VM);
         }

@@ -1,5 +1,5 @@
 //! State that outlives a request: organisations, projects, resources, users, API tokens,
-//! refresh-token families and revocations (DESIGN.md §5).
+//! refresh-token families and revocations (docs/architecture.md, "State").
 //!
 //! [`Store`] is the trait; [`sqlite::SqliteStore`] the embedded default (one file under
 //! `data/`, nothing to install). The trait is synchronous: async callers run it on
@@ -7,8 +7,15 @@
 //! API tokens and refresh tokens are kept as SHA-256 hashes (hex), passwords as argon2
 //! PHC strings made by the caller. Every write is durable when the call returns
 //! (`synchronous = FULL` in WAL mode): nothing acknowledged is lost on `kill -9`.
+//!
+//! What every backend must do is pinned by the conformance suite (`conformance`, test
+//! builds only): cases over `&dyn Store` that each backend runs unchanged.
 
 pub mod sqlite;
+
+/// The backend-independent test suite; see the module doc.
+#[cfg(test)]
+pub(crate) mod conformance;
 
 use crate::config::ResourceType;
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
 
 use crate::config::{self, Algorithm};
+use crate::private_file::{self, Access};
 
 /// Why keys could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -367,37 +368,16 @@ pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
     Ok((pair.serialize_pem(), pair.public_key_pem()))
 }
 
-/// Write a key pair to `private` (mode 0600) and `public`, creating parent directories.
+/// Write a key pair to `private` (owner-only) and `public`, creating parent directories.
 pub fn write_pair(private: &Path, public: &Path, pair: &(String, String)) -> Result<(), KeyError> {
-    let write = |path: &Path, text: &str, secret: bool| -> Result<(), KeyError> {
-        let err = |error| KeyError::Write {
+    let write = |path: &Path, text: &str, access| -> Result<(), KeyError> {
+        private_file::write(path, text.as_bytes(), access).map_err(|error| KeyError::Write {
             path: path.display().to_string(),
             error,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        write_file(path, text.as_bytes(), secret).map_err(err)
+        })
     };
-    write(private, &pair.0, true)?;
-    write(public, &pair.1, false)
-}
-
-/// Write a file; secrets are created readable by the owner only.
-pub(crate) fn write_file(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    write(private, &pair.0, Access::Owner)?;
+    write(public, &pair.1, Access::Public)
 }
 
 /// Create the development key pairs the configuration asks for (`dev_generate`) when

@@ -15,16 +15,17 @@
 //! counters, live as long as the process. The counters are plain atomics that the
 //! `metrics` module reads at scrape time: this module knows nothing of Prometheus.
 //!
-//! State touched per request: the key set and policy behind a `RwLock` (read, only on a
-//! miss, the guard dropped before any other work), the cache map (one shard lock, held
+//! State touched per request: the key set and policy in an `ArcSwap` (a lock-free
+//! snapshot, taken only on a miss), the cache map (one shard lock, held
 //! for a lookup or an insert), and relaxed atomic counters.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::{DashMap, DashSet};
 
 use super::claims::{Claims, Grant};
@@ -77,7 +78,7 @@ struct Policy {
 
 /// Verifies tokens, caching what verified.
 pub struct Verifier {
-    policy: RwLock<Arc<Policy>>,
+    policy: ArcSwap<Policy>,
     cache: VerifyCache,
     max_len: AtomicUsize,
     /// Signature verifications by [`VERIFY_ALGS`] × [`VERIFY_RESULTS`].
@@ -87,7 +88,7 @@ pub struct Verifier {
 impl Verifier {
     pub fn new(keys: KeySet, cfg: &config::Token) -> Self {
         Verifier {
-            policy: RwLock::new(Arc::new(Policy::new(keys, cfg))),
+            policy: ArcSwap::from_pointee(Policy::new(keys, cfg)),
             cache: VerifyCache::new(cfg.cache_capacity, cfg.cache_max_ttl, cfg.leeway),
             max_len: AtomicUsize::new(cfg.max_len),
             verifications: Default::default(),
@@ -95,11 +96,7 @@ impl Verifier {
     }
 
     fn policy(&self) -> Arc<Policy> {
-        // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.policy.load_full()
     }
 
     /// The current key set.
@@ -108,17 +105,16 @@ impl Verifier {
     }
 
     /// Replace the key set (reload). Every cached grant is dropped, so a removed key
-    /// stops verifying on the very next request (docs/threat-model.md A18).
+    /// stops verifying on the very next request (docs/threat-model.md, A18).
     pub fn replace_keys(&self, keys: KeySet) {
-        let mut guard = self.policy.write().unwrap_or_else(|p| p.into_inner());
-        let next = Policy {
-            keys: Arc::new(keys),
-            issuer: guard.issuer.clone(),
-            audience: guard.audience.clone(),
-            allow_never_expiring: guard.allow_never_expiring,
-        };
-        *guard = Arc::new(next);
-        drop(guard);
+        let keys = Arc::new(keys);
+        // rcu: a concurrent `reload` is not lost (it retries on the newer policy).
+        self.policy.rcu(|current| Policy {
+            keys: keys.clone(),
+            issuer: current.issuer.clone(),
+            audience: current.audience.clone(),
+            allow_never_expiring: current.allow_never_expiring,
+        });
         self.cache.clear();
     }
 
@@ -126,7 +122,7 @@ impl Verifier {
     /// never-expiring rule change at once, and the cache is emptied. The cache's
     /// capacity, TTL and leeway are fixed at start-up.
     pub fn reload(&self, keys: KeySet, cfg: &config::Token) {
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy::new(keys, cfg));
+        self.policy.store(Arc::new(Policy::new(keys, cfg)));
         self.max_len.store(cfg.max_len, Ordering::Relaxed);
         self.cache.clear();
     }
@@ -389,6 +385,22 @@ impl Revocations {
         self.add(&self.family, family);
     }
 
+    /// Revoke by kind name (`jti`, `subject`, `org` or `family`, the names [`counts`]
+    /// reports and the store records). Returns false, changing nothing, for any other
+    /// kind: callers hold stored or submitted revocations, and this module knows no store.
+    ///
+    /// [`counts`]: Revocations::counts
+    pub fn revoke(&self, kind: &str, value: &str) -> bool {
+        match kind {
+            "jti" => self.revoke_jti(value),
+            "subject" => self.revoke_subject(value),
+            "org" => self.revoke_org(value),
+            "family" => self.revoke_family(value),
+            _ => return false,
+        }
+        true
+    }
+
     /// Entries in force by kind (`jti`, `subject`, `org`, `family`).
     pub fn counts(&self) -> [(&'static str, usize); 4] {
         [
@@ -572,5 +584,18 @@ mod tests {
         let r = Revocations::default();
         r.revoke_jti(g.jti.as_deref().expect("minted tokens carry a jti"));
         assert!(r.is_revoked(&g));
+    }
+
+    #[test]
+    fn revoke_by_kind_name_fills_the_set_of_that_kind_and_ignores_other_names() {
+        let r = Revocations::default();
+        for kind in ["jti", "subject", "org", "family"] {
+            assert!(r.revoke(kind, "v"), "{kind}");
+        }
+        assert!(!r.revoke("user", "v"));
+        assert_eq!(
+            r.counts(),
+            [("jti", 1), ("subject", 1), ("org", 1), ("family", 1)]
+        );
     }
 }

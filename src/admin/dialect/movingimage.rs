@@ -6,7 +6,7 @@
 //! (`seeds/movingimage-access-refresh-tokens.txt`); `GET /v1/vms/video-managers` with
 //! `Authorization: Bearer <accessToken>` lists the caller's VideoManagers. The seed shows
 //! no error body, so errors are `{"code": <HTTP status>, "message": "…"}`; a failed login
-//! says the same thing for an unknown user and a wrong password (THREATS B3).
+//! says the same thing for an unknown user and a wrong password (docs/threat-model.md, B3).
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};

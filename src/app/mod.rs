@@ -2,15 +2,19 @@
 //!
 //! [`Gate::start`] makes the quick start's development material if the config asks for
 //! it, loads keys and certificates, builds the edge, binds every listener (so a bad
-//! config or a busy port fails before anything serves), and spawns the accept loops.
-//! Tests start a whole gate this way on `127.0.0.1:0`.
+//! config or a busy port fails before anything serves), and spawns the accept loops,
+//! the store refresher ([`refresh`]) and the reload task. Tests start a whole gate this
+//! way on `127.0.0.1:0`. Owns no request handling: the edge and the admin service do.
+
+pub mod refresh;
+mod reload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use arc_swap::ArcSwap;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +24,7 @@ use crate::admin::{AdminService, Settings};
 use crate::config::Config;
 use crate::edge::EdgeService;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::server::{self, Limits};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -113,7 +118,7 @@ pub fn playback_urls(
         ));
     }
     // The same, with the token in the query: the gate rewrites the manifests so that
-    // every variant and segment request carries it (DESIGN.md §6).
+    // every variant and segment request carries it (docs/architecture.md, "Manifests").
     let path = format!("{}{}/", route.prefix, res.id);
     let query = format!("?{}={token}", cfg.token.query);
     if let Some(a) = gate.edge_tls {
@@ -134,66 +139,6 @@ pub fn playback_urls(
     Ok(lines)
 }
 
-/// Load the store's resources into the edge registry and its revocations into the
-/// in-memory set. Returns the store version that was read.
-pub fn sync_from_store(
-    store: &dyn Store,
-    edge: &EdgeService,
-    revocations: &Revocations,
-) -> crate::store::Result<u64> {
-    let version = store.version()?;
-    let resources = store.resources()?;
-    edge.set_stored_resources(resources);
-    crate::admin::manage::load_revocations(store, revocations)?;
-    Ok(version)
-}
-
-/// Follow the store: when its version moves (or a reload swapped in a new edge), reload
-/// resources and revocations (so a change made by any node, or the CLI, is enforced
-/// here within one poll interval). Also prunes the rate limiters once a minute.
-async fn refresh_loop(
-    store: Arc<dyn Store>,
-    live: Arc<LiveCell>,
-    revocations: Arc<Revocations>,
-    mut seen: (u64, u64),
-    poll: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(poll);
-    let mut since_prune = Duration::ZERO;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let current = live.get();
-        since_prune += poll;
-        if since_prune >= Duration::from_secs(60) {
-            since_prune = Duration::ZERO;
-            current.edge.limits().prune();
-            current.admin.prune_limits();
-        }
-        let generation = current.generation;
-        let (s, e, r) = (store.clone(), current.edge.clone(), revocations.clone());
-        let last = seen;
-        let result = tokio::task::spawn_blocking(move || {
-            let v = s.version()?;
-            if (v, generation) == last {
-                return Ok(v);
-            }
-            sync_from_store(s.as_ref(), &e, &r)
-        })
-        .await;
-        match result {
-            Ok(Ok(v)) => seen = (v, generation),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "store refresh failed; keeping the last state")
-            }
-            Err(e) => tracing::warn!(error = %e, "store refresh task failed"),
-        }
-    }
-}
-
 /// The parts a reload rebuilds, swapped whole: requests already running finish on the
 /// generation they started with.
 pub struct Live {
@@ -203,17 +148,20 @@ pub struct Live {
     pub admin: Arc<AdminService>,
 }
 
-/// The current [`Live`]: read per request (a read lock held for one `Arc` clone).
-pub struct LiveCell(RwLock<Arc<Live>>);
+/// The current [`Live`]: read per request (one lock-free load of an `Arc`).
+pub struct LiveCell(ArcSwap<Live>);
 
 impl LiveCell {
+    fn new(live: Live) -> Self {
+        LiveCell(ArcSwap::from_pointee(live))
+    }
+
     pub fn get(&self) -> Arc<Live> {
-        // A poisoned lock only means a writer panicked mid-swap of an Arc.
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.load_full()
     }
 
     fn set(&self, live: Arc<Live>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = live;
+        self.0.store(live);
     }
 }
 
@@ -286,187 +234,6 @@ impl Core {
     }
 }
 
-/// What a reload put in force.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadReport {
-    pub generation: u64,
-    /// Key ids that verify, and the one that signs.
-    pub kids: Vec<String>,
-    pub active_kid: Option<String>,
-    pub certificates: usize,
-    pub routes: usize,
-    pub origins: usize,
-    /// Settings that changed in the file but take effect only after a restart.
-    pub restart_needed: Vec<&'static str>,
-}
-
-type ReloadReply = oneshot::Sender<Result<ReloadReport, String>>;
-
-/// Asks the running gate to reload its configuration file, keys and certificates (what
-/// SIGHUP and `POST /v1/reload` do). Reloads run one at a time.
-#[derive(Clone)]
-pub struct Reloader(mpsc::Sender<ReloadReply>);
-
-impl Reloader {
-    /// Reload, and say what is now in force — or why the running state was kept.
-    pub async fn reload(&self) -> Result<ReloadReport, String> {
-        let (tx, rx) = oneshot::channel();
-        self.0
-            .send(tx)
-            .await
-            .map_err(|_| "the gate is shutting down".to_string())?;
-        rx.await
-            .map_err(|_| "the reload was abandoned".to_string())?
-    }
-}
-
-/// Settings a reload cannot apply (they belong to sockets, files opened at start or the
-/// cache's shape): named in the report and the log while they differ from what the
-/// process started with.
-fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |changed: bool, name: &'static str| {
-        if changed {
-            out.push(name);
-        }
-    };
-    if let Some(was) = file_listen {
-        let now = listen_of(new);
-        check(was[0] != now[0], "edge.tls_listen");
-        check(was[1] != now[1], "edge.plain_listen");
-        check(was[2] != now[2], "admin.listen");
-    }
-    check(
-        old.edge.header_timeout != new.edge.header_timeout,
-        "edge.header_timeout",
-    );
-    check(
-        old.edge.tls_handshake_timeout != new.edge.tls_handshake_timeout,
-        "edge.tls_handshake_timeout",
-    );
-    check(
-        old.edge.max_header_bytes != new.edge.max_header_bytes,
-        "edge.max_header_bytes",
-    );
-    check(
-        old.edge.max_headers != new.edge.max_headers,
-        "edge.max_headers",
-    );
-    check(
-        old.edge.max_connections != new.edge.max_connections,
-        "edge.max_connections",
-    );
-    check(
-        old.edge.h2_max_concurrent_streams != new.edge.h2_max_concurrent_streams,
-        "edge.h2_max_concurrent_streams",
-    );
-    check(
-        old.edge.shutdown_grace != new.edge.shutdown_grace,
-        "edge.shutdown_grace",
-    );
-    check(old.store.path != new.store.path, "store.path");
-    check(old.store.poll != new.store.poll, "store.poll");
-    check(
-        old.token.cache_capacity != new.token.cache_capacity,
-        "token.cache_capacity",
-    );
-    check(
-        old.token.cache_max_ttl != new.token.cache_max_ttl,
-        "token.cache_max_ttl",
-    );
-    check(
-        old.token.leeway != new.token.leeway,
-        "token.leeway (verification cache)",
-    );
-    check(old.log != new.log, "log");
-    out
-}
-
-/// Serve reload requests one at a time until shutdown.
-async fn reload_loop(
-    core: Arc<Core>,
-    live: Arc<LiveCell>,
-    mut requests: mpsc::Receiver<ReloadReply>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let reply = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = requests.recv() => match r {
-                Some(r) => r,
-                None => return,
-            },
-        };
-        let outcome = reload(&core, &live).await;
-        core.metrics.reloaded(outcome.is_ok());
-        match &outcome {
-            Ok(r) => tracing::info!(
-                generation = r.generation,
-                active_kid = r.active_kid.as_deref().unwrap_or("none"),
-                kids = ?r.kids,
-                restart_needed = ?r.restart_needed,
-                "configuration reloaded"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
-            }
-        }
-        let _ = reply.send(outcome);
-    }
-}
-
-/// Read the configuration file again and apply it — all or nothing. Everything is
-/// loaded and built before anything is swapped, so a broken file, key or certificate
-/// leaves the running state exactly as it was.
-async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
-    let old = live.get();
-    let source = old.config.source.clone();
-    let file = tokio::task::spawn_blocking(move || Config::load(&source))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let restart = restart_needed(&core.started, core.file_listen, &file);
-    // Listeners stay where they are bound (an override on the command line included).
-    let mut cfg = file;
-    cfg.edge.tls_listen = old.config.edge.tls_listen;
-    cfg.edge.plain_listen = old.config.edge.plain_listen;
-    cfg.admin_listen = old.config.admin_listen;
-    let keys = KeySet::load(&cfg.keys).map_err(|e| format!("keys: {e}"))?;
-    let certs = match core.certs {
-        Some(_) => Some(CertSet::load(&cfg.tls.certs).map_err(|e| format!("tls: {e}"))?),
-        None => None,
-    };
-    let next = core
-        .build(&cfg, old.generation + 1)
-        .map_err(|e| e.to_string())?;
-    // Stored resources go into the new edge before it serves a request.
-    let (store, edge, revocations) = (
-        core.store.clone(),
-        next.edge.clone(),
-        core.revocations.clone(),
-    );
-    tokio::task::spawn_blocking(move || sync_from_store(store.as_ref(), &edge, &revocations))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("store: {e}"))?;
-
-    let report = ReloadReport {
-        generation: next.generation,
-        kids: keys.kids().into_iter().map(str::to_string).collect(),
-        active_kid: keys.signing().map(|k| k.kid.clone()),
-        certificates: cfg.tls.certs.len(),
-        routes: cfg.routes.len(),
-        origins: cfg.origins.len(),
-        restart_needed: restart,
-    };
-    core.verifier.reload(keys, &cfg.token);
-    if let (Some(store), Some(set)) = (&core.certs, certs) {
-        store.replace(set);
-    }
-    live.set(Arc::new(next));
-    Ok(report)
-}
-
 /// Read (or, on first run, create) the admin token file; returns its SHA-256.
 pub fn ensure_admin_token(cfg: &Config) -> Result<Option<[u8; 32]>, StartError> {
     let Some(path) = &cfg.admin.token_file else {
@@ -476,10 +243,7 @@ pub fn ensure_admin_token(cfg: &Config) -> Result<Option<[u8; 32]>, StartError> 
     if !path.exists() {
         let token = crate::admin::random_secret()
             .ok_or_else(|| StartError::AdminToken("no randomness".into()))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        crate::token::keys::write_file(path, format!("{token}\n").as_bytes(), true).map_err(err)?;
+        crate::private_file::write_secret(path, format!("{token}\n").as_bytes()).map_err(err)?;
         tracing::info!(path = %path.display(), "made an admin token for the management API");
     }
     let text = std::fs::read_to_string(path).map_err(err)?;
@@ -540,8 +304,7 @@ impl Gate {
             Some(c) => Some(TlsAcceptor::from(crate::tls::server_config_for(c.clone())?)),
             None => None,
         };
-        let (reload_tx, reload_rx) = mpsc::channel(4);
-        let reloader = Reloader(reload_tx);
+        let (reloader, reload_requests) = Reloader::channel(4);
         let core = Arc::new(Core {
             metrics: metrics.clone(),
             verifier: verifier.clone(),
@@ -554,10 +317,10 @@ impl Gate {
             file_listen: Config::load(&cfg.source).ok().map(|f| listen_of(&f)),
         });
         let first = core.build(cfg, 0)?;
-        // Revocations and resources are loaded before anything listens (THREATS E3).
-        let version = sync_from_store(store.as_ref(), &first.edge, &revocations)
+        // Revocations and resources are loaded before anything listens (docs/threat-model.md, E3).
+        let version = refresh::sync_from_store(store.as_ref(), &first.edge, &revocations)
             .map_err(|e| StartError::Store(e.to_string()))?;
-        let live = Arc::new(LiveCell(RwLock::new(Arc::new(first))));
+        let live = Arc::new(LiveCell::new(first));
 
         let shutdown = CancellationToken::new();
         let limits = Limits::from_edge(&cfg.edge);
@@ -629,7 +392,7 @@ impl Gate {
                 shutdown.clone(),
             ));
         }
-        tasks.spawn(refresh_loop(
+        tasks.spawn(refresh::refresh_loop(
             store,
             live.clone(),
             revocations,
@@ -637,7 +400,12 @@ impl Gate {
             cfg.store.poll,
             shutdown.clone(),
         ));
-        tasks.spawn(reload_loop(core.clone(), live, reload_rx, shutdown.clone()));
+        tasks.spawn(reload::reload_loop(
+            core.clone(),
+            live,
+            reload_requests,
+            shutdown.clone(),
+        ));
         core.ready.store(true, Ordering::Release);
         gate.tasks = tasks;
         Ok(gate)

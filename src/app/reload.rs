@@ -1,0 +1,218 @@
+//! Reloading: the task that serves [`Reloader`] requests one at a time, each reading the
+//! configuration file, keys and certificates again and swapping the reloadable state
+//! whole, and the list of settings only a restart applies.
+//!
+//! Owns the all-or-nothing rule: everything is loaded and built before anything is
+//! swapped. Never binds a socket: listeners stay where they were bound at start.
+//!
+//! [`Reloader`]: crate::reload::Reloader
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{listen_of, refresh, Core, Listen, LiveCell};
+use crate::config::Config;
+use crate::reload::{ReloadReport, ReloadRequests};
+use crate::tls::CertSet;
+use crate::token::KeySet;
+
+/// Settings a reload cannot apply (they belong to sockets, files opened at start or the
+/// cache's shape): named in the report and the log while they differ from what the
+/// process started with.
+fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |changed: bool, name: &'static str| {
+        if changed {
+            out.push(name);
+        }
+    };
+    if let Some(was) = file_listen {
+        let now = listen_of(new);
+        check(was[0] != now[0], "edge.tls_listen");
+        check(was[1] != now[1], "edge.plain_listen");
+        check(was[2] != now[2], "admin.listen");
+    }
+    check(
+        old.edge.header_timeout != new.edge.header_timeout,
+        "edge.header_timeout",
+    );
+    check(
+        old.edge.tls_handshake_timeout != new.edge.tls_handshake_timeout,
+        "edge.tls_handshake_timeout",
+    );
+    check(
+        old.edge.max_header_bytes != new.edge.max_header_bytes,
+        "edge.max_header_bytes",
+    );
+    check(
+        old.edge.max_headers != new.edge.max_headers,
+        "edge.max_headers",
+    );
+    check(
+        old.edge.max_connections != new.edge.max_connections,
+        "edge.max_connections",
+    );
+    check(
+        old.edge.h2_max_concurrent_streams != new.edge.h2_max_concurrent_streams,
+        "edge.h2_max_concurrent_streams",
+    );
+    check(
+        old.edge.shutdown_grace != new.edge.shutdown_grace,
+        "edge.shutdown_grace",
+    );
+    check(old.store.path != new.store.path, "store.path");
+    check(old.store.poll != new.store.poll, "store.poll");
+    check(
+        old.token.cache_capacity != new.token.cache_capacity,
+        "token.cache_capacity",
+    );
+    check(
+        old.token.cache_max_ttl != new.token.cache_max_ttl,
+        "token.cache_max_ttl",
+    );
+    check(
+        old.token.leeway != new.token.leeway,
+        "token.leeway (verification cache)",
+    );
+    check(old.log != new.log, "log");
+    out
+}
+
+/// Serve reload requests one at a time until shutdown.
+pub(super) async fn reload_loop(
+    core: Arc<Core>,
+    live: Arc<LiveCell>,
+    mut requests: ReloadRequests,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let reply = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = requests.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let outcome = reload(&core, &live).await;
+        core.metrics.reloaded(outcome.is_ok());
+        match &outcome {
+            Ok(r) => tracing::info!(
+                generation = r.generation,
+                active_kid = r.active_kid.as_deref().unwrap_or("none"),
+                kids = ?r.kids,
+                restart_needed = ?r.restart_needed,
+                "configuration reloaded"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
+            }
+        }
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Read the configuration file again and apply it — all or nothing. Everything is
+/// loaded and built before anything is swapped, so a broken file, key or certificate
+/// leaves the running state exactly as it was.
+async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
+    let old = live.get();
+    let source = old.config.source.clone();
+    let file = tokio::task::spawn_blocking(move || Config::load(&source))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let restart = restart_needed(&core.started, core.file_listen, &file);
+    // Listeners stay where they are bound (an override on the command line included).
+    let mut cfg = file;
+    cfg.edge.tls_listen = old.config.edge.tls_listen;
+    cfg.edge.plain_listen = old.config.edge.plain_listen;
+    cfg.admin_listen = old.config.admin_listen;
+    let keys = KeySet::load(&cfg.keys).map_err(|e| format!("keys: {e}"))?;
+    let certs = match core.certs {
+        Some(_) => Some(CertSet::load(&cfg.tls.certs).map_err(|e| format!("tls: {e}"))?),
+        None => None,
+    };
+    let next = core
+        .build(&cfg, old.generation + 1)
+        .map_err(|e| e.to_string())?;
+    // Stored resources go into the new edge before it serves a request.
+    let (store, edge, revocations) = (
+        core.store.clone(),
+        next.edge.clone(),
+        core.revocations.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        refresh::sync_from_store(store.as_ref(), &edge, &revocations)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("store: {e}"))?;
+
+    let report = ReloadReport {
+        generation: next.generation,
+        kids: keys.kids().into_iter().map(str::to_string).collect(),
+        active_kid: keys.signing().map(|k| k.kid.clone()),
+        certificates: cfg.tls.certs.len(),
+        routes: cfg.routes.len(),
+        origins: cfg.origins.len(),
+        restart_needed: restart,
+    };
+    core.verifier.reload(keys, &cfg.token);
+    if let (Some(store), Some(set)) = (&core.certs, certs) {
+        store.replace(set);
+    }
+    live.set(Arc::new(next));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+[edge]
+tls_listen = ""
+plain_listen = "127.0.0.1:8080"
+
+[store]
+path = "state/tollgate.db"
+
+[[keys]]
+kid = "k1"
+alg = "EdDSA"
+public = "keys/k1.pub.pem"
+private = "keys/k1.pem"
+active = true
+"#;
+        Config::parse(text, Path::new("t.toml")).expect("valid config")
+    }
+
+    #[test]
+    fn an_unchanged_file_needs_no_restart() {
+        let cfg = config();
+        assert!(restart_needed(&cfg, Some(listen_of(&cfg)), &cfg).is_empty());
+    }
+
+    #[test]
+    fn listeners_store_and_cache_shape_are_named_until_a_restart() {
+        let old = config();
+        let mut new = config();
+        new.edge.plain_listen = "127.0.0.1:8081".parse().ok();
+        new.store.poll = Duration::from_secs(9);
+        new.token.cache_capacity += 1;
+        assert_eq!(
+            restart_needed(&old, Some(listen_of(&old)), &new),
+            vec!["edge.plain_listen", "store.poll", "token.cache_capacity"]
+        );
+        // Without the file's listen addresses (a command-line override), they are not compared.
+        assert_eq!(
+            restart_needed(&old, None, &new),
+            vec!["store.poll", "token.cache_capacity"]
+        );
+    }
+}

@@ -1,0 +1,917 @@
+//! The conformance suite every [`Store`] backend runs unchanged: the behaviour the rest
+//! of the gate relies on (round trips, referential rules, the refresh-token rotation with
+//! exactly one winner, revocations, the version counter), written against `&dyn Store`
+//! only.
+//!
+//! Each case is a function taking a fresh, empty store (or two handles on one store).
+//! A backend runs them all with [`conformance_suite!`], which makes every case its own
+//! `#[test]`; backend-specific tests (files, migrations, crash safety) stay with the
+//! backend. Test-only: compiled under `cfg(test)`.
+
+use std::sync::Barrier;
+
+use super::{
+    ApiToken, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
+    Store, StoreError, User,
+};
+use crate::config::ResourceType;
+
+/// A fresh store for one case. Dropped when the case ends (a temporary file or
+/// database goes with it).
+pub trait Backend {
+    /// The store, empty at first.
+    fn store(&self) -> &dyn Store;
+    /// A second, independent handle (connection) on the same store.
+    fn another_handle(&self) -> Box<dyn Store>;
+}
+
+/// One `#[test]` per conformance case, each on a backend from `$fresh()` (a path to a
+/// function that returns a [`Backend`]).
+macro_rules! conformance_suite {
+    ($fresh:path) => {
+        $crate::store::conformance::conformance_suite!(@single $fresh;
+            orgs_round_trip_are_listed_by_id_and_put_replaces_the_name,
+            projects_round_trip_and_need_an_existing_org,
+            resources_round_trip_with_and_without_a_project,
+            a_resource_is_keyed_by_id_and_type,
+            put_resource_rejects_an_unknown_org_an_unknown_project_and_a_project_of_another_org,
+            users_round_trip_with_their_orgs_in_grant_order,
+            put_user_replaces_by_id_and_rewrites_the_org_list,
+            a_duplicate_username_is_a_conflict_and_changes_nothing,
+            put_user_rejects_an_unknown_org_and_an_org_listed_twice,
+            api_tokens_round_trip_and_are_found_by_hash,
+            put_api_token_rejects_an_unknown_org_a_hash_in_use_and_a_plaintext_secret,
+            delete_org_is_a_conflict_while_anything_refers_to_it,
+            refresh_tokens_do_not_pin_their_org,
+            deleting_a_missing_thing_is_not_found,
+            a_project_with_resources_cannot_be_deleted_or_moved_to_another_org,
+            refresh_tokens_round_trip,
+            insert_refresh_rejects_an_unknown_user_or_org_and_an_existing_family_or_hash,
+            rotating_the_current_token_spends_it_and_makes_the_new_one_current,
+            a_rotation_that_cannot_complete_changes_nothing,
+            b2_reuse_of_a_rotated_refresh_token_revokes_the_family,
+            an_expired_refresh_token_is_dead,
+            an_unknown_refresh_token_is_unknown,
+            a_family_revoked_by_an_admin_or_by_subject_is_dead,
+            deleting_a_user_deletes_their_refresh_tokens,
+            revocations_round_trip_in_order_and_revoke_is_idempotent,
+            version_grows_with_every_write_and_not_with_reads,
+        );
+        $crate::store::conformance::conformance_suite!(@pair $fresh;
+            b2_two_concurrent_refreshes_have_exactly_one_winner,
+            a_write_by_another_handle_shows_in_version,
+        );
+    };
+    (@single $fresh:path; $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let backend = $fresh();
+                $crate::store::conformance::$case(
+                    $crate::store::conformance::Backend::store(&backend),
+                );
+            }
+        )*
+    };
+    (@pair $fresh:path; $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let backend = $fresh();
+                let other = $crate::store::conformance::Backend::another_handle(&backend);
+                $crate::store::conformance::$case(
+                    $crate::store::conformance::Backend::store(&backend),
+                    other.as_ref(),
+                );
+            }
+        )*
+    };
+}
+pub(crate) use conformance_suite;
+
+/// A stand-in SHA-256 digest, distinct per `n`.
+pub fn h(n: u32) -> String {
+    format!("{n:064x}")
+}
+
+pub fn org(id: &str) -> Org {
+    Org {
+        id: id.into(),
+        name: format!("Org {id}"),
+    }
+}
+
+pub fn project(id: &str, org: &str) -> Project {
+    Project {
+        id: id.into(),
+        org: org.into(),
+        name: format!("Project {id}"),
+    }
+}
+
+pub fn resource(id: &str, org: &str, project: Option<&str>) -> Resource {
+    Resource {
+        id: id.into(),
+        resource_type: ResourceType::Vod,
+        org: org.into(),
+        project: project.map(Into::into),
+        public: false,
+        published: true,
+    }
+}
+
+pub fn user(id: &str, username: &str, orgs: &[&str]) -> User {
+    User {
+        id: id.into(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        orgs: orgs.iter().map(|o| (*o).to_owned()).collect(),
+    }
+}
+
+pub fn api_token(id: &str, org: &str, n: u32) -> ApiToken {
+    ApiToken {
+        id: id.into(),
+        org: org.into(),
+        label: format!("token {id}"),
+        hash: h(n),
+    }
+}
+
+pub fn refresh(n: u32, family: &str, user: &str, org: &str, expires_at: u64) -> RefreshToken {
+    RefreshToken {
+        hash: h(n),
+        family: family.into(),
+        user: user.into(),
+        org: org.into(),
+        expires_at,
+    }
+}
+
+/// Put org `o1`, user `u1` in it, and a refresh family `f1` whose current token is
+/// `h(1)`, expiring at 1000, into `store`.
+pub fn with_family(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store
+        .put_user(&user("u1", "alice", &["o1"]))
+        .expect("put user");
+    store
+        .insert_refresh(&refresh(1, "f1", "u1", "o1", 1000))
+        .expect("insert refresh");
+}
+
+pub fn is_invalid<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::Invalid(_)))
+}
+
+pub fn is_conflict<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+pub fn is_not_found<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::NotFound(_)))
+}
+
+pub fn orgs_round_trip_are_listed_by_id_and_put_replaces_the_name(store: &dyn Store) {
+    assert_eq!(store.orgs().expect("orgs"), vec![]);
+    store.put_org(&org("b")).expect("put b");
+    store.put_org(&org("a")).expect("put a");
+    assert_eq!(store.orgs().expect("orgs"), vec![org("a"), org("b")]);
+    assert_eq!(store.org("a").expect("org a"), Some(org("a")));
+    assert_eq!(store.org("zzz").expect("org zzz"), None);
+    let renamed = Org {
+        id: "a".into(),
+        name: "Renamed".into(),
+    };
+    store.put_org(&renamed).expect("rename a");
+    assert_eq!(store.org("a").expect("org a"), Some(renamed));
+    assert_eq!(store.orgs().expect("orgs").len(), 2);
+    store.delete_org("a").expect("delete a");
+    assert_eq!(store.orgs().expect("orgs"), vec![org("b")]);
+}
+
+pub fn projects_round_trip_and_need_an_existing_org(store: &dyn Store) {
+    assert!(is_invalid(store.put_project(&project("p1", "o1"))));
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+    store
+        .put_project(&project("p2", "o1"))
+        .expect("put project");
+    store
+        .put_project(&project("p1", "o1"))
+        .expect("put project");
+    assert_eq!(
+        store.projects().expect("projects"),
+        vec![project("p1", "o1"), project("p2", "o1")]
+    );
+    store
+        .put_project(&project("p1", "o2"))
+        .expect("move an empty project to another org");
+    assert_eq!(store.projects().expect("projects")[0], project("p1", "o2"));
+    store.delete_project("p1").expect("delete project");
+    assert_eq!(
+        store.projects().expect("projects"),
+        vec![project("p2", "o1")]
+    );
+}
+
+pub fn resources_round_trip_with_and_without_a_project(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store
+        .put_project(&project("p1", "o1"))
+        .expect("put project");
+    let plain = Resource {
+        public: true,
+        published: false,
+        ..resource("r1", "o1", None)
+    };
+    let in_project = Resource {
+        resource_type: ResourceType::LiveEventRecording,
+        ..resource("r2", "o1", Some("p1"))
+    };
+    store.put_resource(&plain).expect("put r1");
+    store.put_resource(&in_project).expect("put r2");
+    assert_eq!(
+        store.resource("r1", ResourceType::Vod).expect("r1"),
+        Some(plain.clone())
+    );
+    assert_eq!(
+        store
+            .resource("r2", ResourceType::LiveEventRecording)
+            .expect("r2"),
+        Some(in_project.clone())
+    );
+    assert_eq!(
+        store.resources().expect("resources"),
+        vec![plain.clone(), in_project]
+    );
+    let flipped = Resource {
+        public: false,
+        published: true,
+        project: Some("p1".into()),
+        ..plain
+    };
+    store.put_resource(&flipped).expect("replace r1");
+    assert_eq!(
+        store.resource("r1", ResourceType::Vod).expect("r1"),
+        Some(flipped)
+    );
+    store
+        .delete_resource("r1", ResourceType::Vod)
+        .expect("delete r1");
+    assert_eq!(store.resource("r1", ResourceType::Vod).expect("r1"), None);
+    assert_eq!(store.resources().expect("resources").len(), 1);
+}
+
+pub fn a_resource_is_keyed_by_id_and_type(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    let vod = resource("same", "o1", None);
+    let live = Resource {
+        resource_type: ResourceType::Live,
+        public: true,
+        ..resource("same", "o1", None)
+    };
+    store.put_resource(&vod).expect("put vod");
+    store.put_resource(&live).expect("put live");
+    assert_eq!(
+        store.resource("same", ResourceType::Vod).expect("vod"),
+        Some(vod.clone())
+    );
+    assert_eq!(
+        store.resource("same", ResourceType::Live).expect("live"),
+        Some(live)
+    );
+    assert_eq!(
+        store
+            .resource("same", ResourceType::AudioEvent)
+            .expect("audio"),
+        None
+    );
+    store
+        .delete_resource("same", ResourceType::Live)
+        .expect("delete live");
+    assert_eq!(store.resources().expect("resources"), vec![vod]);
+}
+
+pub fn put_resource_rejects_an_unknown_org_an_unknown_project_and_a_project_of_another_org(
+    store: &dyn Store,
+) {
+    assert!(is_invalid(store.put_resource(&resource("r", "o1", None))));
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+    store
+        .put_project(&project("p2", "o2"))
+        .expect("put project");
+    assert!(is_invalid(store.put_resource(&resource(
+        "r",
+        "o1",
+        Some("nope")
+    ))));
+    assert!(is_invalid(store.put_resource(&resource(
+        "r",
+        "o1",
+        Some("p2")
+    ))));
+    assert_eq!(store.resources().expect("resources"), vec![]);
+}
+
+pub fn users_round_trip_with_their_orgs_in_grant_order(store: &dyn Store) {
+    for id in ["o1", "o2", "o3"] {
+        store.put_org(&org(id)).expect("put org");
+    }
+    let alice = user("u1", "alice", &["o3", "o1", "o2"]);
+    let bob = user("u2", "bob", &[]);
+    store.put_user(&bob).expect("put bob");
+    store.put_user(&alice).expect("put alice");
+    assert_eq!(store.user("u1").expect("user"), Some(alice.clone()));
+    assert_eq!(
+        store.user_by_name("alice").expect("by name"),
+        Some(alice.clone())
+    );
+    assert_eq!(store.user_by_name("Alice").expect("by name"), None);
+    assert_eq!(store.user("u9").expect("user"), None);
+    assert_eq!(store.users().expect("users"), vec![alice, bob.clone()]);
+    store.delete_user("u1").expect("delete alice");
+    assert_eq!(store.users().expect("users"), vec![bob]);
+    assert_eq!(store.user_by_name("alice").expect("by name"), None);
+}
+
+pub fn put_user_replaces_by_id_and_rewrites_the_org_list(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+    store
+        .put_user(&user("u1", "alice", &["o1", "o2"]))
+        .expect("put");
+    let changed = User {
+        password_hash: "$argon2id$other".into(),
+        ..user("u1", "alicia", &["o2"])
+    };
+    store.put_user(&changed).expect("replace");
+    assert_eq!(store.users().expect("users"), vec![changed.clone()]);
+    assert_eq!(store.user_by_name("alice").expect("old name"), None);
+    assert_eq!(
+        store.user_by_name("alicia").expect("new name"),
+        Some(changed)
+    );
+    // o1 is no longer granted to anyone, so it can go.
+    store.delete_org("o1").expect("delete o1");
+}
+
+pub fn a_duplicate_username_is_a_conflict_and_changes_nothing(store: &dyn Store) {
+    store
+        .put_user(&user("u1", "alice", &[]))
+        .expect("put alice");
+    store.put_user(&user("u2", "bob", &[])).expect("put bob");
+    let before = store.version().expect("version");
+    assert!(is_conflict(store.put_user(&user("u3", "alice", &[]))));
+    assert!(is_conflict(store.put_user(&user("u2", "alice", &[]))));
+    assert_eq!(store.version().expect("version"), before);
+    assert_eq!(
+        store.users().expect("users"),
+        vec![user("u1", "alice", &[]), user("u2", "bob", &[])]
+    );
+}
+
+pub fn put_user_rejects_an_unknown_org_and_an_org_listed_twice(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    assert!(is_invalid(store.put_user(&user(
+        "u1",
+        "alice",
+        &["o1", "o9"]
+    ))));
+    assert!(is_invalid(store.put_user(&user(
+        "u1",
+        "alice",
+        &["o1", "o1"]
+    ))));
+    assert!(is_invalid(store.put_user(&user("", "alice", &[]))));
+    assert_eq!(store.users().expect("users"), vec![]);
+}
+
+pub fn api_tokens_round_trip_and_are_found_by_hash(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+    let t1 = api_token("t1", "o1", 1);
+    let t2 = api_token("t2", "o2", 2);
+    store.put_api_token(&t2).expect("put t2");
+    store.put_api_token(&t1).expect("put t1");
+    assert_eq!(store.api_tokens().expect("tokens"), vec![t1.clone(), t2]);
+    assert_eq!(store.api_token_by_hash(&h(1)).expect("by hash"), Some(t1));
+    assert_eq!(store.api_token_by_hash(&h(3)).expect("by hash"), None);
+    let relabelled = ApiToken {
+        label: "renamed".into(),
+        ..api_token("t1", "o1", 4)
+    };
+    store.put_api_token(&relabelled).expect("replace t1");
+    assert_eq!(store.api_token_by_hash(&h(1)).expect("old hash"), None);
+    assert_eq!(
+        store.api_token_by_hash(&h(4)).expect("new hash"),
+        Some(relabelled)
+    );
+    store.delete_api_token("t2").expect("delete t2");
+    assert_eq!(store.api_tokens().expect("tokens").len(), 1);
+}
+
+pub fn put_api_token_rejects_an_unknown_org_a_hash_in_use_and_a_plaintext_secret(
+    store: &dyn Store,
+) {
+    assert!(is_invalid(store.put_api_token(&api_token("t1", "o1", 1))));
+    store.put_org(&org("o1")).expect("put org");
+    store
+        .put_api_token(&api_token("t1", "o1", 1))
+        .expect("put t1");
+    assert!(is_conflict(store.put_api_token(&api_token("t2", "o1", 1))));
+    for not_a_digest in ["secret", &h(0xabcdef).to_uppercase(), &h(1)[1..], ""] {
+        let t = ApiToken {
+            hash: not_a_digest.to_owned(),
+            ..api_token("t3", "o1", 0)
+        };
+        assert!(is_invalid(store.put_api_token(&t)), "{not_a_digest:?}");
+    }
+    assert_eq!(store.api_tokens().expect("tokens").len(), 1);
+}
+
+pub fn delete_org_is_a_conflict_while_anything_refers_to_it(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+
+    store.put_project(&project("p", "o1")).expect("project");
+    assert!(is_conflict(store.delete_org("o1")));
+    store.delete_project("p").expect("delete project");
+
+    store
+        .put_resource(&resource("r", "o1", None))
+        .expect("resource");
+    assert!(is_conflict(store.delete_org("o1")));
+    store
+        .delete_resource("r", ResourceType::Vod)
+        .expect("delete resource");
+
+    store
+        .put_user(&user("u", "alice", &["o2", "o1"]))
+        .expect("user");
+    assert!(is_conflict(store.delete_org("o1")));
+    store.delete_user("u").expect("delete user");
+
+    store
+        .put_api_token(&api_token("t", "o1", 1))
+        .expect("api token");
+    assert!(is_conflict(store.delete_org("o1")));
+    store.delete_api_token("t").expect("delete api token");
+
+    store.delete_org("o1").expect("delete the unused org");
+    assert_eq!(store.org("o1").expect("org"), None);
+}
+
+pub fn refresh_tokens_do_not_pin_their_org(store: &dyn Store) {
+    with_family(store);
+    store
+        .put_user(&user("u1", "alice", &[]))
+        .expect("take o1 away from alice");
+    store.delete_org("o1").expect("delete o1");
+    assert!(store.refresh_token(&h(1)).expect("lookup").is_some());
+}
+
+pub fn deleting_a_missing_thing_is_not_found(store: &dyn Store) {
+    assert!(is_not_found(store.delete_org("x")));
+    assert!(is_not_found(store.delete_project("x")));
+    assert!(is_not_found(store.delete_resource("x", ResourceType::Vod)));
+    assert!(is_not_found(store.delete_user("x")));
+    assert!(is_not_found(store.delete_api_token("x")));
+    assert_eq!(store.version().expect("version"), 0);
+}
+
+pub fn a_project_with_resources_cannot_be_deleted_or_moved_to_another_org(store: &dyn Store) {
+    store.put_org(&org("o1")).expect("put org");
+    store.put_org(&org("o2")).expect("put org");
+    store.put_project(&project("p", "o1")).expect("project");
+    store
+        .put_resource(&resource("r", "o1", Some("p")))
+        .expect("resource");
+    assert!(is_conflict(store.delete_project("p")));
+    assert!(is_conflict(store.put_project(&project("p", "o2"))));
+    assert_eq!(
+        store.projects().expect("projects"),
+        vec![project("p", "o1")]
+    );
+    let renamed = Project {
+        name: "renamed".into(),
+        ..project("p", "o1")
+    };
+    store.put_project(&renamed).expect("rename in place");
+    assert_eq!(store.projects().expect("projects"), vec![renamed]);
+}
+
+pub fn refresh_tokens_round_trip(store: &dyn Store) {
+    with_family(store);
+    assert_eq!(
+        store.refresh_token(&h(1)).expect("lookup"),
+        Some((refresh(1, "f1", "u1", "o1", 1000), true))
+    );
+    assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
+}
+
+pub fn insert_refresh_rejects_an_unknown_user_or_org_and_an_existing_family_or_hash(
+    store: &dyn Store,
+) {
+    with_family(store);
+    assert!(is_invalid(
+        store.insert_refresh(&refresh(2, "f2", "nobody", "o1", 1000))
+    ));
+    assert!(is_invalid(
+        store.insert_refresh(&refresh(2, "f2", "u1", "nowhere", 1000))
+    ));
+    assert!(is_conflict(
+        store.insert_refresh(&refresh(2, "f1", "u1", "o1", 1000))
+    ));
+    assert!(is_conflict(
+        store.insert_refresh(&refresh(1, "f2", "u1", "o1", 1000))
+    ));
+    let plaintext = RefreshToken {
+        hash: "opaque-token".into(),
+        ..refresh(0, "f2", "u1", "o1", 1000)
+    };
+    assert!(is_invalid(store.insert_refresh(&plaintext)));
+    assert!(is_invalid(store.insert_refresh(&refresh(
+        2,
+        "f2",
+        "u1",
+        "o1",
+        u64::MAX
+    ))));
+    assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
+}
+
+pub fn rotating_the_current_token_spends_it_and_makes_the_new_one_current(store: &dyn Store) {
+    with_family(store);
+    store.put_org(&org("o2")).expect("put org");
+    let rotated = store
+        .rotate_refresh(&h(1), &h(2), "o2", 2000, 500)
+        .expect("rotate");
+    assert_eq!(
+        rotated,
+        Rotation::Rotated(refresh(1, "f1", "u1", "o1", 1000))
+    );
+    assert_eq!(
+        store.refresh_token(&h(2)).expect("lookup"),
+        Some((refresh(2, "f1", "u1", "o2", 2000), true))
+    );
+    assert_eq!(
+        store
+            .refresh_token(&h(1))
+            .expect("lookup")
+            .map(|(_, current)| current),
+        Some(false),
+        "a spent token is not current"
+    );
+    let again = store
+        .rotate_refresh(&h(2), &h(3), "o1", 3000, 600)
+        .expect("rotate again");
+    assert_eq!(again, Rotation::Rotated(refresh(2, "f1", "u1", "o2", 2000)));
+    assert_eq!(store.revocations().expect("revocations"), vec![]);
+}
+
+pub fn a_rotation_that_cannot_complete_changes_nothing(store: &dyn Store) {
+    with_family(store);
+    store
+        .insert_refresh(&refresh(7, "f7", "u1", "o1", 1000))
+        .expect("another family");
+    let before = store.version().expect("version");
+    assert!(is_conflict(store.rotate_refresh(
+        &h(1),
+        &h(7),
+        "o1",
+        2000,
+        500
+    )));
+    assert!(is_invalid(store.rotate_refresh(
+        &h(1),
+        &h(2),
+        "nowhere",
+        2000,
+        500
+    )));
+    assert!(is_invalid(store.rotate_refresh(
+        &h(1),
+        "plain",
+        "o1",
+        2000,
+        500
+    )));
+    assert_eq!(store.version().expect("version"), before);
+    assert!(matches!(
+        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500),
+        Ok(Rotation::Rotated(_))
+    ));
+}
+
+pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store) {
+    with_family(store);
+    assert!(matches!(
+        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500),
+        Ok(Rotation::Rotated(_))
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(3), "o1", 2000, 501)
+            .expect("present A again"),
+        Rotation::Reused("f1".into())
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&h(2), &h(4), "o1", 2000, 502)
+            .expect("present B"),
+        Rotation::Dead
+    );
+    assert_eq!(store.refresh_token(&h(3)).expect("lookup"), None);
+    assert_eq!(store.refresh_token(&h(4)).expect("lookup"), None);
+    assert_eq!(
+        store.revocations().expect("revocations"),
+        vec![Revocation {
+            kind: RevocationKind::Family,
+            value: "f1".into(),
+            at: 501,
+        }]
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(5), "o1", 2000, 503)
+            .expect("present A a third time"),
+        Rotation::Dead
+    );
+}
+
+pub fn an_expired_refresh_token_is_dead(store: &dyn Store) {
+    with_family(store);
+    let before = store.version().expect("version");
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(2), "o1", 5000, 1001)
+            .expect("rotate"),
+        Rotation::Dead
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(2), "o1", 5000, 1000)
+            .expect("rotate at the expiry second"),
+        Rotation::Dead
+    );
+    assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
+    assert_eq!(store.version().expect("version"), before);
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(2), "o1", 5000, 999)
+            .expect("rotate just before expiry"),
+        Rotation::Rotated(refresh(1, "f1", "u1", "o1", 1000))
+    );
+}
+
+pub fn an_unknown_refresh_token_is_unknown(store: &dyn Store) {
+    with_family(store);
+    assert_eq!(
+        store
+            .rotate_refresh(&h(9), &h(2), "o1", 5000, 500)
+            .expect("rotate"),
+        Rotation::Unknown
+    );
+    assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
+}
+
+pub fn a_family_revoked_by_an_admin_or_by_subject_is_dead(store: &dyn Store) {
+    with_family(store);
+    store
+        .insert_refresh(&refresh(2, "f2", "u1", "o1", 1000))
+        .expect("a second family");
+    store
+        .revoke(&Revocation {
+            kind: RevocationKind::Family,
+            value: "f1".into(),
+            at: 100,
+        })
+        .expect("revoke f1");
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(3), "o1", 5000, 500)
+            .expect("rotate f1"),
+        Rotation::Dead
+    );
+    store
+        .revoke(&Revocation {
+            kind: RevocationKind::Subject,
+            value: "u1".into(),
+            at: 100,
+        })
+        .expect("revoke u1");
+    assert_eq!(
+        store
+            .rotate_refresh(&h(2), &h(3), "o1", 5000, 500)
+            .expect("rotate f2"),
+        Rotation::Dead
+    );
+}
+
+pub fn deleting_a_user_deletes_their_refresh_tokens(store: &dyn Store) {
+    with_family(store);
+    store.delete_user("u1").expect("delete user");
+    assert_eq!(store.refresh_token(&h(1)).expect("lookup"), None);
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(2), "o1", 5000, 500)
+            .expect("rotate"),
+        Rotation::Unknown
+    );
+}
+
+pub fn revocations_round_trip_in_order_and_revoke_is_idempotent(store: &dyn Store) {
+    let all = [
+        (RevocationKind::Jti, "j1", 10),
+        (RevocationKind::Subject, "s1", 20),
+        (RevocationKind::Org, "o1", 30),
+        (RevocationKind::Family, "f1", 40),
+    ]
+    .map(|(kind, value, at)| Revocation {
+        kind,
+        value: value.into(),
+        at,
+    });
+    for r in &all {
+        store.revoke(r).expect("revoke");
+    }
+    let v = store.version().expect("version");
+    assert_eq!(v, 4);
+    let again = Revocation {
+        at: 99,
+        ..all[0].clone()
+    };
+    store.revoke(&again).expect("revoke again");
+    store.revoke(&all[0]).expect("revoke again");
+    assert_eq!(store.version().expect("version"), v);
+    assert_eq!(store.revocations().expect("revocations"), all.to_vec());
+    assert!(is_invalid(store.revoke(&Revocation {
+        kind: RevocationKind::Jti,
+        value: String::new(),
+        at: 1,
+    })));
+}
+
+pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
+    let mut last = store.version().expect("version");
+    assert_eq!(last, 0);
+    let mut grew = |what: &str| {
+        let now = store.version().expect("version");
+        assert!(now > last, "{what}: {now} after {last}");
+        last = now;
+    };
+    store.put_org(&org("o1")).expect("put org");
+    grew("put_org");
+    store.put_project(&project("p", "o1")).expect("project");
+    grew("put_project");
+    store
+        .put_resource(&resource("r", "o1", Some("p")))
+        .expect("resource");
+    grew("put_resource");
+    store.put_user(&user("u1", "alice", &["o1"])).expect("user");
+    grew("put_user");
+    store
+        .put_api_token(&api_token("t", "o1", 1))
+        .expect("api token");
+    grew("put_api_token");
+    store
+        .insert_refresh(&refresh(1, "f1", "u1", "o1", 1000))
+        .expect("insert refresh");
+    grew("insert_refresh");
+    store
+        .rotate_refresh(&h(1), &h(2), "o1", 1000, 500)
+        .expect("rotate");
+    grew("rotate_refresh (rotated)");
+    store
+        .rotate_refresh(&h(1), &h(3), "o1", 1000, 500)
+        .expect("reuse");
+    grew("rotate_refresh (reused)");
+    store
+        .revoke(&Revocation {
+            kind: RevocationKind::Jti,
+            value: "j".into(),
+            at: 1,
+        })
+        .expect("revoke");
+    grew("revoke");
+
+    let before = store.version().expect("version");
+    store.orgs().expect("orgs");
+    store.org("o1").expect("org");
+    store.projects().expect("projects");
+    store.resources().expect("resources");
+    store.resource("r", ResourceType::Vod).expect("resource");
+    store.users().expect("users");
+    store.user("u1").expect("user");
+    store.user_by_name("alice").expect("user by name");
+    store.api_tokens().expect("api tokens");
+    store.api_token_by_hash(&h(1)).expect("api token by hash");
+    store.refresh_token(&h(2)).expect("refresh token");
+    store.revocations().expect("revocations");
+    store
+        .rotate_refresh(&h(99), &h(98), "o1", 1000, 500)
+        .expect("unknown rotation");
+    store
+        .rotate_refresh(&h(2), &h(98), "o1", 1000, 500)
+        .expect("dead rotation");
+    assert_eq!(store.version().expect("version"), before);
+
+    let mut grew = |what: &str| {
+        let now = store.version().expect("version");
+        assert!(now > last, "{what}: {now} after {last}");
+        last = now;
+    };
+    store.delete_api_token("t").expect("delete api token");
+    grew("delete_api_token");
+    store.delete_user("u1").expect("delete user");
+    grew("delete_user");
+    store
+        .delete_resource("r", ResourceType::Vod)
+        .expect("delete resource");
+    grew("delete_resource");
+    store.delete_project("p").expect("delete project");
+    grew("delete_project");
+    store.delete_org("o1").expect("delete org");
+    grew("delete_org");
+}
+
+/// Two handles on one store rotate the same refresh tokens at the same moment, round
+/// after round (docs/threat-model.md, B2): each round has exactly one `Rotated` and one `Reused`.
+pub fn b2_two_concurrent_refreshes_have_exactly_one_winner(a: &dyn Store, b: &dyn Store) {
+    const ROUNDS: u32 = 50;
+    with_family(a);
+    for round in 0..ROUNDS {
+        a.insert_refresh(&refresh(
+            1000 + round,
+            &format!("race{round}"),
+            "u1",
+            "o1",
+            1000,
+        ))
+        .expect("insert a family per round");
+    }
+    let barrier = Barrier::new(2);
+    let results: Vec<Vec<Rotation>> = std::thread::scope(|s| {
+        let racers: Vec<_> = [a, b]
+            .into_iter()
+            .zip(0_u32..)
+            .map(|(store, racer)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    (0..ROUNDS)
+                        .map(|round| {
+                            barrier.wait();
+                            store
+                                .rotate_refresh(
+                                    &h(1000 + round),
+                                    &h(10_000 + 100 * round + racer),
+                                    "o1",
+                                    2000,
+                                    500,
+                                )
+                                .expect("rotate")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|t| t.join().expect("racer thread"))
+            .collect()
+    });
+    let [first, second] = &results[..] else {
+        panic!("two racers, got {}", results.len());
+    };
+    assert_eq!(first.len(), ROUNDS as usize);
+    for (round, pair) in first.iter().zip(second).enumerate() {
+        let pair = [pair.0, pair.1];
+        let rotated = pair
+            .iter()
+            .filter(|r| matches!(r, Rotation::Rotated(_)))
+            .count();
+        let reused = pair
+            .iter()
+            .filter(|r| **r == &Rotation::Reused(format!("race{round}")))
+            .count();
+        assert_eq!((rotated, reused), (1, 1), "round {round}: {pair:?}");
+    }
+    let families = b
+        .revocations()
+        .expect("revocations")
+        .into_iter()
+        .filter(|r| r.kind == RevocationKind::Family)
+        .count();
+    assert_eq!(families, ROUNDS as usize);
+}
+
+/// A write through one handle moves the version another handle reads (how every node
+/// notices a change made elsewhere).
+pub fn a_write_by_another_handle_shows_in_version(a: &dyn Store, b: &dyn Store) {
+    let before = a.version().expect("version");
+    b.put_org(&org("o1")).expect("put org through b");
+    assert!(a.version().expect("version") > before);
+    assert_eq!(a.org("o1").expect("org"), Some(org("o1")));
+}
