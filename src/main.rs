@@ -7,7 +7,10 @@
 /// jemalloc, not glibc malloc: every idle keep-alive connection has buffers it barely
 /// touches, and jemalloc keeps the untouched pages out of RSS (21.6 KiB -> 14.4 KiB per
 /// idle connection, measured with benches/load). It does not hand freed pages back
-/// within seconds: RSS stays at its peak after connections close.
+/// within seconds: RSS stays at its peak after connections close. Built without the
+/// default `jemalloc` feature, the binary uses glibc malloc, which heaptrack can count
+/// (benches/alloc-per-request.py).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
