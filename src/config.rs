@@ -18,8 +18,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-pub use crate::logging::{AccessDest, AccessFormat};
-pub use crate::ratelimit::Rate;
+use crate::logging::{AccessDest, AccessFormat};
+use crate::ratelimit::Rate;
+use crate::resource::{Resource, ResourceType};
+use crate::token::claims::parse_net;
+use crate::token::keys::{Algorithm, KeySpec};
+use crate::token::verify::VerifyPolicy;
 
 /// Why a configuration file was refused. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -375,7 +379,7 @@ pub struct Config {
     pub token: Token,
     pub admin: Admin,
     pub store: Store,
-    pub keys: Vec<Key>,
+    pub keys: Vec<KeySpec>,
     pub origins: Vec<Origin>,
     pub routes: Vec<Route>,
     pub resources: Vec<Resource>,
@@ -465,6 +469,21 @@ pub struct Cert {
     pub server_names: Vec<String>,
 }
 
+/// The verifier's share of `[token]`.
+impl From<&Token> for VerifyPolicy {
+    fn from(t: &Token) -> Self {
+        VerifyPolicy {
+            issuer: t.issuer.clone(),
+            audience: t.audience.clone(),
+            allow_never_expiring: t.allow_never_expiring,
+            max_len: t.max_len,
+            leeway: t.leeway,
+            cache_capacity: t.cache_capacity,
+            cache_max_ttl: t.cache_max_ttl,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Token {
     pub issuer: String,
@@ -478,49 +497,6 @@ pub struct Token {
     pub cookie: String,
     pub allow_never_expiring: bool,
     pub max_lifetime: Option<Duration>,
-}
-
-/// A signature algorithm a key is pinned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    EdDsa,
-    Es256,
-    Rs256,
-    Hs256,
-}
-
-impl Algorithm {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EdDSA" => Some(Self::EdDsa),
-            "ES256" => Some(Self::Es256),
-            "RS256" => Some(Self::Rs256),
-            "HS256" => Some(Self::Hs256),
-            _ => None,
-        }
-    }
-
-    /// The JOSE name (`alg` header value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDsa => "EdDSA",
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::Hs256 => "HS256",
-        }
-    }
-}
-
-/// Where a key's material lives.
-#[derive(Debug, Clone)]
-pub struct Key {
-    pub kid: String,
-    pub alg: Algorithm,
-    pub public: Option<PathBuf>,
-    pub private: Option<PathBuf>,
-    pub secret: Option<PathBuf>,
-    pub active: bool,
-    pub dev_generate: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -539,46 +515,6 @@ pub struct Origin {
     pub pool_max_idle: usize,
 }
 
-/// The resource types routes and tokens speak of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Live,
-    Vod,
-    LiveEvent,
-    LiveEventRecording,
-    VodEvent,
-    AudioEvent,
-    VodEncoding,
-}
-
-impl ResourceType {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "live" => Self::Live,
-            "vod" => Self::Vod,
-            "live_event" => Self::LiveEvent,
-            "live_event_recording" => Self::LiveEventRecording,
-            "vod_event" => Self::VodEvent,
-            "audio_event" => Self::AudioEvent,
-            "vod_encoding" => Self::VodEncoding,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Live => "live",
-            Self::Vod => "vod",
-            Self::LiveEvent => "live_event",
-            Self::LiveEventRecording => "live_event_recording",
-            Self::VodEvent => "vod_event",
-            Self::AudioEvent => "audio_event",
-            Self::VodEncoding => "vod_encoding",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
@@ -593,20 +529,6 @@ pub struct Route {
     /// This route's own limits; `None` uses `[limits]`.
     pub per_ip: Option<Limit>,
     pub per_subject: Option<Limit>,
-}
-
-/// A resource the edge serves (declared here or held in the store).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
-    pub id: String,
-    pub resource_type: ResourceType,
-    pub org: String,
-    pub project: Option<String>,
-    /// `public` resources need no token; `token` ones do.
-    pub public: bool,
-    /// Unpublished resources get resource tokens only through the admin variant of the
-    /// API. Resources declared in the config file are published.
-    pub published: bool,
 }
 
 /// Parse a duration such as `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`.
@@ -855,7 +777,7 @@ impl Config {
                     k.kid, k.alg
                 ))
             })?;
-            let key = Key {
+            let key = KeySpec {
                 kid: k.kid.clone(),
                 alg,
                 public: k.public.as_deref().map(resolve),
@@ -1133,7 +1055,7 @@ impl Config {
     }
 
     /// The key that signs new tokens: the one marked `active`, else the only key.
-    pub fn signing_key(&self) -> Option<&Key> {
+    pub fn signing_key(&self) -> Option<&KeySpec> {
         self.keys
             .iter()
             .find(|k| k.active)
@@ -1162,13 +1084,6 @@ fn parse_template(t: &str) -> Option<(String, bool)> {
         return None;
     }
     Some((prefix.to_string(), has_rid))
-}
-
-/// An address (`10.0.0.1`) or a network (`10.0.0.0/8`).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

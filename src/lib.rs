@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod origin;
 pub mod percent;
 pub mod ratelimit;
+pub mod resource;
 pub mod server;
 pub mod store;
 pub mod tls;

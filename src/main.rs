@@ -19,8 +19,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tollgate::admin::manage::{
     NewApiToken, NewOrg, NewProject, NewResource, NewRevocation, NewUser, OpError, Ops,
 };
-use tollgate::config::{parse_duration, AccessDest, AccessFormat, Algorithm, Config, ResourceType};
+use tollgate::config::{parse_duration, Config};
+use tollgate::logging::{AccessDest, AccessFormat};
+use tollgate::resource::ResourceType;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::token::keys::Algorithm;
 use tollgate::token::{self, KeySet, MintRequest, Scope};
 
 #[derive(Parser)]

@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
-use crate::config::ResourceType;
+use crate::resource::{Resource, ResourceType};
 use crate::store::{
-    self, ApiToken, Org, Project, Resource, Revocation, RevocationKind, Store, StoreError, User,
+    self, ApiToken, Org, Project, Revocation, RevocationKind, Store, StoreError, User,
 };
 
 /// Management operations on a store, shared by the HTTP API and the CLI.

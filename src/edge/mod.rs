@@ -40,9 +40,10 @@ use bytes::Bytes;
 use prometheus::{Histogram, IntCounter};
 
 use crate::body::{self, Body};
-use crate::config::{self, Resource, ResourceType};
+use crate::config;
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError, Origins};
+use crate::resource::{Resource, ResourceType};
 use crate::token::{self, Revocations, TokenError, Verifier};
 pub use error::EdgeError;
 use extract::TokenNames;

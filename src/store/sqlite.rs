@@ -19,10 +19,10 @@ use rusqlite::{
 };
 
 use super::{
-    ApiToken, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
-    Store, StoreError, User,
+    ApiToken, Org, Project, RefreshToken, Result, Revocation, RevocationKind, Rotation, Store,
+    StoreError, User,
 };
-use crate::config::ResourceType;
+use crate::resource::{Resource, ResourceType};
 
 /// How long a call waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
