@@ -1,6 +1,6 @@
 //! Configuration: the file format, its defaults, and validation into typed structs.
 //!
-//! Two stages (`docs/architecture.md`, "State"). [`file::File`] and its children mirror
+//! Two stages (`docs/architecture.md`, "Module rules"). [`file::File`] and its children mirror
 //! the TOML file one to one (`deny_unknown_fields`, a doc comment on every key);
 //! [`Config::load`] validates that once, section by section ([`validate`]), into
 //! [`Config`]: socket addresses, resolved paths, non-empty key lists, routes that name
