@@ -240,7 +240,7 @@ impl Config {
         source: &Path,
     ) -> Result<Self, ConfigError> {
         let edge = validate::edge(&file.edge)?;
-        let tls = validate::tls(&file.tls.certs, file.tls.dev_generate, &edge, paths)?;
+        let tls = validate::tls(&file.tls, &edge, paths)?;
         let (admin_listen, admin) = validate::admin(&file.admin, paths)?;
         let token = validate::token(&file.token)?;
         let store = validate::store(&file.store, paths);

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{
-    AdminFile, CertFile, EdgeFile, KeyFile, LimitsFile, LogFile, ManifestFile, OriginFile,
-    ResourceFile, RouteFile, StoreFile, TokenFile,
+    AdminFile, EdgeFile, KeyFile, LimitsFile, LogFile, ManifestFile, OriginFile, ResourceFile,
+    RouteFile, StoreFile, TlsFile, TokenFile,
 };
 use super::{
     invalid, Admin, Cert, ConfigError, Edge, Limit, Limits, Log, Manifest, ManifestMode, Origin,
@@ -98,14 +98,10 @@ fn check_edge_bounds(edge: &Edge) -> Result<(), ConfigError> {
 }
 
 /// `[tls]`: the TLS edge listener, when on, needs a certificate.
-pub(super) fn tls(
-    certs: &[CertFile],
-    dev_generate: bool,
-    edge: &Edge,
-    paths: &Paths<'_>,
-) -> Result<Tls, ConfigError> {
+pub(super) fn tls(t: &TlsFile, edge: &Edge, paths: &Paths<'_>) -> Result<Tls, ConfigError> {
     let tls = Tls {
-        certs: certs
+        certs: t
+            .certs
             .iter()
             .map(|c| Cert {
                 cert: paths.resolve(&c.cert),
@@ -113,7 +109,7 @@ pub(super) fn tls(
                 server_names: c.server_names.clone(),
             })
             .collect(),
-        dev_generate,
+        dev_generate: t.dev_generate,
     };
     if edge.tls_listen.is_some() && tls.certs.is_empty() {
         return Err(invalid(
