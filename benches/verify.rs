@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tollgate::config::{self, Algorithm, Resource, ResourceType};
+use tollgate::config;
+use tollgate::resource::{Resource, ResourceType};
+use tollgate::token::keys::Algorithm;
 use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
 use tollgate::token::{authorize, mint, KeySet, MintRequest, Revocations, Scope, Target, Verifier};
 

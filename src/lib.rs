@@ -36,6 +36,7 @@ pub mod origin;
 pub mod private_file;
 pub mod ratelimit;
 pub mod reload;
+pub mod resource;
 pub mod server;
 pub mod store;
 pub mod tls;

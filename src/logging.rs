@@ -225,7 +225,8 @@ where
             return;
         }
         // Log timestamps are not inputs to any decision, so reading the wall clock here (as
-        // the fmt layer's own timer does) leaves STYLE.md §7 intact.
+        // the fmt layer's own timer does) keeps the rule that decisions take their time
+        // from `clock` (`docs/architecture.md`, "Module rules").
         let Some(line) = format_line(self.format, OffsetDateTime::now_utc(), event) else {
             return;
         };

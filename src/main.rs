@@ -24,7 +24,8 @@ use tollgate::admin::manage::{
     NewApiToken, NewOrg, NewProject, NewResource, NewRevocation, NewUser, OpError, Ops,
 };
 use tollgate::admin::mint::{self, MintOptions};
-use tollgate::config::{AccessDest, AccessFormat, Config};
+use tollgate::config::Config;
+use tollgate::logging::{AccessDest, AccessFormat};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::token::{KeySet, Scope};
 

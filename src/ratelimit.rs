@@ -7,7 +7,7 @@
 //! every key they saw, so a timer calls `prune` to forget keys whose budget is full again
 //! (a forgotten key and a recovered key behave the same): memory is bounded by the keys
 //! active within one recovery period, not by every address or username ever seen under a
-//! flood (THREATS B1). [`FailureBudget`] exists so a flood of bad tokens is refused before
+//! flood (`docs/threat-model.md`, B1). [`FailureBudget`] exists so a flood of bad tokens is refused before
 //! any signature work: its `check` only reads a small map of blocked addresses and never
 //! spends, so honest traffic costs one lookup and successful verifications never touch
 //! it; only `failed` spends, and a refused spend blocks the address until governor says a
@@ -26,8 +26,6 @@ use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
-
-use crate::token::claims::canonical_ip;
 
 /// The shortest wait we report: a refusal must never say "retry now".
 const MIN_WAIT: Duration = Duration::from_millis(1);
@@ -204,7 +202,7 @@ impl<C: Clock> FailureBudget<C> {
     /// Ok unless `ip` is blocked; then how long the block still lasts (at least 1 ms).
     /// Spends nothing: one read of the blocked map.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        let ip = canonical_ip(ip);
+        let ip = ip.to_canonical();
         let Some(until) = self.blocked.get(&ip).map(|entry| *entry.value()) else {
             return Ok(());
         };
@@ -220,7 +218,7 @@ impl<C: Clock> FailureBudget<C> {
     /// Records one failed verification from `ip`. When its budget is spent the address is
     /// blocked until governor says a cell is available again.
     pub fn failed(&self, ip: IpAddr) {
-        let ip = canonical_ip(ip);
+        let ip = ip.to_canonical();
         if let Err(refused) = self.spent.spend(&ip) {
             let until = refused.earliest_possible();
             self.blocked
@@ -317,7 +315,7 @@ impl<C: Clock> LoginLimiter<C> {
     /// accounts from one address cannot lock their owners out.
     pub fn check(&self, ip: IpAddr, account: &str) -> Result<(), Refused> {
         self.per_ip
-            .check(&canonical_ip(ip))
+            .check(&ip.to_canonical())
             .map_err(|wait| Refused {
                 limiter: "login_ip",
                 wait,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
-use tollgate::config::AccessFormat;
+use tollgate::logging::AccessFormat;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Lines written by the access layer, shared with the test.

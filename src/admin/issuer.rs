@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 use crate::store::Store;
 use crate::token::{self, MintRequest, Scope, Verifier};
 
@@ -233,9 +233,10 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Algorithm;
+    use crate::resource::Resource;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Org, Project, Resource};
+    use crate::store::{Org, Project};
+    use crate::token::keys::Algorithm;
     use crate::token::keys::{generate_pem, SigningKey, VerifyKey};
     use crate::token::KeySet;
 

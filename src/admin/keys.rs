@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Algorithm, Config, ConfigError};
+use crate::config::{Config, ConfigError};
+use crate::token::keys::Algorithm;
 use crate::token::keys::{self, KeyError};
 
 /// Why a key operation failed.

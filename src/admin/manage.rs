@@ -12,10 +12,8 @@ use serde::Deserialize;
 
 use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
-use crate::config::ResourceType;
-use crate::store::{
-    ApiToken, Org, Project, Resource, Revocation, RevocationKind, Store, StoreError, User,
-};
+use crate::resource::{Resource, ResourceType};
+use crate::store::{ApiToken, Org, Project, Revocation, RevocationKind, Store, StoreError, User};
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
 pub struct Ops {

@@ -5,7 +5,8 @@
 //! the `never` lifetime rule, the session end and the fields each scope needs. Signing is
 //! `token::mint`'s; this module only builds its request from the config and the options.
 
-use crate::config::{parse_duration, Config, ResourceType};
+use crate::config::{parse_duration, Config};
+use crate::resource::{Resource, ResourceType};
 use crate::token::keys::KeyError;
 use crate::token::{self, Claims, KeySet, MintRequest, Scope, TokenError};
 
@@ -83,10 +84,7 @@ pub fn request(cfg: &Config, opts: &MintOptions, now: u64) -> Result<MintRequest
 }
 
 /// The configured resource the options name (by id, and by type when one is given).
-fn configured_resource<'a>(
-    cfg: &'a Config,
-    opts: &MintOptions,
-) -> Option<&'a crate::config::Resource> {
+fn configured_resource<'a>(cfg: &'a Config, opts: &MintOptions) -> Option<&'a Resource> {
     let id = opts.resource.as_ref()?;
     cfg.resources.iter().find(|r| {
         &r.id == id
@@ -99,7 +97,7 @@ fn configured_resource<'a>(
 
 fn resource_type(
     opts: &MintOptions,
-    configured: Option<&crate::config::Resource>,
+    configured: Option<&Resource>,
 ) -> Result<ResourceType, MintError> {
     match (&opts.resource_type, configured) {
         (Some(t), _) => ResourceType::parse(t).ok_or_else(|| MintError::UnknownType(t.clone())),

@@ -178,9 +178,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Algorithm, Config, ResourceType};
+    use crate::config::Config;
     use crate::manifest::Kind;
+    use crate::resource::ResourceType;
     use crate::token::issue::{mint, MintRequest};
+    use crate::token::keys::Algorithm;
     use crate::token::keys::{generate_pem, KeySet, SigningKey, VerifyKey};
     use crate::token::Scope;
 

@@ -606,7 +606,8 @@ mod tests {
             ..TokenNames::default()
         };
         // The token `t` in each carrier in turn: (path, query, cookies, authorizations).
-        let in_each = |t: &str| -> Vec<(String, Option<String>, Vec<String>, Vec<String>)> {
+        type Carried = (String, Option<String>, Vec<String>, Vec<String>);
+        let in_each = |t: &str| -> Vec<Carried> {
             vec![
                 (format!("/t/{t}/x"), None, vec![], vec![]),
                 ("/x".into(), Some(format!("token={t}")), vec![], vec![]),

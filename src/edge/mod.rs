@@ -42,8 +42,9 @@ use http::request::Parts;
 use http::{Request, Response};
 
 use crate::body::{self, Body};
-use crate::config::{self, Resource};
+use crate::config;
 use crate::metrics::Metrics;
+use crate::resource::Resource;
 use crate::server::ConnInfo;
 use crate::token::{Revocations, Verifier};
 use access::{Access, Asking, Granted};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Resource, ResourceType};
+use crate::resource::{Resource, ResourceType};
 
 /// Resources by type, then id: looked up with the borrowed `{rid}`, no allocation.
 #[derive(Default)]

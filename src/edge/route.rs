@@ -4,7 +4,8 @@
 //! Routes are sorted once at build time, longest prefix first, so matching is a scan of
 //! a few `starts_with` calls with no allocation.
 
-use crate::config::{self, ResourceType};
+use crate::config;
+use crate::resource::ResourceType;
 
 struct Entry {
     index: usize,

@@ -14,7 +14,7 @@ use super::{
     ApiToken, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
     Store, StoreError, User,
 };
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 
 /// A fresh store for one case. Dropped when the case ends (a temporary file or
 /// database goes with it).

@@ -17,7 +17,7 @@ pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod conformance;
 
-use crate::config::ResourceType;
+use crate::resource::{Resource, ResourceType};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +48,6 @@ pub struct Project {
     pub org: String,
     pub name: String,
 }
-
-/// A resource: the same type the edge's registry and the config use.
-pub use crate::config::Resource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

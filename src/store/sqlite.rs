@@ -20,11 +20,11 @@ use rusqlite::{
 };
 
 use super::{
-    ApiToken, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
-    Store, StoreError, User,
+    ApiToken, Org, Project, RefreshToken, Result, Revocation, RevocationKind, Rotation, Store,
+    StoreError, User,
 };
-use crate::config::ResourceType;
 use crate::private_file;
+use crate::resource::{Resource, ResourceType};
 
 /// How long a call waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::claims::{Grant, Scope};
 use super::verify::Revocations;
 use super::TokenError;
-use crate::config::{Resource, ResourceType};
+use crate::resource::{Resource, ResourceType};
 
 /// What a request asks for.
 pub struct Target<'a> {
@@ -42,8 +42,8 @@ pub fn authorize(
 /// its `exp`. Every other check is the same. A token without `sxp` is no session: this
 /// answers `expired` for it. The edge asks this only for a manifest request whose token
 /// has expired, and then answers only with a rewritten manifest carrying a renewed,
-/// short-lived token (docs/architecture.md, "Manifests"): the player's reload URL is fixed by the master
-/// playlist, so it keeps the first token for the whole session.
+/// short-lived token (`docs/architecture.md`, "Manifests"): the player's reload URL is
+/// fixed by the master playlist, so it keeps the first token for the whole session.
 pub fn authorize_session(
     grant: &Grant,
     target: &Target<'_>,
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn a14_ip_binding_refuses_other_clients() {
         let g = Grant {
-            ip: crate::config::parse_net("198.51.100.0/24"),
+            ip: crate::token::claims::parse_net("198.51.100.0/24"),
             ..grant(Scope::Resource)
         };
         assert_eq!(check(&g, "a", None, "/vod/a/x", 900), Err(TokenError::Ip));

@@ -1,11 +1,10 @@
 //! The token's claims as they travel ([`Claims`]) and as the edge uses them ([`Grant`]).
 //!
-//! [`Claims`] is the JSON payload, exactly as docs/architecture.md ("Tokens") lists it.
-//! Deserialising it is strict: a registered time claim that is not a non-negative
-//! integer (a string, a float, a negative or an array), or any claim given twice, fails
-//! as `malformed`. [`Grant`] is what survives verification: typed, with the `ip`
-//! binding and `acl` patterns parsed once, so that checking it on every request is a
-//! few comparisons.
+//! [`Claims`] is the JSON payload, exactly as `docs/architecture.md` ("Tokens") lists it. Deserialising it
+//! is strict: a registered time claim that is not a non-negative integer (a string, a
+//! float, a negative or an array), or any claim given twice, fails as `malformed`.
+//! [`Grant`] is what survives verification: typed, with the `ip` binding and `acl`
+//! patterns parsed once, so that checking it on every request is a few comparisons.
 
 use std::net::IpAddr;
 
@@ -13,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::TokenError;
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 
 /// Latest time accepted in a time claim (9999-12-31T23:59:59Z). Larger values are
 /// treated as malformed rather than "never", so that arithmetic on them cannot overflow.
@@ -145,7 +144,7 @@ impl Grant {
         }
         let ip = match &c.ip {
             None => None,
-            Some(s) => Some(crate::config::parse_net(s).ok_or(TokenError::Malformed)?),
+            Some(s) => Some(parse_net(s).ok_or(TokenError::Malformed)?),
         };
         let acl = c.acl.unwrap_or_default();
         if acl.iter().any(|p| !p.starts_with('/')) {
@@ -173,20 +172,17 @@ impl Grant {
     pub fn admits_ip(&self, client: IpAddr) -> bool {
         match self.ip {
             None => true,
-            Some(net) => net.contains(&canonical_ip(client)),
+            Some(net) => net.contains(&client.to_canonical()),
         }
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, what a dual-stack socket reports) compare as IPv4.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
+/// An address (`10.0.0.1`) or a network (`10.0.0.0/8`): the `ip` claim's form, and the
+/// configuration's `trusted_proxies`.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

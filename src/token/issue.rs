@@ -11,7 +11,7 @@ use jsonwebtoken::{encode, Header};
 use super::claims::{Claims, Scope};
 use super::keys::{jwt_alg, KeySet};
 use super::TokenError;
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 
 /// What a new token should say.
 #[derive(Debug, Clone)]

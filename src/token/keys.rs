@@ -1,18 +1,63 @@
 //! Key material by `kid`, each key pinned to one algorithm.
 //!
-//! A [`KeySet`] is loaded once from the configured files (and again on reload) and then
-//! only read: looking a `kid` up is a hash-map probe, never a file, store or network
-//! access, whatever the `kid` says (docs/threat-model.md A8). The algorithm a token is
+//! A [`KeySet`] is loaded once from [`KeySpec`]s (and again on reload) and then only
+//! read: looking a `kid` up is a hash-map probe, never a file, store or network access,
+//! whatever the `kid` says (`docs/threat-model.md`, A8). The [`Algorithm`] a token is
 //! checked with comes from the key, never from the token's header (threat model A1, A2).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
 
-use crate::config::{self, Algorithm};
 use crate::private_file::{self, Access};
+
+/// A signature algorithm a key is pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    EdDsa,
+    Es256,
+    Rs256,
+    Hs256,
+}
+
+impl Algorithm {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(Self::EdDsa),
+            "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
+            "HS256" => Some(Self::Hs256),
+            _ => None,
+        }
+    }
+
+    /// The JOSE name (`alg` header value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+            Self::Hs256 => "HS256",
+        }
+    }
+}
+
+/// Where one key's material lives and what it is for: what [`KeySet::load`] and
+/// [`ensure_dev_keys`] read. The configuration's `[[keys]]` entries validate into these.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub public: Option<PathBuf>,
+    pub private: Option<PathBuf>,
+    pub secret: Option<PathBuf>,
+    /// The key that signs new tokens (at most one per set).
+    pub active: bool,
+    /// Generate an Ed25519 pair at `private`/`public` when they do not exist.
+    pub dev_generate: bool,
+}
 
 /// Why keys could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +143,7 @@ fn read(kid: &str, path: &Path) -> Result<Vec<u8>, KeyError> {
 impl KeySet {
     /// Load every configured key. A key that cannot be read or parsed fails the whole
     /// set, so a broken file never half-replaces a working one.
-    pub fn load(keys: &[config::Key]) -> Result<Self, KeyError> {
+    pub fn load(keys: &[KeySpec]) -> Result<Self, KeyError> {
         let mut set = KeySet::default();
         let signer =
             keys.iter()
@@ -382,7 +427,7 @@ pub fn write_pair(private: &Path, public: &Path, pair: &(String, String)) -> Res
 
 /// Create the development key pairs the configuration asks for (`dev_generate`) when
 /// they do not exist yet. Returns the kids that were created.
-pub fn ensure_dev_keys(keys: &[config::Key]) -> Result<Vec<String>, KeyError> {
+pub fn ensure_dev_keys(keys: &[KeySpec]) -> Result<Vec<String>, KeyError> {
     let mut made = Vec::new();
     for k in keys.iter().filter(|k| k.dev_generate) {
         let (Some(private), Some(public)) = (&k.private, &k.public) else {
@@ -459,7 +504,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s");
         std::fs::write(&path, b"too short").expect("write");
-        let key = config::Key {
+        let key = KeySpec {
             kid: "h".into(),
             alg: Algorithm::Hs256,
             public: None,

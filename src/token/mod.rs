@@ -1,9 +1,10 @@
 //! Tokens: the claims, the keys, verification with its cache, authorisation and minting.
 //!
-//! This module owns everything about the native token (a JWT; docs/architecture.md,
-//! "Tokens") and touches no hyper, http or socket type and never reads the wall clock:
-//! every function that needs the time takes `now` (Unix seconds) from its caller, so
-//! tests inject time.
+//! This module owns everything about the native token (a JWT, `docs/architecture.md`,
+//! "Tokens") and touches no hyper, http or socket type, imports no `config` (callers
+//! convert their settings into [`keys::KeySpec`] and [`verify::VerifyPolicy`]) and never
+//! reads the wall clock: every function that needs the time takes `now` (Unix seconds)
+//! from its caller, so tests inject time.
 //!
 //! - [`claims`]: the wire claims and the typed [`Grant`] a verified token becomes;
 //! - [`keys`]: key material by `kid`, each pinned to one algorithm; key generation;

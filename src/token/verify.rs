@@ -29,9 +29,8 @@ use arc_swap::ArcSwap;
 use dashmap::{DashMap, DashSet};
 
 use super::claims::{Claims, Grant};
-use super::keys::KeySet;
+use super::keys::{Algorithm, KeySet};
 use super::TokenError;
-use crate::config::{self, Algorithm};
 
 /// The algorithms a verification is counted under (`none`: no key was found).
 pub const VERIFY_ALGS: [&str; 5] = ["EdDSA", "ES256", "RS256", "HS256", "none"];
@@ -68,6 +67,26 @@ fn result_index(r: &Result<Grant, TokenError>) -> usize {
     }
 }
 
+/// How a [`Verifier`] checks tokens and sizes its cache: the token settings it needs,
+/// as plain values (the caller converts its configuration into these).
+#[derive(Debug, Clone)]
+pub struct VerifyPolicy {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values; empty: any.
+    pub audience: Vec<String>,
+    /// Accept tokens without `exp`.
+    pub allow_never_expiring: bool,
+    /// Longest token accepted, in bytes.
+    pub max_len: usize,
+    /// Clock skew allowed on `exp` (bounds how long a grant stays cached).
+    pub leeway: Duration,
+    /// Entries in the verified-token cache; 0 disables it.
+    pub cache_capacity: usize,
+    /// Longest a verified token stays cached.
+    pub cache_max_ttl: Duration,
+}
+
 /// What a token must satisfy besides its signature; swapped whole on reload.
 struct Policy {
     keys: Arc<KeySet>,
@@ -86,9 +105,10 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(keys: KeySet, cfg: &config::Token) -> Self {
+    pub fn new(keys: KeySet, cfg: impl Into<VerifyPolicy>) -> Self {
+        let cfg = cfg.into();
         Verifier {
-            policy: ArcSwap::from_pointee(Policy::new(keys, cfg)),
+            policy: ArcSwap::from_pointee(Policy::new(keys, &cfg)),
             cache: VerifyCache::new(cfg.cache_capacity, cfg.cache_max_ttl, cfg.leeway),
             max_len: AtomicUsize::new(cfg.max_len),
             verifications: Default::default(),
@@ -105,7 +125,7 @@ impl Verifier {
     }
 
     /// Replace the key set (reload). Every cached grant is dropped, so a removed key
-    /// stops verifying on the very next request (docs/threat-model.md, A18).
+    /// stops verifying on the very next request (`docs/threat-model.md`, A18).
     pub fn replace_keys(&self, keys: KeySet) {
         let keys = Arc::new(keys);
         // rcu: a concurrent `reload` is not lost (it retries on the newer policy).
@@ -121,8 +141,9 @@ impl Verifier {
     /// Apply a reloaded configuration: keys, issuer, audience, `max_len` and the
     /// never-expiring rule change at once, and the cache is emptied. The cache's
     /// capacity, TTL and leeway are fixed at start-up.
-    pub fn reload(&self, keys: KeySet, cfg: &config::Token) {
-        self.policy.store(Arc::new(Policy::new(keys, cfg)));
+    pub fn reload(&self, keys: KeySet, cfg: impl Into<VerifyPolicy>) {
+        let cfg = cfg.into();
+        self.policy.store(Arc::new(Policy::new(keys, &cfg)));
         self.max_len.store(cfg.max_len, Ordering::Relaxed);
         self.cache.clear();
     }
@@ -183,7 +204,7 @@ impl Verifier {
         let Ok(header) = jsonwebtoken::decode_header(token) else {
             return (None, Err(TokenError::Malformed));
         };
-        // Every key has a kid and tokens must name one: no "try each key" fallback (A8).
+        // Every key has a kid and tokens must name one: no "try each key" fallback (threat model A8).
         let Some(kid) = header.kid.as_deref() else {
             return (None, Err(TokenError::UnknownKid));
         };
@@ -211,7 +232,7 @@ impl Verifier {
 }
 
 impl Policy {
-    fn new(keys: KeySet, cfg: &config::Token) -> Self {
+    fn new(keys: KeySet, cfg: &VerifyPolicy) -> Self {
         Policy {
             keys: Arc::new(keys),
             issuer: cfg.issuer.clone(),
@@ -428,24 +449,21 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Algorithm, ResourceType};
+    use crate::resource::ResourceType;
     use crate::token::claims::Scope;
     use crate::token::issue::{mint, MintRequest};
+    use crate::token::keys::Algorithm;
     use crate::token::keys::{generate_pem, SigningKey, VerifyKey};
 
-    fn token_cfg(capacity: usize) -> config::Token {
-        config::Token {
+    fn token_cfg(capacity: usize) -> VerifyPolicy {
+        VerifyPolicy {
             issuer: "test".into(),
             audience: vec![],
             leeway: Duration::from_secs(5),
             max_len: 4096,
             cache_capacity: capacity,
             cache_max_ttl: Duration::from_secs(300),
-            path_prefix: "t".into(),
-            query: "token".into(),
-            cookie: "tollgate_token".into(),
             allow_never_expiring: false,
-            max_lifetime: None,
         }
     }
 
@@ -477,7 +495,7 @@ mod tests {
     fn a_real_token_decodes_and_then_hits_the_cache() {
         let keys = ed_keys("k1");
         let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
-        let v = Verifier::new(keys, &token_cfg(10));
+        let v = Verifier::new(keys, token_cfg(10));
         let g = v.verify(&token, 1_000).expect("verifies");
         assert_eq!(g.rid.as_deref(), Some("demo"));
         assert_eq!(v.cache().misses(), 1);
@@ -512,7 +530,7 @@ mod tests {
     fn a8_an_unknown_kid_fails_without_falling_back_to_another_key() {
         let keys = ed_keys("k1");
         let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
-        let other = Verifier::new(ed_keys("k2"), &token_cfg(10));
+        let other = Verifier::new(ed_keys("k2"), token_cfg(10));
         assert_eq!(other.verify(&token, 1_000), Err(TokenError::UnknownKid));
     }
 
@@ -527,7 +545,7 @@ mod tests {
                     .0,
             );
         }
-        let v = Verifier::new(keys, &token_cfg(16));
+        let v = Verifier::new(keys, token_cfg(16));
         for i in 0..1000 {
             let _ = v.verify(&format!("garbage.{i}.x"), 1_000);
         }
@@ -543,7 +561,7 @@ mod tests {
     fn a18_replacing_keys_drops_cached_grants_of_the_old_key() {
         let keys = ed_keys("k1");
         let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
-        let v = Verifier::new(keys, &token_cfg(10));
+        let v = Verifier::new(keys, token_cfg(10));
         v.verify(&token, 1_000).expect("valid");
         v.replace_keys(ed_keys("k2"));
         assert_eq!(v.verify(&token, 1_000), Err(TokenError::UnknownKid));
@@ -553,7 +571,7 @@ mod tests {
     fn cache_entries_do_not_outlive_the_token() {
         let keys = ed_keys("k1");
         let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
-        let v = Verifier::new(keys, &token_cfg(10));
+        let v = Verifier::new(keys, token_cfg(10));
         v.verify(&token, 1_000).expect("valid");
         // exp = 1060, leeway 5: a lookup at 1066 must miss (and verify again).
         let misses = v.cache().misses();
@@ -575,7 +593,7 @@ mod tests {
             1_000,
         )
         .expect("mint");
-        let g = Verifier::new(keys, &token_cfg(10))
+        let g = Verifier::new(keys, token_cfg(10))
             .verify(&token, 1_000)
             .expect("valid");
         assert!(!r.is_revoked(&g));

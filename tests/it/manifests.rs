@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use serde_json::Value;
-use tollgate::config::ResourceType;
+use tollgate::resource::ResourceType;
 use tollgate::token::MintRequest;
 
 use common::*;

@@ -21,7 +21,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
-use tollgate::config::ResourceType;
+use tollgate::resource::ResourceType;
 use tollgate::token::MintRequest;
 
 fn ip(s: &str) -> IpAddr {
@@ -365,7 +365,7 @@ async fn per_subject_limit_follows_the_viewer_across_addresses() {
 
 /// Replace `[[keys]]`' active key with a new Ed25519 key `kid` in the test's config file.
 fn add_active_key(tg: &TestGate, kid: &str) -> (String, tollgate::token::KeySet) {
-    use tollgate::config::Algorithm;
+    use tollgate::token::keys::Algorithm;
     use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
     let d = tg.dir.path();
     let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
-use tollgate::config::ResourceType;
+use tollgate::resource::ResourceType;
 use tollgate::token::MintRequest;
 
 // ---------------------------------------------------------------------------------------

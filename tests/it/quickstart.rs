@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use tollgate::app::{playback_urls, Gate};
-use tollgate::config::{Config, ResourceType};
+use tollgate::config::Config;
+use tollgate::resource::ResourceType;
 use tollgate::token::{mint, MintRequest, Scope};
 
 struct QuickStart {

@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use tollgate::config::ResourceType;
+use tollgate::resource::ResourceType;
 
 #[tokio::test]
 async fn a_valid_token_streams_the_origin_and_the_origin_never_sees_it() {

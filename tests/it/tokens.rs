@@ -13,7 +13,8 @@ use base64::Engine as _;
 use http::Method;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
-use tollgate::config::{Algorithm, ResourceType};
+use tollgate::resource::ResourceType;
+use tollgate::token::keys::Algorithm;
 use tollgate::token::{MintRequest, Scope};
 
 use common::*;

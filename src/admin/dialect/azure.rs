@@ -15,7 +15,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::admin::issuer::{Expiry, IssueError, Issued, Target};
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 
 /// Restricted viewer tokens live an hour, as Azure's do.
 pub const LIFETIME: Duration = Duration::from_secs(3600);

@@ -13,7 +13,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::admin::issuer::{Expiry, IssueError, Issued, Target};
-use crate::config::ResourceType;
+use crate::resource::ResourceType;
 
 /// The request body, as the API defines it. Unknown fields are refused (as protojson does).
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tollgate::app::Gate;
-use tollgate::config::{Algorithm, Config, ResourceType};
+use tollgate::config::Config;
+use tollgate::resource::ResourceType;
+use tollgate::token::keys::Algorithm;
 use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
 use tollgate::token::{mint, KeySet, MintRequest, Scope};
 

@@ -1,0 +1,340 @@
+//! Stage one of the configuration: the file as written.
+//!
+//! These structs mirror the TOML file one to one: `deny_unknown_fields` everywhere, so a
+//! misspelt key is an error rather than a silently ignored setting, and a doc comment on
+//! every key (the reference for `config/tollgate.toml`). Nothing here checks ranges or
+//! cross-references; `super::validate` does that once, section by section. Durations
+//! are read by `humantime-serde`: `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"7d"`, `"1h 30m"`;
+//! a bad one is refused by the parser with the offending line (and so its key) quoted.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// Edge listeners: where media is served.
+    #[serde(default)]
+    pub edge: EdgeFile,
+    /// Certificates for the TLS edge listener.
+    #[serde(default)]
+    pub tls: TlsFile,
+    /// The admin listener: token APIs, management, reload, metrics, health.
+    #[serde(default)]
+    pub admin: AdminFile,
+    /// How tokens are found and verified.
+    #[serde(default)]
+    pub token: TokenFile,
+    /// Signing and verification keys, each pinned to one algorithm.
+    #[serde(default)]
+    pub keys: Vec<KeyFile>,
+    /// Named origin pools.
+    #[serde(default)]
+    pub origins: Vec<OriginFile>,
+    /// Path templates mapped to a resource type and an origin pool.
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    /// Resources declared in the file (the store holds the rest; both are merged).
+    #[serde(default)]
+    pub resources: Vec<ResourceFile>,
+    /// Where state lives.
+    #[serde(default)]
+    pub store: StoreFile,
+    /// HLS/DASH manifest rewriting and live token renewal.
+    #[serde(default)]
+    pub manifest: ManifestFile,
+    /// Rate limits (answered 429 with `Retry-After`).
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// The access log.
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+/// `[limits]`: each a rate like `"200/s burst 400"` (`/s`, `/m` or `/h`; the burst
+/// defaults to the count), or `"off"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Edge requests per client address (after `trusted_proxies`), any route. A route may
+    /// set its own. Default `"200/s burst 400"`. Behind a CDN without `trusted_proxies`,
+    /// every viewer shares the CDN's address: set them, or raise or turn this off.
+    pub per_ip: Option<String>,
+    /// Edge requests per token subject (`sub`). A route may set its own. Default
+    /// `"100/s burst 200"`.
+    pub per_subject: Option<String>,
+    /// Failed token verifications per client address. The failure that finds the budget
+    /// spent blocks the address: its requests with tokens not already verified are then
+    /// refused with 429 before any signature work, until a failure's worth has refilled.
+    /// Tokens the gate has verified before still pass. Default `"30/m burst 30"`.
+    pub bad_tokens_per_ip: Option<String>,
+    /// Token-issuing requests per API token (BlendVision, Azure). Default `"50/s burst 100"`.
+    pub issue_per_api_token: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// Access log format, one line per edge request: `"logfmt"` (default), `"json"` or
+    /// `"off"`. Read at start-up only.
+    pub access: Option<String>,
+    /// Where access lines go: `"stderr"` (default), `"stdout"`, or a file path (appended).
+    /// Read at start-up only.
+    pub access_to: Option<String>,
+}
+
+/// `[manifest]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// Rewrite HLS playlists and DASH MPDs so that child requests carry the token. Default true.
+    pub rewrite: Option<bool>,
+    /// How child requests get the token: `"query"` (every child URL gets `?token=`, for a
+    /// manifest requested with a query token) or `"cookie"` (a `Set-Cookie` scoped to the
+    /// resource's path, for players that keep cookies). Default `"query"`.
+    pub mode: Option<String>,
+    /// Largest manifest buffered for rewriting, in bytes; a larger one passes through
+    /// untouched. Default 8 MiB.
+    pub max_bytes: Option<usize>,
+    /// Hosts whose absolute URLs get the token (`cdn.example.com`, `host:port`,
+    /// `*.example.com`). Relative URLs always do; other hosts never. Default empty.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Renew a token that expires within this window, for tokens carrying `sxp`. Default `"60s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub renew_before: Option<Duration>,
+    /// Lifetime of a renewed token (never beyond the token's `sxp`). Default `"300s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub renew_ttl: Option<Duration>,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// The SQLite file (created with its directory on first run). Default `data/tollgate.db`
+    /// beside the config's parent directory, i.e. `"../data/tollgate.db"` from `config/`.
+    pub path: Option<String>,
+    /// How often the edge looks for changes in the store (resources, revocations). Default 250 ms.
+    #[serde(default, with = "humantime_serde")]
+    pub poll: Option<Duration>,
+}
+
+/// `[edge]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeFile {
+    /// TLS listener address (HTTP/1.1 and HTTP/2 by ALPN). Default `0.0.0.0:8443`; `""` disables it.
+    pub tls_listen: Option<String>,
+    /// Plain listener address (HTTP/1.1 and h2c prior knowledge), for use behind a TLS-terminating
+    /// load balancer or CDN. Absent or `""`: disabled.
+    pub plain_listen: Option<String>,
+    /// Time allowed to receive a request's headers, e.g. `"10s"`. Default 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub header_timeout: Option<Duration>,
+    /// Time allowed for a TLS handshake. Default 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub tls_handshake_timeout: Option<Duration>,
+    /// Maximum size of a request's header block in bytes (larger → 431). Default 16384.
+    pub max_header_bytes: Option<usize>,
+    /// Maximum number of request headers (more → 431). Default 100.
+    pub max_headers: Option<usize>,
+    /// Maximum open client connections per listener; further connections wait in the
+    /// kernel backlog. Default 10000.
+    pub max_connections: Option<usize>,
+    /// HTTP/2: maximum concurrent streams per connection. Default 100.
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// Addresses or CIDRs of proxies (CDN, load balancer) whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Origins (`https://player.example`) allowed by CORS; `["*"]` allows any. Empty: no CORS headers.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Largest request body the edge forwards, in bytes (larger → 413). Default 1 MiB.
+    pub max_body_bytes: Option<u64>,
+    /// On SIGTERM/SIGINT: how long in-flight requests (a segment download, say) may take
+    /// to finish once the listeners have stopped accepting. Default `"30s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// `[tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// Certificates; the first is the default when SNI matches none.
+    #[serde(default)]
+    pub certs: Vec<CertFile>,
+    /// Create a development CA and certificate at the first `certs` entry's paths when
+    /// they do not exist (quick start only; never for production).
+    #[serde(default)]
+    pub dev_generate: bool,
+}
+
+/// `[[tls.certs]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: String,
+    /// SNI names this certificate answers (exact or `*.example.com`). Empty: names from the certificate are not read; it is used as the default only.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Admin listener address. Default `127.0.0.1:9090`; `""` disables it.
+    pub listen: Option<String>,
+    /// File holding the admin token for the management API (`/v1/…`); a random one is
+    /// written there (mode 0600) on first run. Absent: management over HTTP is off.
+    pub token_file: Option<String>,
+    /// movingimage access-token lifetime. Default `"10m"`.
+    #[serde(default, with = "humantime_serde")]
+    pub access_ttl: Option<Duration>,
+    /// movingimage refresh-token lifetime. Default `"30d"`.
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_ttl: Option<Duration>,
+    /// Login attempts per minute per client address. Default 30.
+    pub login_per_ip: Option<u32>,
+    /// Login attempts per minute per account. Default 5.
+    pub login_per_account: Option<u32>,
+    /// Time allowed to receive a request body. Default `"10s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
+}
+
+/// `[token]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    /// Expected `iss` claim; tokens are minted with it. Default `tollgate`.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; when set, tokens must carry one of them.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, e.g. `"30s"`. Default 30 s.
+    #[serde(default, with = "humantime_serde")]
+    pub leeway: Option<Duration>,
+    /// Longest token accepted, in bytes; longer is refused before any decoding. Default 4096.
+    pub max_len: Option<usize>,
+    /// Entries in the verified-token cache. Default 100000. 0 disables caching.
+    pub cache_capacity: Option<usize>,
+    /// Longest a verified token stays cached (never beyond its `exp`). Default `"300s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub cache_max_ttl: Option<Duration>,
+    /// Path prefix segment carrying a token: `/t/<token>/…`. Default `t`.
+    pub path_prefix: Option<String>,
+    /// Query parameter carrying a token. Default `token`.
+    pub query: Option<String>,
+    /// Cookie carrying a token. Default `tollgate_token`.
+    pub cookie: Option<String>,
+    /// Allow tokens without `exp` (`tollgate token mint --ttl never`, BlendVision
+    /// requests without an expiry). Default false.
+    #[serde(default)]
+    pub allow_never_expiring: bool,
+    /// Longest lifetime the admin APIs issue, e.g. `"7d"`; absent: no cap.
+    #[serde(default, with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+}
+
+/// `[[keys]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Key id, carried in the token header's `kid`.
+    pub kid: String,
+    /// `EdDSA` (Ed25519), `ES256`, `RS256` or `HS256`. The token's own `alg` is never trusted.
+    #[serde(default = "default_alg")]
+    pub alg: String,
+    /// Public key PEM (EdDSA, ES256, RS256). Verification uses it.
+    pub public: Option<String>,
+    /// Private key PEM (PKCS#8) for signing; only the issuing node needs it.
+    pub private: Option<String>,
+    /// Shared secret file for HS256 (raw bytes, at least 32).
+    pub secret: Option<String>,
+    /// The key that signs new tokens (exactly one key may say so).
+    #[serde(default)]
+    pub active: bool,
+    /// Generate an Ed25519 key pair at `private`/`public` when they do not exist
+    /// (quick start only).
+    #[serde(default)]
+    pub dev_generate: bool,
+}
+
+fn default_alg() -> String {
+    "EdDSA".to_string()
+}
+
+/// `[[origins]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginFile {
+    /// Name routes refer to.
+    pub name: String,
+    /// `http://host:port`, `https://host:port` (tried in order, failover for GET/HEAD), or
+    /// a single `file://DIR` serving a local directory.
+    pub upstreams: Vec<String>,
+    /// TCP (and TLS) connect timeout. Default 2 s.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Time to the response headers once connected. Default 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Extra CA certificates (PEM) trusted for `https://` upstreams, beside the system roots.
+    pub ca_file: Option<String>,
+    /// Idle keep-alive connections kept per upstream host. Default 64.
+    pub pool_max_idle: Option<usize>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Short name (log and metric label).
+    pub name: String,
+    /// Path template: a literal prefix, optionally with one `{rid}` segment, ending in `/`.
+    pub path: String,
+    /// Resource type served here: `live`, `vod`, `live_event`, `live_event_recording`,
+    /// `vod_event`, `audio_event`, `vod_encoding`.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Origin pool name.
+    pub origin: String,
+    /// Serve without a token (for public content); default false.
+    #[serde(default)]
+    pub public: bool,
+    /// This route's own per-address limit (a rate or `"off"`); default `limits.per_ip`.
+    pub per_ip: Option<String>,
+    /// This route's own per-subject limit (a rate or `"off"`); default `limits.per_subject`.
+    pub per_subject: Option<String>,
+}
+
+/// `[[resources]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFile {
+    /// Resource id, as it appears in the route's `{rid}`.
+    pub id: String,
+    /// Resource type, as routes name it.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Organisation (account / VideoManager) id.
+    pub org: String,
+    /// Project id, if any.
+    pub project: Option<String>,
+    /// `token` (default) or `public`.
+    #[serde(default = "default_privacy")]
+    pub privacy: String,
+}
+
+fn default_privacy() -> String {
+    "token".to_string()
+}

@@ -1,0 +1,401 @@
+//! Configuration: the file format, its defaults, and validation into typed structs.
+//!
+//! Two stages (`docs/architecture.md`, "Module rules"). [`file::File`] and its children mirror
+//! the TOML file one to one (`deny_unknown_fields`, a doc comment on every key);
+//! [`Config::load`] validates that once, section by section ([`validate`]), into
+//! [`Config`]: socket addresses, resolved paths, non-empty key lists, routes that name
+//! existing origins. Everything after start-up reads only the validated form, kept in an
+//! `Arc`. This module never opens a socket and never reads a certificate's or key's
+//! contents; it only resolves their paths. It may use the lower modules' types (`token`,
+//! `resource`, `ratelimit`, `logging`); none of them imports it: where they need settings,
+//! this module converts into their own plain types (e.g. [`VerifyPolicy`]).
+//!
+//! Relative paths in the file are resolved against the directory holding the file, so
+//! `tollgate serve --config config/tollgate.toml` works from any working directory.
+
+pub mod file;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::logging::{AccessDest, AccessFormat};
+use crate::ratelimit::Rate;
+use crate::resource::{Resource, ResourceType};
+use crate::token::keys::KeySpec;
+use crate::token::verify::VerifyPolicy;
+
+/// Why a configuration file was refused. Each message names the key at fault (a value
+/// the parser refuses, such as a malformed duration, is reported with its line quoted).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: {error}")]
+    Parse {
+        path: PathBuf,
+        error: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from.
+    pub source: PathBuf,
+    pub edge: Edge,
+    pub tls: Tls,
+    pub admin_listen: Option<SocketAddr>,
+    pub token: Token,
+    pub admin: Admin,
+    pub store: Store,
+    pub keys: Vec<KeySpec>,
+    pub origins: Vec<Origin>,
+    pub routes: Vec<Route>,
+    pub resources: Vec<Resource>,
+    pub manifest: Manifest,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+/// A limit: a rate, or `None` for no limit.
+pub type Limit = Option<Rate>;
+
+/// Validated `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub per_ip: Limit,
+    pub per_subject: Limit,
+    pub bad_tokens_per_ip: Limit,
+    pub issue_per_api_token: Limit,
+}
+
+/// Validated `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub access: AccessFormat,
+    pub access_to: AccessDest,
+}
+
+/// How child requests of a manifest get the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestMode {
+    Query,
+    Cookie,
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub rewrite: bool,
+    pub mode: ManifestMode,
+    pub max_bytes: usize,
+    pub allow_hosts: Vec<String>,
+    pub renew_before: Duration,
+    pub renew_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub tls_listen: Option<SocketAddr>,
+    pub plain_listen: Option<SocketAddr>,
+    pub header_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub token_file: Option<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub login_per_ip: u32,
+    pub login_per_account: u32,
+    pub body_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub path: PathBuf,
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub certs: Vec<Cert>,
+    pub dev_generate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server_names: Vec<String>,
+}
+
+/// The verifier's share of `[token]`.
+impl From<&Token> for VerifyPolicy {
+    fn from(t: &Token) -> Self {
+        VerifyPolicy {
+            issuer: t.issuer.clone(),
+            audience: t.audience.clone(),
+            allow_never_expiring: t.allow_never_expiring,
+            max_len: t.max_len,
+            leeway: t.leeway,
+            cache_capacity: t.cache_capacity,
+            cache_max_ttl: t.cache_max_ttl,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub leeway: Duration,
+    pub max_len: usize,
+    pub cache_capacity: usize,
+    pub cache_max_ttl: Duration,
+    pub path_prefix: String,
+    pub query: String,
+    pub cookie: String,
+    pub allow_never_expiring: bool,
+    pub max_lifetime: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    Http(http::Uri),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub name: String,
+    pub upstreams: Vec<Upstream>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub pool_max_idle: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Literal text before `{rid}` (or the whole prefix when there is none), starting and ending with `/`.
+    pub prefix: String,
+    /// Whether a `{rid}` segment follows the prefix.
+    pub has_rid: bool,
+    pub resource_type: ResourceType,
+    /// Index into [`Config::origins`].
+    pub origin: usize,
+    pub public: bool,
+    /// This route's own limits; `None` uses `[limits]`.
+    pub per_ip: Option<Limit>,
+    pub per_subject: Option<Limit>,
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate configuration text; relative paths resolve against `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: file::File = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::validate(&file, &validate::Paths { base }, path)
+    }
+
+    /// Each section in turn; a section that refers to another comes after it.
+    fn validate(
+        file: &file::File,
+        paths: &validate::Paths<'_>,
+        source: &Path,
+    ) -> Result<Self, ConfigError> {
+        let edge = validate::edge(&file.edge)?;
+        let tls = validate::tls(&file.tls, &edge, paths)?;
+        let (admin_listen, admin) = validate::admin(&file.admin, paths)?;
+        let token = validate::token(&file.token)?;
+        let store = validate::store(&file.store, paths);
+        let keys = validate::keys(&file.keys, paths)?;
+        let (origins, origin_index) = validate::origins(&file.origins, paths)?;
+        let routes = validate::routes(&file.routes, &origin_index)?;
+        let resources = validate::resources(&file.resources)?;
+        let manifest = validate::manifest(&file.manifest)?;
+        let limits = validate::limits(&file.limits)?;
+        let log = validate::log(&file.log, paths)?;
+        Ok(Config {
+            source: source.to_path_buf(),
+            edge,
+            tls,
+            admin_listen,
+            token,
+            admin,
+            store,
+            keys,
+            origins,
+            routes,
+            resources,
+            manifest,
+            limits,
+            log,
+        })
+    }
+
+    /// The key that signs new tokens: the one marked `active`, else the only key.
+    pub fn signing_key(&self) -> Option<&KeySpec> {
+        self.keys
+            .iter()
+            .find(|k| k.active)
+            .or(if self.keys.len() == 1 {
+                self.keys.first()
+            } else {
+                None
+            })
+    }
+}
+
+/// Parse a duration such as `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`: one number and
+/// one unit. The CLI's `--ttl` and `--session` read durations with this; the
+/// configuration file's durations go through `humantime-serde` instead (see [`file`]),
+/// which accepts these forms and more (`"1h 30m"`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = |m: u64| n.checked_mul(m).map(Duration::from_secs);
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate::parse_template;
+    use super::*;
+
+    fn repo_config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.toml")
+    }
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let c = Config::load(&repo_config()).expect("config/tollgate.toml must stay valid");
+        assert!(!c.routes.is_empty());
+        assert!(c.signing_key().is_some());
+        assert!(c.tls.dev_generate);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse("[edge]\nlisten = \"x\"\n", Path::new("t.toml"))
+            .expect_err("unknown key must fail");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    const MINIMAL: &str = r#"
+        [edge]
+        tls_listen = ""
+        plain_listen = "127.0.0.1:0"
+        [[keys]]
+        kid = "k"
+        alg = "HS256"
+        secret = "s"
+    "#;
+
+    #[test]
+    fn file_durations_take_humantime_forms() {
+        let text = format!(
+            "{MINIMAL}\n[token]\nleeway = \"1m 30s\"\ncache_max_ttl = \"500ms\"\nmax_lifetime = \"7d\"\n"
+        );
+        let c = Config::parse(&text, Path::new("t.toml")).expect("valid");
+        assert_eq!(c.token.leeway, Duration::from_secs(90));
+        assert_eq!(c.token.cache_max_ttl, Duration::from_millis(500));
+        assert_eq!(c.token.max_lifetime, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.store.poll, Duration::from_millis(250), "default");
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_and_the_error_names_its_key() {
+        let text = MINIMAL.replace(
+            "plain_listen = \"127.0.0.1:0\"",
+            "plain_listen = \"127.0.0.1:0\"\nheader_timeout = \"10\"",
+        );
+        let err = Config::parse(&text, Path::new("t.toml")).expect_err("no unit");
+        let msg = err.to_string();
+        assert!(msg.contains("header_timeout"), "{msg}");
+        assert!(msg.contains("\"10\""), "{msg}");
+    }
+
+    #[test]
+    fn templates_need_a_slash_on_both_ends() {
+        assert_eq!(parse_template("/vod/{rid}/"), Some(("/vod/".into(), true)));
+        assert_eq!(parse_template("/static/"), Some(("/static/".into(), false)));
+        assert_eq!(parse_template("/vod/{rid}"), None);
+        assert_eq!(parse_template("vod/"), None);
+        assert_eq!(parse_template("/a/{rid}/b/"), None);
+    }
+
+    #[test]
+    fn a_route_to_a_missing_origin_is_refused() {
+        let text = r#"
+            [edge]
+            tls_listen = ""
+            plain_listen = "127.0.0.1:0"
+            [[keys]]
+            kid = "k"
+            alg = "HS256"
+            secret = "s"
+            [[routes]]
+            name = "vod"
+            path = "/vod/{rid}/"
+            type = "vod"
+            origin = "nowhere"
+        "#;
+        let err = Config::parse(text, Path::new("t.toml")).expect_err("must fail");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+    }
+}
