@@ -165,11 +165,18 @@ impl Access {
         let renewable = req.manifest.delivers
             && req.manifest.kind.is_some()
             && self.verifier.keys().signing().is_some();
-        if !renewable {
+        let Some(sxp) = grant.sxp.filter(|_| renewable) else {
             return Err(EdgeError::Token(TokenError::Expired));
-        }
-        token::authorize_session(grant, target, req.now, self.leeway, &self.revocations)
-            .map_err(EdgeError::Token)
+        };
+        token::authorize_until(
+            grant,
+            Some(sxp),
+            target,
+            req.now,
+            self.leeway,
+            &self.revocations,
+        )
+        .map_err(EdgeError::Token)
     }
 }
 

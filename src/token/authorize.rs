@@ -35,31 +35,16 @@ pub fn authorize(
     leeway: u64,
     revocations: &Revocations,
 ) -> Result<(), TokenError> {
-    check(grant, grant.exp, target, now, leeway, revocations)
+    authorize_until(grant, grant.exp, target, now, leeway, revocations)
 }
 
-/// [`authorize`] for a live session's manifest reload: the token's `sxp` stands in for
-/// its `exp`. Every other check is the same. A token without `sxp` is no session: this
-/// answers `expired` for it. The edge asks this only for a manifest request whose token
-/// has expired, and then answers only with a rewritten manifest carrying a renewed,
-/// short-lived token (`docs/architecture.md`, "Manifests"): the player's reload URL is
-/// fixed by the master playlist, so it keeps the first token for the whole session.
-pub fn authorize_session(
+/// [`authorize`] with `until` standing in for the token's own `exp` (None: no end);
+/// every other check is the same. Which requests may outlive `exp`, and until when, is
+/// the caller's rule, not the token's: the edge's live-session rule (`edge/access.rs`)
+/// passes the token's `sxp` here.
+pub fn authorize_until(
     grant: &Grant,
-    target: &Target<'_>,
-    now: u64,
-    leeway: u64,
-    revocations: &Revocations,
-) -> Result<(), TokenError> {
-    if grant.sxp.is_none() {
-        return Err(TokenError::Expired);
-    }
-    check(grant, grant.sxp, target, now, leeway, revocations)
-}
-
-fn check(
-    grant: &Grant,
-    expiry: Option<u64>,
+    until: Option<u64>,
     target: &Target<'_>,
     now: u64,
     leeway: u64,
@@ -70,8 +55,8 @@ fn check(
             return Err(TokenError::NotYetValid);
         }
     }
-    if let Some(exp) = expiry {
-        if exp.saturating_add(leeway) < now {
+    if let Some(end) = until {
+        if end.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
     }

@@ -18,7 +18,7 @@ pub mod issue;
 pub mod keys;
 pub mod verify;
 
-pub use authorize::{authorize, authorize_session, Target};
+pub use authorize::{authorize, authorize_until, Target};
 pub use claims::{Claims, Grant, Scope};
 pub use issue::{mint, MintRequest};
 pub use keys::KeySet;
