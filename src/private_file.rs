@@ -97,17 +97,11 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_secret_is_created_owner_only() {
+    fn secrets_and_created_files_are_owner_only_and_create_keeps_an_existing_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("k/secret");
-        write_secret(&path, b"s").expect("write");
-        assert_eq!(mode(&path), 0o600);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn create_makes_an_owner_only_file_and_keeps_an_existing_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("k/secret");
+        write_secret(&secret, b"s").expect("write");
+        assert_eq!(mode(&secret), 0o600);
         let path = dir.path().join("db");
         create(&path).expect("create");
         assert_eq!(mode(&path), 0o600);

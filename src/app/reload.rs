@@ -21,62 +21,48 @@ use crate::token::KeySet;
 /// cache's shape): named in the report and the log while they differ from what the
 /// process started with.
 fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |changed: bool, name: &'static str| {
-        if changed {
-            out.push(name);
-        }
-    };
-    if let Some(was) = file_listen {
-        let now = listen_of(new);
-        check(was[0] != now[0], "edge.tls_listen");
-        check(was[1] != now[1], "edge.plain_listen");
-        check(was[2] != now[2], "admin.listen");
+    // `section.key` of every setting that only a restart applies, named as in the file.
+    macro_rules! differs {
+        ($($section:ident . $key:ident),* $(,)?) => {
+            [$((
+                old.$section.$key != new.$section.$key,
+                concat!(stringify!($section), ".", stringify!($key)),
+            )),*]
+        };
     }
-    check(
-        old.edge.header_timeout != new.edge.header_timeout,
-        "edge.header_timeout",
+    let listen = file_listen.map(|was| (was, listen_of(new)));
+    let listeners = [
+        ("edge.tls_listen", 0),
+        ("edge.plain_listen", 1),
+        ("admin.listen", 2),
+    ]
+    .map(|(name, i)| (listen.is_some_and(|(was, now)| was[i] != now[i]), name));
+    let settings = differs!(
+        edge.header_timeout,
+        edge.tls_handshake_timeout,
+        edge.max_header_bytes,
+        edge.max_headers,
+        edge.max_connections,
+        edge.h2_max_concurrent_streams,
+        edge.shutdown_grace,
+        store.path,
+        store.poll,
+        token.cache_capacity,
+        token.cache_max_ttl,
     );
-    check(
-        old.edge.tls_handshake_timeout != new.edge.tls_handshake_timeout,
-        "edge.tls_handshake_timeout",
-    );
-    check(
-        old.edge.max_header_bytes != new.edge.max_header_bytes,
-        "edge.max_header_bytes",
-    );
-    check(
-        old.edge.max_headers != new.edge.max_headers,
-        "edge.max_headers",
-    );
-    check(
-        old.edge.max_connections != new.edge.max_connections,
-        "edge.max_connections",
-    );
-    check(
-        old.edge.h2_max_concurrent_streams != new.edge.h2_max_concurrent_streams,
-        "edge.h2_max_concurrent_streams",
-    );
-    check(
-        old.edge.shutdown_grace != new.edge.shutdown_grace,
-        "edge.shutdown_grace",
-    );
-    check(old.store.path != new.store.path, "store.path");
-    check(old.store.poll != new.store.poll, "store.poll");
-    check(
-        old.token.cache_capacity != new.token.cache_capacity,
-        "token.cache_capacity",
-    );
-    check(
-        old.token.cache_max_ttl != new.token.cache_max_ttl,
-        "token.cache_max_ttl",
-    );
-    check(
-        old.token.leeway != new.token.leeway,
-        "token.leeway (verification cache)",
-    );
-    check(old.log != new.log, "log");
-    out
+    let others = [
+        (
+            old.token.leeway != new.token.leeway,
+            "token.leeway (verification cache)",
+        ),
+        (old.log != new.log, "log"),
+    ];
+    listeners
+        .into_iter()
+        .chain(settings)
+        .chain(others)
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
 }
 
 /// Serve reload requests one at a time until shutdown.
@@ -168,28 +154,12 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
 
     fn config() -> Config {
-        let text = r#"
-[edge]
-tls_listen = ""
-plain_listen = "127.0.0.1:8080"
-
-[store]
-path = "state/tollgate.db"
-
-[[keys]]
-kid = "k1"
-alg = "EdDSA"
-public = "keys/k1.pub.pem"
-private = "keys/k1.pem"
-active = true
-"#;
-        Config::parse(text, Path::new("t.toml")).expect("valid config")
+        crate::config::example(|t| t)
     }
 
     #[test]

@@ -302,6 +302,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
+/// The example config (`config/tollgate.toml`: routes, resources `demo` and `trailer`,
+/// limits), with `edit` applied to its text: unit tests elsewhere start from it.
+#[cfg(test)]
+pub(crate) fn example(edit: impl FnOnce(String) -> String) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.toml");
+    let text = std::fs::read_to_string(&path).expect("example config");
+    Config::parse(&edit(text), &path).expect("example config parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate::parse_template;

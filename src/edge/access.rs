@@ -197,7 +197,7 @@ mod tests {
 
     /// The example config (resources `demo` and `trailer`), its limits and an EdDSA key.
     fn setup() -> (Config, KeySet) {
-        let cfg = super::super::example_config(|t| t);
+        let cfg = crate::config::example(|t| t);
         let (private, public) = generate_pem(Algorithm::EdDsa).expect("generate");
         let keys = KeySet::from_keys(
             vec![VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("key")],

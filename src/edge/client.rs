@@ -166,35 +166,41 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn an_untrusted_peer_is_the_client_whatever_it_claims() {
-        let h = headers(&[
-            ("x-forwarded-for", "203.0.113.9"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        let c = clients().resolve(conn("127.0.0.3", false), &h);
-        assert_eq!(c.ip, "127.0.0.3".parse::<IpAddr>().expect("ip"));
-        assert!(!c.trusted);
-        assert!(!c.https);
-        let mut out = h.clone();
-        c.set_forwarded_for(&mut out);
-        assert_eq!(out["x-forwarded-for"], "127.0.0.3");
-    }
-
-    #[test]
-    fn a_trusted_proxy_names_the_client_and_the_scheme() {
-        let h = headers(&[
-            ("x-forwarded-for", "198.51.100.1, 203.0.113.9"),
-            ("x-forwarded-proto", "HTTPS"),
-        ]);
-        let c = clients().resolve(conn("127.0.0.2", false), &h);
-        assert_eq!(c.ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
-        assert!(c.trusted && c.https && !c.tls);
-        let mut out = h.clone();
-        c.set_forwarded_for(&mut out);
-        assert_eq!(
-            out["x-forwarded-for"],
-            "198.51.100.1, 203.0.113.9, 127.0.0.2"
-        );
+    fn an_untrusted_peer_is_the_client_and_a_trusted_proxy_names_the_client_and_scheme() {
+        // (peer, X-Forwarded-For, X-Forwarded-Proto) -> (client, trusted, https,
+        // the X-Forwarded-For the origin gets)
+        let cases = [
+            (
+                "127.0.0.3",
+                "203.0.113.9",
+                "https",
+                ("127.0.0.3", false, false, "127.0.0.3"),
+            ),
+            (
+                "127.0.0.2",
+                "198.51.100.1, 203.0.113.9",
+                "HTTPS",
+                (
+                    "203.0.113.9",
+                    true,
+                    true,
+                    "198.51.100.1, 203.0.113.9, 127.0.0.2",
+                ),
+            ),
+        ];
+        for (peer, xff, xfp, (ip, trusted, https, forwarded)) in cases {
+            let h = headers(&[("x-forwarded-for", xff), ("x-forwarded-proto", xfp)]);
+            let c = clients().resolve(conn(peer, false), &h);
+            assert_eq!(c.ip, ip.parse::<IpAddr>().expect("ip"), "{peer}");
+            assert_eq!(
+                (c.trusted, c.https, c.tls),
+                (trusted, https, false),
+                "{peer}"
+            );
+            let mut out = h.clone();
+            c.set_forwarded_for(&mut out);
+            assert_eq!(out["x-forwarded-for"], forwarded, "{peer}");
+        }
     }
 
     #[test]

@@ -1001,12 +1001,19 @@ mod tests {
         );
     }
 
+    /// Token `t` in each carrier: path, query, cookie header, Authorization header.
+    fn carriers(t: &str) -> [String; 4] {
+        [
+            format!("/t/{t}/x"),
+            format!("token={t}"),
+            format!("tollgate_token={t}"),
+            format!("Bearer {t}"),
+        ]
+    }
+
     #[test]
     fn a12_same_token_everywhere_reports_the_first_place() {
-        let p = format!("/t/{A}/x");
-        let q = format!("token={A}");
-        let c = format!("tollgate_token={A}");
-        let h = format!("Bearer {A}");
+        let [p, q, c, h] = carriers(A);
         let e = ok(&p, Some(&q), &[c.as_str()], &[h.as_str()]);
         assert_eq!(e.token, Some(A));
         assert_eq!(e.source, Some(Source::Path));
@@ -1020,11 +1027,8 @@ mod tests {
 
     #[test]
     fn a12_different_tokens_across_places_conflict() {
-        let pa = format!("/t/{A}/x");
-        let qb = format!("token={B}");
-        let ca = format!("tollgate_token={A}");
-        let cb = format!("tollgate_token={B}");
-        let hb = format!("Bearer {B}");
+        let [pa, _, ca, _] = carriers(A);
+        let [_, qb, cb, hb] = carriers(B);
         let cases: [Request<'_>; 4] = [
             (&pa, Some(&qb), &[], &[]),
             (&pa, None, &[cb.as_str()], &[]),

@@ -149,7 +149,7 @@ mod tests {
 
     /// The example config with its limits replaced by small ones.
     fn limits() -> EdgeLimits {
-        let cfg = super::super::example_config(|t| {
+        let cfg = crate::config::example(|t| {
             t.replace("\"200/s burst 400\"", "\"1/h burst 3\"")
                 .replace("\"100/s burst 200\"", "\"1/h burst 2\"")
                 .replace("\"30/m burst 30\"", "\"1/h burst 2\"")

@@ -302,12 +302,3 @@ impl From<crate::token::TokenError> for EdgeError {
         EdgeError::Token(e)
     }
 }
-
-/// The example config (`config/tollgate.toml`: routes, resources `demo` and `trailer`,
-/// limits), with `edit` applied to its text: the phases' unit tests start from it.
-#[cfg(test)]
-fn example_config(edit: impl FnOnce(String) -> String) -> config::Config {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.toml");
-    let text = std::fs::read_to_string(&path).expect("example config");
-    config::Config::parse(&edit(text), &path).expect("example config parses")
-}

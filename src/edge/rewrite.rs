@@ -26,7 +26,6 @@
 //! all: it streams as the origin sends it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -43,12 +42,7 @@ use crate::token::{self, Grant, KeySet, TokenError};
 
 /// The `[manifest]` settings plus the carrier names they use.
 pub struct ManifestPolicy {
-    rewrite: bool,
-    mode: ManifestMode,
-    max_bytes: usize,
-    allow_hosts: Vec<String>,
-    renew_before: u64,
-    renew_ttl: Duration,
+    cfg: config::Manifest,
     query_name: String,
     cookie_name: String,
 }
@@ -88,14 +82,8 @@ pub type Outcome = &'static str;
 
 impl ManifestPolicy {
     pub fn new(cfg: &config::Config) -> Self {
-        let m = &cfg.manifest;
         ManifestPolicy {
-            rewrite: m.rewrite,
-            mode: m.mode,
-            max_bytes: m.max_bytes,
-            allow_hosts: m.allow_hosts.clone(),
-            renew_before: m.renew_before.as_secs(),
-            renew_ttl: m.renew_ttl,
+            cfg: cfg.manifest.clone(),
             query_name: cfg.token.query.clone(),
             cookie_name: cfg.token.cookie.clone(),
         }
@@ -116,15 +104,15 @@ impl ManifestPolicy {
     /// Does a manifest answer to a request whose token came from `source` carry a token
     /// to its children (a rewrite or a cookie)? Only then can a session be renewed.
     fn delivers(&self, source: Source) -> bool {
-        self.rewrite && (self.rewrites(source) || self.sets_cookie(source))
+        self.cfg.rewrite && (self.rewrites(source) || self.sets_cookie(source))
     }
 
     fn rewrites(&self, source: Source) -> bool {
-        self.mode == ManifestMode::Query && source == Source::Query
+        self.cfg.mode == ManifestMode::Query && source == Source::Query
     }
 
     fn sets_cookie(&self, source: Source) -> bool {
-        self.mode == ManifestMode::Cookie || source == Source::Cookie
+        self.cfg.mode == ManifestMode::Cookie || source == Source::Cookie
     }
 
     /// Prepare the origin request of a likely manifest (by extension) that will be
@@ -222,7 +210,7 @@ impl ManifestPolicy {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_bytes as u64) {
+        if declared.is_some_and(|n| n > self.cfg.max_bytes as u64) {
             *outcome = "too_large";
             log_untouched(kind, "too_large");
             return if plan.session {
@@ -231,7 +219,7 @@ impl ManifestPolicy {
                 Ok(Response::from_parts(parts, body))
             };
         }
-        let bytes = match buffer(body, self.max_bytes).await? {
+        let bytes = match buffer(body, self.cfg.max_bytes).await? {
             Buffered::Whole(b) => b,
             Buffered::Partial(head, rest) => {
                 *outcome = "too_large";
@@ -247,7 +235,7 @@ impl ManifestPolicy {
         let rw = Rewrite {
             param: &self.query_name,
             token: &encoded,
-            allow_hosts: &self.allow_hosts,
+            allow_hosts: &self.cfg.allow_hosts,
         };
         let out = match manifest::rewrite(kind, &bytes, &rw) {
             Ok(out) => out,
@@ -275,11 +263,11 @@ impl ManifestPolicy {
         let due = plan
             .grant
             .exp
-            .is_some_and(|exp| exp < now.saturating_add(self.renew_before));
+            .is_some_and(|exp| exp < now.saturating_add(self.cfg.renew_before.as_secs()));
         if !due || plan.grant.sxp.is_none() {
             return own;
         }
-        match token::issue::renew(keys, &plan.token, now, self.renew_ttl) {
+        match token::issue::renew(keys, &plan.token, now, self.cfg.renew_ttl) {
             Ok(Some((t, exp))) => (t, Some(exp), true),
             Ok(None) => own,
             Err(e) => {
@@ -403,7 +391,7 @@ mod tests {
     use super::*;
 
     fn policy(mode: &str) -> ManifestPolicy {
-        let cfg = super::super::example_config(|t| {
+        let cfg = crate::config::example(|t| {
             t.replace("mode = \"query\"", &format!("mode = \"{mode}\""))
         });
         ManifestPolicy::new(&cfg)

@@ -231,14 +231,9 @@ pub fn resources_round_trip_with_and_without_a_project(store: &dyn Store) {
     };
     store.put_resource(&plain).expect("put r1");
     store.put_resource(&in_project).expect("put r2");
+    assert_eq!(stored(store, "r1", ResourceType::Vod), Some(plain.clone()));
     assert_eq!(
-        store.resource("r1", ResourceType::Vod).expect("r1"),
-        Some(plain.clone())
-    );
-    assert_eq!(
-        store
-            .resource("r2", ResourceType::LiveEventRecording)
-            .expect("r2"),
+        stored(store, "r2", ResourceType::LiveEventRecording),
         Some(in_project.clone())
     );
     assert_eq!(
@@ -252,15 +247,32 @@ pub fn resources_round_trip_with_and_without_a_project(store: &dyn Store) {
         ..plain
     };
     store.put_resource(&flipped).expect("replace r1");
-    assert_eq!(
-        store.resource("r1", ResourceType::Vod).expect("r1"),
-        Some(flipped)
-    );
+    assert_eq!(stored(store, "r1", ResourceType::Vod), Some(flipped));
     store
         .delete_resource("r1", ResourceType::Vod)
         .expect("delete r1");
-    assert_eq!(store.resource("r1", ResourceType::Vod).expect("r1"), None);
+    assert_eq!(stored(store, "r1", ResourceType::Vod), None);
     assert_eq!(store.resources().expect("resources").len(), 1);
+}
+
+/// Present refresh token `old` at `now`, to be replaced by `new` for `org` until
+/// `expires_at`; the store must answer (a storage error fails the case).
+fn rotate(
+    store: &dyn Store,
+    old: &str,
+    new: &str,
+    org: &str,
+    expires_at: u64,
+    now: u64,
+) -> Rotation {
+    store
+        .rotate_refresh(old, new, org, expires_at, now)
+        .expect("rotate_refresh answers")
+}
+
+/// The resource `id` of type `rty` as the store has it.
+fn stored(store: &dyn Store, id: &str, rty: ResourceType) -> Option<Resource> {
+    store.resource(id, rty).expect("read the resource")
 }
 
 pub fn a_resource_is_keyed_by_id_and_type(store: &dyn Store) {
@@ -273,20 +285,9 @@ pub fn a_resource_is_keyed_by_id_and_type(store: &dyn Store) {
     };
     store.put_resource(&vod).expect("put vod");
     store.put_resource(&live).expect("put live");
-    assert_eq!(
-        store.resource("same", ResourceType::Vod).expect("vod"),
-        Some(vod.clone())
-    );
-    assert_eq!(
-        store.resource("same", ResourceType::Live).expect("live"),
-        Some(live)
-    );
-    assert_eq!(
-        store
-            .resource("same", ResourceType::AudioEvent)
-            .expect("audio"),
-        None
-    );
+    assert_eq!(stored(store, "same", ResourceType::Vod), Some(vod.clone()));
+    assert_eq!(stored(store, "same", ResourceType::Live), Some(live));
+    assert_eq!(stored(store, "same", ResourceType::AudioEvent), None);
     store
         .delete_resource("same", ResourceType::Live)
         .expect("delete live");
@@ -612,17 +613,10 @@ pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store)
         Ok(Rotation::Rotated(_))
     ));
     assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(3), "o1", 2000, 501)
-            .expect("present A again"),
+        rotate(store, &h(1), &h(3), "o1", 2000, 501),
         Rotation::Reused("f1".into())
     );
-    assert_eq!(
-        store
-            .rotate_refresh(&h(2), &h(4), "o1", 2000, 502)
-            .expect("present B"),
-        Rotation::Dead
-    );
+    assert_eq!(rotate(store, &h(2), &h(4), "o1", 2000, 502), Rotation::Dead);
     assert_eq!(store.refresh_token(&h(3)).expect("lookup"), None);
     assert_eq!(store.refresh_token(&h(4)).expect("lookup"), None);
     assert_eq!(
@@ -633,35 +627,24 @@ pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store)
             at: 501,
         }]
     );
-    assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(5), "o1", 2000, 503)
-            .expect("present A a third time"),
-        Rotation::Dead
-    );
+    assert_eq!(rotate(store, &h(1), &h(5), "o1", 2000, 503), Rotation::Dead);
 }
 
 pub fn an_expired_refresh_token_is_dead(store: &dyn Store) {
     with_family(store);
     let before = store.version().expect("version");
     assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(2), "o1", 5000, 1001)
-            .expect("rotate"),
+        rotate(store, &h(1), &h(2), "o1", 5000, 1001),
         Rotation::Dead
     );
     assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(2), "o1", 5000, 1000)
-            .expect("rotate at the expiry second"),
+        rotate(store, &h(1), &h(2), "o1", 5000, 1000),
         Rotation::Dead
     );
     assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
     assert_eq!(store.version().expect("version"), before);
     assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(2), "o1", 5000, 999)
-            .expect("rotate just before expiry"),
+        rotate(store, &h(1), &h(2), "o1", 5000, 999),
         Rotation::Rotated(refresh(1, "f1", "u1", "o1", 1000))
     );
 }
@@ -669,9 +652,7 @@ pub fn an_expired_refresh_token_is_dead(store: &dyn Store) {
 pub fn an_unknown_refresh_token_is_unknown(store: &dyn Store) {
     with_family(store);
     assert_eq!(
-        store
-            .rotate_refresh(&h(9), &h(2), "o1", 5000, 500)
-            .expect("rotate"),
+        rotate(store, &h(9), &h(2), "o1", 5000, 500),
         Rotation::Unknown
     );
     assert_eq!(store.refresh_token(&h(2)).expect("lookup"), None);
@@ -689,12 +670,7 @@ pub fn a_family_revoked_by_an_admin_or_by_subject_is_dead(store: &dyn Store) {
             at: 100,
         })
         .expect("revoke f1");
-    assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(3), "o1", 5000, 500)
-            .expect("rotate f1"),
-        Rotation::Dead
-    );
+    assert_eq!(rotate(store, &h(1), &h(3), "o1", 5000, 500), Rotation::Dead);
     store
         .revoke(&Revocation {
             kind: RevocationKind::Subject,
@@ -702,12 +678,7 @@ pub fn a_family_revoked_by_an_admin_or_by_subject_is_dead(store: &dyn Store) {
             at: 100,
         })
         .expect("revoke u1");
-    assert_eq!(
-        store
-            .rotate_refresh(&h(2), &h(3), "o1", 5000, 500)
-            .expect("rotate f2"),
-        Rotation::Dead
-    );
+    assert_eq!(rotate(store, &h(2), &h(3), "o1", 5000, 500), Rotation::Dead);
 }
 
 pub fn deleting_a_user_deletes_their_refresh_tokens(store: &dyn Store) {
@@ -715,9 +686,7 @@ pub fn deleting_a_user_deletes_their_refresh_tokens(store: &dyn Store) {
     store.delete_user("u1").expect("delete user");
     assert_eq!(store.refresh_token(&h(1)).expect("lookup"), None);
     assert_eq!(
-        store
-            .rotate_refresh(&h(1), &h(2), "o1", 5000, 500)
-            .expect("rotate"),
+        rotate(store, &h(1), &h(2), "o1", 5000, 500),
         Rotation::Unknown
     );
 }

@@ -154,13 +154,21 @@ mod tests {
         now: u64,
     ) -> Result<(), TokenError> {
         let target = Target {
-            resource_type: ResourceType::Vod,
-            rid,
             resource: res,
-            path,
-            client: "192.0.2.1".parse().expect("ip"),
+            ..target(ResourceType::Vod, rid, path)
         };
         authorize(g, &target, now, 5, &Revocations::default())
+    }
+
+    /// A request from 192.0.2.1 for `path` under the unregistered resource `rid`.
+    fn target<'a>(resource_type: ResourceType, rid: &'a str, path: &'a str) -> Target<'a> {
+        Target {
+            resource_type,
+            rid,
+            resource: None,
+            path,
+            client: "192.0.2.1".parse().expect("ip"),
+        }
     }
 
     #[test]
@@ -190,13 +198,7 @@ mod tests {
             check(&g, "b", None, "/vod/b/x", 900),
             Err(TokenError::Scope)
         );
-        let target = Target {
-            resource_type: ResourceType::Live,
-            rid: "a",
-            resource: None,
-            path: "/live/a/x",
-            client: "192.0.2.1".parse().expect("ip"),
-        };
+        let target = target(ResourceType::Live, "a", "/live/a/x");
         assert_eq!(
             authorize(&g, &target, 900, 5, &Revocations::default()),
             Err(TokenError::Scope)
@@ -260,13 +262,7 @@ mod tests {
         let g = grant(Scope::Resource);
         let r = Revocations::default();
         r.revoke_jti("j");
-        let target = Target {
-            resource_type: ResourceType::Vod,
-            rid: "a",
-            resource: None,
-            path: "/vod/a/x",
-            client: "192.0.2.1".parse().expect("ip"),
-        };
+        let target = target(ResourceType::Vod, "a", "/vod/a/x");
         assert_eq!(authorize(&g, &target, 900, 5, &r), Err(TokenError::Revoked));
     }
 }
