@@ -57,11 +57,6 @@ impl FileOrigin {
         Ok(Self { root })
     }
 
-    /// The canonical root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Serve `path` (the request path, already normalised by the gate: starts with '/', no dot segments,
     /// may still contain %XX escapes of reserved or non-ASCII bytes, which this function decodes exactly once)
     /// relative to the root, e.g. root=/srv/media, path=/vod/demo/master.m3u8 → /srv/media/vod/demo/master.m3u8.
@@ -652,7 +647,7 @@ mod tests {
     async fn root_is_the_canonical_directory() {
         let (dir, origin) = origin_with(&[]);
         let canonical = std::fs::canonicalize(dir.path()).expect("canonicalize");
-        assert_eq!(origin.root(), canonical);
+        assert_eq!(origin.root, canonical);
     }
 
     #[tokio::test]
