@@ -7,7 +7,7 @@ The binary must use glibc malloc (jemalloc is invisible to heaptrack): build it 
 `cargo build --release --no-default-features --target-dir target/alloc`. Needs Debian's
 `heaptrack`. Not a test; CI does not run it.
 
-How: the shipped config, with its origin replaced by an in-process HTTP/1.1 origin on
+How: the shipped config (rate limits off), with its origin replaced by an in-process HTTP/1.1 origin on
 loopback that answers every GET with the same 1 KiB body (keep-alive). tollgate runs
 under heaptrack twice; each run serves N requests of one cached EdDSA path-prefix token
 on one client connection (`/t/<token>/vod/demo/x.ts`: no manifest step). N is 10,000
@@ -35,6 +35,12 @@ RUNS = (10_000, 20_000)
 class Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm and
+        # delayed ACKs hold every answer for ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self):  # noqa: N802 (the stdlib's name)
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
@@ -56,6 +62,9 @@ def use_origin(ws, port):
     with open(ws.config, encoding="utf-8") as f:
         text = f.read()
     text = text.replace('upstreams = ["file://../sample"]', f'upstreams = ["http://127.0.0.1:{port}"]')
+    # One client sends every request: the per-address and per-subject limits are off.
+    text = text.replace('per_ip = "200/s burst 400"', 'per_ip = "off"')
+    text = text.replace('per_subject = "100/s burst 200"', 'per_subject = "off"')
     with open(ws.config, "w", encoding="utf-8") as f:
         f.write(text)
 
