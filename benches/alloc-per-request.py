@@ -100,15 +100,21 @@ def drive(addr, token, count):
 
 def allocations(ws, token, count, out_base):
     server = e2e.Server(ws, f"heaptrack-{count}", taskset=["heaptrack", "-o", out_base])
+    gate_pid = None
     try:
         server.wait_ready(timeout=60)
         fields = server.listening()
+        gate_pid = int(fields["pid"])
         drive(fields["edge-plain"], token, count)
-        # Stop tollgate itself (heaptrack's child, started by us) so heaptrack writes
-        # its file; heaptrack then exits by itself.
-        os.kill(int(fields["pid"]), signal.SIGTERM)
-        server.proc.wait(timeout=120)
     finally:
+        # Stop tollgate itself (heaptrack's child, started by us) so heaptrack writes
+        # its file and exits by itself; then make sure the wrapper is gone too.
+        if gate_pid is not None:
+            try:
+                os.kill(gate_pid, signal.SIGTERM)
+                server.proc.wait(timeout=120)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
         server.stop()
     files = [f for f in os.listdir(os.path.dirname(out_base))
              if f.startswith(os.path.basename(out_base))]
