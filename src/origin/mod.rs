@@ -6,9 +6,8 @@
 //! sees tokens or routes: the edge hands it a finished request (token already removed).
 //!
 //! Protocol: HTTP/1.1 to every upstream; `https://` ones are offered ALPN `http/1.1`
-//! only, as nginx and HAProxy do. Measured against an nginx origin that also speaks h2
-//! (2026-11-23, `wrk -c32`, proxy and origin on one core), h2 to the origin cost 1.3 ×
-//! the CPU per request at 64 KiB and 1.45 × at 1 MiB (not profiled further). The origin
+//! only, as nginx and HAProxy do: h2 to the origin cost more CPU per request on the load
+//! harness (the README's Performance section has the numbers). The origin
 //! is addressed by the upstream's authority (hyper-util's client sets `Host` from the
 //! URI), never by the viewer's `Host`, which travels as `X-Forwarded-Host`.
 //!
