@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
-use crate::resource::{Resource, ResourceType};
+use crate::resource::{parse_privacy, Resource, ResourceType};
 use crate::store::{ApiToken, Org, Project, Revocation, RevocationKind, Store, StoreError, User};
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
@@ -112,15 +112,9 @@ impl Ops {
     pub fn add_resource(&self, r: NewResource) -> Result<serde_json::Value, OpError> {
         let rty = ResourceType::parse(&r.resource_type)
             .ok_or_else(|| OpError::Invalid(format!("unknown type {:?}", r.resource_type)))?;
-        let public = match r.privacy.as_deref().unwrap_or("token") {
-            "token" => false,
-            "public" => true,
-            other => {
-                return Err(OpError::Invalid(format!(
-                    "privacy {other:?}: token or public"
-                )))
-            }
-        };
+        let privacy = r.privacy.as_deref().unwrap_or("token");
+        let public = parse_privacy(privacy)
+            .ok_or_else(|| OpError::Invalid(format!("privacy {privacy:?}: token or public")))?;
         if r.id.is_empty() || r.id.contains('/') {
             return Err(OpError::Invalid("id must be one path segment".into()));
         }
