@@ -32,6 +32,7 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub(crate) mod edge;

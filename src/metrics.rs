@@ -88,6 +88,10 @@ pub const MANIFEST_OUTCOMES: [&str; 8] = [
     "encoded",
     "too_large",
 ];
+/// What the shield cache did with a request (`tollgate_cache_requests_total`).
+pub const CACHE_RESULTS: [&str; 4] = ["hit", "miss", "coalesced", "pass"];
+/// How a shield-cache fill ended (`tollgate_cache_fills_total`).
+pub const FILL_RESULTS: [&str; 5] = ["stored", "shared", "released", "no_head", "aborted"];
 /// The route label of a request that matched no route.
 pub const NO_ROUTE: &str = "none";
 
@@ -95,6 +99,64 @@ pub const NO_ROUTE: &str = "none";
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
 ];
+
+/// The shield cache's families (`src/cache`), cloned into the cache at start-up.
+#[derive(Clone)]
+pub struct CacheMetrics {
+    pub requests: IntCounterVec,
+    pub fills: IntCounterVec,
+    pub bytes: IntGauge,
+    pub objects: IntGauge,
+    pub evictions: IntCounter,
+    pub wait: prometheus::Histogram,
+}
+
+impl CacheMetrics {
+    fn register(r: &Registry) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            r.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let wait = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_cache_wait_seconds",
+                "Time a request waited for a fill's response headers (the latency coalescing adds).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        r.register(Box::new(wait.clone()))?;
+        let m = CacheMetrics {
+            requests: counter_vec(
+                r,
+                "tollgate_cache_requests_total",
+                "Shield cache lookups by result (hit, miss = started a fill, coalesced = joined one, pass).",
+                &["result"],
+            )?,
+            fills: counter_vec(
+                r,
+                "tollgate_cache_fills_total",
+                "Origin fetches made for the shield cache, by how they ended (stored, shared = not storable, released = uncacheable, no_head, aborted).",
+                &["result"],
+            )?,
+            bytes: gauge("tollgate_cache_bytes", "Bytes the shield cache holds (bodies, headers, overhead).")?,
+            objects: gauge("tollgate_cache_objects", "Objects the shield cache holds.")?,
+            evictions: counter(
+                r,
+                "tollgate_cache_evictions_total",
+                "Objects evicted from the shield cache to stay within cache.max_bytes.",
+            )?,
+            wait,
+        };
+        for x in CACHE_RESULTS {
+            m.requests.with_label_values(&[x]);
+        }
+        for x in FILL_RESULTS {
+            m.fills.with_label_values(&[x]);
+        }
+        Ok(m)
+    }
+}
 
 /// Every family tollgate exports.
 pub struct Metrics {
@@ -119,6 +181,7 @@ pub struct Metrics {
     pub last_reload_ok: IntGauge,
     pub last_reload_success: Gauge,
     pub manifests: IntCounterVec,
+    pub cache: CacheMetrics,
     /// Serialises the copy of the verifier's counters, so two scrapes never add twice.
     sync: Mutex<()>,
 }
@@ -299,6 +362,7 @@ impl Metrics {
                 "Manifest answers by outcome (rewritten, renewed, cookie, or why one passed through).",
                 &["outcome"],
             )?,
+            cache: CacheMetrics::register(&r)?,
             sync: Mutex::new(()),
             registry: r,
         };

@@ -51,6 +51,38 @@ pub struct File {
     /// The access log.
     #[serde(default)]
     pub log: LogFile,
+    /// The shield cache in front of `http(s)://` origins.
+    #[serde(default)]
+    pub cache: CacheFile,
+}
+
+/// `[cache]`: the shield cache. Sizes in bytes; durations as elsewhere.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    /// Whether routes on `http(s)://` origins go through the cache unless they say
+    /// `cache = false`. Default false; the shipped example config turns it on.
+    pub enabled: Option<bool>,
+    /// Bytes held in all (bodies, headers and a per-object overhead). Default 256 MiB.
+    pub max_bytes: Option<u64>,
+    /// Largest object stored; larger ones stream through uncached. Default 16 MiB.
+    pub max_object_bytes: Option<u64>,
+    /// Freshness of media segments (and anything that is not a playlist) when the
+    /// origin's headers give none. Default `"1h"`.
+    #[serde(default, with = "humantime_serde")]
+    pub segment_ttl: Option<Duration>,
+    /// Freshness of finished playlists (HLS with `EXT-X-ENDLIST`, static MPDs) when the
+    /// origin's headers give none. Default `"1h"`.
+    #[serde(default, with = "humantime_serde")]
+    pub vod_playlist_ttl: Option<Duration>,
+    /// Freshness of a live playlist when the origin's headers give none and it names no
+    /// target duration (otherwise half its part or target duration). Default `"1s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub live_playlist_ttl: Option<Duration>,
+    /// Freshness of a 404 answer when the origin's headers give none. Default `"1s"`;
+    /// `"0s"` stores none.
+    #[serde(default, with = "humantime_serde")]
+    pub not_found_ttl: Option<Duration>,
 }
 
 /// `[limits]`: each a rate like `"200/s burst 400"` (`/s`, `/m` or `/h`; the burst
@@ -315,6 +347,9 @@ pub struct RouteFile {
     pub per_ip: Option<String>,
     /// This route's own per-subject limit (a rate or `"off"`); default `limits.per_subject`.
     pub per_subject: Option<String>,
+    /// Whether this route goes through the shield cache; default `cache.enabled`. Only
+    /// `http(s)://` origins are cached (`true` on a `file://` origin is an error).
+    pub cache: Option<bool>,
 }
 
 /// `[[resources]]`

@@ -68,6 +68,20 @@ pub struct Config {
     pub manifest: Manifest,
     pub limits: Limits,
     pub log: Log,
+    pub cache: Cache,
+}
+
+/// Validated `[cache]` (the shield cache's shape and default freshness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    /// The default of every route's own switch.
+    pub enabled: bool,
+    pub max_bytes: u64,
+    pub max_object_bytes: u64,
+    pub segment_ttl: Duration,
+    pub vod_playlist_ttl: Duration,
+    pub live_playlist_ttl: Duration,
+    pub not_found_ttl: Duration,
 }
 
 /// A limit: a rate, or `None` for no limit.
@@ -211,6 +225,8 @@ pub struct Route {
     /// This route's own limits; `None` uses `[limits]`.
     pub per_ip: Option<Limit>,
     pub per_subject: Option<Limit>,
+    /// Goes through the shield cache (only ever true on an `http(s)://` origin).
+    pub cache: bool,
 }
 
 impl Config {
@@ -246,7 +262,8 @@ impl Config {
         let store = validate::store(&file.store, paths);
         let keys = validate::keys(&file.keys, paths)?;
         let (origins, origin_index) = validate::origins(&file.origins, paths)?;
-        let routes = validate::routes(&file.routes, &origin_index)?;
+        let cache = validate::cache(&file.cache)?;
+        let routes = validate::routes(&file.routes, &origins, &origin_index, &cache)?;
         let resources = validate::resources(&file.resources)?;
         let manifest = validate::manifest(&file.manifest)?;
         let limits = validate::limits(&file.limits)?;
@@ -266,6 +283,7 @@ impl Config {
             manifest,
             limits,
             log,
+            cache,
         })
     }
 

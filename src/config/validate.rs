@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{
-    AdminFile, EdgeFile, KeyFile, LimitsFile, LogFile, ManifestFile, OriginFile, ResourceFile,
-    RouteFile, StoreFile, TlsFile, TokenFile,
+    AdminFile, CacheFile, EdgeFile, KeyFile, LimitsFile, LogFile, ManifestFile, OriginFile,
+    ResourceFile, RouteFile, StoreFile, TlsFile, TokenFile,
 };
 use super::{
-    invalid, Admin, Cert, ConfigError, Edge, Limit, Limits, Log, Manifest, ManifestMode, Origin,
-    Route, Store, Tls, Token, Upstream,
+    invalid, Admin, Cache, Cert, ConfigError, Edge, Limit, Limits, Log, Manifest, ManifestMode,
+    Origin, Route, Store, Tls, Token, Upstream,
 };
 use crate::logging::{AccessDest, AccessFormat};
 use crate::ratelimit::Rate;
@@ -302,14 +302,32 @@ fn upstream(o: &OriginFile, u: &str, paths: &Paths<'_>) -> Result<Upstream, Conf
 /// `[[routes]]`: unique prefixes, known types and origins, a `{rid}` unless public.
 pub(super) fn routes(
     file: &[RouteFile],
+    origins: &[Origin],
     origin_index: &BTreeMap<String, usize>,
+    cache: &Cache,
 ) -> Result<Vec<Route>, ConfigError> {
     let mut routes = Vec::with_capacity(file.len());
     let mut prefixes = HashSet::new();
     for r in file {
-        routes.push(route(r, origin_index, &mut prefixes)?);
+        let mut route = route(r, origin_index, &mut prefixes)?;
+        route.cache = route_cache(r, &origins[route.origin], cache)?;
+        routes.push(route);
     }
     Ok(routes)
+}
+
+/// A route is cached when it (or `cache.enabled`) says so and its origin is HTTP: a
+/// `file://` origin is a local read, which a memory copy would not make cheaper.
+fn route_cache(r: &RouteFile, origin: &Origin, cache: &Cache) -> Result<bool, ConfigError> {
+    let http = !matches!(origin.upstreams.as_slice(), [Upstream::File(_)]);
+    match r.cache {
+        Some(true) if !http => Err(invalid(format!(
+            "routes[{}].cache: origin {:?} is a file:// directory, which is never cached",
+            r.name, origin.name
+        ))),
+        Some(on) => Ok(on),
+        None => Ok(cache.enabled && http),
+    }
 }
 
 fn route(
@@ -360,6 +378,7 @@ fn route(
         public: r.public,
         per_ip: route_limit("per_ip", &r.per_ip)?,
         per_subject: route_limit("per_subject", &r.per_subject)?,
+        cache: false,
     })
 }
 
@@ -453,6 +472,31 @@ pub(super) fn manifest(m: &ManifestFile) -> Result<Manifest, ConfigError> {
         ));
     }
     Ok(manifest)
+}
+
+/// `[cache]`: an object must fit the budget, and a weight must fit moka's `u32`.
+pub(super) fn cache(c: &CacheFile) -> Result<Cache, ConfigError> {
+    const MIB: u64 = 1024 * 1024;
+    let cache = Cache {
+        enabled: c.enabled.unwrap_or(false),
+        max_bytes: c.max_bytes.unwrap_or(256 * MIB),
+        max_object_bytes: c.max_object_bytes.unwrap_or(16 * MIB),
+        segment_ttl: c.segment_ttl.unwrap_or(Duration::from_secs(3600)),
+        vod_playlist_ttl: c.vod_playlist_ttl.unwrap_or(Duration::from_secs(3600)),
+        live_playlist_ttl: c.live_playlist_ttl.unwrap_or(Duration::from_secs(1)),
+        not_found_ttl: c.not_found_ttl.unwrap_or(Duration::from_secs(1)),
+    };
+    if cache.max_object_bytes == 0 || cache.max_object_bytes > 1024 * MIB {
+        return Err(invalid(
+            "cache.max_object_bytes: must be between 1 and 1073741824",
+        ));
+    }
+    if cache.max_bytes < cache.max_object_bytes {
+        return Err(invalid(
+            "cache.max_bytes: must be at least cache.max_object_bytes",
+        ));
+    }
+    Ok(cache)
 }
 
 /// A host whose absolute URLs get the token: `host`, `host:port` or `*.domain`, lowercased.

@@ -100,6 +100,7 @@ mod tests {
             public: false,
             per_ip: None,
             per_subject: None,
+            cache: false,
         }
     }
 

@@ -281,6 +281,92 @@ pub fn rewrite(kind: Kind, input: &[u8], rw: &Rewrite<'_>) -> Result<Vec<u8>, Un
     }
 }
 
+/// Whether a manifest will still change, for a cache deciding how long its copy is
+/// fresh: a finished one (VOD) does not; a live one is re-fetched by players about once
+/// per (part) target duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// An HLS multivariant playlist, a media playlist with `EXT-X-ENDLIST` or
+    /// `EXT-X-PLAYLIST-TYPE:VOD`, or a static MPD.
+    Finished,
+    /// A live media playlist or dynamic MPD, with how often players reload it when it
+    /// says (the LL-HLS part target, else the target duration, else the MPD's
+    /// `minimumUpdatePeriod`).
+    Live(Option<std::time::Duration>),
+}
+
+/// How live the manifest `body` of `kind` is. Bytes that are not text read as finished
+/// (the caller's default applies).
+pub fn liveness(kind: Kind, body: &[u8]) -> Liveness {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Liveness::Finished;
+    };
+    match kind {
+        Kind::Hls => hls_liveness(text),
+        Kind::Dash => dash_liveness(text),
+    }
+}
+
+fn hls_liveness(text: &str) -> Liveness {
+    let mut target = None;
+    let mut part = None;
+    for line in text.lines().map(str::trim) {
+        if line == "#EXT-X-ENDLIST" || line == "#EXT-X-PLAYLIST-TYPE:VOD" {
+            return Liveness::Finished;
+        }
+        if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            target = v.trim().parse::<f64>().ok();
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-PART-INF:") {
+            part = attrs
+                .split(',')
+                .find_map(|a| a.trim().strip_prefix("PART-TARGET="))
+                .and_then(|v| v.parse::<f64>().ok());
+        }
+    }
+    // Without a target duration it is a multivariant playlist, which does not change.
+    match target {
+        None => Liveness::Finished,
+        Some(t) => Liveness::Live(seconds(part.unwrap_or(t))),
+    }
+}
+
+fn dash_liveness(text: &str) -> Liveness {
+    let Some(start) = text.find("<MPD") else {
+        return Liveness::Finished;
+    };
+    let tag = &text[start..];
+    let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+    let attr = |name: &str| {
+        let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        tag[at..].split('"').next()
+    };
+    match attr("type") {
+        Some("dynamic") => Liveness::Live(attr("minimumUpdatePeriod").and_then(iso_seconds)),
+        _ => Liveness::Finished,
+    }
+}
+
+/// A positive, finite number of seconds as a duration.
+fn seconds(s: f64) -> Option<std::time::Duration> {
+    (s.is_finite() && s > 0.0 && s < 1e9).then(|| std::time::Duration::from_secs_f64(s))
+}
+
+/// An ISO 8601 duration of the form MPDs use (`PT2S`, `PT1M30.5S`, `PT1H`).
+fn iso_seconds(v: &str) -> Option<std::time::Duration> {
+    let mut rest = v.strip_prefix("PT")?;
+    let mut total = 0.0;
+    for (unit, factor) in [('H', 3600.0), ('M', 60.0), ('S', 1.0)] {
+        if let Some((n, tail)) = rest.split_once(unit) {
+            total += n.parse::<f64>().ok()? * factor;
+            rest = tail;
+        }
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    seconds(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +446,37 @@ mod tests {
     fn token_encoding_is_a_no_op_for_jwts() {
         assert_eq!(Rewrite::encode_token("eyJ.a-b_c.d"), "eyJ.a-b_c.d");
         assert_eq!(Rewrite::encode_token("a b&c"), "a%20b%26c");
+    }
+
+    #[test]
+    fn liveness_reads_endlist_part_target_and_dynamic_mpds() {
+        use std::time::Duration;
+        let live = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\na.ts\n";
+        assert_eq!(
+            liveness(Kind::Hls, live.as_bytes()),
+            Liveness::Live(Some(Duration::from_secs(4)))
+        );
+        let ll = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-PART-INF:PART-TARGET=0.5\n";
+        assert_eq!(
+            liveness(Kind::Hls, ll.as_bytes()),
+            Liveness::Live(Some(Duration::from_millis(500)))
+        );
+        let vod = format!("{live}#EXT-X-ENDLIST\n");
+        assert_eq!(liveness(Kind::Hls, vod.as_bytes()), Liveness::Finished);
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n";
+        assert_eq!(liveness(Kind::Hls, master.as_bytes()), Liveness::Finished);
+        let mpd = r#"<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" minimumUpdatePeriod="PT1M2.5S"><Period/></MPD>"#;
+        assert_eq!(
+            liveness(Kind::Dash, mpd.as_bytes()),
+            Liveness::Live(Some(Duration::from_millis(62_500)))
+        );
+        let dynamic = r#"<MPD type="dynamic">"#;
+        assert_eq!(
+            liveness(Kind::Dash, dynamic.as_bytes()),
+            Liveness::Live(None)
+        );
+        let fixed = r#"<MPD type="static" mediaPresentationDuration="PT10S">"#;
+        assert_eq!(liveness(Kind::Dash, fixed.as_bytes()), Liveness::Finished);
+        assert_eq!(liveness(Kind::Hls, &[0xff, 0xfe]), Liveness::Finished);
     }
 }
