@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod keys;
 pub mod manage;
 pub mod mint;
+pub mod purge;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,11 +66,24 @@ pub struct AdminService {
     api_token_keys: SubjectKeys,
     metrics: Arc<Metrics>,
     reloader: Option<crate::reload::Reloader>,
+    /// The shield cache, for purges (None where there is no edge, as in some tests).
+    cache: Option<Arc<crate::cache::Cache>>,
     settings: Settings,
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (threat model B3, A19).
     dummy_hash: Arc<String>,
     clock: fn() -> u64,
+}
+
+/// The 401 of a management call without the admin token.
+fn not_admin() -> Response<Body> {
+    let mut r = json(
+        StatusCode::UNAUTHORIZED,
+        br#"{"error":"the admin token is missing or wrong"}"#.to_vec(),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
 }
 
 /// A finished response with a JSON body.
@@ -177,10 +191,17 @@ impl AdminService {
             api_token_keys: SubjectKeys::new(),
             metrics,
             reloader,
+            cache: None,
             settings,
             dummy_hash: Arc::new(dummy_hash),
             clock: crate::clock::now,
         }
+    }
+
+    /// Give purges the shield cache.
+    pub fn with_cache(mut self, cache: Arc<crate::cache::Cache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The login limiter (pruned on a timer by the caller).
@@ -240,6 +261,12 @@ impl AdminService {
                 return r;
             }
             "/v1/reload" if post => return self.reload(&head.headers).await,
+            "/v1/cache/purge" if post => {
+                if !self.is_admin(&head.headers) {
+                    return not_admin();
+                }
+                return purge::purge(self.cache.as_deref(), self.body(body).await);
+            }
             "/.well-known/jwks.json" if get => {
                 let jwks = self.verifier.keys().jwks();
                 return json(StatusCode::OK, jwks.to_string().into_bytes());
@@ -308,13 +335,7 @@ impl AdminService {
     /// force, or — with 422 — why the new configuration was refused and the old one kept.
     async fn reload(&self, headers: &HeaderMap) -> Response<Body> {
         if !self.is_admin(headers) {
-            let mut r = json(
-                StatusCode::UNAUTHORIZED,
-                br#"{"error":"the admin token is missing or wrong"}"#.to_vec(),
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return not_admin();
         }
         let Some(reloader) = &self.reloader else {
             return json(

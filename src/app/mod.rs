@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::issuer::{Issuer, Lifetimes};
 use crate::admin::{AdminService, Settings};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::edge::EdgeService;
 use crate::metrics::Metrics;
@@ -170,6 +171,8 @@ struct Core {
     metrics: Arc<Metrics>,
     verifier: Arc<Verifier>,
     revocations: Arc<Revocations>,
+    /// The shield cache: its objects outlive a reload (its shape needs a restart).
+    cache: Arc<Cache>,
     store: Arc<dyn Store>,
     ready: Arc<AtomicBool>,
     certs: Option<Arc<CertStore>>,
@@ -196,6 +199,7 @@ impl Core {
             cfg,
             self.verifier.clone(),
             self.revocations.clone(),
+            self.cache.clone(),
             self.metrics.clone(),
         )?);
         let issuer = Arc::new(Issuer::new(
@@ -208,23 +212,26 @@ impl Core {
                 allow_never: cfg.token.allow_never_expiring,
             },
         ));
-        let admin = Arc::new(AdminService::new(
-            self.ready.clone(),
-            issuer,
-            self.verifier.clone(),
-            self.revocations.clone(),
-            Settings {
-                access_ttl: cfg.admin.access_ttl,
-                refresh_ttl: cfg.admin.refresh_ttl,
-                body_timeout: cfg.admin.body_timeout,
-                admin_token_sha256: admin_token,
-                login_per_ip: cfg.admin.login_per_ip,
-                login_per_account: cfg.admin.login_per_account,
-                issue_per_api_token: cfg.limits.issue_per_api_token,
-            },
-            self.metrics.clone(),
-            Some(self.reloader.clone()),
-        ));
+        let admin = Arc::new(
+            AdminService::new(
+                self.ready.clone(),
+                issuer,
+                self.verifier.clone(),
+                self.revocations.clone(),
+                Settings {
+                    access_ttl: cfg.admin.access_ttl,
+                    refresh_ttl: cfg.admin.refresh_ttl,
+                    body_timeout: cfg.admin.body_timeout,
+                    admin_token_sha256: admin_token,
+                    login_per_ip: cfg.admin.login_per_ip,
+                    login_per_account: cfg.admin.login_per_account,
+                    issue_per_api_token: cfg.limits.issue_per_api_token,
+                },
+                self.metrics.clone(),
+                Some(self.reloader.clone()),
+            )
+            .with_cache(self.cache.clone()),
+        );
         Ok(Live {
             generation,
             config: Arc::new(cfg.clone()),
@@ -309,6 +316,7 @@ impl Gate {
             metrics: metrics.clone(),
             verifier: verifier.clone(),
             revocations: revocations.clone(),
+            cache: Cache::new(&cfg.cache, metrics.cache.clone()),
             store: store.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             certs,

@@ -56,6 +56,10 @@ fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Ve
             "token.leeway (verification cache)",
         ),
         (old.log != new.log, "log"),
+        (
+            old.cache.max_bytes != new.cache.max_bytes,
+            "cache.max_bytes",
+        ),
     ];
     listeners
         .into_iter()

@@ -36,6 +36,7 @@ pub struct Forwarder {
 }
 
 /// An origin's metric handles, resolved once.
+#[derive(Clone)]
 struct OriginMeters {
     duration: Histogram,
     refused: IntCounter,
@@ -132,16 +133,60 @@ impl Forwarder {
             }
         };
         log.upstream = Some(asked.elapsed());
-        let mut resp = answered.map_err(|e| {
+        meters.answered(answered, asked).map_err(EdgeError::Origin)
+    }
+
+    /// The shield cache's fetch of `target` from HTTP origin `origin`: what the origin
+    /// sees is the key alone (no viewer's headers, cookies or address: the answer is
+    /// for every viewer), asking for the plain body. Owned, so that the fill's task can
+    /// run it apart from any request.
+    pub fn fill(
+        &self,
+        origin: usize,
+        target: &str,
+    ) -> impl std::future::Future<Output = Result<Response<Body>, OriginError>> + Send + 'static
+    {
+        let pool = self.origins.get(origin).cloned();
+        let meters = self.meters.get(origin).cloned();
+        let target = target.to_string();
+        async move {
+            let (Some(pool), Some(meters)) = (pool, meters) else {
+                return Err(OriginError::Refused);
+            };
+            let Origin::Http(http) = pool.as_ref() else {
+                return Err(OriginError::Refused);
+            };
+            let (mut head, ()) = http::Request::new(()).into_parts();
+            head.headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            let asked = Instant::now();
+            let answered = http
+                .forward(&mut head, target, None)
+                .await
+                .map(|r| r.map(|b| b.map_err(|e| Box::new(e) as body::BoxError).boxed_unsync()));
+            meters.answered(answered, asked)
+        }
+    }
+}
+
+impl OriginMeters {
+    /// Count the origin's answer (or failure) and take the hop-by-hop headers off it.
+    fn answered(
+        &self,
+        answered: Result<Response<Body>, OriginError>,
+        asked: Instant,
+    ) -> Result<Response<Body>, OriginError> {
+        let mut resp = answered.inspect_err(|e| {
             match e {
-                OriginError::Refused => &meters.refused,
-                OriginError::Timeout => &meters.timeout,
-                OriginError::Failed => &meters.reset,
+                OriginError::Refused => &self.refused,
+                OriginError::Timeout => &self.timeout,
+                OriginError::Failed => &self.reset,
             }
             .inc();
-            EdgeError::Origin(e)
         })?;
-        meters.duration.observe(asked.elapsed().as_secs_f64());
+        self.duration.observe(asked.elapsed().as_secs_f64());
         strip_hop_by_hop(resp.headers_mut());
         Ok(resp)
     }

@@ -133,6 +133,9 @@ pub struct AccessLog {
     pub upstream: Option<Duration>,
     /// Counts a failure of the origin's body after the headers (an HTTP origin only).
     pub upstream_reset: Option<IntCounter>,
+    /// What the shield cache did (`hit`, `miss`, `coalesced`, `pass`); empty on a route
+    /// that is not cached.
+    pub cache: &'static str,
 }
 
 impl AccessLog {
@@ -165,6 +168,7 @@ impl AccessLog {
             status,
             reason: self.reason,
             manifest: self.manifest,
+            cache: self.cache,
             client: self.client,
             token: self.token,
             upstream: self.upstream,
@@ -183,6 +187,7 @@ pub struct Finished {
     status: u16,
     reason: &'static str,
     manifest: rewrite::Outcome,
+    cache: &'static str,
     client: Option<IpAddr>,
     token: Option<TokenId>,
     upstream: Option<Duration>,
@@ -202,6 +207,7 @@ impl Finished {
             status = self.status,
             reason = (!self.reason.is_empty()).then_some(self.reason),
             manifest = (!self.manifest.is_empty()).then_some(self.manifest),
+            cache = (!self.cache.is_empty()).then_some(self.cache),
             bytes,
             micros = micros(self.started.elapsed()),
             ttfb_micros = micros(self.head),

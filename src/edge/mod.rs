@@ -5,18 +5,19 @@
 //! own file: [`admit`] (framing, authority, header limits, method) → [`path`]
 //! (normalise) → [`extract`] (the whole token-carrier rule) → [`route`] → [`client`]
 //! (who is asking, resolved once) → [`limit`] (per client) → [`access`] (verify and
-//! authorise, the live-session rule) → [`forward`] (what the origin sees; ask it) →
-//! [`rewrite`] (respond: manifests). A refusal anywhere is an [`EdgeError`], turned into
-//! its response by the one mapping in [`error`]; [`handle`](EdgeService::handle) adds
-//! CORS ([`cors`]) and the request's record ([`log`]). A shield cache will sit between
-//! `access` and `forward`: it needs the authorised request and the key-able path and
-//! query that `extract` produced.
+//! authorise, the live-session rule) → [`shield`] (the cache: a hit, or one shared
+//! fill per key) → [`forward`] (what the origin sees; ask it) → [`rewrite`] (respond:
+//! manifests, rewritten per viewer over cached or fresh bytes alike). A refusal
+//! anywhere is an [`EdgeError`], turned into its response by the one mapping in
+//! [`error`]; [`handle`](EdgeService::handle) adds CORS ([`cors`]) and the request's
+//! record ([`log`]).
 //!
 //! State this path touches: the immutable [`EdgeService`] (routes, origins, names;
 //! shared by `Arc`, no lock), a snapshot of the resource [`registry`] (one lock-free
 //! load), the verifier's cache (one `DashMap` shard lock per lookup) and key set (only
 //! on a cache miss or a session renewal), the revocations, the rate limiters, the
-//! origin client's connection pool, and pre-resolved metric handles. No config parsing,
+//! shield cache (a moka lookup; the fills map's lock on a miss, never across `.await`),
+//! the origin client's connection pool, and pre-resolved metric handles. No config parsing,
 //! no disk access except a `file://` origin's own reads, no lock held across `.await`.
 
 pub mod access;
@@ -32,6 +33,7 @@ pub mod path;
 pub mod registry;
 pub mod rewrite;
 pub mod route;
+pub mod shield;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +61,7 @@ use log::{AccessLog, Meters};
 use registry::Resources;
 use rewrite::{ManifestPolicy, Plan};
 use route::{Match, RouteTable};
+use shield::{Shield, Shielded};
 
 /// Everything the edge needs per request, built once from a [`config::Config`].
 pub struct EdgeService {
@@ -68,6 +71,7 @@ pub struct EdgeService {
     clients: Clients,
     limits: EdgeLimits,
     access: Access,
+    shield: Shield,
     forwarder: Forwarder,
     manifest: ManifestPolicy,
     cors: Cors,
@@ -87,6 +91,7 @@ impl EdgeService {
         cfg: &config::Config,
         verifier: Arc<Verifier>,
         revocations: Arc<Revocations>,
+        cache: Arc<crate::cache::Cache>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, BuildError> {
         metrics.prepare(
@@ -110,6 +115,7 @@ impl EdgeService {
                 Resources::new(cfg.resources.clone()),
                 cfg.token.leeway.as_secs(),
             ),
+            shield: Shield::new(cfg, cache),
             forwarder: Forwarder::new(cfg, &metrics)?,
             manifest: ManifestPolicy::new(cfg),
             cors: Cors::new(&cfg.edge.cors_origins),
@@ -213,13 +219,23 @@ impl EdgeService {
         let granted = self.access.check(&asking, &self.limits, log)?;
         // The token leaves the headers' borrow here: the plan keeps its own copy.
         let plan = self.plan(granted, &route, manifest, client.https)?;
-        // (A shield cache looks the authorised request up here.)
         let out = Outbound {
             stripped: &stripped,
             body: admitted.body,
             client,
             authority: admitted.authority,
         };
+        let cache_req = shield::Request {
+            route: &route,
+            head: &head,
+            stripped: &stripped,
+            has_body: out.body.is_some(),
+            whole: plan.is_some(),
+        };
+        let shielded = self.shield.serve(cache_req, &self.forwarder, log).await?;
+        if let Shielded::Answer(resp) = shielded {
+            return self.respond(resp, plan, &head, now, log).await;
+        }
         self.forwarder.prepare(&mut head.headers, &out);
         self.manifest
             .prepare_request(plan.as_ref(), &mut head.headers);
