@@ -7,6 +7,7 @@
 
 mod common;
 
+mod cache;
 mod file_origin;
 mod issuing;
 mod manifest_dash;
