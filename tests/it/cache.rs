@@ -519,8 +519,8 @@ async fn a_purge_through_the_admin_api_makes_the_next_request_a_miss() {
     let origin = ScriptedOrigin::start().await;
     let gate = gate(&origin).await;
     let url = |v| format!("/live/la/seg8.ts?token={}", token(&gate, v));
-    fetch(gate.plain(), &url(0), &[]).await;
-    fetch(gate.plain(), &url(1), &[]).await;
+    assert_eq!(fetch(gate.plain(), &url(0), &[]).await.0, StatusCode::OK);
+    assert_eq!(fetch(gate.plain(), &url(1), &[]).await.0, StatusCode::OK);
     assert_eq!(origin.count(), 1);
     let admin_token =
         std::fs::read_to_string(gate.dir.path().join("admin-token")).expect("admin token");
@@ -544,6 +544,6 @@ async fn a_purge_through_the_admin_api_makes_the_next_request_a_miss() {
     .await;
     assert_eq!(purged.status, StatusCode::OK);
     assert_eq!(purged.body, r#"{"purged":1}"#);
-    fetch(gate.plain(), &url(2), &[]).await;
+    assert_eq!(fetch(gate.plain(), &url(2), &[]).await.0, StatusCode::OK);
     assert_eq!(origin.count(), 2);
 }
