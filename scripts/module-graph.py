@@ -8,7 +8,9 @@ top-level module of the library to another (`use crate::x`, `crate::x::…` in c
   1. the top-level modules form a cycle (any strongly connected component of two or
      more modules, or a module the graph shows importing itself through another); or
   2. a pure module (token, manifest, ratelimit, store) uses hyper or http (or their
-     body/util crates), or imports anything but the leaves and the other pure modules.
+     body/util crates), or imports anything but the leaves and the other pure modules;
+  3. a module imports one it must never touch (FORBIDDEN: the shield cache never sees
+     tokens, the request path or the store).
 
 Comments and string literals are ignored. Exit 0 when the graph is clean, 1 with a
 line per violation otherwise. `--self-test` runs the checker on small made-up trees
@@ -26,6 +28,8 @@ PURE = {"token", "manifest", "ratelimit", "store"}
 # What a pure module may import besides the other pure modules: leaves with no
 # knowledge of HTTP, configuration or the request path.
 LEAVES = {"clock", "url", "resource", "private_file"}
+# Modules that must never import certain others, whatever else they may use.
+FORBIDDEN = {"cache": {"token", "edge", "admin", "app", "store"}}
 # External crates a pure module must not use.
 HTTP_CRATES = ("hyper", "hyper_util", "hyper_rustls", "http", "http_body", "http_body_util")
 
@@ -156,6 +160,9 @@ def violations(src):
             found.append(f"{m} is pure but imports {dep} (allowed: {', '.join(sorted(PURE | LEAVES))})")
         for file, crates in sorted(http.get(m, {}).items()):
             found.append(f"{m} is pure but {file} uses {', '.join(sorted(crates))}")
+    for m, never in sorted(FORBIDDEN.items()):
+        for dep in sorted(graph.get(m, set()) & never):
+            found.append(f"{m} must never import {dep}")
     return graph, found
 
 
@@ -179,6 +186,7 @@ def self_test():
         "cycle": {"a.rs": "use crate::b;", "b.rs": "fn f() { crate::c::g() }", "c.rs": "use crate::{x, a::y};"},
         "upper import": {"token/verify.rs": "use super::super::config::Key;", "config.rs": ""},
         "http in pure": {"store/mod.rs": "fn f(_: http::HeaderMap) {}"},
+        "forbidden import": {"cache/mod.rs": "use crate::token::Grant;"},
     }
     failures = []
     with tempfile.TemporaryDirectory() as d:

@@ -547,3 +547,25 @@ async fn a_purge_through_the_admin_api_makes_the_next_request_a_miss() {
     assert_eq!(fetch(gate.plain(), &url(2), &[]).await.0, StatusCode::OK);
     assert_eq!(origin.count(), 2);
 }
+
+#[tokio::test]
+async fn g6_waiters_on_a_fill_the_origin_never_answers_get_504_after_the_read_timeout() {
+    let origin = ScriptedOrigin::start().await;
+    let gate = gate(&origin).await;
+    let addr = gate.plain();
+    let started = std::time::Instant::now();
+    let viewers = (0..10).map(|v| {
+        let target = format!("/live/la/held-forever.ts?token={}", token(&gate, v));
+        async move { fetch(addr, &target, &[]).await.0 }
+    });
+    for status in futures_util::future::join_all(viewers).await {
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    }
+    // The test origin's read_timeout is 1 s: every waiter was let go with the fill.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(origin.count(), 1);
+}
