@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Does the shield cache keep tollgate's memory within its budget? (threat model G5)
+
+Starts a release tollgate whose only route is cached with `cache.max_bytes = BUDGET`,
+in front of an in-process origin that answers every path with OBJECT bytes, then asks
+for distinct objects until FILL times the budget has gone through the cache, and reads
+the process's resident set (VmRSS) from /proc: at the start, after the fill, and again
+after SETTLE seconds (jemalloc returns freed pages to the kernel on a ~10 s decay).
+It also reads `tollgate_cache_bytes`, `_objects` and `_evictions_total` from /metrics,
+and the RSS once more after purging everything (what the cache itself was holding).
+
+Passes (exit 0) when the settled RSS is at most 1.10 × the budget — the whole process,
+not only the cache — and prints one line of numbers either way.
+
+  cargo build --release
+  python3 benches/cache-memory.py [--budget-mib 256] [--object-kib 1024] [--fill 3]
+
+Loopback only; the tollgate it starts is ended by its PID.
+"""
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_origin(object_bytes):
+    body = b"m" * object_bytes
+
+    class Origin(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "video/mp4")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+CONFIG = """
+[edge]
+tls_listen = ""
+plain_listen = "127.0.0.1:{plain}"
+[admin]
+listen = "127.0.0.1:{admin}"
+token_file = "admin-token"
+[store]
+path = "state/tollgate.db"
+[limits]
+per_ip = "off"
+per_subject = "off"
+[log]
+access = "off"
+[cache]
+enabled = true
+max_bytes = {budget}
+max_object_bytes = {max_object}
+[[keys]]
+kid = "k"
+alg = "EdDSA"
+public = "keys/k.pub.pem"
+private = "keys/k.pem"
+active = true
+dev_generate = true
+[[origins]]
+name = "o"
+upstreams = ["http://127.0.0.1:{origin}"]
+[[routes]]
+name = "m"
+path = "/m/{{rid}}/"
+type = "vod"
+origin = "o"
+[[resources]]
+id = "r"
+type = "vod"
+org = "org"
+"""
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def metric(admin, name):
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def purge(admin, token_file):
+    with open(token_file) as fh:
+        token = fh.read().strip()
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+    c.request("POST", "/v1/cache/purge", body=b'{"prefix": "/"}',
+              headers={"authorization": f"Bearer {token}"})
+    c.getresponse().read()
+
+
+def wait_listening(port, proc):
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError("tollgate exited at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("tollgate did not listen")
+
+
+def fetch_all(port, token, count, threads):
+    errors = []
+
+    def worker(k):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(k, count, threads):
+            c.request("GET", f"/m/r/obj{i}.mp4?token={token}")
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                errors.append(r.status)
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return errors
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default=os.path.join(REPO, "target/release/tollgate"))
+    ap.add_argument("--budget-mib", type=int, default=256)
+    ap.add_argument("--object-kib", type=int, default=1024)
+    ap.add_argument("--fill", type=float, default=3.0)
+    ap.add_argument("--settle", type=float, default=12.0)
+    ap.add_argument("--threads", type=int, default=4)
+    a = ap.parse_args()
+    budget = a.budget_mib << 20
+    obj = a.object_kib << 10
+    count = int(a.fill * budget / obj)
+    origin = start_origin(obj)
+    plain, admin = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "tollgate.toml")
+        with open(cfg, "w") as fh:
+            fh.write(CONFIG.format(plain=plain, admin=admin, budget=budget,
+                                   max_object=max(obj * 2, 1 << 20), origin=origin.server_port))
+        proc = subprocess.Popen([a.bin, "serve", "--config", cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_listening(plain, proc)
+            token = subprocess.run([a.bin, "token", "mint", "--config", cfg, "--resource", "r",
+                                    "--ttl", "1h"], check=True, capture_output=True,
+                                   text=True).stdout.strip()
+            start = rss_bytes(proc.pid)
+            t0 = time.monotonic()
+            errors = fetch_all(plain, token, count, a.threads)
+            took = time.monotonic() - t0
+            filled = rss_bytes(proc.pid)
+            time.sleep(a.settle)  # not a test wait: lets the allocator return freed pages
+            settled = rss_bytes(proc.pid)
+            held = metric(admin, "tollgate_cache_bytes")
+            evictions = metric(admin, "tollgate_cache_evictions_total")
+            objects = metric(admin, "tollgate_cache_objects")
+            purge(admin, os.path.join(d, "admin-token"))
+            time.sleep(1)
+            emptied = rss_bytes(proc.pid)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            origin.shutdown()
+    mib = lambda b: b / (1 << 20)
+    ok = settled <= 1.10 * budget and not errors
+    print(f"cache-memory: budget {mib(budget):.0f} MiB, {count} distinct {a.object_kib} KiB objects "
+          f"({a.fill:g}x) in {took:.1f} s, errors {len(errors)}; cache holds {mib(held):.1f} MiB, "
+          f"{objects:.0f} objects, {evictions:.0f} evictions; RSS start {mib(start):.1f} MiB, after fill {mib(filled):.1f} MiB, "
+          f"settled {mib(settled):.1f} MiB = {settled / budget:.3f} x budget (limit 1.10), "
+          f"{mib(emptied):.1f} MiB once purged: "
+          f"{'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
