@@ -50,10 +50,14 @@ async fn each_edge_request_is_one_json_access_line_with_bytes_and_the_jti_but_ne
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
     let origin = TestOrigin::start().await;
-    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.extra += "\n[cache]\nenabled = true\n";
+    let tg = start(setup).await;
     let tok = tg.token_for("a");
     let ok = get(tg.plain(), &format!("/vod/a/seg-1.ts?token={tok}"), &[]).await;
     assert_eq!(ok.status, StatusCode::OK);
+    let again = get(tg.plain(), &format!("/vod/a/seg-1.ts?token={tok}"), &[]).await;
+    assert_eq!((again.status, &again.body), (StatusCode::OK, &ok.body));
     let bad = format!("{}x", &tok[..tok.len() - 1]);
     let refused = get(tg.plain(), &format!("/vod/a/seg-2.ts?token={bad}"), &[]).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
@@ -61,13 +65,20 @@ async fn each_edge_request_is_one_json_access_line_with_bytes_and_the_jti_but_ne
     let mut found = Vec::new();
     for _ in 0..100 {
         found = lines.json();
-        if found.len() >= 2 {
+        if found.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(found.len(), 2, "one line per request: {found:?}");
-    let (first, second) = (&found[0], &found[1]);
+    assert_eq!(found.len(), 3, "one line per request: {found:?}");
+    let (first, hit, second) = (&found[0], &found[1], &found[2]);
+    // The shield cache says what it did; a refused request never reached it.
+    assert_eq!(
+        (first["cache"].as_str(), hit["cache"].as_str()),
+        (Some("miss"), Some("hit"))
+    );
+    assert!(second.get("cache").is_none(), "{second}");
+    assert_eq!(hit["bytes"].as_u64(), Some(ok.body.len() as u64));
     assert_eq!(first["route"], "vod");
     assert_eq!(first["status"], 200);
     assert_eq!(first["method"], "GET");

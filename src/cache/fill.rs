@@ -68,6 +68,9 @@ pub struct Fill {
 #[derive(Default)]
 struct State {
     head: Option<Head>,
+    /// The head's `Content-Length`: a reader that has read this much is done, whether
+    /// or not the fill has finished (storing) yet.
+    expected: Option<u64>,
     /// Body chunks from index `dropped` on (earlier ones were read by every waiter).
     chunks: Vec<Bytes>,
     dropped: usize,
@@ -80,11 +83,13 @@ struct State {
     readers: Vec<Reader>,
 }
 
-/// One waiter's place: the next chunk it reads, and its waker while it waits.
+/// One waiter's place: the next chunk it reads, the bytes it has read, and its waker
+/// while it waits.
 #[derive(Default)]
 struct Reader {
     live: bool,
     cursor: usize,
+    read: u64,
     waker: Option<Waker>,
 }
 
@@ -166,6 +171,11 @@ impl Fill {
     pub(super) fn set_head(&self, head: Head) {
         let wakers = {
             let mut st = self.lock();
+            st.expected = head
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             st.head = Some(head);
             st.wakers()
         };
@@ -258,13 +268,18 @@ impl Fill {
         let mut st = self.lock();
         let cursor = st.readers[slot].cursor;
         if let Some(chunk) = st.chunks.get(cursor - st.dropped).cloned() {
-            st.readers[slot].cursor += 1;
+            let reader = &mut st.readers[slot];
+            reader.cursor += 1;
+            reader.read += chunk.len() as u64;
             let windowed = st.windowed;
             drop(st);
             if windowed {
                 self.drained.notify_one();
             }
             return Poll::Ready(Some(Ok(chunk)));
+        }
+        if st.expected.is_some_and(|n| n == st.readers[slot].read) {
+            return Poll::Ready(None);
         }
         match st.end {
             Some(End::Complete) => Poll::Ready(None),
@@ -274,6 +289,20 @@ impl Fill {
                 Poll::Pending
             }
         }
+    }
+
+    /// Has this reader had the whole body (by `Content-Length`, or the fill's clean end)?
+    fn read_all(&self, slot: usize) -> bool {
+        let st = self.lock();
+        let reader = &st.readers[slot];
+        let caught_up = reader.cursor == st.dropped + st.chunks.len();
+        caught_up && (st.end == Some(End::Complete) || st.expected == Some(reader.read))
+    }
+
+    /// The bytes this reader has still to read, when the head gave a length.
+    fn remaining(&self, slot: usize) -> Option<u64> {
+        let st = self.lock();
+        st.expected.map(|n| n.saturating_sub(st.readers[slot].read))
     }
 
     fn leave(&self, slot: usize) {
@@ -345,8 +374,15 @@ impl http_body::Body for FillBody {
             .map(|next| next.map(|r| r.map(Frame::data).map_err(|_| Box::new(FillAborted) as _)))
     }
 
+    fn is_end_stream(&self) -> bool {
+        self.waiter.fill.read_all(self.waiter.slot)
+    }
+
     fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
+        match self.waiter.fill.remaining(self.waiter.slot) {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 
@@ -432,5 +468,28 @@ mod tests {
         f.set_head(head());
         f.push(Bytes::from_static(b"abc"), 2);
         assert!(!f.wait_drained(Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_known_length_ends_when_read_even_before_the_fill_finishes() {
+        use http_body::Body as _;
+        let f = fill();
+        let w = f.join(true).expect("open");
+        let mut h = head();
+        h.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("4"),
+        );
+        f.set_head(h);
+        f.push(Bytes::from_static(b"abcd"), 100);
+        let mut body = w.into_body();
+        assert_eq!(body.size_hint().exact(), Some(4));
+        assert!(!body.is_end_stream());
+        body.frame().await.expect("frame").expect("ok");
+        assert!(
+            body.is_end_stream(),
+            "hyper may drop it now: that is a complete body"
+        );
+        assert!(body.frame().await.is_none());
     }
 }
