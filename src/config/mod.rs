@@ -425,4 +425,47 @@ mod tests {
         let err = Config::parse(text, Path::new("t.toml")).expect_err("must fail");
         assert!(err.to_string().contains("nowhere"), "{err}");
     }
+
+    #[test]
+    fn routes_are_cached_on_http_origins_by_default_and_never_on_file_ones() {
+        let http = |route_extra: &str| {
+            let route = format!("origin = \"sample\"\n{route_extra}");
+            Config::parse(
+                &std::fs::read_to_string(repo_config())
+                    .expect("example")
+                    .replace(
+                        "upstreams = [\"file://../sample\"]",
+                        "upstreams = [\"http://127.0.0.1:9\"]",
+                    )
+                    .replacen("origin = \"sample\"\n", &route, 1),
+                &repo_config(),
+            )
+        };
+        assert!(
+            http("").expect("valid").routes[0].cache,
+            "on by default in the example"
+        );
+        assert!(!http("cache = false").expect("valid").routes[0].cache);
+        let file = example(|t| t);
+        assert!(
+            file.cache.enabled && !file.routes[0].cache,
+            "a file:// origin is not cached"
+        );
+        let err = Config::parse(
+            &std::fs::read_to_string(repo_config())
+                .expect("example")
+                .replacen(
+                    "origin = \"sample\"\n",
+                    "origin = \"sample\"\ncache = true\n",
+                    1,
+                ),
+            &repo_config(),
+        )
+        .expect_err("cache = true on a file:// origin");
+        assert!(err.to_string().contains("never cached"), "{err}");
+        let text = std::fs::read_to_string(repo_config()).expect("example");
+        let small = text.replace("\nmax_bytes = 268435456", "\nmax_bytes = 1024");
+        let err = Config::parse(&small, &repo_config()).expect_err("budget under one object");
+        assert!(err.to_string().contains("cache.max_bytes"), "{err}");
+    }
 }

@@ -569,3 +569,38 @@ async fn g6_waiters_on_a_fill_the_origin_never_answers_get_504_after_the_read_ti
     );
     assert_eq!(origin.count(), 1);
 }
+
+#[tokio::test]
+async fn posts_and_uncached_routes_always_reach_the_origin() {
+    let origin = ScriptedOrigin::start().await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    // The live route is cached by [cache] enabled; the vod route opts out.
+    setup.extra = setup.extra.replacen(
+        "type = \"vod\"\norigin = \"o\"\n",
+        "type = \"vod\"\norigin = \"o\"\ncache = false\n",
+        1,
+    );
+    setup.extra += "\n[cache]\nenabled = true\n";
+    let gate = common::start(setup).await;
+    let t = token(&gate, 0);
+    for _ in 0..2 {
+        let licence = format!("/live/la/licence?token={t}");
+        let r = common::send(gate.plain(), Method::POST, &licence, &[], b"challenge").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let vod = format!("/vod/a/seg.ts?token={}", gate.token_for("a"));
+        assert_eq!(
+            common::get(gate.plain(), &vod, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        origin.count(),
+        4,
+        "two POSTs and two requests on an uncached route"
+    );
+    assert_eq!(
+        cache_count(&gate, "pass"),
+        2,
+        "the POSTs passed; the vod route never asked"
+    );
+}
