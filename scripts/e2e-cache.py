@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""The shield cache's failure modes with real curl processes (threat model G4).
+
+Starts a release tollgate with its cache on, in front of an origin on loopback that
+either breaks a segment mid-body (`reset-*`: headers with a Content-Length, 64 KiB, a
+pause so every viewer joins the fill, then a TCP reset) or streams one slowly
+(`slow-*`: 1 MiB over about a second). Then, each viewer a `curl` process with a token
+of its own:
+
+  1. reset: N viewers on one segment. Every curl must fail with exit 18 (partial file)
+     or 56 (receive failure) — never 0, which would be a clean, short body — and none
+     may hang (each has a 20 s limit). The origin is asked once.
+  2. disconnect: N viewers on one slow segment; the first is killed (SIGKILL) a moment
+     after it starts. Every other curl must exit 0 with the whole 1 MiB, and the origin
+     is asked once: the viewer who left did not cancel the fetch the others share.
+
+Prints a line per case and exits non-zero on any failure. Loopback only; the processes
+it starts are ended by their PIDs.
+
+  cargo build --release && python3 scripts/e2e-cache.py [--viewers 20]
+"""
+
+import argparse
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLOW_BYTES = 1 << 20
+
+
+class Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    counts = {}
+    lock = threading.Lock()
+
+    def do_GET(self):
+        with Origin.lock:
+            Origin.counts[self.path] = Origin.counts.get(self.path, 0) + 1
+        if "reset-" in self.path:
+            self.send_response(200)
+            self.send_header("content-type", "video/mp2t")
+            self.send_header("content-length", str(4 << 20))
+            self.end_headers()
+            self.wfile.write(b"r" * (64 << 10))
+            self.wfile.flush()
+            time.sleep(0.8)
+            # SO_LINGER 0: close() sends a reset, not a clean FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("content-type", "video/mp2t")
+        self.send_header("content-length", str(SLOW_BYTES))
+        self.end_headers()
+        chunk = SLOW_BYTES // 16
+        try:
+            for _ in range(16):
+                self.wfile.write(b"s" * chunk)
+                self.wfile.flush()
+                time.sleep(1.0 / 16)
+        except ConnectionError:
+            pass  # without a shield, the killed viewer's own fetch ends here
+
+    def log_message(self, *args):
+        pass
+
+
+CONFIG = """
+[edge]
+tls_listen = ""
+plain_listen = "127.0.0.1:{plain}"
+[admin]
+listen = "127.0.0.1:{admin}"
+token_file = "admin-token"
+[store]
+path = "state/tollgate.db"
+[limits]
+per_ip = "off"
+per_subject = "off"
+[log]
+access = "off"
+[cache]
+enabled = true
+[[keys]]
+kid = "k"
+alg = "EdDSA"
+public = "keys/k.pub.pem"
+private = "keys/k.pem"
+active = true
+dev_generate = true
+[[origins]]
+name = "o"
+upstreams = ["http://127.0.0.1:{origin}"]
+read_timeout = "5s"
+[[routes]]
+name = "live"
+path = "/live/{{rid}}/"
+type = "live"
+origin = "o"
+[[resources]]
+id = "ev"
+type = "live"
+org = "org"
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, proc):
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError("tollgate exited at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("tollgate did not listen")
+
+
+def curl(port, path, token):
+    url = f"http://127.0.0.1:{port}{path}?token={token}"
+    return subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
+                             "--max-time", "20", url], stdout=subprocess.PIPE, text=True)
+
+
+def reset_case(port, tokens):
+    procs = [curl(port, "/live/ev/reset-1.ts", t) for t in tokens]
+    codes = [p.wait(timeout=30) for p in procs]
+    sizes = [int(p.stdout.read() or 0) for p in procs]
+    clean = [c for c in codes if c == 0]
+    other = [c for c in codes if c not in (18, 56)]
+    fetches = Origin.counts.get("/live/ev/reset-1.ts", 0)
+    ok = not clean and not other and fetches == 1
+    print(f"e2e-cache reset: {len(tokens)} viewers, exit codes {sorted(set(codes))}, "
+          f"bytes received {min(sizes)}-{max(sizes)} of {4 << 20}, origin fetches {fetches}: "
+          f"{'ok' if ok else 'FAIL'}")
+    return ok
+
+
+def disconnect_case(port, tokens):
+    first = curl(port, "/live/ev/slow-1.ts", tokens[0])
+    time.sleep(0.15)  # the first viewer is mid-body when it leaves
+    others = [curl(port, "/live/ev/slow-1.ts", t) for t in tokens[1:]]
+    time.sleep(0.15)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    codes = [p.wait(timeout=30) for p in others]
+    sizes = [int(p.stdout.read() or 0) for p in others]
+    fetches = Origin.counts.get("/live/ev/slow-1.ts", 0)
+    ok = all(c == 0 for c in codes) and all(s == SLOW_BYTES for s in sizes) and fetches == 1
+    print(f"e2e-cache disconnect: first viewer killed mid-body; the other {len(others)} exit "
+          f"codes {sorted(set(codes))}, all {SLOW_BYTES} bytes: "
+          f"{all(s == SLOW_BYTES for s in sizes)}, origin fetches {fetches}: "
+          f"{'ok' if ok else 'FAIL'}")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default=os.path.join(REPO, "target/release/tollgate"))
+    ap.add_argument("--viewers", type=int, default=20)
+    a = ap.parse_args()
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    plain, admin = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "tollgate.toml")
+        with open(cfg, "w") as fh:
+            fh.write(CONFIG.format(plain=plain, admin=admin, origin=origin.server_port))
+        proc = subprocess.Popen([a.bin, "serve", "--config", cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_listening(plain, proc)
+            mint = [a.bin, "token", "mint", "--config", cfg, "--resource", "ev", "--ttl", "1h"]
+            tokens = [subprocess.run(mint + ["--sub", f"viewer-{i}"], check=True,
+                                     capture_output=True, text=True).stdout.strip()
+                      for i in range(a.viewers)]
+            ok = reset_case(plain, tokens) & disconnect_case(plain, tokens)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            origin.shutdown()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
