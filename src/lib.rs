@@ -16,7 +16,8 @@
 //! | `private_file` | owner-only files and directories for keys, tokens and the store (a leaf) |
 //! | [`tls`] | rustls server configuration, SNI, development certificates |
 //! | [`logging`] | the global subscriber, access-log formats and their non-blocking writer |
-//! | `edge` | the request path, one file per phase: admit, normalise, extract, route, client, limits, access, forward, respond |
+//! | `edge` | the request path, one file per phase: admit, normalise, extract, route, client, limits, access, shield, forward, respond |
+//! | [`cache`] | the shield cache: keys without the token, the byte-bounded store, fills streamed to their waiters |
 //! | [`manifest`] | pure HLS/DASH rewriting: child URLs carry the query token |
 //! | [`admin`] | the admin listener: the three issuing dialects, management, JWKS, health; key rotation and mint rules for the CLI |
 //! | [`store`] | the `Store` trait, its embedded SQLite implementation and the conformance suite every backend runs |
