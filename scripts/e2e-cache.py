@@ -27,10 +27,11 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import gate_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_BYTES = 1 << 20
@@ -74,29 +75,9 @@ class Origin(BaseHTTPRequestHandler):
         pass
 
 
-CONFIG = """
-[edge]
-tls_listen = ""
-plain_listen = "127.0.0.1:{plain}"
-[admin]
-listen = "127.0.0.1:{admin}"
-token_file = "admin-token"
-[store]
-path = "state/tollgate.db"
-[limits]
-per_ip = "off"
-per_subject = "off"
-[log]
-access = "off"
+ROUTES = """
 [cache]
 enabled = true
-[[keys]]
-kid = "k"
-alg = "EdDSA"
-public = "keys/k.pub.pem"
-private = "keys/k.pem"
-active = true
-dev_generate = true
 [[origins]]
 name = "o"
 upstreams = ["http://127.0.0.1:{origin}"]
@@ -111,24 +92,6 @@ id = "ev"
 type = "live"
 org = "org"
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc):
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError("tollgate exited at start")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("tollgate did not listen")
 
 
 def curl(port, path, token):
@@ -176,24 +139,12 @@ def main():
     a = ap.parse_args()
     origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    plain, admin = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as d:
-        cfg = os.path.join(d, "tollgate.toml")
-        with open(cfg, "w") as fh:
-            fh.write(CONFIG.format(plain=plain, admin=admin, origin=origin.server_port))
-        proc = subprocess.Popen([a.bin, "serve", "--config", cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_listening(plain, proc)
-            mint = [a.bin, "token", "mint", "--config", cfg, "--resource", "ev", "--ttl", "1h"]
-            tokens = [subprocess.run(mint + ["--sub", f"viewer-{i}"], check=True,
-                                     capture_output=True, text=True).stdout.strip()
-                      for i in range(a.viewers)]
-            ok = reset_case(plain, tokens) & disconnect_case(plain, tokens)
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-            origin.shutdown()
+    try:
+        with gate_run.gate(a.bin, ROUTES.format(origin=origin.server_port)) as g:
+            tokens = [g.mint("ev", f"viewer-{i}") for i in range(a.viewers)]
+            ok = reset_case(g.plain, tokens) & disconnect_case(g.plain, tokens)
+    finally:
+        origin.shutdown()
     return 0 if ok else 1
 
 

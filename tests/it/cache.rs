@@ -165,8 +165,12 @@ fn token(gate: &TestGate, viewer: usize) -> String {
     gate.mint_with("ed", &req, common::now())
 }
 
-/// Open a request and return its head with the body unread (a player mid-download).
-async fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+/// Send a request on a new connection; Err if the connection broke before the head.
+async fn try_open(
+    addr: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response<Incoming>, hyper::Error> {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
@@ -177,7 +181,14 @@ async fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Respo
         req = req.header(*k, *v);
     }
     let req = req.body(Empty::<Bytes>::new()).expect("request");
-    sender.send_request(req).await.expect("response head")
+    sender.send_request(req).await
+}
+
+/// Open a request and return its head with the body unread (a player mid-download).
+async fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    try_open(addr, target, headers)
+        .await
+        .expect("response head")
 }
 
 /// A whole response; the body is an error if the connection ended it short.
@@ -304,17 +315,7 @@ async fn waiters_get_bytes_as_the_origin_sends_them() {
 
 /// A whole body, or Err if the connection broke before the head or mid-body.
 async fn whole_body(addr: SocketAddr, target: &str) -> Result<Bytes, ()> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let req = Request::builder()
-        .uri(target)
-        .header("host", "localhost")
-        .body(Empty::<Bytes>::new())
-        .expect("request");
-    let resp = sender.send_request(req).await.map_err(|_| ())?;
+    let resp = try_open(addr, target, &[]).await.map_err(|_| ())?;
     resp.into_body()
         .collect()
         .await
