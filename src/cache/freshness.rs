@@ -198,18 +198,8 @@ impl Kind {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::headers;
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                http::HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        h
-    }
 
     fn verdict(pairs: &[(&str, &str)]) -> Verdict {
         judge(StatusCode::OK, &headers(pairs), SystemTime::UNIX_EPOCH)

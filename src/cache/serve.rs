@@ -183,20 +183,14 @@ fn byte_range(v: &HeaderValue, len: usize) -> Range {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::headers;
     use super::*;
     use http_body_util::BodyExt;
 
     fn object(pairs: &[(&str, &str)]) -> Object {
-        let mut headers = HeaderMap::new();
-        for (k, v) in pairs {
-            headers.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
         Object {
             status: StatusCode::OK,
-            headers,
+            headers: headers(pairs),
             body: Bytes::from_static(b"0123456789"),
             age: Duration::from_secs(3),
         }
@@ -207,13 +201,7 @@ mod tests {
         method: Method,
         pairs: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Bytes) {
-        let mut headers = HeaderMap::new();
-        for (k, v) in pairs {
-            headers.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
+        let headers = headers(pairs);
         let asked = Asked {
             method: &method,
             headers: &headers,

@@ -56,6 +56,18 @@ impl Origin {
     }
 }
 
+/// A header map from name–value pairs (repeated names append).
+pub(super) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            http::HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    h
+}
+
 fn key(path: &str) -> Key {
     Key::new("o", path, None)
 }
