@@ -43,6 +43,7 @@ use crate::metrics::CacheMetrics;
 use crate::origin::OriginError;
 use fill::{End, Fill, Head, Waiter};
 use freshness::{Lifetime, Verdict};
+use prometheus::IntCounter;
 
 /// How long an uncacheable answer sends the requests for its key straight to the origin.
 pub const UNCACHEABLE_FOR: Duration = Duration::from_secs(5);
@@ -53,8 +54,9 @@ const OVERHEAD: u64 = 256;
 /// What a stored object is looked up by: an origin and the target it is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    /// `origin` + '\n' + target (a name never holds a newline).
-    text: Arc<str>,
+    /// `origin` + '\n' + target (a name never holds a newline). Boxed, not shared: a
+    /// key is built once per request and cloned only on a miss.
+    text: Box<str>,
     split: usize,
 }
 
@@ -73,7 +75,7 @@ impl Key {
         }
         Key {
             split: origin.len(),
-            text: text.into(),
+            text: text.into_boxed_str(),
         }
     }
 
@@ -110,6 +112,26 @@ pub struct Object {
     pub age: Duration,
 }
 
+impl Object {
+    /// An object whose headers also say what every whole answer from it says (its
+    /// length and, for a 200, that ranges are served), set once rather than per hit.
+    pub fn new(status: StatusCode, mut headers: HeaderMap, body: Bytes, age: Duration) -> Self {
+        headers.insert(header::CONTENT_LENGTH, body.len().into());
+        if status == StatusCode::OK {
+            headers.insert(
+                header::ACCEPT_RANGES,
+                http::HeaderValue::from_static("bytes"),
+            );
+        }
+        Object {
+            status,
+            headers,
+            body,
+            age,
+        }
+    }
+}
+
 /// A store entry: an object, or the marker of an uncacheable answer.
 #[derive(Debug)]
 pub struct Entry {
@@ -119,10 +141,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn fresh(&self) -> bool {
-        self.stored.elapsed() < self.fresh_for
-    }
-
     fn weight(&self, key: &Key) -> u32 {
         let headers: usize = self.object.as_ref().map_or(0, |o| {
             o.headers
@@ -136,14 +154,14 @@ impl Entry {
     }
 }
 
-/// A fresh stored object.
-pub struct Hit(Arc<Entry>);
+/// A fresh stored object, and when it was found.
+pub struct Hit(Arc<Entry>, Instant);
 
 impl Hit {
     /// The answer to `asked` from this object.
     pub fn respond(&self, asked: &serve::Asked<'_>) -> Response<Body> {
         let obj = self.0.object.as_ref().expect("a hit holds an object");
-        serve::respond(obj, asked, self.0.stored.elapsed())
+        serve::respond(obj, asked, self.1.saturating_duration_since(self.0.stored))
     }
 }
 
@@ -176,6 +194,16 @@ pub struct Cache {
     fills: Mutex<HashMap<Key, Arc<Fill>>>,
     cfg: config::Cache,
     meters: CacheMetrics,
+    /// `tollgate_cache_requests_total` by result, resolved once.
+    counts: Counts,
+}
+
+/// The lookup counters, one handle per result.
+struct Counts {
+    hit: IntCounter,
+    miss: IntCounter,
+    coalesced: IntCounter,
+    pass: IntCounter,
 }
 
 impl Cache {
@@ -192,11 +220,19 @@ impl Cache {
                 }
             })
             .build();
+        let count = |result: &str| meters.requests.with_label_values(&[result]);
+        let counts = Counts {
+            hit: count("hit"),
+            miss: count("miss"),
+            coalesced: count("coalesced"),
+            pass: count("pass"),
+        };
         Arc::new(Cache {
             entries,
             fills: Mutex::default(),
             cfg: cfg.clone(),
             meters,
+            counts,
         })
     }
 
@@ -206,17 +242,13 @@ impl Cache {
 
     /// Count a request that did not consult the cache (a range or `HEAD` miss, a body).
     pub fn passed(&self) {
-        self.count("pass");
+        self.counts.pass.inc();
     }
 
-    fn count(&self, result: &str) {
-        self.meters.requests.with_label_values(&[result]).inc();
-    }
-
-    /// The fresh object for `key`, if one is stored (a stale one is dropped).
-    fn fresh(&self, key: &Key) -> Option<Arc<Entry>> {
+    /// The fresh entry for `key` at `now`, if one is stored (a stale one is dropped).
+    fn fresh(&self, key: &Key, now: Instant) -> Option<Arc<Entry>> {
         let entry = self.entries.get(key)?;
-        if entry.fresh() {
+        if now.saturating_duration_since(entry.stored) < entry.fresh_for {
             return Some(entry);
         }
         self.entries.invalidate(key);
@@ -226,8 +258,15 @@ impl Cache {
     /// A hit for `key`, or None (nothing is started): for requests that may be answered
     /// from a stored object but would not be stored themselves (`HEAD`, ranges).
     pub fn hit(&self, key: &Key) -> Option<Hit> {
-        let hit = self.fresh(key).filter(|e| e.object.is_some()).map(Hit);
-        self.count(if hit.is_some() { "hit" } else { "pass" });
+        let now = Instant::now();
+        let hit = self
+            .fresh(key, now)
+            .filter(|e| e.object.is_some())
+            .map(|e| Hit(e, now));
+        match hit {
+            Some(_) => self.counts.hit.inc(),
+            None => self.counts.pass.inc(),
+        }
         hit
     }
 
@@ -244,13 +283,13 @@ impl Cache {
         F: Future<Output = Result<Response<Body>, OriginError>> + Send + 'static,
     {
         let (lookup, started) = self.find_or_start(key);
-        let result = match &lookup {
-            Lookup::Hit(_) => "hit",
-            Lookup::Pass => "pass",
-            Lookup::Wait(w) if w.leader => "miss",
-            Lookup::Wait(_) => "coalesced",
-        };
-        self.count(result);
+        match &lookup {
+            Lookup::Hit(_) => &self.counts.hit,
+            Lookup::Pass => &self.counts.pass,
+            Lookup::Wait(w) if w.leader => &self.counts.miss,
+            Lookup::Wait(_) => &self.counts.coalesced,
+        }
+        .inc();
         if let Some(fill) = started {
             let fetch = fetch(&fill.key);
             tokio::spawn(self.clone().run_fill(fill, fetch, idle));
@@ -260,8 +299,9 @@ impl Cache {
 
     /// The lookup proper, under the fills lock; returns a fill this request must start.
     fn find_or_start(&self, key: Key) -> (Lookup, Option<Arc<Fill>>) {
-        let stored = |this: &Self| match this.fresh(&key) {
-            Some(e) if e.object.is_some() => Some(Lookup::Hit(Hit(e))),
+        let now = Instant::now();
+        let stored = |this: &Self| match this.fresh(&key, now) {
+            Some(e) if e.object.is_some() => Some(Lookup::Hit(Hit(e, now))),
             Some(_) => Some(Lookup::Pass),
             None => None,
         };
@@ -404,12 +444,7 @@ impl Cache {
             .map(Duration::from_secs)
             .unwrap_or_default();
         let entry = Entry {
-            object: Some(Object {
-                status: head.status,
-                headers: detached(&head.headers),
-                body,
-                age,
-            }),
+            object: Some(Object::new(head.status, detached(&head.headers), body, age)),
             stored: received,
             fresh_for,
         };

@@ -1,4 +1,5 @@
-//! Answering a request from a stored object: `Age`, `HEAD`, one byte range (206 or
+//! Answering a request from a stored object (whose headers already hold its
+//! `Content-Length` and, for a 200, `Accept-Ranges`; see [`Object::new`]): `Age`, `HEAD`, one byte range (206 or
 //! 416), and the conditionals (`If-None-Match`, else `If-Modified-Since`) as 304, all
 //! from the object's own validators (RFC 9110 §13–14).
 //!
@@ -38,9 +39,6 @@ pub fn respond(obj: &Object, asked: &Asked<'_>, held: Duration) -> Response<Body
             asked,
         );
     }
-    if ok {
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
     let range = match asked.headers.get(header::RANGE) {
         Some(r) if ok && !asked.whole && if_range_holds(&obj.headers, asked.headers) => {
             byte_range(r, obj.body.len())
@@ -48,10 +46,8 @@ pub fn respond(obj: &Object, asked: &Asked<'_>, held: Duration) -> Response<Body
         _ => Range::Whole,
     };
     match range {
-        Range::Whole => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(obj.body.len()));
-            answer(obj.status, headers, Some(obj.body.clone()), asked)
-        }
+        // The object's headers already carry its length and `Accept-Ranges`.
+        Range::Whole => answer(obj.status, headers, Some(obj.body.clone()), asked),
         Range::Part(start, end) => {
             let content_range = format!("bytes {start}-{}/{}", end - 1, obj.body.len());
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
@@ -188,12 +184,8 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn object(pairs: &[(&str, &str)]) -> Object {
-        Object {
-            status: StatusCode::OK,
-            headers: headers(pairs),
-            body: Bytes::from_static(b"0123456789"),
-            age: Duration::from_secs(3),
-        }
+        let body = Bytes::from_static(b"0123456789");
+        Object::new(StatusCode::OK, headers(pairs), body, Duration::from_secs(3))
     }
 
     async fn ask(
