@@ -194,7 +194,8 @@ cpu_ticks() {
   local total=0 pid line
   local -a f
   for pid in "$@"; do
-    line=$(<"/proc/$pid/stat")
+    # A process that ended (nginx's one-off cache loader) counts no more.
+    line=$(<"/proc/$pid/stat") 2>/dev/null || continue
     read -r -a f <<<"${line##*) }"
     total=$((total + f[11] + f[12]))
   done
@@ -645,6 +646,18 @@ for t in "${selected[@]}"; do
 done
 
 cache_probe "after the checks"
+# nginx-cache's processes, now that all exist: master, worker and the cache manager
+# (its upkeep is part of serving from a cache), not the cache loader, which ends after
+# its one pass over the (here empty) cache directory.
+if is_selected nginx-cache; then
+  read -r pid _ <<<"${proc_pids[nginx-cache]}"
+  procs=$pid
+  for k in $(children_of "$pid"); do
+    [[ $(tr '\0' ' ' <"/proc/$k/cmdline" 2>/dev/null) == *"cache loader"* ]] || procs+=" $k"
+  done
+  proc_pids[nginx-cache]=$procs
+  say "nginx-cache: CPU counted for pids $procs (master, worker, cache manager)"
+fi
 
 # ----------------------------------------------------------------------- measurement
 raw="$run/raw.tsv"
