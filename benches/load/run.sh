@@ -605,6 +605,8 @@ for t in "${selected[@]}"; do
   for s in "${sizes[@]}"; do
     expect "$t h1 $s" "200 ${size_bytes[$s]} 1.1" "$(curl_status "${url_cache[h1,$t,$s]}" "${hdr_cache[$t]}")"
   done
+  # A cache target has the 1 KiB object cached by now (if 1k is among the sizes): the
+  # refusals below then show that the check comes before the cache.
   p="/vod/bench/seg-1k.ts"
   b=$(base_of "$t")
   base="http://127.0.0.1:${plain_port[$b]}"
