@@ -19,7 +19,11 @@ VARIANTS = [
 ]
 SIZES = [("1k", "1 KiB"), ("64k", "64 KiB"), ("1m", "1 MiB")]
 TARGETS = ["nginx", "nginx-securelink", "haproxy", "haproxy-jwt",
-           "tollgate-eddsa", "tollgate-hs256", "tollgate-off"]
+           "tollgate-eddsa", "tollgate-hs256", "tollgate-off",
+           "nginx-cache", "tollgate-cache"]
+# The cache-hit pair (LOAD_ONLY=cache): whether their answers came from the cache shows
+# in the origin's request count during their runs.
+CACHE_TARGETS = ["nginx-cache", "tollgate-cache"]
 # A cell whose CPU per request varies by more than this fraction of its median between
 # rounds is marked: something else used the machine, or the target is unsteady.
 SPREAD = 0.25
@@ -30,6 +34,7 @@ PAIRS = [
     ("tollgate-off", "nginx"),
     ("tollgate-hs256", "haproxy-jwt"),
     ("tollgate-eddsa", "nginx-securelink"),
+    ("tollgate-cache", "nginx-cache"),
 ]
 
 
@@ -70,6 +75,13 @@ def read_memory(path):
                     k, v = kv.split("=", 1)
                     out[name][k] = v
     return out
+
+
+def total(xs):
+    """Sum of the numbers among xs; None when there is none (an older raw.tsv)."""
+    xs = [num(x) for x in xs]
+    xs = [x for x in xs if x is not None]
+    return sum(xs) if xs else None
 
 
 def fmt(x, digits=0):
@@ -123,6 +135,11 @@ def main():
             "p50": median(num(r["p50_us"]) for r in ok_lat),
             "p99": median(num(r["p99_us"]) for r in ok_lat),
             "cpu_rate": median(num(r["cpu_us_per_req"]) for r in ok_lat),
+            # Summed over every run of the cell (saturated and fixed-rate), with the
+            # answers they counted: the share of requests that reached the origin.
+            "origin": total(r.get("origin_reqs") for r in sat + lat),
+            "cache_hits": total(r.get("cache_hits") for r in sat + lat),
+            "answers": total(r.get("requests") for r in sat + lat),
             "rate": lat[0]["rate"] if lat else None,
             "n_sat": len(sat),
             "n_lat": len(lat),
@@ -140,6 +157,7 @@ def main():
                        ("nginx_proxy_buffer_size", "nginx proxy_buffer_size"),
                        ("tollgate_threads", "tollgate threads (pinned to one CPU)"),
                        ("tls", "TLS negotiated (curl/OpenSSL, like wrk)"),
+                       ("cache", "Cache probes (nginx: X-Cache-Status; tollgate: an Age header)"),
                        ("timings", "Run time")]:
         if meta.get(key):
             w(f"- **{label}:** {meta[key]}")
@@ -216,6 +234,13 @@ def main():
     x, y = cells.get(("tls", "64k", "tollgate-eddsa")), cells.get(("tls", "64k", "nginx"))
     target_row("CPU/req tollgate-eddsa ≤ 0.5 × nginx, TLS, 64 KiB",
                ratio(x and x["cpu"], y and y["cpu"]), 0.5, x, y)
+    for v, s, slabel, limit in [("h1", "1k", "1 KiB", 0.9), ("h1", "64k", "64 KiB", 0.9),
+                                ("tls", "64k", "64 KiB", 0.6), ("tls", "1m", "1 MiB", 0.6)]:
+        x, y = cells.get((v, s, "tollgate-cache")), cells.get((v, s, "nginx-cache"))
+        if x or y:
+            proto = "HTTP/1.1" if v == "h1" else "TLS"
+            target_row(f"cache hit: CPU/req tollgate-cache ≤ {limit} × nginx-cache, {proto}, {slabel}",
+                       ratio(x and x["cpu"], y and y["cpu"]), limit, x, y)
     tg = mem.get("tollgate")
     n_idle = int(meta.get("idle_conns", "0"))
     if tg and tg.get("idle_rss_with_idle_kib"):
@@ -224,6 +249,25 @@ def main():
         w(f"| tollgate RSS with 10,000 idle keep-alive connections < 150 MiB | {rss:.1f} MiB | {met} |")
     else:
         w("| tollgate RSS with 10,000 idle keep-alive connections < 150 MiB | not measured | – |")
+
+    cache_rows = [(v, s, t, cells[(v, s, t)]) for v, _ in VARIANTS for s, _ in SIZES
+                  for t in CACHE_TARGETS if (v, s, t) in cells]
+    if cache_rows:
+        w("")
+        w("## Cache hits: what reached the origin")
+        w("")
+        w("Requests the origin counted (its stub_status) during the cell's runs, saturated and "
+          "fixed-rate, against the answers of those runs. A cache target serving hits sends "
+          "the origin nothing; one request per answer means no cache. tollgate-cache's own "
+          "count of hits (`tollgate_cache_requests_total{result=\"hit\"}`) is beside it.")
+        w("")
+        w("| variant | size | target | answers | origin requests | per 1,000 answers | tollgate cache hits |")
+        w("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        labels = dict(SIZES)
+        for v, s, t, c in cache_rows:
+            per = None if c["origin"] is None or not c["answers"] else c["origin"] * 1000 / c["answers"]
+            hits = fmt(c["cache_hits"]) if t == "tollgate-cache" else "–"
+            w(f"| {v} | {labels[s]} | {t} | {fmt(c['answers'])} | {fmt(c['origin'])} | {fmt(per, 2)} | {hits} |")
 
     if mem:
         n_idle = int(meta.get("idle_conns", "0"))

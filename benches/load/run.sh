@@ -23,11 +23,18 @@
 #      connections, and per stalled 1 MiB stream;
 #   7. writes target/load/results.md (tables + ratios) and target/load/raw.tsv.
 #
+# The cache-hit comparison (LOAD_ONLY=cache): tollgate with its shield cache on
+# (tollgate-cache) against nginx's proxy_cache behind secure_link (nginx-cache), both
+# warmed by the checks, so every measured request is a hit; the origin's request counter
+# is read around every run to show it (the "origin reqs" columns).
+#
 # Usage: bash benches/load/run.sh          (from any directory; needs root for apt)
 # Env:   LOAD_QUICK=1           smoke run: 1 round, 1 s runs, 2,000 idle connections
 #        LOAD_ONLY=a,b          only these targets (nginx, nginx-securelink, haproxy,
-#                               haproxy-jwt, tollgate-eddsa, tollgate-hs256, tollgate-off)
-#        LOAD_VARIANTS=h1,tls,h2   protocol variants (default all three)
+#                               haproxy-jwt, tollgate-eddsa, tollgate-hs256, tollgate-off;
+#                               nginx-cache and tollgate-cache run only when named here);
+#                               LOAD_ONLY=cache means nginx-cache,tollgate-cache
+#        LOAD_VARIANTS=h1,tls,h2   protocol variants (default all three; h1,tls for cache)
 #        LOAD_SIZES=1k,64k,1m   segment sizes (default all three)
 #        LOAD_ROUNDS            interleaved saturation rounds (default 3; quick 1)
 #        LOAD_LAT_ROUNDS        interleaved fixed-rate rounds (default 2; quick 1)
@@ -86,7 +93,10 @@ idle_conns=${LOAD_IDLE_CONNS:-$((q ? 2000 : 10000))}
 streams=${LOAD_STREAMS:-200}
 proxy_buffer_size=${LOAD_NGINX_PROXY_BUFFER:-64k}
 oha_version=${LOAD_OHA_VERSION:-1.16.0}
-IFS=, read -r -a variants <<<"${LOAD_VARIANTS:-h1,tls,h2}"
+# LOAD_ONLY=cache: the cache-hit comparison, over HTTP/1.1 plain and TLS unless told.
+default_variants=h1,tls,h2
+if [[ ${LOAD_ONLY:-} == cache ]]; then LOAD_ONLY=nginx-cache,tollgate-cache; default_variants=h1,tls; fi
+IFS=, read -r -a variants <<<"${LOAD_VARIANTS:-$default_variants}"
 IFS=, read -r -a sizes <<<"${LOAD_SIZES:-1k,64k,1m}"
 out_dir="${CARGO_TARGET_DIR:-$repo_root/target}/load"
 for n in rounds lat_rounds dur lat_samples lat_max conns idle_conns streams; do
@@ -95,15 +105,18 @@ done
 [[ $lat_warm_ms =~ ^[0-9]+$ ]] || { echo "run.sh: LOAD_LAT_WARMUP_MS must be an integer" >&2; exit 2; }
 [[ $rate_fraction =~ ^(0?\.[0-9]+|1(\.0*)?)$ ]] || { echo "run.sh: LOAD_RATE_FRACTION must be in (0, 1]" >&2; exit 2; }
 
-all_targets=(nginx nginx-securelink haproxy haproxy-jwt tollgate-eddsa tollgate-hs256 tollgate-off)
+default_targets=(nginx nginx-securelink haproxy haproxy-jwt tollgate-eddsa tollgate-hs256 tollgate-off)
+# The cache-hit pair runs only when LOAD_ONLY names it (the default run stays in budget).
+cache_targets=(nginx-cache tollgate-cache)
+all_targets=("${default_targets[@]}" "${cache_targets[@]}")
 # Which targets run in which protocol variant. HTTP/1.1 plain: all of them (the check's
 # cost is isolated there). TLS and HTTP/2: tollgate with its check against the peers
-# without one (the TLS performance target compares tollgate-eddsa with nginx); more would
-# not fit the 15-minute budget.
+# without one (the TLS performance target compares tollgate-eddsa with nginx), and the
+# cache-hit pair when selected; more would not fit the 15-minute budget.
 declare -A variant_targets=(
   [h1]="${all_targets[*]}"
-  [tls]=${LOAD_TLS_TARGETS:-"nginx haproxy tollgate-eddsa"}
-  [h2]=${LOAD_H2_TARGETS:-"nginx haproxy tollgate-eddsa"}
+  [tls]=${LOAD_TLS_TARGETS:-"nginx haproxy tollgate-eddsa ${cache_targets[*]}"}
+  [h2]=${LOAD_H2_TARGETS:-"nginx haproxy tollgate-eddsa ${cache_targets[*]}"}
 )
 declare -A size_bytes=([1k]=1024 [64k]=65536 [1m]=1048576)
 for s in "${sizes[@]}"; do [[ -n ${size_bytes[$s]:-} ]] || { echo "run.sh: unknown size $s" >&2; exit 2; }; done
@@ -113,7 +126,7 @@ for v in tls h2; do
     [[ " ${all_targets[*]} " == *" $t "* ]] || { echo "run.sh: unknown target $t in the $v targets" >&2; exit 2; }
   done
 done
-selected=("${all_targets[@]}")
+selected=("${default_targets[@]}")
 if [[ -n ${LOAD_ONLY:-} ]]; then
   IFS=, read -r -a selected <<<"$LOAD_ONLY"
   for t in "${selected[@]}"; do
@@ -181,7 +194,8 @@ cpu_ticks() {
   local total=0 pid line
   local -a f
   for pid in "$@"; do
-    line=$(<"/proc/$pid/stat")
+    # A process that ended (nginx's one-off cache loader) counts no more.
+    line=$(<"/proc/$pid/stat") 2>/dev/null || continue
     read -r -a f <<<"${line##*) }"
     total=$((total + f[11] + f[12]))
   done
@@ -337,14 +351,17 @@ printf '%s' "$secret" >"$run/tollgate/hs256.secret"
 issuer=tollgate-bench
 expires=$(( $(now) + 4 * 3600 ))
 
-read -r -a ports <<<"$("$py" "$script_dir/clients.py" ports 17)"
-[[ ${#ports[@]} -eq 17 ]] || die "could not pick free ports"
+read -r -a ports <<<"$("$py" "$script_dir/clients.py" ports 22)"
+[[ ${#ports[@]} -eq 22 ]] || die "could not pick free ports"
 origin_port=${ports[0]}
 declare -A plain_port tls_port
 plain_port=([nginx]=${ports[1]} [nginx-securelink]=${ports[2]} [haproxy]=${ports[3]} [haproxy-jwt]=${ports[4]} [tollgate]=${ports[5]})
 tls_port=([nginx]=${ports[6]} [nginx-securelink]=${ports[7]} [haproxy]=${ports[8]} [haproxy-jwt]=${ports[9]} [tollgate]=${ports[10]})
 tollgate_admin=${ports[11]}
 mem_ports=("${ports[12]}" "${ports[13]}" "${ports[14]}" "${ports[15]}" "${ports[16]}")
+plain_port+=([nginx-cache]=${ports[17]} [tollgate-cache]=${ports[18]})
+tls_port+=([nginx-cache]=${ports[19]} [tollgate-cache]=${ports[20]})
+tollgate_cache_admin=${ports[21]}
 
 # ------------------------------------------------------------------------------ servers
 # The start_* functions run in this shell (never in $(…)), so that what they start stays
@@ -399,7 +416,9 @@ origin_pid=$last_pid
 wait_port origin "$origin_pid" "$origin_port"
 
 make_nginx_conf() { # target plain tls out [check-include]
-  render "$script_dir/conf/nginx.conf" "$4" "${5:-}" NOFILE="$nofile" RUN="$run" TARGET="$1" \
+  local template="$script_dir/conf/nginx.conf"
+  [[ $1 == nginx-cache ]] && template="$script_dir/conf/nginx-cache.conf"
+  render "$template" "$4" "${5:-}" NOFILE="$nofile" RUN="$run" TARGET="$1" \
     TLS="$run/tls" ORIGIN_PORT="$origin_port" PORT="$2" TLS_PORT="$3" \
     PROXY_BUFFER_SIZE="$proxy_buffer_size" SECRET="$secret"
 }
@@ -428,6 +447,14 @@ if is_selected nginx-securelink; then
   pid=$last_pid
   wait_port nginx-securelink "$pid" "${plain_port[nginx-securelink]}"
   proc_pids[nginx-securelink]=$(nginx_workers "$pid")
+fi
+if is_selected nginx-cache; then
+  make_nginx_conf nginx-cache "${plain_port[nginx-cache]}" "${tls_port[nginx-cache]}" \
+    "$run/nginx-cache.conf" "$script_dir/conf/securelink.nginx.inc"
+  start_nginx nginx-cache "$run/nginx-cache.conf"
+  pid=$last_pid
+  wait_port nginx-cache "$pid" "${plain_port[nginx-cache]}"
+  proc_pids[nginx-cache]=$(nginx_workers "$pid")
 fi
 if is_selected haproxy; then
   make_haproxy_cfg haproxy "${plain_port[haproxy]}" "${tls_port[haproxy]}" "$run/haproxy.cfg"
@@ -475,6 +502,19 @@ if is_selected tollgate-eddsa || is_selected tollgate-hs256 || is_selected tollg
   proc_pids[tollgate-off]=$pid
   tollgate_pid=$pid
 fi
+# tollgate-cache: a process of its own (its CPU alone counts), the same keys and tokens,
+# its own store, and the [cache] section.
+if is_selected tollgate-cache; then
+  make_tollgate_conf "$run/tollgate-cache.toml" "${plain_port[tollgate-cache]}" "${tls_port[tollgate-cache]}" \
+    "$tollgate_cache_admin" true
+  sed -i 's|/tollgate/tollgate.db"|/tollgate/tollgate-cache.db"|' "$run/tollgate-cache.toml"
+  cat "$script_dir/conf/tollgate-cache.inc" >>"$run/tollgate-cache.toml"
+  start_tollgate tollgate-cache "$run/tollgate-cache.toml" "${plain_port[tollgate-cache]}" \
+    "${tls_port[tollgate-cache]}" "$tollgate_cache_admin"
+  pid=$last_pid
+  wait_port tollgate-cache "$pid" "${plain_port[tollgate-cache]}"
+  proc_pids[tollgate-cache]=$pid
+fi
 
 # ------------------------------------------------------------------------ request shape
 # Per target: the path (with its token or link), an extra header, and the ports.
@@ -484,8 +524,8 @@ securelink_md5() { # uri
 url_path() { # target size
   local p="/vod/bench/seg-$2.ts"
   case $1 in
-    nginx-securelink) echo "$p?md5=$(securelink_md5 "$p")&expires=$expires" ;;
-    tollgate-eddsa) echo "$p?token=$ed_token" ;;
+    nginx-securelink | nginx-cache) echo "$p?md5=$(securelink_md5 "$p")&expires=$expires" ;;
+    tollgate-eddsa | tollgate-cache) echo "$p?token=$ed_token" ;;
     tollgate-off) echo "/pub/seg-$2.ts" ;;
     *) echo "$p" ;;
   esac
@@ -496,7 +536,7 @@ auth_header() { # target
     *) echo "" ;;
   esac
 }
-base_of() { case $1 in tollgate-*) echo tollgate ;; *) echo "$1" ;; esac; }
+base_of() { case $1 in tollgate-cache) echo "$1" ;; tollgate-*) echo tollgate ;; *) echo "$1" ;; esac; }
 url_for() { # variant target size
   local b
   b=$(base_of "$2")
@@ -528,16 +568,50 @@ refused() { # what got: a token check must answer 401 or 403 (not 404, not 5xx)
 }
 tamper() { local t=$1; echo "${t:0:${#t}-10}AAAAAAAAAA"; } # break the signature
 tls_info=()
+cache_info=()
+# What a cache target says about one answer: nginx its X-Cache-Status (HIT, MISS, ...),
+# tollgate "hit" when the answer carries an Age header (tollgate's hits do, nothing
+# else it sends does: the origin here sends none), else "no-age".
+cache_seen() { # target url
+  local h
+  h=$(curl -sS -k --noproxy '*' --max-time 10 --http1.1 -o /dev/null -D - "$2" 2>/dev/null | tr -d '\r' || true)
+  case $1 in
+    nginx-cache) sed -n 's/^[Xx]-[Cc]ache-[Ss]tatus: *//p' <<<"$h" | head -n 1 | grep . || echo none ;;
+    *) if grep -qi '^age:' <<<"$h"; then echo hit; else echo no-age; fi ;;
+  esac
+}
+# Every cache target × variant × size once more after the checks (which filled the
+# caches): the answer should be a hit. Printed and kept for the report, not fatal: a
+# tollgate without the cache still runs, and the origin counts tell the rest.
+cache_probe() { # when
+  local t v s seen line=""
+  for t in "${cache_targets[@]}"; do
+    is_selected "$t" || continue
+    for v in "${variants[@]}"; do
+      # HTTP/1.1 only: an h2 request would find the same cache entries.
+      [[ $v != h2 && " ${variant_targets[$v]} " == *" $t "* ]] || continue
+      for s in "${sizes[@]}"; do
+        seen=$(cache_seen "$t" "${url_cache[$v,$t,$s]}")
+        line+="$t $v $s $seen, "
+        [[ $seen == hit || $seen == HIT ]] || say "WARNING: $1: $t $v $s answered $seen, not a cache hit"
+      done
+    done
+  done
+  [[ -n $line ]] && { cache_info+=("$1: ${line%, }"); say "cache $1: ${line%, }"; }
+  return 0
+}
 say "checking every target (200 with the right size; checks refuse missing and bad tokens)"
 for t in "${selected[@]}"; do
   for s in "${sizes[@]}"; do
     expect "$t h1 $s" "200 ${size_bytes[$s]} 1.1" "$(curl_status "${url_cache[h1,$t,$s]}" "${hdr_cache[$t]}")"
   done
+  # A cache target has the 1 KiB object cached by now (if 1k is among the sizes): the
+  # refusals below then show that the check comes before the cache.
   p="/vod/bench/seg-1k.ts"
   b=$(base_of "$t")
   base="http://127.0.0.1:${plain_port[$b]}"
   case $t in
-    nginx-securelink)
+    nginx-securelink | nginx-cache)
       refused "$t without md5" "$(curl_status "$base$p")"
       refused "$t bad md5" "$(curl_status "$base$p?md5=AAAAAAAAAAAAAAAAAAAAAA&expires=$expires")"
       refused "$t other path's md5" "$(curl_status "$base/vod/bench/seg-64k.ts?md5=$(securelink_md5 "$p")&expires=$expires")"
@@ -554,7 +628,7 @@ for t in "${selected[@]}"; do
         refused "$t expired token" "$(curl_status "$base$p" "Authorization: Bearer $hs_short")"
       fi
       ;;
-    tollgate-eddsa)
+    tollgate-eddsa | tollgate-cache)
       refused "$t without token" "$(curl_status "$base$p")"
       refused "$t bad signature" "$(curl_status "$base$p?token=$(tamper "$ed_token")")"
       ;;
@@ -573,10 +647,42 @@ for t in "${selected[@]}"; do
   fi
 done
 
+cache_probe "after the checks"
+# nginx-cache's processes, now that all exist: master, worker and the cache manager
+# (its upkeep is part of serving from a cache), not the cache loader, which ends after
+# its one pass over the (here empty) cache directory.
+if is_selected nginx-cache; then
+  read -r pid _ <<<"${proc_pids[nginx-cache]}"
+  procs=$pid
+  for k in $(children_of "$pid"); do
+    [[ $(tr '\0' ' ' <"/proc/$k/cmdline" 2>/dev/null) == *"cache loader"* ]] || procs+=" $k"
+  done
+  proc_pids[nginx-cache]=$procs
+  say "nginx-cache: CPU counted for pids $procs (master, worker, cache manager)"
+fi
+
 # ----------------------------------------------------------------------- measurement
 raw="$run/raw.tsv"
-printf 'phase\tround\tvariant\tsize\ttarget\trate\treq_s\tp50_us\tp99_us\tcpu_us_per_req\trequests\tbad\terrors\tstatus\n' >"$raw"
+printf 'phase\tround\tvariant\tsize\ttarget\trate\treq_s\tp50_us\tp99_us\tcpu_us_per_req\trequests\tbad\terrors\tstatus\torigin_reqs\tcache_hits\n' >"$raw"
 failed_cells=0
+
+# The origin's request counter (stub_status); the read counts itself, so a run's share is
+# after - before - 1. Read outside the CPU window (the origin's CPU is not counted anyway).
+origin_requests() {
+  curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$origin_port/origin-status" 2>/dev/null |
+    awk 'NR == 3 { print $3 }' || true
+}
+origin_delta() { # before after
+  [[ -n $1 && -n $2 ]] && echo $(($2 - $1 - 1)) || echo ""
+}
+# tollgate-cache's own count of hits (tollgate_cache_requests_total{result="hit"}), read
+# outside the CPU window: the scrape is not a request of the run.
+cache_hits() { # target
+  [[ $1 == tollgate-cache ]] || return 0
+  curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$tollgate_cache_admin/metrics" 2>/dev/null |
+    awk '/^tollgate_cache_requests_total\{.*result="hit"/ { n += $NF } END { printf "%d", n }' || true
+}
+hits_delta() { [[ -n $1 && -n $2 ]] && echo $(($2 - $1)) || echo ""; }
 
 # One saturation run: wrk (HTTP/1.1) or h2load (HTTP/2), CPU ticks of the target around it.
 sat_run() { # round variant size target
@@ -584,6 +690,9 @@ sat_run() { # round variant size target
   url=${url_cache[$v,$t,$s]}
   hdr=${hdr_cache[$t]}
   out="$run/out/sat-$round-$v-$s-$t.txt"
+  local o0 o1 h0 h1
+  o0=$(origin_requests)
+  h0=$(cache_hits "$t")
   # shellcheck disable=SC2086
   t0=$(cpu_ticks ${proc_pids[$t]})
   if [[ $v == h2 ]]; then
@@ -595,6 +704,8 @@ sat_run() { # round variant size target
   fi
   # shellcheck disable=SC2086
   t1=$(cpu_ticks ${proc_pids[$t]})
+  o1=$(origin_requests)
+  h1=$(cache_hits "$t")
   if [[ $v == h2 ]]; then
     requests=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$out")
     errors=$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored, \([0-9]*\) timeout.*/\1 \2 \3/p' "$out" |
@@ -625,9 +736,12 @@ sat_run() { # round variant size target
   fi
   rps=$(awk -v n="$ok" -v d="${dur_us:-1}" 'BEGIN { printf "%.0f", n / (d / 1e6) }')
   cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="$ok" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "" }')
-  printf 'sat\t%s\t%s\t%s\t%s\t\t%s\t\t\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$s" "$t" "$rps" "$cpu" "$requests" "$bad" "$errors" "$status" >>"$raw"
+  local oreq hits
+  oreq=$(origin_delta "$o0" "$o1")
+  hits=$(hits_delta "$h0" "$h1")
+  printf 'sat\t%s\t%s\t%s\t%s\t\t%s\t\t\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$s" "$t" "$rps" "$cpu" "$requests" "$bad" "$errors" "$status" "$oreq" "$hits" >>"$raw"
   [[ $status == ok ]] || failed_cells=$((failed_cells + 1))
-  printf 'load: [sat %s/%s] %-3s %-4s %-17s %8s req/s  %8s µs/req  %s\n' "$round" "$rounds" "$v" "$s" "$t" "$rps" "$cpu" "$status"
+  printf 'load: [sat %s/%s] %-3s %-4s %-17s %8s req/s  %8s µs/req  origin %7s  %s\n' "$round" "$rounds" "$v" "$s" "$t" "$rps" "$cpu" "${oreq:-?}" "$status"
 }
 
 # One fixed-rate run: oha with coordinated-omission correction; answers must all be 200.
@@ -654,6 +768,9 @@ lat_run() { # round variant size target rate
   ((lat_ms < 1000)) && lat_ms=1000
   ((lat_ms > lat_max * 1000)) && lat_ms=$((lat_max * 1000))
   total_ms=$((lat_warm_ms + lat_ms + 200))
+  local o0 o1 h0 h1
+  o0=$(origin_requests)
+  h0=$(cache_hits "$t")
   # shellcheck disable=SC2086
   t0=$(cpu_ticks ${proc_pids[$t]})
   "${client_pin[@]}" timeout $((total_ms / 1000 + 30)) oha -z "${total_ms}ms" -q "$rate" --latency-correction \
@@ -661,6 +778,8 @@ lat_run() { # round variant size target rate
     ${hdr:+-H "$hdr"} "$url" </dev/null >"$out" 2>"$out.err" || status="FAIL(oha exit $?)"
   # shellcheck disable=SC2086
   t1=$(cpu_ticks ${proc_pids[$t]})
+  o1=$(origin_requests)
+  h1=$(cache_hits "$t")
   # -> requests non200 errors req_s p50_us p99_us
   fields=$("$py" - "$out" "$db" "$lat_warm_ms" "$total_ms" <<'EOF' 2>>"$out.err" || echo "0 0 0 0 - -"
 import json, sqlite3, sys
@@ -688,7 +807,8 @@ EOF
   [[ $status == ok && $errors -gt 0 ]] && status="FAIL($errors errors)"
   [[ $status == ok && $p99 == - ]] && status="FAIL(no latency samples)"
   cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="$requests" 'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "" }')
-  printf 'lat\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$s" "$t" "$rate" "$reqs" "$p50" "$p99" "$cpu" "$requests" "$bad" "$errors" "$status" >>"$raw"
+  printf 'lat\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$s" "$t" "$rate" "$reqs" "$p50" "$p99" "$cpu" "$requests" "$bad" "$errors" "$status" \
+    "$(origin_delta "$o0" "$o1")" "$(hits_delta "$h0" "$h1")" >>"$raw"
   [[ $status == ok ]] || failed_cells=$((failed_cells + 1))
   printf 'load: [lat %s/%s] %-3s %-4s %-17s @%6s req/s  p50 %6s µs  p99 %7s µs  %s\n' "$round" "$lat_rounds" "$v" "$s" "$t" "$rate" "$p50" "$p99" "$status"
 }
@@ -746,6 +866,7 @@ for ((r = 1; r <= lat_rounds; r++)); do
   done
 done
 t_measure=$(( $(now) - t_measure ))
+cache_probe "after the runs"
 
 if [[ -n ${tollgate_pid:-} ]]; then
   tollgate_threads=$(for task in /proc/"$tollgate_pid"/task/*; do cat "$task/comm"; done | sort | uniq -c |
@@ -829,6 +950,7 @@ t_total=$(( $(now) - t_begin ))
   echo "nginx_proxy_buffer_size=$proxy_buffer_size"
   echo "tollgate_threads=${tollgate_threads:-not run}"
   echo "tls=$(printf '%s; ' "${tls_info[@]}" | sed 's/; $//')"
+  echo "cache=$(printf '%s; ' "${cache_info[@]}" | sed 's/; $//')"
   echo "timings=apt ${t_apt}s; oha ${t_oha}s ($oha_installed); tollgate build ${t_build}s; measurements ${t_measure}s; memory ${t_memory}s; total ${t_total}s"
   echo "idle_conns=$idle_conns"
   echo "streams=$streams"
