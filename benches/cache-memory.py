@@ -4,8 +4,8 @@
 Starts a release tollgate whose only route is cached with `cache.max_bytes = BUDGET`,
 in front of an in-process origin that answers every path with OBJECT bytes, then asks
 for distinct objects until FILL times the budget has gone through the cache, and reads
-the process's resident set (VmRSS) from /proc: at the start, after the fill, and again
-after SETTLE seconds (jemalloc returns freed pages to the kernel on a ~10 s decay).
+the process's resident set (VmRSS) from /proc: at the start, after the fill, and once it
+has settled (jemalloc returns freed pages to the kernel over a ~10 s decay; see settle()).
 It also reads `tollgate_cache_bytes`, `_objects` and `_evictions_total` from /metrics.
 
 Passes (exit 0) when what the fill added to the resident set (settled − start) is at
@@ -73,6 +73,19 @@ org = "org"
 """
 
 
+def settle(pid, longest):
+    """RSS once it stops falling: jemalloc returns freed pages gradually over its 10 s
+    decay (sooner or later by how busy the machine is), so sample once a second until
+    five seconds bring less than 1 MiB, for at most `longest` seconds."""
+    samples = [rss_bytes(pid)]
+    for _ in range(longest):
+        time.sleep(1)
+        samples.append(rss_bytes(pid))
+        if len(samples) > 5 and samples[-6] - samples[-1] < (1 << 20):
+            break
+    return samples[-1]
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -117,7 +130,7 @@ def main():
     ap.add_argument("--budget-mib", type=int, default=256)
     ap.add_argument("--object-kib", type=int, default=1024)
     ap.add_argument("--fill", type=float, default=3.0)
-    ap.add_argument("--settle", type=float, default=12.0)
+    ap.add_argument("--settle", type=int, default=45, help="longest wait for RSS to settle, s")
     ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
     budget = a.budget_mib << 20
@@ -133,8 +146,7 @@ def main():
             errors = fetch_all(g.plain, token, count, a.threads)
             took = time.monotonic() - t0
             filled = rss_bytes(g.proc.pid)
-            time.sleep(a.settle)  # not a test wait: lets the allocator return freed pages
-            settled = rss_bytes(g.proc.pid)
+            settled = settle(g.proc.pid, a.settle)
             held = metric(g.admin, "tollgate_cache_bytes")
             objects = metric(g.admin, "tollgate_cache_objects")
             evictions = metric(g.admin, "tollgate_cache_evictions_total")
