@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{listen_of, refresh, Core, Listen, LiveCell};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::reload::{ReloadReport, ReloadRequests};
 use crate::tls::CertSet;
 use crate::token::KeySet;
@@ -57,8 +57,12 @@ fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Ve
         ),
         (old.log != new.log, "log"),
         (
-            old.cache.max_bytes != new.cache.max_bytes,
-            "cache.max_bytes",
+            // The cache is built once; only `enabled` (each route's default) reloads.
+            config::Cache {
+                enabled: new.cache.enabled,
+                ..old.cache.clone()
+            } != new.cache,
+            "cache (its sizes and default TTLs; cache.enabled and the routes' switches reload)",
         ),
     ];
     listeners
@@ -188,5 +192,17 @@ mod tests {
             restart_needed(&old, None, &new),
             vec!["store.poll", "token.cache_capacity"]
         );
+    }
+
+    #[test]
+    fn the_shield_cache_shape_needs_a_restart_but_its_switch_does_not() {
+        let old = config();
+        let mut new = config();
+        new.cache.enabled = !old.cache.enabled;
+        assert!(restart_needed(&old, None, &new).is_empty());
+        new.cache.segment_ttl = Duration::from_secs(7);
+        let named = restart_needed(&old, None, &new);
+        assert_eq!(named.len(), 1);
+        assert!(named[0].starts_with("cache "), "{named:?}");
     }
 }
