@@ -53,26 +53,6 @@ def start_origin(object_bytes):
     return server
 
 
-ROUTES = """
-[cache]
-enabled = true
-max_bytes = {budget}
-max_object_bytes = {max_object}
-[[origins]]
-name = "o"
-upstreams = ["http://127.0.0.1:{origin}"]
-[[routes]]
-name = "m"
-path = "/m/{{rid}}/"
-type = "vod"
-origin = "o"
-[[resources]]
-id = "r"
-type = "vod"
-org = "org"
-"""
-
-
 def settle(pid, longest):
     """RSS once it stops falling: jemalloc returns freed pages gradually over its 10 s
     decay (sooner or later by how busy the machine is), so sample once a second until
@@ -110,7 +90,7 @@ def fetch_all(port, token, count, threads):
     def worker(k):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for i in range(k, count, threads):
-            c.request("GET", f"/m/r/obj{i}.mp4?token={token}")
+            c.request("GET", f"/live/ev/obj{i}.mp4?token={token}")
             r = c.getresponse()
             r.read()
             if r.status != 200:
@@ -137,10 +117,11 @@ def main():
     obj = a.object_kib << 10
     count = int(a.fill * budget / obj)
     origin = start_origin(obj)
-    routes = ROUTES.format(budget=budget, max_object=max(obj * 2, 1 << 20), origin=origin.server_port)
+    sizes = f"max_bytes = {budget}\nmax_object_bytes = {max(obj * 2, 1 << 20)}"
+    routes = gate_run.cached_route(origin.server_port, cache=sizes)
     try:
         with gate_run.gate(a.bin, routes) as g:
-            token = g.mint("r")
+            token = g.mint("ev")
             start = rss_bytes(g.proc.pid)
             t0 = time.monotonic()
             errors = fetch_all(g.plain, token, count, a.threads)

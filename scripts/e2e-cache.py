@@ -75,25 +75,6 @@ class Origin(BaseHTTPRequestHandler):
         pass
 
 
-ROUTES = """
-[cache]
-enabled = true
-[[origins]]
-name = "o"
-upstreams = ["http://127.0.0.1:{origin}"]
-read_timeout = "5s"
-[[routes]]
-name = "live"
-path = "/live/{{rid}}/"
-type = "live"
-origin = "o"
-[[resources]]
-id = "ev"
-type = "live"
-org = "org"
-"""
-
-
 def curl(port, path, token):
     url = f"http://127.0.0.1:{port}{path}?token={token}"
     return subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
@@ -140,7 +121,7 @@ def main():
     origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     try:
-        with gate_run.gate(a.bin, ROUTES.format(origin=origin.server_port)) as g:
+        with gate_run.gate(a.bin, gate_run.cached_route(origin.server_port, origin='read_timeout = "5s"')) as g:
             tokens = [g.mint("ev", f"viewer-{i}") for i in range(a.viewers)]
             ok = reset_case(g.plain, tokens) & disconnect_case(g.plain, tokens)
     finally:

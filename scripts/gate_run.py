@@ -1,8 +1,8 @@
 """Run a release tollgate for a script: a config with a cached route, free loopback
 ports, start, wait until it listens, mint tokens, stop by PID.
 
-Used by scripts/e2e-cache.py and benches/cache-memory.py (which adds scripts/ to its
-import path). The config is the caller's body (routes, origins, [cache]) after a fixed
+Used by scripts/e2e-cache.py, benches/cache-memory.py and benches/fanout/fanout.py
+(the benches add scripts/ to their import path). The config is the caller's body (routes, origins, [cache]) after a fixed
 head: plain listener only, admin listener, a store and a generated Ed25519 key in the
 temporary directory, no rate limits, no access log.
 """
@@ -37,6 +37,32 @@ private = "keys/k.pem"
 active = true
 dev_generate = true
 """
+
+
+ROUTE = """
+[cache]
+enabled = true
+{cache}
+[[origins]]
+name = "o"
+upstreams = ["http://127.0.0.1:{origin}"]
+{origin_lines}
+[[routes]]
+name = "live"
+path = "/live/{{rid}}/"
+type = "live"
+origin = "o"
+[[resources]]
+id = "ev"
+type = "live"
+org = "org"
+"""
+
+
+def cached_route(origin_port, cache="", origin=""):
+    """A config body: the cache on, one HTTP origin "o" on `origin_port`, the cached route
+    /live/{rid}/ and its resource `ev`; extra `[cache]` and `[[origins]]` lines."""
+    return ROUTE.format(cache=cache, origin=origin_port, origin_lines=origin)
 
 
 def free_port():

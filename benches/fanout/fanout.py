@@ -328,26 +328,6 @@ def start_varnish(d, origin):
     return proc, port
 
 
-TOLLGATE_ROUTES = """
-[cache]
-enabled = true
-[[origins]]
-name = "o"
-upstreams = ["http://127.0.0.1:{origin}"]
-read_timeout = "10s"
-pool_max_idle = 64
-[[routes]]
-name = "live"
-path = "/live/{{rid}}/"
-type = "live"
-origin = "o"
-[[resources]]
-id = "ev"
-type = "live"
-org = "org"
-"""
-
-
 # ---------------------------------------------------------------- one scenario
 
 def target_of(scenario, nonce):
@@ -441,7 +421,7 @@ def main():
     rows = []
     try:
         wait_port(origin_port, "origin")
-        with tempfile.TemporaryDirectory() as d, gate_run.gate(binary, TOLLGATE_ROUTES.format(origin=origin_port)) as g:
+        with tempfile.TemporaryDirectory() as d, gate_run.gate(binary, gate_run.cached_route(origin_port, origin='read_timeout = "10s"\npool_max_idle = 64')) as g:
             print(f"fanout: minting {n} tokens")
             tokens = [g.mint("ev", f"player-{i}") for i in range(n)]
             targets = [("tollgate", g.plain)]
