@@ -71,16 +71,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_listening(port, proc):
+def wait_port(port, what, proc=None):
+    """Wait (bounded) until something listens on `port`; fail if `proc` exits first."""
     for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError("tollgate exited at start")
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited at start")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("tollgate did not listen")
+    raise RuntimeError(f"{what} did not listen on {port}")
 
 
 class Gate:
@@ -106,7 +107,7 @@ def gate(binary, body):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
-            wait_listening(plain, proc)
+            wait_port(plain, "tollgate", proc)
             yield Gate(binary, d, plain, admin, proc)
         finally:
             os.kill(proc.pid, signal.SIGTERM)

@@ -286,35 +286,19 @@ sub vcl_hash {{
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, what):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port}")
-
-
 def start_nginx(d, origin):
-    port = free_port()
+    port = gate_run.free_port()
     os.makedirs(os.path.join(d, "cache"), exist_ok=True)
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as fh:
         fh.write(NGINX.format(dir=d, origin=origin, port=port))
     proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-    wait_port(port, "nginx")
+    gate_run.wait_port(port, "nginx")
     return proc, port
 
 
 def start_varnish(d, origin):
-    port = free_port()
+    port = gate_run.free_port()
     vcl = os.path.join(d, "fanout.vcl")
     with open(vcl, "w") as fh:
         fh.write(VCL.format(origin=origin))
@@ -324,7 +308,7 @@ def start_varnish(d, origin):
                              "-s", "malloc,256m", "-p", "thread_pool_min=400",
                              "-p", "thread_pool_max=2000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, "varnish")
+    gate_run.wait_port(port, "varnish")
     return proc, port
 
 
@@ -415,12 +399,12 @@ def main():
     os.makedirs(out, exist_ok=True)
     if peers and not (shutil.which("nginx") and shutil.which("varnishd")):
         sys.exit("fanout: nginx and varnishd are needed (apt-get install nginx varnish), or FANOUT_PEERS=0")
-    origin_port = free_port()
+    origin_port = gate_run.free_port()
     origin = subprocess.Popen([sys.executable, os.path.abspath(__file__), "origin", str(origin_port)])
     procs = []
     rows = []
     try:
-        wait_port(origin_port, "origin")
+        gate_run.wait_port(origin_port, "origin")
         with tempfile.TemporaryDirectory() as d, gate_run.gate(binary, gate_run.cached_route(origin_port, origin='read_timeout = "10s"\npool_max_idle = 64')) as g:
             print(f"fanout: minting {n} tokens")
             tokens = [g.mint("ev", f"player-{i}") for i in range(n)]

@@ -440,22 +440,16 @@ if is_selected nginx; then
   wait_port nginx "$pid" "${plain_port[nginx]}"
   proc_pids[nginx]=$(nginx_workers "$pid")
 fi
-if is_selected nginx-securelink; then
-  make_nginx_conf nginx-securelink "${plain_port[nginx-securelink]}" "${tls_port[nginx-securelink]}" \
-    "$run/nginx-securelink.conf" "$script_dir/conf/securelink.nginx.inc"
-  start_nginx nginx-securelink "$run/nginx-securelink.conf"
+# The nginx targets behind a secure_link check (make_nginx_conf gives nginx-cache its cache template).
+for t in nginx-securelink nginx-cache; do
+  is_selected "$t" || continue
+  make_nginx_conf "$t" "${plain_port[$t]}" "${tls_port[$t]}" \
+    "$run/$t.conf" "$script_dir/conf/securelink.nginx.inc"
+  start_nginx "$t" "$run/$t.conf"
   pid=$last_pid
-  wait_port nginx-securelink "$pid" "${plain_port[nginx-securelink]}"
-  proc_pids[nginx-securelink]=$(nginx_workers "$pid")
-fi
-if is_selected nginx-cache; then
-  make_nginx_conf nginx-cache "${plain_port[nginx-cache]}" "${tls_port[nginx-cache]}" \
-    "$run/nginx-cache.conf" "$script_dir/conf/securelink.nginx.inc"
-  start_nginx nginx-cache "$run/nginx-cache.conf"
-  pid=$last_pid
-  wait_port nginx-cache "$pid" "${plain_port[nginx-cache]}"
-  proc_pids[nginx-cache]=$(nginx_workers "$pid")
-fi
+  wait_port "$t" "$pid" "${plain_port[$t]}"
+  proc_pids[$t]=$(nginx_workers "$pid")
+done
 if is_selected haproxy; then
   make_haproxy_cfg haproxy "${plain_port[haproxy]}" "${tls_port[haproxy]}" "$run/haproxy.cfg"
   start_haproxy haproxy "$run/haproxy.cfg"
