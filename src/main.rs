@@ -253,6 +253,9 @@ struct MintArgs {
     /// Session end for live renewal, as a lifetime from now (e.g. `4h`).
     #[arg(long)]
     session: Option<String>,
+    /// An admin token: it also plays resources that are not published yet.
+    #[arg(long)]
+    admin: bool,
 }
 
 #[derive(Subcommand)]
@@ -574,6 +577,7 @@ fn mint_options(a: &MintArgs) -> MintOptions {
         ip: a.ip.clone(),
         acl: a.acl.clone(),
         session: a.session.clone(),
+        admin: a.admin,
     }
 }
 

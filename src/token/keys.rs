@@ -500,7 +500,10 @@ mod tests {
             panic!("no privateKey OCTET STRING");
         };
         assert_eq!(key.len(), 34, "an OCTET STRING of the 32-byte seed");
-        assert!(info.is_empty(), "no attributes and no [1] publicKey: {info:02x?}");
+        assert!(
+            info.is_empty(),
+            "no attributes and no [1] publicKey: {info:02x?}"
+        );
     }
 
     #[test]

@@ -20,3 +20,4 @@ mod protocol;
 mod quickstart;
 mod smoke;
 mod tokens;
+mod unpublished;
