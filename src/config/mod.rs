@@ -347,6 +347,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_routes_every_resource_type_by_rid() {
+        let c = Config::load(&repo_config()).expect("config/tollgate.toml must stay valid");
+        for t in crate::resource::ResourceType::ALL {
+            let routes: Vec<&Route> = c
+                .routes
+                .iter()
+                .filter(|r| r.resource_type == t && r.has_rid && !r.public)
+                .collect();
+            assert_eq!(routes.len(), 1, "one token-checked {{rid}} route for {t:?}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = Config::parse("[edge]\nlisten = \"x\"\n", Path::new("t.toml"))
             .expect_err("unknown key must fail");
