@@ -203,6 +203,9 @@ struct ServeArgs {
     /// Override `admin.listen`.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// Override `admin.tls_listen` (needs `[[admin.tls.certs]]` in the config).
+    #[arg(long)]
+    admin_tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -452,6 +455,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(a) = args.admin_listen {
         cfg.admin_listen = Some(a);
     }
+    if let Some(a) = args.admin_tls_listen {
+        if cfg.admin.tls.certs.is_empty() {
+            anyhow::bail!("--admin-tls-listen needs [[admin.tls.certs]] in the config");
+        }
+        cfg.admin_tls_listen = Some(a);
+    }
     let _logging = tollgate::logging::init(cfg.log.access, cfg.log.access_to.clone())
         .context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -470,10 +479,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
         println!(
-            "tollgate listening: edge-tls={} edge-plain={} admin={} pid={}",
+            "tollgate listening: edge-tls={} edge-plain={} admin={} admin-tls={} pid={}",
             show(gate.edge_tls),
             show(gate.edge_plain),
             show(gate.admin),
+            show(gate.admin_tls),
             std::process::id()
         );
         print_playback(&cfg, &gate);

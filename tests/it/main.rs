@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin_tls;
 mod cache;
 mod file_origin;
 mod issuing;
