@@ -405,6 +405,9 @@ fn run(cli: Cli) -> Result<()> {
             if cfg.edge.tls_listen.is_some() && !cfg.tls.dev_generate {
                 tollgate::tls::server_config(&cfg.tls.certs).context("tls")?;
             }
+            if cfg.admin_tls_listen.is_some() && !cfg.admin.tls.dev_generate {
+                tollgate::tls::server_config(&cfg.admin.tls.certs).context("admin.tls")?;
+            }
             println!(
                 "{}: ok ({} routes, {} origins, {} keys, {} resources)",
                 file.display(),
