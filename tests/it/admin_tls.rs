@@ -19,8 +19,9 @@ use common::*;
 /// How long a store change may take to reach the edge (`store.poll` is 250 ms).
 const STORE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// A gate with the standard setup plus the admin TLS listener on its own dev certificate.
-async fn gate() -> TestGate {
+/// A gate with the standard setup plus the admin TLS listener on its own dev
+/// certificate, and the origin its routes lead to.
+async fn gate() -> (TestGate, TestOrigin) {
     let origin = TestOrigin::start().await;
     let mut setup = Setup::standard(vec![origin.url()]);
     // `[admin]` keys, then its `[admin.tls]` sub-table.
@@ -33,10 +34,7 @@ key = "admin-certs/key.pem"
 server_names = ["admin.localhost"]
 "#
     .into();
-    let tg = start(setup).await;
-    // The origin lives as long as the test: leak its handle into the gate's lifetime.
-    std::mem::forget(origin);
-    tg
+    (start(setup).await, origin)
 }
 
 fn admin_cert(tg: &TestGate) -> &tollgate::config::Cert {
@@ -110,7 +108,7 @@ async fn https_trusting(
 
 #[tokio::test]
 async fn the_admin_tls_listener_has_its_own_certificate_and_issues_tokens_over_https() {
-    let tg = gate().await;
+    let (tg, _origin) = gate().await;
     assert!(tg.gate.dev_material.admin_cert, "first run makes it");
     // Its own certificate: the edge's CA does not vouch for it.
     assert!(
@@ -159,7 +157,7 @@ async fn the_admin_tls_listener_has_its_own_certificate_and_issues_tokens_over_h
 
 #[tokio::test]
 async fn a_reload_swaps_the_admin_tls_certificate_for_new_connections() {
-    let tg = gate().await;
+    let (tg, _origin) = gate().await;
     let before = served_cert(&tg).await;
     let stale = tg.dir.path().join("old-admin-ca.pem");
     std::fs::copy(admin_ca(&tg), &stale).expect("keep the old CA");
