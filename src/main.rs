@@ -203,6 +203,9 @@ struct ServeArgs {
     /// Override `admin.listen`.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// Override `admin.tls_listen` (needs `[[admin.tls.certs]]` in the config).
+    #[arg(long)]
+    admin_tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -253,6 +256,9 @@ struct MintArgs {
     /// Session end for live renewal, as a lifetime from now (e.g. `4h`).
     #[arg(long)]
     session: Option<String>,
+    /// An admin token: it also plays resources that are not published yet.
+    #[arg(long)]
+    admin: bool,
 }
 
 #[derive(Subcommand)]
@@ -399,6 +405,9 @@ fn run(cli: Cli) -> Result<()> {
             if cfg.edge.tls_listen.is_some() && !cfg.tls.dev_generate {
                 tollgate::tls::server_config(&cfg.tls.certs).context("tls")?;
             }
+            if cfg.admin_tls_listen.is_some() && !cfg.admin.tls.dev_generate {
+                tollgate::tls::server_config(&cfg.admin.tls.certs).context("admin.tls")?;
+            }
             println!(
                 "{}: ok ({} routes, {} origins, {} keys, {} resources)",
                 file.display(),
@@ -449,6 +458,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(a) = args.admin_listen {
         cfg.admin_listen = Some(a);
     }
+    if let Some(a) = args.admin_tls_listen {
+        if cfg.admin.tls.certs.is_empty() {
+            anyhow::bail!("--admin-tls-listen needs [[admin.tls.certs]] in the config");
+        }
+        cfg.admin_tls_listen = Some(a);
+    }
     let _logging = tollgate::logging::init(cfg.log.access, cfg.log.access_to.clone())
         .context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -467,10 +482,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
         println!(
-            "tollgate listening: edge-tls={} edge-plain={} admin={} pid={}",
+            "tollgate listening: edge-tls={} edge-plain={} admin={} admin-tls={} pid={}",
             show(gate.edge_tls),
             show(gate.edge_plain),
             show(gate.admin),
+            show(gate.admin_tls),
             std::process::id()
         );
         print_playback(&cfg, &gate);
@@ -574,6 +590,7 @@ fn mint_options(a: &MintArgs) -> MintOptions {
         ip: a.ip.clone(),
         acl: a.acl.clone(),
         session: a.session.clone(),
+        admin: a.admin,
     }
 }
 

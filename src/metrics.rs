@@ -59,7 +59,7 @@ pub const EDGE_REASONS: [&str; 27] = [
 pub const ORIGIN_ERROR: &str = "origin_error";
 
 /// Listener labels.
-pub const LISTENERS: [&str; 3] = ["edge_tls", "edge_plain", "admin"];
+pub const LISTENERS: [&str; 4] = ["edge_tls", "edge_plain", "admin", "admin_tls"];
 /// Upstream error kinds.
 pub const UPSTREAM_ERRORS: [&str; 3] = ["refused", "timeout", "reset"];
 /// Issuing dialects.

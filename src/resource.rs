@@ -19,6 +19,17 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
+    /// Every type, in declaration order: the shipped config routes each of them.
+    pub const ALL: [ResourceType; 7] = [
+        Self::Live,
+        Self::Vod,
+        Self::LiveEvent,
+        Self::LiveEventRecording,
+        Self::VodEvent,
+        Self::AudioEvent,
+        Self::VodEncoding,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "live" => Self::Live,
@@ -75,15 +86,7 @@ mod tests {
 
     #[test]
     fn resource_types_round_trip_through_their_names() {
-        for t in [
-            ResourceType::Live,
-            ResourceType::Vod,
-            ResourceType::LiveEvent,
-            ResourceType::LiveEventRecording,
-            ResourceType::VodEvent,
-            ResourceType::AudioEvent,
-            ResourceType::VodEncoding,
-        ] {
+        for t in ResourceType::ALL {
             assert_eq!(ResourceType::parse(t.as_str()), Some(t));
         }
         assert_eq!(ResourceType::parse("Vod"), None);

@@ -1,10 +1,10 @@
-//! TLS for the edge: rustls server configuration, SNI certificate choice, and the
-//! development CA the quick start makes on first run.
+//! TLS for the edge and the admin listener: rustls server configuration, SNI
+//! certificate choice, and the development CA the quick start makes on first run.
 //!
 //! Owns certificates and keys read from PEM (`rustls-pki-types`); never sees HTTP or
 //! tokens. TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1` (docs/threat-model.md, C6),
-//! aws-lc-rs as the one crypto provider. The server config is built once; its certificates sit in a
-//! [`CertStore`] that a reload swaps whole.
+//! aws-lc-rs as the one crypto provider. Each TLS listener (edge, admin) has its own
+//! server config, built once over its own [`CertStore`], which a reload swaps whole.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

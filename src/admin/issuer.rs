@@ -177,6 +177,7 @@ impl Issuer {
             sxp: None,
             aud: self.audience.clone(),
             family: req.family.clone(),
+            admin: req.admin,
         };
         let keys = self.verifier.keys();
         let (token, claims) = token::mint(&keys, &self.issuer_name, &mint, now).map_err(|e| {

@@ -27,6 +27,8 @@ pub struct MintOptions {
     pub acl: Vec<String>,
     /// Session end for live renewal, as a lifetime from now.
     pub session: Option<String>,
+    /// An admin token (`adm`): it also plays unpublished resources.
+    pub admin: bool,
 }
 
 /// Why no token was minted.
@@ -78,6 +80,7 @@ pub fn request(cfg: &Config, opts: &MintOptions, now: u64) -> Result<MintRequest
         sxp: session_end(opts.session.as_deref(), now)?,
         aud: cfg.token.audience.first().cloned(),
         family: None,
+        admin: opts.admin,
     };
     check_scope(&req)?;
     Ok(req)
@@ -198,6 +201,7 @@ project = "p1"
             ip: None,
             acl: Vec::new(),
             session: None,
+            admin: false,
         }
     }
 

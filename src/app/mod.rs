@@ -58,17 +58,42 @@ pub enum StartError {
 #[derive(Debug, Default, Clone)]
 pub struct DevMaterial {
     pub keys: Vec<String>,
+    /// The edge's development certificate.
     pub cert: bool,
+    /// The admin TLS listener's development certificate.
+    pub admin_cert: bool,
 }
 
-/// Create the development keys and certificate the config asks for, if missing.
+/// Create the development keys and certificates the config asks for, if missing.
 pub fn ensure_dev_material(cfg: &Config) -> Result<DevMaterial, StartError> {
     let keys = keys::ensure_dev_keys(&cfg.keys)?;
-    let cert = match (cfg.tls.dev_generate, cfg.tls.certs.first()) {
-        (true, Some(c)) => crate::tls::ensure_dev_cert(c)?,
-        _ => false,
-    };
-    Ok(DevMaterial { keys, cert })
+    Ok(DevMaterial {
+        keys,
+        cert: ensure_dev_cert(&cfg.tls)?,
+        admin_cert: ensure_dev_cert(&cfg.admin.tls)?,
+    })
+}
+
+/// A `[tls]`-shaped section's development certificate, when it asks for one.
+fn ensure_dev_cert(tls: &crate::config::Tls) -> Result<bool, StartError> {
+    match (tls.dev_generate, tls.certs.first()) {
+        (true, Some(c)) => Ok(crate::tls::ensure_dev_cert(c)?),
+        _ => Ok(false),
+    }
+}
+
+/// The certificate store and acceptor of a TLS listener, when it is on. The store is
+/// kept so that a reload can swap its certificates.
+fn tls_listener(
+    listen: Option<SocketAddr>,
+    tls: &crate::config::Tls,
+) -> Result<Option<(Arc<CertStore>, TlsAcceptor)>, StartError> {
+    if listen.is_none() {
+        return Ok(None);
+    }
+    let store = Arc::new(CertStore::new(CertSet::load(&tls.certs)?));
+    let acceptor = TlsAcceptor::from(crate::tls::server_config_for(store.clone())?);
+    Ok(Some((store, acceptor)))
 }
 
 /// The quick start's printed lines: `playback` (TLS), `playback-plain`, `playback-dash`
@@ -176,6 +201,8 @@ struct Core {
     store: Arc<dyn Store>,
     ready: Arc<AtomicBool>,
     certs: Option<Arc<CertStore>>,
+    /// The admin TLS listener's certificates, swapped by a reload like the edge's.
+    admin_certs: Option<Arc<CertStore>>,
     reloader: Reloader,
     /// The configuration the process started with: settings that only a restart applies
     /// are compared with it, so a reload keeps naming them until the restart.
@@ -184,11 +211,16 @@ struct Core {
     file_listen: Option<Listen>,
 }
 
-/// Edge TLS, edge plain and admin listen addresses.
-type Listen = [Option<SocketAddr>; 3];
+/// Edge TLS, edge plain, admin and admin TLS listen addresses.
+type Listen = [Option<SocketAddr>; 4];
 
 fn listen_of(cfg: &Config) -> Listen {
-    [cfg.edge.tls_listen, cfg.edge.plain_listen, cfg.admin_listen]
+    [
+        cfg.edge.tls_listen,
+        cfg.edge.plain_listen,
+        cfg.admin_listen,
+        cfg.admin_tls_listen,
+    ]
 }
 
 impl Core {
@@ -272,6 +304,7 @@ pub struct Gate {
     pub edge_tls: Option<SocketAddr>,
     pub edge_plain: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    pub admin_tls: Option<SocketAddr>,
     pub verifier: Arc<Verifier>,
     pub revocations: Arc<Revocations>,
     pub metrics: Arc<Metrics>,
@@ -303,14 +336,8 @@ impl Gate {
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&cfg.store.path).map_err(|e| StartError::Store(e.to_string()))?,
         );
-        let certs = match cfg.edge.tls_listen {
-            Some(_) => Some(Arc::new(CertStore::new(CertSet::load(&cfg.tls.certs)?))),
-            None => None,
-        };
-        let tls = match &certs {
-            Some(c) => Some(TlsAcceptor::from(crate::tls::server_config_for(c.clone())?)),
-            None => None,
-        };
+        let (certs, tls) = tls_listener(cfg.edge.tls_listen, &cfg.tls)?.unzip();
+        let (admin_certs, admin_tls) = tls_listener(cfg.admin_tls_listen, &cfg.admin.tls)?.unzip();
         let (reloader, reload_requests) = Reloader::channel(4);
         let core = Arc::new(Core {
             metrics: metrics.clone(),
@@ -320,6 +347,7 @@ impl Gate {
             store: store.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             certs,
+            admin_certs,
             reloader: reloader.clone(),
             started: Arc::new(cfg.clone()),
             file_listen: Config::load(&cfg.source).ok().map(|f| listen_of(&f)),
@@ -337,6 +365,7 @@ impl Gate {
             edge_tls: None,
             edge_plain: None,
             admin: None,
+            admin_tls: None,
             verifier,
             revocations: revocations.clone(),
             metrics: metrics.clone(),
@@ -379,24 +408,36 @@ impl Gate {
                 shutdown.clone(),
             ));
         }
-        if let Some(addr) = cfg.admin_listen {
-            let l = bind(addr).await?;
-            gate.admin = Some(local(&l, addr));
+        let admin_handler = {
             let live = live.clone();
-            let handler = move |req, info: crate::server::ConnInfo| {
+            move |req, info: crate::server::ConnInfo| {
                 let live = live.get();
                 async move { live.admin.handle(req, info.peer.ip()).await }
-            };
-            let admin_limits = Limits {
-                max_connections: 256,
-                ..limits
-            };
+            }
+        };
+        let admin_limits = Limits {
+            max_connections: 256,
+            ..limits
+        };
+        // The same admin service on both admin listeners: plain and TLS.
+        for (listen, acceptor, label) in [
+            (cfg.admin_listen, None, "admin"),
+            (cfg.admin_tls_listen, admin_tls, "admin_tls"),
+        ] {
+            let Some(addr) = listen else { continue };
+            let l = bind(addr).await?;
+            let bound = Some(local(&l, addr));
+            if acceptor.is_some() {
+                gate.admin_tls = bound;
+            } else {
+                gate.admin = bound;
+            }
             tasks.spawn(server::serve(
                 l,
-                None,
-                admin_limits,
-                handler,
-                open("admin"),
+                acceptor,
+                admin_limits.clone(),
+                admin_handler.clone(),
+                open(label),
                 shutdown.clone(),
             ));
         }

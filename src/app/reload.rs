@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{listen_of, refresh, Core, Listen, LiveCell};
 use crate::config::{self, Config};
 use crate::reload::{ReloadReport, ReloadRequests};
-use crate::tls::CertSet;
+use crate::tls::{CertSet, CertStore};
 use crate::token::KeySet;
 
 /// Settings a reload cannot apply (they belong to sockets, files opened at start or the
@@ -35,6 +35,7 @@ fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Ve
         ("edge.tls_listen", 0),
         ("edge.plain_listen", 1),
         ("admin.listen", 2),
+        ("admin.tls_listen", 3),
     ]
     .map(|(name, i)| (listen.is_some_and(|(was, now)| was[i] != now[i]), name));
     let settings = differs!(
@@ -71,6 +72,21 @@ fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Ve
         .chain(others)
         .filter_map(|(changed, name)| changed.then_some(name))
         .collect()
+}
+
+/// The certificates a running TLS listener (`store`) is to serve from now on, loaded
+/// and checked; None when that listener is off.
+fn certificates(
+    store: &Option<Arc<CertStore>>,
+    certs: &[config::Cert],
+    section: &str,
+) -> Result<Option<CertSet>, String> {
+    match store {
+        Some(_) => CertSet::load(certs)
+            .map(Some)
+            .map_err(|e| format!("{section}: {e}")),
+        None => Ok(None),
+    }
 }
 
 /// Serve reload requests one at a time until shutdown.
@@ -122,11 +138,10 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
     cfg.edge.tls_listen = old.config.edge.tls_listen;
     cfg.edge.plain_listen = old.config.edge.plain_listen;
     cfg.admin_listen = old.config.admin_listen;
+    cfg.admin_tls_listen = old.config.admin_tls_listen;
     let keys = KeySet::load(&cfg.keys).map_err(|e| format!("keys: {e}"))?;
-    let certs = match core.certs {
-        Some(_) => Some(CertSet::load(&cfg.tls.certs).map_err(|e| format!("tls: {e}"))?),
-        None => None,
-    };
+    let certs = certificates(&core.certs, &cfg.tls.certs, "tls")?;
+    let admin_certs = certificates(&core.admin_certs, &cfg.admin.tls.certs, "admin.tls")?;
     let next = core
         .build(&cfg, old.generation + 1)
         .map_err(|e| e.to_string())?;
@@ -153,8 +168,10 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
         restart_needed: restart,
     };
     core.verifier.reload(keys, &cfg.token);
-    if let (Some(store), Some(set)) = (&core.certs, certs) {
-        store.replace(set);
+    for (store, set) in [(&core.certs, certs), (&core.admin_certs, admin_certs)] {
+        if let (Some(store), Some(set)) = (store, set) {
+            store.replace(set);
+        }
     }
     live.set(Arc::new(next));
     Ok(report)
@@ -181,11 +198,17 @@ mod tests {
         let old = config();
         let mut new = config();
         new.edge.plain_listen = "127.0.0.1:8081".parse().ok();
+        new.admin_tls_listen = "127.0.0.1:9443".parse().ok();
         new.store.poll = Duration::from_secs(9);
         new.token.cache_capacity += 1;
         assert_eq!(
             restart_needed(&old, Some(listen_of(&old)), &new),
-            vec!["edge.plain_listen", "store.poll", "token.cache_capacity"]
+            vec![
+                "edge.plain_listen",
+                "admin.tls_listen",
+                "store.poll",
+                "token.cache_capacity"
+            ]
         );
         // Without the file's listen addresses (a command-line override), they are not compared.
         assert_eq!(

@@ -241,6 +241,13 @@ pub struct AdminFile {
     /// Time allowed to receive a request body. Default `"10s"`.
     #[serde(default, with = "humantime_serde")]
     pub body_timeout: Option<Duration>,
+    /// Admin TLS listener address: the same admin service over HTTPS (HTTP/1.1 and
+    /// HTTP/2 by ALPN), with the certificates of `[admin.tls]`. Absent or `""`: off.
+    pub tls_listen: Option<String>,
+    /// `[admin.tls]`: the admin TLS listener's own certificates, in the shape of
+    /// `[tls]` (`[[admin.tls.certs]]`, `dev_generate`).
+    #[serde(default)]
+    pub tls: TlsFile,
 }
 
 /// `[token]`

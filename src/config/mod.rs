@@ -58,6 +58,8 @@ pub struct Config {
     pub edge: Edge,
     pub tls: Tls,
     pub admin_listen: Option<SocketAddr>,
+    /// The admin TLS listener (`admin.tls_listen`); off unless set.
+    pub admin_tls_listen: Option<SocketAddr>,
     pub token: Token,
     pub admin: Admin,
     pub store: Store,
@@ -144,6 +146,8 @@ pub struct Admin {
     pub login_per_ip: u32,
     pub login_per_account: u32,
     pub body_timeout: Duration,
+    /// `[admin.tls]`: the admin TLS listener's certificates.
+    pub tls: Tls,
 }
 
 #[derive(Debug, Clone)]
@@ -257,7 +261,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let edge = validate::edge(&file.edge)?;
         let tls = validate::tls(&file.tls, &edge, paths)?;
-        let (admin_listen, admin) = validate::admin(&file.admin, paths)?;
+        let (admin_listen, admin_tls_listen, admin) = validate::admin(&file.admin, &edge, paths)?;
         let token = validate::token(&file.token)?;
         let store = validate::store(&file.store, paths);
         let keys = validate::keys(&file.keys, paths)?;
@@ -273,6 +277,7 @@ impl Config {
             edge,
             tls,
             admin_listen,
+            admin_tls_listen,
             token,
             admin,
             store,
@@ -347,6 +352,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_routes_every_resource_type_by_rid() {
+        let c = Config::load(&repo_config()).expect("config/tollgate.toml must stay valid");
+        for t in crate::resource::ResourceType::ALL {
+            let routes: Vec<&Route> = c
+                .routes
+                .iter()
+                .filter(|r| r.resource_type == t && r.has_rid && !r.public)
+                .collect();
+            assert_eq!(routes.len(), 1, "one token-checked {{rid}} route for {t:?}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = Config::parse("[edge]\nlisten = \"x\"\n", Path::new("t.toml"))
             .expect_err("unknown key must fail");
@@ -372,6 +390,54 @@ mod tests {
         alg = "HS256"
         secret = "s"
     "#;
+
+    #[test]
+    fn admin_tls_is_off_by_default_and_needs_its_own_certificates_and_port() {
+        let c = Config::parse(MINIMAL, Path::new("/etc/t.toml")).expect("valid");
+        assert_eq!(c.admin_tls_listen, None);
+        assert!(c.admin.tls.certs.is_empty());
+        let on = format!("{MINIMAL}\n[admin]\ntls_listen = \"127.0.0.1:9443\"\n");
+        let err = Config::parse(&on, Path::new("t.toml")).expect_err("no certificate");
+        assert!(err.to_string().contains("admin.tls.certs"), "{err}");
+        let with_cert = format!(
+            "{on}[admin.tls]\ndev_generate = true\n[[admin.tls.certs]]\ncert = \"a/cert.pem\"\nkey = \"a/key.pem\"\nserver_names = [\"admin.test\"]\n"
+        );
+        let c = Config::parse(&with_cert, Path::new("/etc/t.toml")).expect("valid");
+        assert_eq!(c.admin_tls_listen, "127.0.0.1:9443".parse().ok());
+        assert_eq!(c.admin.tls.certs[0].cert, Path::new("/etc/a/cert.pem"));
+        assert_eq!(c.admin.tls.certs[0].server_names, ["admin.test"]);
+        assert!(c.admin.tls.dev_generate);
+        let clash = with_cert.replace("127.0.0.1:9443", "127.0.0.1:9090");
+        let err = Config::parse(&clash, Path::new("t.toml")).expect_err("admin.listen's port");
+        assert!(err.to_string().contains("admin.tls_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configs_commented_admin_tls_works_uncommented() {
+        let c = example(|text| {
+            let mut out = text.replace("# tls_listen = ", "tls_listen = ");
+            for table in [
+                "[admin.tls]",
+                "dev_generate = true\n#\n",
+                "[[admin.tls.certs]]",
+            ] {
+                out = out.replacen(&format!("# {table}"), table, 1);
+            }
+            for key in ["cert = \"../certs/admin", "key = \"../certs/admin"] {
+                out = out.replacen(&format!("# {key}"), key, 1);
+            }
+            out.replacen(
+                "# server_names = [\"localhost\"",
+                "server_names = [\"localhost\"",
+                1,
+            )
+        });
+        assert_eq!(c.admin_tls_listen, "127.0.0.1:9443".parse().ok());
+        assert!(c.admin.tls.dev_generate);
+        assert!(c.admin.tls.certs[0].cert.ends_with("certs/admin/cert.pem"));
+        // Off as shipped.
+        assert_eq!(example(|t| t).admin_tls_listen, None);
+    }
 
     #[test]
     fn file_durations_take_humantime_forms() {

@@ -99,7 +99,18 @@ fn check_edge_bounds(edge: &Edge) -> Result<(), ConfigError> {
 
 /// `[tls]`: the TLS edge listener, when on, needs a certificate.
 pub(super) fn tls(t: &TlsFile, edge: &Edge, paths: &Paths<'_>) -> Result<Tls, ConfigError> {
-    let tls = Tls {
+    let tls = certificates(t, paths);
+    if edge.tls_listen.is_some() && tls.certs.is_empty() {
+        return Err(invalid(
+            "tls.certs: the TLS edge listener needs at least one [[tls.certs]] entry",
+        ));
+    }
+    Ok(tls)
+}
+
+/// A `[tls]`-shaped section with its paths resolved.
+fn certificates(t: &TlsFile, paths: &Paths<'_>) -> Tls {
+    Tls {
         certs: t
             .certs
             .iter()
@@ -110,24 +121,35 @@ pub(super) fn tls(t: &TlsFile, edge: &Edge, paths: &Paths<'_>) -> Result<Tls, Co
             })
             .collect(),
         dev_generate: t.dev_generate,
-    };
-    if edge.tls_listen.is_some() && tls.certs.is_empty() {
-        return Err(invalid(
-            "tls.certs: the TLS edge listener needs at least one [[tls.certs]] entry",
-        ));
     }
-    Ok(tls)
 }
 
-/// `[admin]`: the listener address and the admin settings.
+/// `[admin]`: the plain and TLS listener addresses and the admin settings. The TLS
+/// listener, when on, needs its own certificate and a port no other listener has.
 pub(super) fn admin(
     a: &AdminFile,
+    edge: &Edge,
     paths: &Paths<'_>,
-) -> Result<(Option<SocketAddr>, Admin), ConfigError> {
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>, Admin), ConfigError> {
     let listen = addr(
         "admin.listen",
         Some(a.listen.as_deref().unwrap_or("127.0.0.1:9090")),
     )?;
+    let tls_listen = addr("admin.tls_listen", a.tls_listen.as_deref())?;
+    let tls = certificates(&a.tls, paths);
+    if let Some(t) = tls_listen {
+        if tls.certs.is_empty() {
+            return Err(invalid(
+                "admin.tls.certs: the admin TLS listener needs at least one [[admin.tls.certs]] entry",
+            ));
+        }
+        let taken = [listen, edge.tls_listen, edge.plain_listen];
+        if t.port() != 0 && taken.contains(&Some(t)) {
+            return Err(invalid(format!(
+                "admin.tls_listen: {t} is another listener's address"
+            )));
+        }
+    }
     let admin = Admin {
         token_file: a.token_file.as_deref().map(|p| paths.resolve(p)),
         access_ttl: a.access_ttl.unwrap_or(Duration::from_secs(600)),
@@ -135,8 +157,9 @@ pub(super) fn admin(
         login_per_ip: a.login_per_ip.unwrap_or(30),
         login_per_account: a.login_per_account.unwrap_or(5),
         body_timeout: a.body_timeout.unwrap_or(Duration::from_secs(10)),
+        tls,
     };
-    Ok((listen, admin))
+    Ok((listen, tls_listen, admin))
 }
 
 /// `[store]`.

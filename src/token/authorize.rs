@@ -1,8 +1,9 @@
 //! Authorisation: does a verified [`Grant`] allow this request, at this time?
 //!
 //! Checked on every request, cache hit or not, in this order: time (`nbf`, `exp`, with
-//! leeway), revocation, scope against the resource, `ip` binding, `acl` against the
-//! path. The path is the same normalised value the request is forwarded with.
+//! leeway), revocation, scope against the resource (an unpublished resource only for an
+//! admin token, whatever the scope), `ip` binding, `acl` against the path. The path is
+//! the same normalised value the request is forwarded with.
 
 use std::net::IpAddr;
 
@@ -63,7 +64,22 @@ pub fn authorize_until(
     if revocations.is_revoked(grant) {
         return Err(TokenError::Revoked);
     }
-    let in_scope = match grant.scope {
+    if !in_scope(grant, target) || !may_play_unpublished(grant, target) {
+        return Err(TokenError::Scope);
+    }
+    if !grant.admits_ip(target.client) {
+        return Err(TokenError::Ip);
+    }
+    if !grant.acl.is_empty() && !grant.acl.iter().any(|p| acl_matches(p, target.path)) {
+        return Err(TokenError::Acl);
+    }
+    Ok(())
+}
+
+/// Does the token's scope cover the target? Scope `account` needs the same `org`,
+/// `project` the same `prj`, `resource` the same `rid` and `rty`.
+fn in_scope(grant: &Grant, target: &Target<'_>) -> bool {
+    match grant.scope {
         Scope::Resource => {
             grant.rid.as_deref() == Some(target.rid) && grant.rty == Some(target.resource_type)
         }
@@ -75,17 +91,16 @@ pub fn authorize_until(
         Scope::Account => target
             .resource
             .is_some_and(|r| grant.org.as_deref() == Some(r.org.as_str())),
-    };
-    if !in_scope {
-        return Err(TokenError::Scope);
     }
-    if !grant.admits_ip(target.client) {
-        return Err(TokenError::Ip);
-    }
-    if !grant.acl.is_empty() && !grant.acl.iter().any(|p| acl_matches(p, target.path)) {
-        return Err(TokenError::Acl);
-    }
-    Ok(())
+}
+
+/// The one unpublished rule, whatever the scope: an unpublished resource plays only for
+/// an admin token (`adm`). Checked here, not only when issuing, because project and
+/// account tokens name no resource when they are issued, and a resource unpublished
+/// after its tokens were issued must stop playing too. A resource the registry does not
+/// know has no published state to check.
+fn may_play_unpublished(grant: &Grant, target: &Target<'_>) -> bool {
+    grant.admin || target.resource.is_none_or(|r| r.published)
 }
 
 /// An `acl` pattern: without `*` it is a path prefix; with `*`, each `*` matches any run
@@ -132,6 +147,7 @@ mod tests {
             acl: vec![],
             ip: None,
             fam: None,
+            admin: false,
         }
     }
 
@@ -227,6 +243,40 @@ mod tests {
             check(&a, "d", Some(&other_org), "/vod/d/", 900),
             Err(TokenError::Scope)
         );
+    }
+
+    /// The unpublished rule is the same for every scope: only an admin token plays an
+    /// unpublished resource, with the reason an out-of-scope token gets.
+    #[test]
+    fn an_unpublished_resource_plays_only_for_an_admin_token_of_any_scope() {
+        let unpublished = Resource {
+            published: false,
+            ..resource("a", "org1", "p1")
+        };
+        for scope in [Scope::Resource, Scope::Project, Scope::Account] {
+            assert_eq!(
+                check(&grant(scope), "a", Some(&unpublished), "/vod/a/x", 900),
+                Err(TokenError::Scope),
+                "{scope:?} token without adm"
+            );
+            let admin = Grant {
+                admin: true,
+                ..grant(scope)
+            };
+            assert_eq!(
+                check(&admin, "a", Some(&unpublished), "/vod/a/x", 900),
+                Ok(()),
+                "{scope:?} token with adm"
+            );
+        }
+        // Published, every scope plays without adm.
+        let published = resource("a", "org1", "p1");
+        for scope in [Scope::Resource, Scope::Project, Scope::Account] {
+            assert_eq!(
+                check(&grant(scope), "a", Some(&published), "/vod/a/x", 900),
+                Ok(())
+            );
+        }
     }
 
     #[test]

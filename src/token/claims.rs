@@ -74,6 +74,10 @@ pub struct Claims {
     /// Refresh family (movingimage access tokens): revoking the family revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// Issued by an admin call (BlendVision `tokens:admin`, `token mint --admin`): the
+    /// only tokens that play unpublished resources. Present only when true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adm: Option<bool>,
 }
 
 /// The part of a verified token that authorisation reads.
@@ -95,6 +99,8 @@ pub struct Grant {
     pub acl: Vec<String>,
     pub ip: Option<IpNet>,
     pub fam: Option<String>,
+    /// The `adm` claim: may play unpublished resources.
+    pub admin: bool,
 }
 
 impl Grant {
@@ -165,6 +171,7 @@ impl Grant {
             acl,
             ip,
             fam: c.fam,
+            admin: c.adm == Some(true),
         })
     }
 

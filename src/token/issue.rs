@@ -32,6 +32,8 @@ pub struct MintRequest {
     pub aud: Option<String>,
     /// Refresh family the token descends from (revoking the family revokes it).
     pub family: Option<String>,
+    /// An admin token (`adm`): it also plays unpublished resources.
+    pub admin: bool,
 }
 
 impl Default for MintRequest {
@@ -50,6 +52,7 @@ impl Default for MintRequest {
             sxp: None,
             aud: None,
             family: None,
+            admin: false,
         }
     }
 }
@@ -86,6 +89,7 @@ pub fn mint(
         ip: req.ip.clone(),
         sxp: req.sxp,
         fam: req.family.clone(),
+        adm: req.admin.then_some(true),
     };
     Ok((sign(keys, &claims)?, claims))
 }

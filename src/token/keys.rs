@@ -408,9 +408,26 @@ pub fn generate_pem(alg: Algorithm) -> Result<(String, String), KeyError> {
             ))
         }
     };
-    let pair =
-        rcgen::KeyPair::generate_for(rc_alg).map_err(|e| KeyError::Generate(e.to_string()))?;
+    let generate = |e: &dyn std::fmt::Display| KeyError::Generate(e.to_string());
+    let pair = if alg == Algorithm::EdDsa {
+        ed25519_pkcs8_v1().map_err(|e| generate(&e))?
+    } else {
+        rcgen::KeyPair::generate_for(rc_alg).map_err(|e| generate(&e))?
+    };
     Ok((pair.serialize_pem(), pair.public_key_pem()))
+}
+
+/// A fresh Ed25519 key as PKCS#8 v1 (RFC 5208: version 0, no public key). rcgen and
+/// aws-lc-rs write v2 (RFC 5958, with the public key), which OpenSSL 3.0 and Python's
+/// `cryptography` refuse to read, so external signers could not use the key; every
+/// reader, tollgate included, takes v1.
+fn ed25519_pkcs8_v1() -> Result<rcgen::KeyPair, String> {
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    let v1 = Ed25519KeyPair::generate()
+        .and_then(|k| k.to_pkcs8v1())
+        .map_err(|e| e.to_string())?;
+    // rcgen keeps the DER it is given, so its PEM is this v1 document.
+    rcgen::KeyPair::try_from(v1.as_ref()).map_err(|e| e.to_string())
 }
 
 /// Write a key pair to `private` (owner-only) and `public`, creating parent directories.
@@ -453,6 +470,51 @@ mod tests {
         assert!(public.contains("BEGIN PUBLIC KEY"));
         SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("signing");
         VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("verify");
+    }
+
+    /// The DER inside a PEM text's one block.
+    fn pem_der(pem: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes())
+            .expect("a private key PEM")
+            .secret_der()
+            .to_vec()
+    }
+
+    #[test]
+    fn generated_ed25519_keys_are_pkcs8_v1_that_openssl_3_0_and_python_read() {
+        let (private, _) = generate_pem(Algorithm::EdDsa).expect("generate");
+        let der = pem_der(&private);
+        let (0x30, info, rest) = der_tlv(&der).expect("PrivateKeyInfo") else {
+            panic!("not a SEQUENCE: {der:02x?}");
+        };
+        assert!(rest.is_empty());
+        let (0x02, version, info) = der_tlv(info).expect("version") else {
+            panic!("no version INTEGER: {der:02x?}");
+        };
+        assert_eq!(version, [0], "PKCS#8 v1 has version 0 (v2 has 1)");
+        let (0x30, _alg, info) = der_tlv(info).expect("algorithm") else {
+            panic!("no AlgorithmIdentifier");
+        };
+        let (0x04, key, info) = der_tlv(info).expect("privateKey") else {
+            panic!("no privateKey OCTET STRING");
+        };
+        assert_eq!(key.len(), 34, "an OCTET STRING of the 32-byte seed");
+        assert!(
+            info.is_empty(),
+            "no attributes and no [1] publicKey: {info:02x?}"
+        );
+    }
+
+    #[test]
+    fn an_ed25519_key_in_pkcs8_v2_still_loads() {
+        // rcgen (over aws-lc-rs) writes v2, with the public key: what tollgate wrote before.
+        let v2 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("generate");
+        let der = pem_der(&v2.serialize_pem());
+        let (_, info, _) = der_tlv(&der).expect("PrivateKeyInfo");
+        assert_eq!(der_tlv(info).expect("version").1, [1], "a v2 document");
+        SigningKey::from_material("k", Algorithm::EdDsa, v2.serialize_pem().as_bytes())
+            .expect("v2 still signs");
     }
 
     #[test]

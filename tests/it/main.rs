@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin_tls;
 mod cache;
 mod file_origin;
 mod issuing;
@@ -20,3 +21,4 @@ mod protocol;
 mod quickstart;
 mod smoke;
 mod tokens;
+mod unpublished;

@@ -20,6 +20,11 @@ struct QuickStart {
 }
 
 async fn quick_start() -> QuickStart {
+    quick_start_over(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")).await
+}
+
+/// The shipped config with its `file://../sample` origin reading `sample`.
+async fn quick_start_over(sample: &Path) -> QuickStart {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("config")).expect("mkdir");
@@ -28,8 +33,7 @@ async fn quick_start() -> QuickStart {
         dir.path().join("config/tollgate.toml"),
     )
     .expect("copy config");
-    std::os::unix::fs::symlink(repo.join("sample"), dir.path().join("sample"))
-        .expect("link sample");
+    std::os::unix::fs::symlink(sample, dir.path().join("sample")).expect("link sample");
     let mut cfg = Config::load(&dir.path().join("config/tollgate.toml")).expect("shipped config");
     // What `serve --edge-tls-listen 127.0.0.1:0 …` does.
     cfg.edge.tls_listen = Some("127.0.0.1:0".parse().expect("addr"));
@@ -121,4 +125,44 @@ async fn the_printed_url_plays_and_the_readme_refusals_hold() {
     let bad = String::from_utf8(bad).expect("ascii");
     let got = get(addr, &format!("/t/{bad}/vod/demo/master.m3u8"), &[]).await;
     assert_eq!((got.status.as_u16(), got.reason()), (401, "bad_signature"));
+}
+
+/// Every resource type has a route in the shipped config, and a resource token for each
+/// reaches the sample origin under that route (none is `404 no_route`).
+#[tokio::test]
+async fn a_token_for_every_resource_type_reaches_the_shipped_configs_origin() {
+    let media = tempfile::tempdir().expect("tempdir");
+    let shipped = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.toml"))
+        .expect("shipped config");
+    // One file per routed type, where the file origin will look for it.
+    for route in shipped.routes.iter().filter(|r| r.has_rid) {
+        let dir = media
+            .path()
+            .join(format!("{}probe", route.prefix.trim_start_matches('/')));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("seg.ts"), route.resource_type.as_str()).expect("write");
+    }
+    let qs = quick_start_over(media.path()).await;
+    let addr = qs.gate.edge_plain.expect("plain edge");
+    let keys = qs.gate.verifier.keys();
+    for rty in ResourceType::ALL {
+        let route = qs
+            .cfg
+            .routes
+            .iter()
+            .find(|r| r.resource_type == rty && r.has_rid)
+            .unwrap_or_else(|| panic!("no route for {rty:?}"));
+        let req = MintRequest {
+            scope: Scope::Resource,
+            rid: Some("probe".into()),
+            rty: Some(rty),
+            ttl: Some(Duration::from_secs(600)),
+            ..MintRequest::default()
+        };
+        let (token, _) = mint(&keys, &qs.cfg.token.issuer, &req, now()).expect("mint");
+        let target = format!("/t/{token}{}probe/seg.ts", route.prefix);
+        let got = get(addr, &target, &[]).await;
+        assert_eq!(got.status, 200, "{rty:?} at {}: {got:?}", route.prefix);
+        assert_eq!(&got.body[..], rty.as_str().as_bytes(), "{rty:?}");
+    }
 }

@@ -377,7 +377,7 @@ pub struct Got {
 }
 
 /// Read a whole response into a [`Got`].
-async fn got(resp: Response<Incoming>) -> Got {
+pub async fn got(resp: Response<Incoming>) -> Got {
     let (parts, body) = resp.into_parts();
     let body = body
         .collect()

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Acceptance: an Ed25519 key written by `tollgate keys generate` is usable by external
+signers (OpenSSL 3.0, Python `cryptography`, PyJWT), and the gate accepts what they sign.
+
+  1. builds tollgate (cargo build) unless TOLLGATE_BIN points at a binary;
+  2. `tollgate keys generate --alg EdDSA` writes `<kid>.pem` and `<kid>.pub.pem`;
+  3. `openssl pkey` reads the private key, and the public key it derives is the written
+     `<kid>.pub.pem`;
+  4. `cryptography`'s `load_pem_private_key` reads it, and its public key is the same;
+  5. PyJWT signs a resource token with it; a gate whose config lists the key verifies
+     it (`200` for the sample's master playlist), and refuses it under another kid;
+  6. and, so that a pass means something: the same key in PKCS#8 v2 (version 1 and the
+     `[1]` public key, as tollgate wrote it before) is refused by both readers.
+
+Usage: python3 scripts/keys-external.py         (from any directory)
+Env:   TOLLGATE_BIN     use this binary instead of building one
+       E2E_KEEP_TMP=1   keep the temp dir (server logs)
+Needs: python3 with PyJWT and cryptography (pip install 'pyjwt[crypto]'), openssl.
+Prints "keys-external: N passed, M failed"; exits non-zero on any failure.
+"""
+
+import base64
+import os
+import subprocess
+import sys
+import time
+
+NAME = "keys-external"
+
+try:
+    import jwt  # PyJWT
+    from cryptography.hazmat.primitives import serialization
+except ImportError:
+    print(f"{NAME}: FATAL: PyJWT or cryptography is not installed for {sys.executable}; "
+          f"install them with: {sys.executable} -m pip install 'pyjwt[crypto]'",
+          file=sys.stderr)
+    print(f"{NAME}: 0 passed, 1 failed")
+    sys.exit(2)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
+                          run_main, say, stop_servers, watchdog)
+
+OVERALL_TIMEOUT_S = 90  # the whole script after the build
+KID = "external-signer"
+TOOL_TIMEOUT_S = 20
+
+
+def openssl(*args, stdin=None):
+    """`openssl <args>`: (exit code, stdout text)."""
+    p = subprocess.run(["openssl", *args], input=stdin, capture_output=True,
+                       timeout=TOOL_TIMEOUT_S)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def pem(der):
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----\n"
+
+
+def as_pkcs8_v2(key):
+    """The same Ed25519 key as an RFC 5958 OneAsymmetricKey: version 1 and the public
+    key as [1] (what rcgen and aws-lc-rs write)."""
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)
+    body = (bytes([0x02, 1, 1]) + bytes.fromhex("300506032b6570")
+            + bytes([0x04, 34, 0x04, 32]) + raw + bytes([0x81, 33, 0]) + public)
+    return pem(bytes([0x30, len(body)]) + body)
+
+
+def check_readers(checks, ws, private_path, public_pem):
+    """Steps 3, 4 and 6: both readers take the written key, and neither takes v2."""
+    rc, derived = openssl("pkey", "-in", private_path, "-pubout")
+    checks.check(rc == 0, "openssl pkey reads the written private key", f"exit {rc}")
+    checks.check(derived.strip() == public_pem.strip(),
+                 "openssl derives the written public key from it")
+    with open(private_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    checks.ok("cryptography load_pem_private_key reads the written private key")
+    ours = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    checks.check(ours.decode().strip() == public_pem.strip(),
+                 "cryptography derives the written public key from it")
+    v2 = as_pkcs8_v2(key)
+    v2_path = ws.path("v2.pem")
+    with open(v2_path, "w") as f:
+        f.write(v2)
+    rc, _ = openssl("pkey", "-in", v2_path, "-noout")
+    checks.check(rc != 0, "control: openssl refuses the same key as PKCS#8 v2")
+    try:
+        serialization.load_pem_private_key(v2.encode(), password=None)
+        checks.fail("control: cryptography read the key as PKCS#8 v2")
+    except ValueError:
+        checks.ok("control: cryptography refuses the same key as PKCS#8 v2")
+    return key
+
+
+def add_verify_key(ws, public_path):
+    """List the external key in the workspace's config (verification only)."""
+    with open(ws.config, "a") as f:
+        f.write(f'\n[[keys]]\nkid = "{KID}"\nalg = "EdDSA"\npublic = "{public_path}"\n')
+
+
+def signed(key, kid, settings):
+    """A resource token for the config's first resource, signed outside tollgate."""
+    res = settings["resources"][0]
+    now = int(time.time())
+    claims = {"iss": settings["token"]["issuer"], "sub": "external", "scope": "resource",
+              "rid": res["id"], "rty": res["type"], "org": res["org"],
+              "iat": now, "exp": now + 300, "jti": "external-1"}
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+def main():
+    keep = bool(os.environ.get("E2E_KEEP_TMP"))
+    checks = Checks(NAME)
+    bin_path = binary(NAME)
+    watchdog(OVERALL_TIMEOUT_S)
+    ws = Workspace(NAME, bin_path)
+    server = None
+    try:
+        out = ws.path("keys")
+        p = subprocess.run([bin_path, "keys", "generate", "--kid", KID, "--out", out],
+                           capture_output=True, timeout=TOOL_TIMEOUT_S, cwd=ws.dir)
+        if p.returncode != 0:
+            raise Fatal(f"keys generate exited {p.returncode}: {p.stderr.decode()}")
+        private_path = os.path.join(out, f"{KID}.pem")
+        public_path = os.path.join(out, f"{KID}.pub.pem")
+        with open(public_path) as f:
+            public_pem = f.read()
+        key = check_readers(checks, ws, private_path, public_pem)
+
+        add_verify_key(ws, public_path)
+        server = Server(ws, "serve")
+        server.wait_ready()
+        edge = server.listening()["edge-plain"]
+        rid = ws.settings["resources"][0]["id"]
+        url = f"http://{edge}/vod/{rid}/master.m3u8"
+        token = signed(key, KID, ws.settings)
+        status, _ = http("GET", url, headers={"Authorization": f"Bearer {token}"})
+        checks.check(status == 200, "the gate plays a token PyJWT signed with the key",
+                     f"HTTP {status}")
+        status, _ = http("GET", url,
+                         headers={"Authorization": f"Bearer {signed(key, 'dev-ed25519', ws.settings)}"})
+        checks.check(status == 401, "control: the same key under another kid is refused",
+                     f"HTTP {status}")
+        checks.check(server.alive(), "server still running")
+    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
+        count_failure(NAME, checks, e)
+    finally:
+        stop_servers(NAME, [server] if server is not None else [], checks)
+        ws.remove(keep)
+    checks.summary()
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    say(NAME, f"PyJWT {jwt.__version__} ({sys.executable})")
+    run_main(NAME, main)
