@@ -27,6 +27,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod forward;
+pub mod freshness;
 pub mod limit;
 pub mod log;
 pub mod path;
@@ -40,7 +41,6 @@ use std::time::Instant;
 
 use http::header;
 use http::header::HeaderMap;
-use http::request::Parts;
 use http::{Request, Response};
 
 use crate::body::{self, Body};
@@ -56,6 +56,7 @@ use cors::Cors;
 pub use error::EdgeError;
 use extract::TokenNames;
 use forward::{Forwarder, Outbound};
+use freshness::Freshness;
 use limit::EdgeLimits;
 use log::{AccessLog, Meters};
 use registry::Resources;
@@ -74,6 +75,7 @@ pub struct EdgeService {
     shield: Shield,
     forwarder: Forwarder,
     manifest: ManifestPolicy,
+    freshness: Freshness,
     cors: Cors,
     meters: Meters,
     clock: fn() -> u64,
@@ -118,6 +120,7 @@ impl EdgeService {
             shield: Shield::new(cfg, cache),
             forwarder: Forwarder::new(cfg, &metrics)?,
             manifest: ManifestPolicy::new(cfg),
+            freshness: Freshness::new(cfg),
             cors: Cors::new(&cfg.edge.cors_origins),
             meters: Meters::new(metrics, cfg.routes.iter().map(|r| r.name.as_str())),
             clock: crate::clock::now,
@@ -217,8 +220,19 @@ impl EdgeService {
             now,
         };
         let granted = self.access.check(&asking, &self.limits, log)?;
+        let answer = freshness::Answer {
+            gated: !matches!(granted, Granted::Public),
+            resource_type: route.resource_type,
+            path_kind: manifest.kind,
+        };
         // The token leaves the headers' borrow here: the plan keeps its own copy.
         let plan = self.plan(granted, &route, manifest, client.https)?;
+        let head_only = self.manifest.head_as_get(plan.as_ref(), &mut head.method);
+        let answer = Answered {
+            freshness: answer,
+            head_only,
+            now,
+        };
         let out = Outbound {
             stripped: &stripped,
             body: admitted.body,
@@ -234,7 +248,7 @@ impl EdgeService {
         };
         let shielded = self.shield.serve(cache_req, &self.forwarder, log).await?;
         if let Shielded::Answer(resp) = shielded {
-            return self.respond(resp, plan, &head, now, log).await;
+            return self.respond(resp, plan, &answer, log).await;
         }
         self.forwarder.prepare(&mut head.headers, &out);
         self.manifest
@@ -243,7 +257,7 @@ impl EdgeService {
             .forwarder
             .send(route.origin, &mut head, out, log)
             .await?;
-        self.respond(resp, plan, &head, now, log).await
+        self.respond(resp, plan, &answer, log).await
     }
 
     /// What the respond phase needs for a token-carrying request whose answer may be a
@@ -285,23 +299,39 @@ impl EdgeService {
         }))
     }
 
-    /// The respond phase: a manifest answer is rewritten (or gets its cookie).
+    /// The respond phase: the answer states its cacheability ([`freshness`]); a manifest
+    /// answer is rewritten (or gets its cookie); a `HEAD` fetched as a `GET` loses the body.
     async fn respond(
         &self,
-        resp: Response<Body>,
+        mut resp: Response<Body>,
         plan: Option<Plan>,
-        head: &Parts,
-        now: u64,
+        answered: &Answered,
         log: &mut AccessLog,
     ) -> Result<Response<Body>, EdgeError> {
+        let status = resp.status();
+        self.freshness
+            .state(status, resp.headers_mut(), &answered.freshness);
         let Some(plan) = plan else {
             return Ok(resp);
         };
         let keys = self.access.verifier().keys();
-        self.manifest
-            .finish(resp, &plan, &head.method, now, &keys, &mut log.manifest)
-            .await
+        let resp = self
+            .manifest
+            .finish(resp, &plan, answered.now, &keys, &mut log.manifest)
+            .await?;
+        Ok(match answered.head_only {
+            true => resp.map(|_| body::empty()),
+            false => resp,
+        })
     }
+}
+
+/// What the respond phase needs to know about the request besides its plan.
+struct Answered {
+    freshness: freshness::Answer,
+    /// A `HEAD` asked for as a `GET` ([`ManifestPolicy::head_as_get`]).
+    head_only: bool,
+    now: u64,
 }
 
 /// Every value of header `name` as text; a non-text value is a malformed request.

@@ -16,6 +16,7 @@ mod manifests;
 mod ops;
 mod origins;
 mod paths;
+mod players;
 mod protocol;
 mod quickstart;
 mod smoke;
