@@ -6,7 +6,7 @@
 //                 [--player hlsjs|shaka] [--credentials] [--append-token]
 //                 [--live-s N] [--page-host NAME --page-port P]
 //
-// 1. Serves a tiny page (and hls.min.js from node_modules/hls.js/dist/) from
+// 1. Serves a tiny page (and hls.js, shaka-player from node_modules/) from
 //    http://127.0.0.1:<random port>. That origin differs from the media URL's,
 //    so every playlist and segment request hls.js makes is cross-origin (CORS).
 // 2. Launches Debian's Chromium (/usr/bin/chromium, or $E2E_CHROMIUM) headless

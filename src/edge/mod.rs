@@ -22,12 +22,12 @@
 
 pub mod access;
 pub mod admit;
+pub mod cache_control;
 pub mod client;
 pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod forward;
-pub mod freshness;
 pub mod limit;
 pub mod log;
 pub mod path;
@@ -51,12 +51,12 @@ use crate::server::ConnInfo;
 use crate::token::{Revocations, Verifier};
 use access::{Access, Asking, Granted};
 use admit::{Admission, Admitted};
+use cache_control::Cacheability;
 use client::Clients;
 use cors::Cors;
 pub use error::EdgeError;
 use extract::TokenNames;
 use forward::{Forwarder, Outbound};
-use freshness::Freshness;
 use limit::EdgeLimits;
 use log::{AccessLog, Meters};
 use registry::Resources;
@@ -75,7 +75,7 @@ pub struct EdgeService {
     shield: Shield,
     forwarder: Forwarder,
     manifest: ManifestPolicy,
-    freshness: Freshness,
+    cacheability: Cacheability,
     cors: Cors,
     meters: Meters,
     clock: fn() -> u64,
@@ -120,7 +120,7 @@ impl EdgeService {
             shield: Shield::new(cfg, cache),
             forwarder: Forwarder::new(cfg, &metrics)?,
             manifest: ManifestPolicy::new(cfg),
-            freshness: Freshness::new(cfg),
+            cacheability: Cacheability::new(cfg),
             cors: Cors::new(&cfg.edge.cors_origins),
             meters: Meters::new(metrics, cfg.routes.iter().map(|r| r.name.as_str())),
             clock: crate::clock::now,
@@ -220,7 +220,7 @@ impl EdgeService {
             now,
         };
         let granted = self.access.check(&asking, &self.limits, log)?;
-        let answer = freshness::Answer {
+        let answer = cache_control::Answer {
             gated: !matches!(granted, Granted::Public),
             resource_type: route.resource_type,
             path_kind: manifest.kind,
@@ -229,7 +229,7 @@ impl EdgeService {
         let plan = self.plan(granted, &route, manifest, client.https)?;
         let head_only = self.manifest.head_as_get(plan.as_ref(), &mut head.method);
         let answer = Answered {
-            freshness: answer,
+            cacheability: answer,
             head_only,
             now,
         };
@@ -299,7 +299,7 @@ impl EdgeService {
         }))
     }
 
-    /// The respond phase: the answer states its cacheability ([`freshness`]); a manifest
+    /// The respond phase: the answer states its cacheability ([`cache_control`]); a manifest
     /// answer is rewritten (or gets its cookie); a `HEAD` fetched as a `GET` loses the body.
     async fn respond(
         &self,
@@ -309,8 +309,8 @@ impl EdgeService {
         log: &mut AccessLog,
     ) -> Result<Response<Body>, EdgeError> {
         let status = resp.status();
-        self.freshness
-            .state(status, resp.headers_mut(), &answered.freshness);
+        self.cacheability
+            .state(status, resp.headers_mut(), &answered.cacheability);
         let Some(plan) = plan else {
             return Ok(resp);
         };
@@ -328,7 +328,7 @@ impl EdgeService {
 
 /// What the respond phase needs to know about the request besides its plan.
 struct Answered {
-    freshness: freshness::Answer,
+    cacheability: cache_control::Answer,
     /// A `HEAD` asked for as a `GET` ([`ManifestPolicy::head_as_get`]).
     head_only: bool,
     now: u64,

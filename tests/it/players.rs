@@ -115,7 +115,7 @@ async fn cookie_over_tls_is_partitioned_so_a_cross_site_player_keeps_it() {
 }
 
 #[tokio::test]
-async fn a_page_appended_original_token_beside_its_renewed_copy_plays_the_fresher() {
+async fn a20_a_page_appended_original_token_beside_its_renewed_copy_plays_the_fresher() {
     let origin = origin().await;
     let g = gate(&origin, "renew_before = \"30s\"\nrenew_ttl = \"60s\"").await;
     let t0 = now();
@@ -163,7 +163,7 @@ async fn a_page_appended_original_token_beside_its_renewed_copy_plays_the_freshe
 }
 
 #[tokio::test]
-async fn two_tokens_of_different_sessions_or_unverified_stay_a_conflict() {
+async fn a20_two_tokens_of_different_sessions_or_unverified_stay_a_conflict() {
     let origin = origin().await;
     let g = gate(&origin, "").await;
     let t0 = now();
@@ -216,7 +216,7 @@ async fn two_tokens_of_different_sessions_or_unverified_stay_a_conflict() {
 }
 
 #[tokio::test]
-async fn every_answer_states_its_cacheability() {
+async fn g7_every_answer_states_its_cacheability() {
     let origin = origin().await;
     let g = gate(&origin, "").await;
     let vod = g.token_for("a");

@@ -23,7 +23,7 @@ use crate::manifest::Kind;
 use crate::resource::ResourceType;
 
 /// Lifetimes for answers whose origin named none, in seconds.
-pub struct Freshness {
+pub struct Cacheability {
     segment: u64,
     vod_playlist: u64,
     live_playlist: u64,
@@ -39,9 +39,9 @@ pub struct Answer {
     pub path_kind: Option<Kind>,
 }
 
-impl Freshness {
+impl Cacheability {
     pub fn new(cfg: &config::Config) -> Self {
-        Freshness {
+        Cacheability {
             segment: cfg.cache.segment_ttl.as_secs(),
             vod_playlist: cfg.cache.vod_playlist_ttl.as_secs(),
             live_playlist: cfg.cache.live_playlist_ttl.as_secs(),
@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gated_answer_keeps_the_origins_lifetime_but_never_its_shared_directives() {
+    fn g7_a_gated_answer_keeps_the_origins_lifetime_but_never_its_shared_directives() {
         assert_eq!(
             gated_directives("public, max-age=60, s-maxage=600").as_deref(),
             Some("private, max-age=60")
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn without_origin_directives_live_playlists_are_short_and_segments_long() {
         let cfg = crate::config::example(|t| t);
-        let f = Freshness::new(&cfg);
+        let f = Cacheability::new(&cfg);
         let answer = |resource_type, path_kind| Answer {
             gated: true,
             resource_type,
