@@ -146,6 +146,17 @@ function watchLive(v, liveS) {
     if (wall >= liveS) finish('played');
   });
 }
+// The video element's events, for either player.
+function watchVideo(v, rate, o) {
+  v.addEventListener('playing', () => { v.playbackRate = rate; });
+  v.addEventListener('ended', () => { S.ended = true; finish('ended'); });
+  v.addEventListener('error', () => {
+    S.mediaError = v.error ? { code: v.error.code, message: v.error.message } : { code: null };
+    finish('media-error');
+  });
+  v.addEventListener('timeupdate', () => { S.currentTime = v.currentTime; if (!o.liveS) reached(v); });
+  if (o.liveS) watchLive(v, o.liveS);
+}
 function reached(v) {
   if (Number.isFinite(v.duration) && v.duration > 0) {
     S.duration = v.duration;
@@ -195,14 +206,7 @@ window.__startShaka = async (src, rate, o) => {
       t: Math.round(performance.now()) });
     if (d.severity === 2) finish('fatal-shaka-error');
   });
-  v.addEventListener('playing', () => { v.playbackRate = rate; });
-  v.addEventListener('ended', () => { S.ended = true; finish('ended'); });
-  v.addEventListener('error', () => {
-    S.mediaError = v.error ? { code: v.error.code, message: v.error.message } : { code: null };
-    finish('media-error');
-  });
-  v.addEventListener('timeupdate', () => { S.currentTime = v.currentTime; if (!o.liveS) reached(v); });
-  if (o.liveS) watchLive(v, o.liveS);
+  watchVideo(v, rate, o);
   try {
     await player.load(src);
     S.levelsInManifest = player.getVariantTracks().length;
@@ -262,14 +266,7 @@ window.__start = (src, rate, allLevels, o) => {
     });
     if (d.fatal) finish('fatal-hls-error');
   });
-  v.addEventListener('playing', () => { v.playbackRate = rate; });
-  v.addEventListener('ended', () => { S.ended = true; finish('ended'); });
-  v.addEventListener('error', () => {
-    S.mediaError = v.error ? { code: v.error.code, message: v.error.message } : { code: null };
-    finish('media-error');
-  });
-  v.addEventListener('timeupdate', () => { S.currentTime = v.currentTime; if (!o.liveS) reached(v); });
-  if (o.liveS) watchLive(v, o.liveS);
+  watchVideo(v, rate, o);
   hls.attachMedia(v);
   hls.loadSource(src);
 };

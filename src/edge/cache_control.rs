@@ -92,33 +92,23 @@ impl Cacheability {
 /// `private`, `s-maxage` and `proxy-revalidate` (they address shared caches, which get
 /// nothing). None when no directive about freshness is left.
 fn gated_directives(origin: &str) -> Option<String> {
+    let shared = ["public", "private", "s-maxage", "proxy-revalidate"];
     let kept: Vec<&str> = origin
         .split(',')
         .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .filter(|d| {
-            let name = d
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            !matches!(
-                name.as_str(),
-                "public" | "private" | "s-maxage" | "proxy-revalidate"
-            )
-        })
+        .filter(|d| !d.is_empty() && !shared.contains(&directive_name(d).as_str()))
         .collect();
-    let fresh = kept.iter().any(|d| {
-        let name = d
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        matches!(name.as_str(), "max-age" | "no-cache" | "no-store")
-    });
+    let lifetimes = ["max-age", "no-cache", "no-store"];
+    let fresh = kept
+        .iter()
+        .any(|d| lifetimes.contains(&directive_name(d).as_str()));
     fresh.then(|| format!("private, {}", kept.join(", ")))
+}
+
+/// A directive's name, lower case (`Max-Age=5` → `max-age`).
+fn directive_name(directive: &str) -> String {
+    let name = directive.split('=').next().unwrap_or("");
+    name.trim().to_ascii_lowercase()
 }
 
 /// Routes whose playlists change while they are watched.

@@ -82,14 +82,14 @@ async fn media_origin() -> TestOrigin {
     .await
 }
 
-async fn gate_with(origin: &TestOrigin, manifest: &str) -> TestGate {
+pub(crate) async fn gate_with(origin: &TestOrigin, manifest: &str) -> TestGate {
     let mut setup = Setup::standard(vec![origin.url()]);
     setup.extra = format!("{STANDARD_ROUTES}\n[manifest]\n{manifest}\n");
     start(setup).await
 }
 
 /// A live-resource token: `ttl` seconds from `iat`, session until `sxp`.
-fn live(ttl: u64, sxp: Option<u64>) -> MintRequest {
+pub(crate) fn live(ttl: u64, sxp: Option<u64>) -> MintRequest {
     MintRequest {
         ttl: Some(Duration::from_secs(ttl)),
         sxp,

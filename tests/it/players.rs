@@ -4,9 +4,9 @@
 //! manifest. Time is injected through the tokens' own `iat`/`exp`/`sxp`.
 
 use crate::common;
+use crate::manifests::{gate_with as gate, live};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Response};
@@ -14,7 +14,7 @@ use http_body_util::Full;
 use tollgate::resource::ResourceType;
 use tollgate::token::issue::{sign, verified_claims};
 use tollgate::token::keys::{SigningKey, VerifyKey};
-use tollgate::token::{KeySet, MintRequest};
+use tollgate::token::KeySet;
 
 use common::*;
 
@@ -50,20 +50,6 @@ async fn origin() -> TestOrigin {
     .await
 }
 
-async fn gate(origin: &TestOrigin, manifest: &str) -> TestGate {
-    let mut setup = Setup::standard(vec![origin.url()]);
-    setup.extra = format!("{STANDARD_ROUTES}\n[manifest]\n{manifest}\n");
-    start(setup).await
-}
-
-fn live(ttl: u64, sxp: Option<u64>) -> MintRequest {
-    MintRequest {
-        ttl: Some(Duration::from_secs(ttl)),
-        sxp,
-        ..resource("la", ResourceType::Live)
-    }
-}
-
 /// The first `token=` value of a rewritten playlist.
 fn child_token(body: &Bytes) -> String {
     let body = std::str::from_utf8(body).expect("utf-8");
@@ -88,6 +74,9 @@ fn resigned(g: &TestGate, token: &str, edit: impl FnOnce(&mut tollgate::token::C
     )
     .expect("sign")
 }
+
+/// A request target, its extra headers, and the `Cache-Control` its answer must carry.
+type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
 
 fn cache_control(got: &Got) -> &str {
     got.headers
@@ -224,7 +213,7 @@ async fn g7_every_answer_states_its_cacheability() {
     let t0 = now();
     let live_token = g.mint_with("ed", &live(300, Some(t0 + 600)), t0);
     let bearer = format!("Bearer {vod}");
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // Path-mode manifests and segments: per viewer, VOD long, live short.
         (
             format!("/t/{vod}/vod/a/index.m3u8"),
