@@ -41,8 +41,9 @@ fi
 url=$1
 shift
 
-# The page and the media are on 127.0.0.1: never route that through a proxy.
-export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+# The page and the media are on 127.0.0.1 (or *.test names mapped to it): never
+# route that through a proxy.
+export no_proxy="127.0.0.1,localhost,.test${no_proxy:+,$no_proxy}"
 export NO_PROXY="$no_proxy"
 
 # --- 1. Chromium -------------------------------------------------------------

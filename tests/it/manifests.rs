@@ -538,7 +538,7 @@ async fn cookie_mode_over_tls_is_secure_and_renews_the_cookie() {
 }
 
 #[tokio::test]
-async fn head_of_a_manifest_drops_the_stale_length() {
+async fn head_of_a_manifest_never_states_the_origins_stale_length() {
     let origin = media_origin().await;
     let g = gate_with(&origin, "").await;
     let token = g.token_for("a");
