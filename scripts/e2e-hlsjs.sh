@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# End-to-end check: hls.js in headless Chromium plays an HLS VOD to the end,
-# in query-token mode, from a page served on another origin (so every
-# playlist and segment request is cross-origin and needs CORS).
+# End-to-end check: hls.js (or shaka) in headless Chromium plays a stream
+# through tollgate, from a page served on another origin (so every playlist
+# and segment request is cross-origin and needs CORS). scripts/e2e-ffmpeg.sh
+# runs it in query-token mode; scripts/e2e-browsers.py in cookie mode across
+# sites and on a live stream with a page-appended token.
 #
 #   1. makes sure Debian's Chromium is at /usr/bin/chromium (as root with
 #      apt-get, installs it: apt-get install --no-install-recommends chromium);
 #   2. runs `npm ci` in scripts/e2e-hlsjs/ when node_modules is missing or does
-#      not match package-lock.json (pinned playwright-core and hls.js; no
-#      Playwright browser download: the Debian binary is used);
+#      not match package-lock.json (pinned playwright-core, hls.js and
+#      shaka-player; no Playwright browser download: the Debian binary is used);
 #   3. runs scripts/e2e-hlsjs/play.mjs on the URL: it serves a page from
 #      http://127.0.0.1:<random port>, plays the URL with hls.js and prints one
 #      JSON summary line (token values redacted).
 #
 # Usage: bash scripts/e2e-hlsjs.sh <master-url-with-token> [play.mjs options]
 #        play.mjs options: --timeout-s N (default 60), --rate R (default 4),
-#                          --all-levels (fetch a fragment from every variant)
+#                          --all-levels (fetch a fragment from every variant),
+#                          --player hlsjs|shaka, --credentials, --append-token,
+#                          --live-s N, --page-host NAME --page-port P
+#                          (see the head of play.mjs)
 # Env:   E2E_INSECURE=1  Chromium ignores certificate errors (self-signed/dev CA)
 #        E2E_CHROMIUM    browser binary (default /usr/bin/chromium)
 # Needs: node >= 20 and npm; the npm registry (only when node_modules is stale).
@@ -36,8 +41,9 @@ fi
 url=$1
 shift
 
-# The page and the media are on 127.0.0.1: never route that through a proxy.
-export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+# The page and the media are on 127.0.0.1 (or *.test names mapped to it): never
+# route that through a proxy.
+export no_proxy="127.0.0.1,localhost,.test${no_proxy:+,$no_proxy}"
 export NO_PROXY="$no_proxy"
 
 # --- 1. Chromium -------------------------------------------------------------
@@ -63,7 +69,8 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # installed version differs from the one pinned in package-lock.json.
 needs_ci() {
   local marker="$dir/node_modules/.package-lock.json"
-  [[ -f $marker && -f $dir/node_modules/hls.js/dist/hls.min.js ]] || return 0
+  [[ -f $marker && -f $dir/node_modules/hls.js/dist/hls.min.js &&
+     -f $dir/node_modules/shaka-player/dist/shaka-player.compiled.js ]] || return 0
   [[ $dir/package-lock.json -nt $marker || $dir/package.json -nt $marker ]] && return 0
   ! (cd "$dir" && node -e '
     const fs = require("fs");

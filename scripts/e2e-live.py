@@ -287,6 +287,39 @@ def child_token(playlist):
     return None, None
 
 
+def start_encoder(media, cwd, log_path):
+    """The live encoder (ffmpeg: test pattern and tone, 1 s HLS segments, a sliding
+    window) writing `media`/index.m3u8; returns its Proc once >= 3 segments are listed.
+    Also used by scripts/e2e-browsers.py."""
+    index = os.path.join(media, "index.m3u8")
+    encoder = Proc("encoder", [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
+        "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-map", "0:v", "-map", "1:a",
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        "-profile:v", "baseline", "-level", "3.0", "-pix_fmt", "yuv420p",
+        "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+        "-force_key_frames", f"expr:gte(t,n_forced*{HLS_TIME_S})",
+        "-c:a", "aac", "-b:a", "64k", "-ac", "2",
+        "-f", "hls", "-hls_time", str(HLS_TIME_S), "-hls_list_size", str(HLS_LIST_SIZE),
+        "-hls_flags", "delete_segments+temp_file",
+        "-hls_segment_filename", os.path.join(media, "seg%05d.ts"),
+        index,
+    ], cwd, log_path)
+    deadline = time.monotonic() + ENCODER_READY_TIMEOUT_S
+    while segments_listed(index) < 3:
+        if not encoder.alive():
+            encoder.stop()
+            raise Fatal("the encoder exited: "
+                        + " | ".join(t for _, t in encoder.snapshot()[-5:]))
+        if time.monotonic() > deadline:
+            encoder.stop()
+            raise Fatal(f"index.m3u8 has < 3 segments after {ENCODER_READY_TIMEOUT_S}s")
+        time.sleep(0.2)
+    return encoder
+
+
 def segments_listed(playlist_path):
     try:
         with open(playlist_path, encoding="utf-8", errors="replace") as f:
@@ -346,29 +379,7 @@ def main():
     try:
         # ------------------------------------------------------------- encoder
         index = os.path.join(ws.media, "index.m3u8")
-        encoder = Proc("encoder", [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
-            "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
-            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-map", "0:v", "-map", "1:a",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-            "-profile:v", "baseline", "-level", "3.0", "-pix_fmt", "yuv420p",
-            "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-            "-force_key_frames", f"expr:gte(t,n_forced*{HLS_TIME_S})",
-            "-c:a", "aac", "-b:a", "64k", "-ac", "2",
-            "-f", "hls", "-hls_time", str(HLS_TIME_S), "-hls_list_size", str(HLS_LIST_SIZE),
-            "-hls_flags", "delete_segments+temp_file",
-            "-hls_segment_filename", os.path.join(ws.media, "seg%05d.ts"),
-            index,
-        ], ws.dir, ws.path("encoder.err"))
-        deadline = time.monotonic() + ENCODER_READY_TIMEOUT_S
-        while segments_listed(index) < 3:
-            if not encoder.alive():
-                raise Fatal("the encoder exited: "
-                            + " | ".join(t for _, t in encoder.snapshot()[-5:]))
-            if time.monotonic() > deadline:
-                raise Fatal(f"index.m3u8 has < 3 segments after {ENCODER_READY_TIMEOUT_S}s")
-            time.sleep(0.2)
+        encoder = start_encoder(ws.media, ws.dir, ws.path("encoder.err"))
         say(NAME, f"encoder (pid {encoder.pid}) live: {segments_listed(index)} segments listed")
 
         # ---------------------------------------------------------------- token

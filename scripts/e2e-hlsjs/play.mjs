@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// End-to-end check: hls.js in headless Chromium plays an HLS VOD to the end.
+// End-to-end check: hls.js (or shaka) in headless Chromium plays a stream: a VOD to
+// the end, or a live stream for --live-s seconds.
 //
 //   node play.mjs <master-url-with-token> [--timeout-s N] [--rate R] [--all-levels]
+//                 [--player hlsjs|shaka] [--credentials] [--append-token]
+//                 [--live-s N] [--page-host NAME --page-port P]
 //
-// 1. Serves a tiny page (and hls.min.js from node_modules/hls.js/dist/) from
+// 1. Serves a tiny page (and hls.js, shaka-player from node_modules/) from
 //    http://127.0.0.1:<random port>. That origin differs from the media URL's,
 //    so every playlist and segment request hls.js makes is cross-origin (CORS).
 // 2. Launches Debian's Chromium (/usr/bin/chromium, or $E2E_CHROMIUM) headless
@@ -19,6 +22,19 @@
 //
 // --all-levels  step hls.nextLevel through every variant so each rendition's
 //               playlist and at least one of its fragments are fetched.
+// --player      hlsjs (default) or shaka (shaka-player; plays HLS or DASH).
+// --credentials send cookies cross-site: hls.js `xhr.withCredentials = true`,
+//               shaka `request.allowCrossSiteCredentials = true` (cookie mode).
+// --append-token  the page appends the URL's own `token=` to every request it
+//               makes (hls.js xhrSetup), as pages commonly do: beside a renewed
+//               token the gate put in a child URL, the original one rides along.
+// --live-s N    a live stream: success is N seconds of playback (at rate 1)
+//               with every request answered, instead of reaching the end.
+// --page-host NAME, --page-port P  serve the page as http://NAME:P (default
+//               127.0.0.1 on a random port). Names ending in .test resolve to
+//               127.0.0.1 inside Chromium (--host-resolver-rules), so a page on
+//               page.test and media on media.test are different *sites*: the
+//               media's cookies are third-party cookies to the page.
 // Env: E2E_INSECURE=1  add --ignore-certificate-errors (self-signed / dev CA)
 //      E2E_CHROMIUM    browser binary (default /usr/bin/chromium)
 //
@@ -35,6 +51,8 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const HLS_JS = join(here, 'node_modules', 'hls.js', 'dist', 'hls.min.js');
 const HLS_PKG = join(here, 'node_modules', 'hls.js', 'package.json');
+const SHAKA_JS = join(here, 'node_modules', 'shaka-player', 'dist', 'shaka-player.compiled.js');
+const SHAKA_PKG = join(here, 'node_modules', 'shaka-player', 'package.json');
 const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const INSECURE = process.env.E2E_INSECURE === '1';
 const t0 = Date.now();
@@ -55,13 +73,18 @@ class HarnessError extends Error {}
 function usage(msg) {
   if (msg) log(msg);
   process.stderr.write(
-    'usage: node play.mjs <master-url-with-token> [--timeout-s N] [--rate R] [--all-levels]\n',
+    'usage: node play.mjs <master-url-with-token> [--timeout-s N] [--rate R] [--all-levels]\n' +
+    '       [--player hlsjs|shaka] [--credentials] [--append-token] [--live-s N]\n' +
+    '       [--page-host NAME --page-port P]\n',
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, timeoutS: 60, rate: 4, allLevels: false };
+  const opts = {
+    url: null, timeoutS: 60, rate: 4, allLevels: false, player: 'hlsjs',
+    credentials: false, appendToken: false, liveS: 0, pageHost: '127.0.0.1', pagePort: 0,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (name) => {
@@ -72,6 +95,15 @@ function parseArgs(argv) {
     if (a === '--timeout-s') opts.timeoutS = num(a);
     else if (a === '--rate') opts.rate = num(a);
     else if (a === '--all-levels') opts.allLevels = true;
+    else if (a === '--credentials') opts.credentials = true;
+    else if (a === '--append-token') opts.appendToken = true;
+    else if (a === '--live-s') opts.liveS = num(a);
+    else if (a === '--page-port') opts.pagePort = num(a);
+    else if (a === '--page-host') opts.pageHost = argv[++i] || usage('--page-host needs a name');
+    else if (a === '--player') {
+      opts.player = argv[++i];
+      if (!['hlsjs', 'shaka'].includes(opts.player)) usage('--player is hlsjs or shaka');
+    }
     else if (a === '-h' || a === '--help') usage();
     else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
@@ -82,6 +114,9 @@ function parseArgs(argv) {
   try { u = new URL(opts.url); } catch { usage(`not a URL: ${redact(opts.url)}`); }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') usage('URL must be http(s)');
   opts.mediaOrigin = u.origin;
+  opts.token = u.searchParams.get('token');
+  if (opts.appendToken && !opts.token) usage('--append-token needs a ?token= in the URL');
+  if (opts.appendToken && opts.player !== 'hlsjs') usage('--append-token is an hls.js run');
   return opts;
 }
 
@@ -90,7 +125,7 @@ function parseArgs(argv) {
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>tollgate e2e hls.js</title>
 <link rel="icon" href="data:,">
-<script src="/hls.min.js"></script></head>
+<script src="/hls.min.js"></script><script src="/shaka.js"></script></head>
 <body><video id="v" muted playsinline autoplay width="320" height="180"></video>
 <script>
 'use strict';
@@ -99,8 +134,39 @@ const S = window.__e2e = {
   duration: null, currentTime: null, playError: null, mediaError: null,
   hlsErrors: [], levelsInManifest: null, codecs: [], levelsLoaded: [],
   levelsWithFrags: [], fragsLoaded: 0, fragsBuffered: 0, levelSwitches: [],
-  events: [],
+  events: [], live: null,
 };
+// A live run: done once liveS seconds have passed since playback started.
+function watchLive(v, liveS) {
+  let t0 = null, c0 = 0;
+  v.addEventListener('timeupdate', () => {
+    if (t0 === null) { t0 = performance.now(); c0 = v.currentTime; return; }
+    const wall = (performance.now() - t0) / 1000;
+    S.live = { wall, media: v.currentTime - c0 };
+    if (wall >= liveS) finish('played');
+  });
+}
+// The video element's events, for either player.
+function watchVideo(v, rate, o) {
+  v.addEventListener('playing', () => { v.playbackRate = rate; });
+  v.addEventListener('ended', () => { S.ended = true; finish('ended'); });
+  v.addEventListener('error', () => {
+    S.mediaError = v.error ? { code: v.error.code, message: v.error.message } : { code: null };
+    finish('media-error');
+  });
+  v.addEventListener('timeupdate', () => { S.currentTime = v.currentTime; if (!o.liveS) reached(v); });
+  if (o.liveS) watchLive(v, o.liveS);
+}
+function reached(v) {
+  if (Number.isFinite(v.duration) && v.duration > 0) {
+    S.duration = v.duration;
+    if (!S.nearEnd && v.currentTime >= v.duration - 0.5) {
+      S.nearEnd = true;
+      // Prefer the real 'ended'; accept the near-end position if it never comes.
+      setTimeout(() => finish('near-end'), 3000);
+    }
+  }
+}
 function finish(outcome) {
   if (S.done) return;
   const v = document.getElementById('v');
@@ -123,9 +189,48 @@ window.__probe = () => ({
     MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"'),
   userAgent: navigator.userAgent,
 });
-window.__start = (src, rate, allLevels) => {
+window.__startShaka = async (src, rate, o) => {
   const v = document.getElementById('v');
-  const hls = window.__hls = new Hls({ debug: false });
+  shaka.polyfill.installAll();
+  const player = new shaka.Player();
+  await player.attach(v);
+  const net = player.getNetworkingEngine();
+  const SEGMENT = shaka.net.NetworkingEngine.RequestType.SEGMENT;
+  if (o.credentials) net.registerRequestFilter((_, req) => { req.allowCrossSiteCredentials = true; });
+  net.registerResponseFilter((type) => { if (type === SEGMENT) S.fragsLoaded++; });
+  player.addEventListener('error', (e) => {
+    const d = e.detail || {};
+    S.hlsErrors.push({ type: 'shaka', details: String(d.code), fatal: d.severity === 2,
+      code: d.data && typeof d.data[1] === 'number' ? d.data[1] : null,
+      url: d.data && typeof d.data[0] === 'string' ? d.data[0] : null, reason: null,
+      t: Math.round(performance.now()) });
+    if (d.severity === 2) finish('fatal-shaka-error');
+  });
+  watchVideo(v, rate, o);
+  try {
+    await player.load(src);
+    S.levelsInManifest = player.getVariantTracks().length;
+    const p = v.play();
+    if (p && p.catch) p.catch((e) => { S.playError = String(e); });
+  } catch (e) {
+    S.hlsErrors.push({ type: 'shaka', details: String(e.code || e), fatal: true, code: null,
+      url: null, reason: String(e.message || ''), t: Math.round(performance.now()) });
+    finish('fatal-shaka-error');
+  }
+};
+window.__start = (src, rate, allLevels, o) => {
+  const v = document.getElementById('v');
+  const config = { debug: false };
+  if (o.credentials || o.appendToken) {
+    config.xhrSetup = (xhr, url) => {
+      if (o.appendToken) {
+        // What pages do: the page's own token on every request, whatever the URL has.
+        xhr.open('GET', url + (url.includes('?') ? '&' : '?') + 'token=' + o.token, true);
+      }
+      if (o.credentials) xhr.withCredentials = true;
+    };
+  }
+  const hls = window.__hls = new Hls(config);
   const E = Hls.Events;
   hls.on(E.MANIFEST_PARSED, (_, d) => {
     S.levelsInManifest = d.levels.length;
@@ -161,30 +266,14 @@ window.__start = (src, rate, allLevels) => {
     });
     if (d.fatal) finish('fatal-hls-error');
   });
-  v.addEventListener('playing', () => { v.playbackRate = rate; });
-  v.addEventListener('ended', () => { S.ended = true; finish('ended'); });
-  v.addEventListener('error', () => {
-    S.mediaError = v.error ? { code: v.error.code, message: v.error.message } : { code: null };
-    finish('media-error');
-  });
-  v.addEventListener('timeupdate', () => {
-    S.currentTime = v.currentTime;
-    if (Number.isFinite(v.duration) && v.duration > 0) {
-      S.duration = v.duration;
-      if (!S.nearEnd && v.currentTime >= v.duration - 0.5) {
-        S.nearEnd = true;
-        // Prefer the real 'ended'; accept the near-end position if it never comes.
-        setTimeout(() => finish('near-end'), 3000);
-      }
-    }
-  });
+  watchVideo(v, rate, o);
   hls.attachMedia(v);
   hls.loadSource(src);
 };
 </script></body></html>
 `;
 
-function startPageServer() {
+function startPageServer(port) {
   return new Promise((resolve, reject) => {
     const srv = createServer(async (req, res) => {
       const path = (req.url || '/').split('?')[0];
@@ -194,8 +283,8 @@ function startPageServer() {
         } else if (path === '/' || path === '/index.html') {
           res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
           res.end(PAGE);
-        } else if (path === '/hls.min.js') {
-          const body = await readFile(HLS_JS);
+        } else if (path === '/hls.min.js' || path === '/shaka.js') {
+          const body = await readFile(path === '/shaka.js' ? SHAKA_JS : HLS_JS);
           res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
           res.end(body);
         } else {
@@ -207,7 +296,7 @@ function startPageServer() {
     });
     srv.keepAliveTimeout = 1000;
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve(srv));
+    srv.listen(port, '127.0.0.1', () => resolve(srv));
   });
 }
 
@@ -226,11 +315,14 @@ async function main(opts) {
   const remaining = () => Math.max(0, deadline - Date.now());
 
   let hlsVersion = null;
+  let shakaVersion = null;
   try {
     hlsVersion = JSON.parse(await readFile(HLS_PKG, 'utf8')).version;
     await readFile(HLS_JS);
+    shakaVersion = JSON.parse(await readFile(SHAKA_PKG, 'utf8')).version;
+    await readFile(SHAKA_JS);
   } catch {
-    throw new HarnessError(`hls.js missing under ${here}/node_modules (run npm ci there)`);
+    throw new HarnessError(`hls.js or shaka-player missing under ${here}/node_modules (run npm ci there)`);
   }
   let chromium;
   try {
@@ -264,8 +356,8 @@ async function main(opts) {
   process.once('SIGTERM', onSignal);
 
   try {
-    state.server = await startPageServer();
-    const pageOrigin = `http://127.0.0.1:${state.server.address().port}`;
+    state.server = await startPageServer(opts.pagePort);
+    const pageOrigin = `http://${opts.pageHost}:${state.server.address().port}`;
     if (pageOrigin === opts.mediaOrigin) throw new HarnessError('page and media origins coincide');
 
     const args = [
@@ -274,6 +366,8 @@ async function main(opts) {
       '--autoplay-policy=no-user-gesture-required',
     ];
     if (INSECURE) args.push('--ignore-certificate-errors');
+    // page.test, media.test: loopback names on different sites (see --page-host).
+    args.push('--host-resolver-rules=MAP *.test 127.0.0.1');
     try {
       state.browser = await chromium.launch({
         executablePath: CHROMIUM, headless: true, args,
@@ -331,7 +425,13 @@ async function main(opts) {
       throw new HarnessError(`this Chromium has no usable MediaSource (hls.js isSupported=false); probe=${JSON.stringify(probe)}`);
     }
 
-    await page.evaluate(([src, rate, all]) => window.__start(src, rate, all), [opts.url, opts.rate, opts.allLevels]);
+    const o = { credentials: opts.credentials, appendToken: opts.appendToken, token: opts.token, liveS: opts.liveS };
+    const rate = opts.liveS ? 1 : opts.rate;
+    if (opts.player === 'shaka') {
+      await page.evaluate(([src, r, o]) => { window.__startShaka(src, r, o); }, [opts.url, rate, o]);
+    } else {
+      await page.evaluate(([src, r, all, o]) => window.__start(src, r, all, o), [opts.url, rate, opts.allLevels, o]);
+    }
 
     let timer;
     const timeoutP = new Promise((resolve) => { timer = setTimeout(() => resolve('timeout'), remaining()); });
@@ -356,13 +456,17 @@ async function main(opts) {
     const bad = mediaReqs.filter((r) => (r.status !== null && r.status >= 400) ||
       (r.failure && r.failure !== 'net::ERR_ABORTED'));
     const fatal = S.hlsErrors.filter((e) => e.fatal);
-    const isPlaylist = (u) => /\.m3u8?$/i.test(new URL(u).pathname);
+    const isPlaylist = (u) => /\.(m3u8?|mpd)$/i.test(new URL(u).pathname);
     const fragReqs = mediaReqs.filter((r) => !isPlaylist(r.url));
     const playlistReqs = mediaReqs.filter((r) => isPlaylist(r.url));
     const reachedEnd = S.ended || (S.duration > 0 && S.currentTime >= S.duration - 0.5);
+    // Live: the whole time played, and the media time kept up with it (no long stall).
+    const playedLive = S.outcome === 'played' && S.live && S.live.media >= opts.liveS * 0.75;
 
     const reasons = [];
-    if (!reachedEnd) reasons.push(stop === 'timeout' ? `timeout after ${opts.timeoutS}s before the end` : 'did not reach the end');
+    if (opts.liveS) {
+      if (!playedLive) reasons.push(`live: did not play ${opts.liveS}s (${JSON.stringify(S.live)}, stop ${stop})`);
+    } else if (!reachedEnd) reasons.push(stop === 'timeout' ? `timeout after ${opts.timeoutS}s before the end` : 'did not reach the end');
     if (fatal.length) reasons.push(`fatal hls.js error: ${fatal.map((e) => e.details).join(', ')}`);
     if (S.mediaError) reasons.push(`media element error code ${S.mediaError.code} ${S.mediaError.message || ''}`.trim());
     if (bad.length) reasons.push(`${bad.length} media request(s) failed or got status >= 400`);
@@ -380,7 +484,12 @@ async function main(opts) {
       cross_origin: pageOrigin !== opts.mediaOrigin,
       insecure: INSECURE,
       browser: `chromium ${browserVersion}`,
+      player: opts.player,
       hls_js: probe.hlsVersion || hlsVersion,
+      shaka: shakaVersion,
+      credentials: opts.credentials,
+      append_token: opts.appendToken,
+      live: S.live,
       mse_h264_aac: probe.h264_aac_mp4,
       mse: { 'avc1.64001f,mp4a.40.2': probe.h264_aac_mp4, 'avc1.4d401e': probe.h264_main_mp4,
         'avc1.42c00c': probe.h264_baseline_mp4, 'mp4a.40.2': probe.aac_mp4 },

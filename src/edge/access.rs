@@ -7,13 +7,14 @@
 //! on every request, cache hit or not.
 //!
 //! This module also owns the **live-session rule** ([`Access::session`]): the one
-//! exception to "an expired token is refused". It never touches the request's headers,
-//! the origin or the response.
+//! exception to "an expired token is refused"; and the **fresher-wins rule**
+//! ([`Access::fresher`]): the one case where two different tokens in a request are not
+//! a conflict. It never touches the request's headers, the origin or the response.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::extract::Presented;
+use super::extract::{ExtractError, Presented};
 use super::limit::EdgeLimits;
 use super::log::{AccessLog, TokenId};
 use super::registry::Resources;
@@ -97,8 +98,6 @@ impl Access {
             return Ok(Granted::Public);
         }
         let presented = req.presented.ok_or(EdgeError::Missing)?;
-        let grant = self.verify(presented.token, req.client, req.now, limits)?;
-        log.token = Some(TokenId::of(presented.token, &grant));
         let target = token::Target {
             resource_type: route.resource_type,
             rid: route.rid.unwrap_or(""),
@@ -106,6 +105,14 @@ impl Access {
             path: req.path,
             client: req.client,
         };
+        let (presented, grant) = match presented.rival {
+            None => {
+                let grant = self.verify(presented.token, req.client, req.now, limits)?;
+                (presented, grant)
+            }
+            Some(_) => self.fresher(presented, &target, req, limits)?,
+        };
+        log.token = Some(TokenId::of(presented.token, &grant));
         let session =
             match token::authorize(&grant, &target, req.now, self.leeway, &self.revocations) {
                 Ok(()) => false,
@@ -122,6 +129,67 @@ impl Access {
             presented,
             grant,
             session,
+        })
+    }
+
+    /// The **fresher-wins rule**: a request with two different tokens (a page that appends
+    /// its own token to every request, beside the renewed one a manifest gave the player)
+    /// is answered with the fresher of the two only when both are copies of one session:
+    ///
+    /// - both verify (signature, key, claims);
+    /// - both name the same `jti` (a renewal keeps it; every mint draws a new one);
+    /// - both would authorise this request but for expiry: not revoked, in scope for this
+    ///   resource and path, the client's address, `nbf`.
+    ///
+    /// The fresher (the later `exp`; no `exp` is latest) then goes through every check
+    /// as if it had come alone, including the live-session rule. Anything else is the
+    /// `conflict` two different tokens always were: the gate never guesses between two
+    /// sessions, and a token that does not verify never decides anything.
+    fn fresher<'r>(
+        &self,
+        presented: Presented<'r>,
+        target: &token::Target<'_>,
+        req: &Asking<'r>,
+        limits: &EdgeLimits,
+    ) -> Result<(Presented<'r>, Arc<Grant>), EdgeError> {
+        let conflict = EdgeError::Extract(ExtractError::Conflict);
+        let Some((rival, rival_source)) = presented.rival else {
+            return Err(conflict);
+        };
+        let copy = |token: &str| -> Result<Arc<Grant>, EdgeError> {
+            let grant = self.verify(token, req.client, req.now, limits)?;
+            token::authorize_until(
+                &grant,
+                None,
+                target,
+                req.now,
+                self.leeway,
+                &self.revocations,
+            )?;
+            Ok(grant)
+        };
+        let (Ok(first), Ok(second)) = (copy(presented.token), copy(rival)) else {
+            return Err(conflict);
+        };
+        if first.jti.is_none() || first.jti != second.jti {
+            return Err(conflict);
+        }
+        let latest = |g: &Grant| g.exp.unwrap_or(u64::MAX);
+        Ok(if latest(&second) > latest(&first) {
+            let winner = Presented {
+                token: rival,
+                source: rival_source,
+                rival: None,
+            };
+            (winner, second)
+        } else {
+            (
+                Presented {
+                    rival: None,
+                    ..presented
+                },
+                first,
+            )
         })
     }
 
@@ -256,6 +324,7 @@ mod tests {
             presented: token.map(|token| Presented {
                 token,
                 source: super::super::extract::Source::Query,
+                rival: None,
             }),
             path,
             client: "127.0.0.1".parse().expect("ip"),

@@ -5,7 +5,10 @@
 //! - each carrier has exactly one parser, used both to find the token and to remove it,
 //!   so the gate and the origin cannot read a request differently;
 //! - a token is 1 to `max_len` bytes of the JWT alphabet (the one length check of the
-//!   request path), and two different tokens in one request are a conflict;
+//!   request path); a second, different token is handed on as the *rival* (a page that
+//!   appends its own token beside the renewed one a manifest gave the player), and a
+//!   third is a conflict — whether the two may stand together is `access.rs`'s rule,
+//!   which needs them verified;
 //! - what is left after removal must not look like a token to any origin: a parameter
 //!   whose name decodes, in any case, with `[]` or spaces, to the token parameter's name
 //!   (split on `&` *or* `;`, and in a path segment's `;` parameters) refuses the request.
@@ -59,7 +62,7 @@ pub enum Source {
 
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum ExtractError {
-    #[error("two different tokens in one request")]
+    #[error("different tokens in one request")]
     Conflict,
     #[error("malformed token carrier")]
     Malformed,
@@ -76,6 +79,8 @@ pub struct Extracted<'a, 'h> {
     pub token: Option<&'h str>,
     /// Where it was found first (None when no token).
     pub source: Option<Source>,
+    /// A second, different token and where it was first found (see [`Presented::rival`]).
+    pub rival: Option<(&'h str, Source)>,
     /// The path with the `/t/<tok>` prefix removed (borrowed when there was none). Always
     /// starts with '/'. The removal is a sub-slice too, so today it is always borrowed.
     pub path: Cow<'a, str>,
@@ -96,6 +101,10 @@ pub struct Extracted<'a, 'h> {
 pub struct Presented<'h> {
     pub token: &'h str,
     pub source: Source,
+    /// A second, different token in the same request. It is never used unverified:
+    /// `access.rs` lets the two stand only as two copies of one session (same `jti`,
+    /// both verified and in scope), and then uses the fresher; otherwise `conflict`.
+    pub rival: Option<(&'h str, Source)>,
 }
 
 /// What the origin may see of the target, and which header carriers to remove: the
@@ -115,7 +124,11 @@ impl<'a, 'h> Extracted<'a, 'h> {
         let presented = self
             .token
             .zip(self.source)
-            .map(|(token, source)| Presented { token, source });
+            .map(|(token, source)| Presented {
+                token,
+                source,
+                rival: self.rival,
+            });
         let stripped = Stripped {
             path: self.path,
             query: self.query,
@@ -131,8 +144,9 @@ impl<'a, 'h> Extracted<'a, 'h> {
 /// `path` is already normalised (see path.rs). `query` is the raw query (no '?').
 /// `cookies` are the values of every Cookie header; `authorizations` the values of every
 /// Authorization header. Every carrier is read even after a token is found, because a
-/// second, different token anywhere must be a `Conflict` (threat model A12), never a
-/// silent pick. Last, what would be forwarded is checked for token look-alikes.
+/// second, different token anywhere must be judged (the rival), and a third is a
+/// `Conflict` (threat model A12), never a silent pick. Last, what would be forwarded is
+/// checked for token look-alikes.
 pub fn extract<'a: 'h, 'h>(
     names: &TokenNames,
     path: &'a str,
@@ -173,6 +187,7 @@ pub fn extract<'a: 'h, 'h>(
     Ok(Extracted {
         token: found.token,
         source: found.source,
+        rival: found.rival,
         path,
         query,
         strip_authorization,
@@ -220,10 +235,12 @@ fn leaves_a_lookalike(path: &str, query: Option<&str>, name: &str) -> bool {
     in_query || in_path
 }
 
-/// The first token seen and where; every later token must equal it.
+/// The first token seen and where, and at most one other (the rival); every later token
+/// must equal one of them.
 struct Found<'a> {
     token: Option<&'a str>,
     source: Option<Source>,
+    rival: Option<(&'a str, Source)>,
     max_len: usize,
 }
 
@@ -232,21 +249,27 @@ impl<'a> Found<'a> {
         Found {
             token: None,
             source: None,
+            rival: None,
             max_len: max_len.min(MAX_TOKEN_LEN),
         }
     }
 
-    /// Take `candidate` from `source`: a valid token ([`token`]) that agrees with any
-    /// token found before.
+    /// Take `candidate` from `source`: a valid token ([`token`]) that is the first, the
+    /// rival, or equal to one of them.
     fn add(&mut self, candidate: &'a str, source: Source) -> Result<(), ExtractError> {
         let token = token(candidate, self.max_len)?;
-        match self.token {
+        let Some(first) = self.token else {
+            self.token = Some(token);
+            self.source = Some(source);
+            return Ok(());
+        };
+        match self.rival {
+            _ if first == token => Ok(()),
+            Some((rival, _)) if rival == token => Ok(()),
             None => {
-                self.token = Some(token);
-                self.source = Some(source);
+                self.rival = Some((token, source));
                 Ok(())
             }
-            Some(first) if first == token => Ok(()),
             Some(_) => Err(ExtractError::Conflict),
         }
     }
@@ -506,6 +529,7 @@ mod tests {
 
     const A: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl-_A";
     const B: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJiIn0.b3RoZXI";
+    const C: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJjIn0.dGhpcmQ";
 
     /// Path, query, cookie headers, authorization headers.
     type Request<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
@@ -776,7 +800,12 @@ mod tests {
         let same = format!("token={A}&token={A}");
         assert_eq!(query_only(&same).map(|e| e.token), Ok(Some(A)));
         let different = format!("token={A}&token={B}");
-        assert_eq!(query_only(&different), Err(ExtractError::Conflict));
+        assert_eq!(
+            query_only(&different).map(|e| (e.token, e.rival, e.query)),
+            Ok((Some(A), Some((B, Source::Query)), None))
+        );
+        let third = format!("token={A}&token={B}&token={A}&token={C}");
+        assert_eq!(query_only(&third), Err(ExtractError::Conflict));
     }
 
     #[test]
@@ -921,16 +950,22 @@ mod tests {
         let one = format!("tollgate_token={A}");
         let two = format!("tollgate_token={B}");
         let both = format!("tollgate_token={A}; tollgate_token={B}");
+        let three = format!("tollgate_token={C}");
         assert_eq!(
             run("/x", None, &[one.as_str(), one.as_str()], &[]).map(|e| e.token),
             Ok(Some(A))
         );
+        let rival = Ok(Some((B, Source::Cookie)));
         assert_eq!(
-            run("/x", None, &[one.as_str(), two.as_str()], &[]),
-            Err(ExtractError::Conflict)
+            run("/x", None, &[one.as_str(), two.as_str()], &[]).map(|e| e.rival),
+            rival
         );
         assert_eq!(
-            run("/x", None, &[both.as_str()], &[]),
+            run("/x", None, &[both.as_str()], &[]).map(|e| e.rival),
+            rival
+        );
+        assert_eq!(
+            run("/x", None, &[both.as_str(), three.as_str()], &[]),
             Err(ExtractError::Conflict)
         );
     }
@@ -995,8 +1030,13 @@ mod tests {
             run("/x", None, &[], &[a.as_str(), a.as_str()]).map(|e| e.token),
             Ok(Some(A))
         );
+        let c = format!("Bearer {C}");
         assert_eq!(
-            run("/x", None, &[], &[a.as_str(), b.as_str()]),
+            run("/x", None, &[], &[a.as_str(), b.as_str()]).map(|e| e.rival),
+            Ok(Some((B, Source::Header)))
+        );
+        assert_eq!(
+            run("/x", None, &[], &[a.as_str(), b.as_str(), c.as_str()]),
             Err(ExtractError::Conflict)
         );
     }
@@ -1026,21 +1066,30 @@ mod tests {
     }
 
     #[test]
-    fn a12_different_tokens_across_places_conflict() {
+    fn a12_a_second_token_across_places_is_the_rival_and_a_third_conflicts() {
         let [pa, _, ca, _] = carriers(A);
         let [_, qb, cb, hb] = carriers(B);
-        let cases: [Request<'_>; 4] = [
-            (&pa, Some(&qb), &[], &[]),
-            (&pa, None, &[cb.as_str()], &[]),
-            ("/x", Some(&qb), &[ca.as_str()], &[]),
-            ("/x", None, &[ca.as_str()], &[hb.as_str()]),
+        let [_, _, cc, hc] = carriers(C);
+        // The first found (path, query, cookie, header) is the token; the other the rival.
+        let cases: [(Request<'_>, (&str, Source)); 4] = [
+            ((&pa, Some(&qb), &[], &[]), (B, Source::Query)),
+            ((&pa, None, &[cb.as_str()], &[]), (B, Source::Cookie)),
+            (("/x", Some(&qb), &[ca.as_str()], &[]), (A, Source::Cookie)),
+            (
+                ("/x", None, &[ca.as_str()], &[hb.as_str()]),
+                (B, Source::Header),
+            ),
         ];
-        for (p, q, c, h) in cases {
-            assert_eq!(
-                run(p, q, c, h),
-                Err(ExtractError::Conflict),
-                "{p:?} {q:?} {c:?} {h:?}"
-            );
+        for ((p, q, c, h), second) in cases {
+            let e = run(p, q, c, h).map(|e| (e.token.is_some(), e.rival));
+            assert_eq!(e, Ok((true, Some(second))), "{p:?} {q:?} {c:?} {h:?}");
+        }
+        let thirds: [Request<'_>; 2] = [
+            (&pa, Some(&qb), &[cc.as_str()], &[]),
+            ("/x", Some(&qb), &[ca.as_str()], &[hc.as_str()]),
+        ];
+        for (p, q, c, h) in thirds {
+            assert_eq!(run(p, q, c, h), Err(ExtractError::Conflict), "{p:?} {q:?}");
         }
     }
 

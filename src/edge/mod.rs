@@ -5,9 +5,10 @@
 //! own file: [`admit`] (framing, authority, header limits, method) → [`path`]
 //! (normalise) → [`extract`] (the whole token-carrier rule) → [`route`] → [`client`]
 //! (who is asking, resolved once) → [`limit`] (per client) → [`access`] (verify and
-//! authorise, the live-session rule) → [`shield`] (the cache: a hit, or one shared
-//! fill per key) → [`forward`] (what the origin sees; ask it) → [`rewrite`] (respond:
-//! manifests, rewritten per viewer over cached or fresh bytes alike). A refusal
+//! authorise, the live-session and fresher-wins rules) → [`shield`] (the cache: a hit,
+//! or one shared fill per key) → [`forward`] (what the origin sees; ask it) → respond:
+//! [`cache_control`] (every answer's cacheability), then [`rewrite`] (manifests,
+//! rewritten per viewer over cached or fresh bytes alike). A refusal
 //! anywhere is an [`EdgeError`], turned into its response by the one mapping in
 //! [`error`]; [`handle`](EdgeService::handle) adds CORS ([`cors`]) and the request's
 //! record ([`log`]).
@@ -22,6 +23,7 @@
 
 pub mod access;
 pub mod admit;
+pub mod cache_control;
 pub mod client;
 pub mod cors;
 pub mod error;
@@ -40,7 +42,6 @@ use std::time::Instant;
 
 use http::header;
 use http::header::HeaderMap;
-use http::request::Parts;
 use http::{Request, Response};
 
 use crate::body::{self, Body};
@@ -51,6 +52,7 @@ use crate::server::ConnInfo;
 use crate::token::{Revocations, Verifier};
 use access::{Access, Asking, Granted};
 use admit::{Admission, Admitted};
+use cache_control::Cacheability;
 use client::Clients;
 use cors::Cors;
 pub use error::EdgeError;
@@ -74,6 +76,7 @@ pub struct EdgeService {
     shield: Shield,
     forwarder: Forwarder,
     manifest: ManifestPolicy,
+    cacheability: Cacheability,
     cors: Cors,
     meters: Meters,
     clock: fn() -> u64,
@@ -118,6 +121,7 @@ impl EdgeService {
             shield: Shield::new(cfg, cache),
             forwarder: Forwarder::new(cfg, &metrics)?,
             manifest: ManifestPolicy::new(cfg),
+            cacheability: Cacheability::new(cfg),
             cors: Cors::new(&cfg.edge.cors_origins),
             meters: Meters::new(metrics, cfg.routes.iter().map(|r| r.name.as_str())),
             clock: crate::clock::now,
@@ -217,8 +221,19 @@ impl EdgeService {
             now,
         };
         let granted = self.access.check(&asking, &self.limits, log)?;
+        let answer = cache_control::Answer {
+            gated: !matches!(granted, Granted::Public),
+            resource_type: route.resource_type,
+            path_kind: manifest.kind,
+        };
         // The token leaves the headers' borrow here: the plan keeps its own copy.
         let plan = self.plan(granted, &route, manifest, client.https)?;
+        let head_only = self.manifest.head_as_get(plan.as_ref(), &mut head.method);
+        let answer = Answered {
+            cacheability: answer,
+            head_only,
+            now,
+        };
         let out = Outbound {
             stripped: &stripped,
             body: admitted.body,
@@ -234,7 +249,7 @@ impl EdgeService {
         };
         let shielded = self.shield.serve(cache_req, &self.forwarder, log).await?;
         if let Shielded::Answer(resp) = shielded {
-            return self.respond(resp, plan, &head, now, log).await;
+            return self.respond(resp, plan, &answer, log).await;
         }
         self.forwarder.prepare(&mut head.headers, &out);
         self.manifest
@@ -243,7 +258,7 @@ impl EdgeService {
             .forwarder
             .send(route.origin, &mut head, out, log)
             .await?;
-        self.respond(resp, plan, &head, now, log).await
+        self.respond(resp, plan, &answer, log).await
     }
 
     /// What the respond phase needs for a token-carrying request whose answer may be a
@@ -285,23 +300,39 @@ impl EdgeService {
         }))
     }
 
-    /// The respond phase: a manifest answer is rewritten (or gets its cookie).
+    /// The respond phase: the answer states its cacheability ([`cache_control`]); a manifest
+    /// answer is rewritten (or gets its cookie); a `HEAD` fetched as a `GET` loses the body.
     async fn respond(
         &self,
-        resp: Response<Body>,
+        mut resp: Response<Body>,
         plan: Option<Plan>,
-        head: &Parts,
-        now: u64,
+        answered: &Answered,
         log: &mut AccessLog,
     ) -> Result<Response<Body>, EdgeError> {
+        let status = resp.status();
+        self.cacheability
+            .state(status, resp.headers_mut(), &answered.cacheability);
         let Some(plan) = plan else {
             return Ok(resp);
         };
         let keys = self.access.verifier().keys();
-        self.manifest
-            .finish(resp, &plan, &head.method, now, &keys, &mut log.manifest)
-            .await
+        let resp = self
+            .manifest
+            .finish(resp, &plan, answered.now, &keys, &mut log.manifest)
+            .await?;
+        Ok(match answered.head_only {
+            true => resp.map(|_| body::empty()),
+            false => resp,
+        })
     }
+}
+
+/// What the respond phase needs to know about the request besides its plan.
+struct Answered {
+    cacheability: cache_control::Answer,
+    /// A `HEAD` asked for as a `GET` ([`ManifestPolicy::head_as_get`]).
+    head_only: bool,
+    now: u64,
 }
 
 /// Every value of header `name` as text; a non-text value is a malformed request.

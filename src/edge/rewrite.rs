@@ -115,6 +115,22 @@ impl ManifestPolicy {
         self.cfg.mode == ManifestMode::Cookie || source == Source::Cookie
     }
 
+    /// Will the answer be a likely manifest (by extension) whose body is rewritten?
+    fn rewrites_whole(&self, plan: Option<&Plan>) -> bool {
+        plan.is_some_and(|p| self.rewrites(p.source) && self.cfg.rewrite && p.path_kind.is_some())
+    }
+
+    /// A `HEAD` of a manifest that will be rewritten is fetched as a `GET`: the rewritten
+    /// length, which the `HEAD` answer must state, exists only once the body is rewritten.
+    /// True when `method` was changed (the caller then drops the body it gets back).
+    pub fn head_as_get(&self, plan: Option<&Plan>, method: &mut Method) -> bool {
+        let switch = *method == Method::HEAD && self.rewrites_whole(plan);
+        if switch {
+            *method = Method::GET;
+        }
+        switch
+    }
+
     /// Prepare the origin request of a likely manifest (by extension) that will be
     /// rewritten: the whole body, uncompressed, unconditional — or there would be nothing
     /// to rewrite.
@@ -143,7 +159,6 @@ impl ManifestPolicy {
         &self,
         resp: Response<Body>,
         plan: &Plan,
-        method: &Method,
         now: u64,
         keys: &KeySet,
         outcome: &mut Outcome,
@@ -197,14 +212,6 @@ impl ManifestPolicy {
                 Ok(Response::from_parts(parts, body))
             };
         }
-        if *method == Method::HEAD {
-            // No body to rewrite: its length is unknown until a GET.
-            parts.headers.remove(header::CONTENT_LENGTH);
-            self.decorate(&mut parts.headers, plan, &child, child_exp, now);
-            *outcome = delivered;
-            return Ok(Response::from_parts(parts, body));
-        }
-
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -303,7 +310,10 @@ impl ManifestPolicy {
                 .map(|exp| format!("; Max-Age={}", exp.saturating_sub(now)))
                 .unwrap_or_default();
             let attrs = if plan.secure {
-                "; HttpOnly; Secure; SameSite=None"
+                // Partitioned (CHIPS): a browser that blocks third-party cookies (Chromium's
+                // default, Safari) keeps this one for a player embedded in another site's
+                // page, in that site's partition only; it needs Secure.
+                "; HttpOnly; Secure; SameSite=None; Partitioned"
             } else {
                 "; HttpOnly; SameSite=Lax"
             };

@@ -17,6 +17,7 @@ mod manifests;
 mod ops;
 mod origins;
 mod paths;
+mod players;
 mod protocol;
 mod quickstart;
 mod smoke;

@@ -82,14 +82,14 @@ async fn media_origin() -> TestOrigin {
     .await
 }
 
-async fn gate_with(origin: &TestOrigin, manifest: &str) -> TestGate {
+pub(crate) async fn gate_with(origin: &TestOrigin, manifest: &str) -> TestGate {
     let mut setup = Setup::standard(vec![origin.url()]);
     setup.extra = format!("{STANDARD_ROUTES}\n[manifest]\n{manifest}\n");
     start(setup).await
 }
 
 /// A live-resource token: `ttl` seconds from `iat`, session until `sxp`.
-fn live(ttl: u64, sxp: Option<u64>) -> MintRequest {
+pub(crate) fn live(ttl: u64, sxp: Option<u64>) -> MintRequest {
     MintRequest {
         ttl: Some(Duration::from_secs(ttl)),
         sxp,
@@ -538,7 +538,7 @@ async fn cookie_mode_over_tls_is_secure_and_renews_the_cookie() {
 }
 
 #[tokio::test]
-async fn head_of_a_manifest_drops_the_stale_length() {
+async fn head_of_a_manifest_never_states_the_origins_stale_length() {
     let origin = media_origin().await;
     let g = gate_with(&origin, "").await;
     let token = g.token_for("a");
