@@ -1277,6 +1277,42 @@ mod tests {
         assert_eq!(MIGRATIONS.len(), 2);
     }
 
+    /// A file written by a schema-1 build, with a token spent there: schema 2 is applied
+    /// on open, and the old spent token (no `spent_at`) is reuse whatever the interval.
+    #[test]
+    fn a_schema_1_file_is_migrated_and_its_spent_tokens_are_outside_any_reuse_interval() {
+        let dir = temp();
+        let path = dir.path().join("tollgate.db");
+        {
+            let conn = Connection::open(&path).expect("plain connection");
+            conn.execute_batch(SCHEMA_V1).expect("schema 1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("user_version");
+            conn.execute_batch(&format!(
+                "INSERT INTO orgs (id, name) VALUES ('o1', 'O');
+                 INSERT INTO users (id, username, password_hash) VALUES ('u1', 'alice', 'x');
+                 INSERT INTO refresh_families (id, user) VALUES ('f1', 'u1');
+                 INSERT INTO refresh_tokens (hash, family, org, expires_at, state)
+                     VALUES ('{}', 'f1', 'o1', 1000, 'spent'), ('{}', 'f1', 'o1', 1000, 'current');",
+                h(1),
+                h(2)
+            ))
+            .expect("schema 1 rows");
+        }
+        let store = SqliteStore::open(&path).expect("open migrates");
+        assert_eq!(
+            store
+                .rotate_refresh(&h(1), &h(3), "o1", 2000, 500, 3600)
+                .expect("rotate"),
+            Rotation::Reused("f1".into())
+        );
+        let conn = Connection::open(&path).expect("plain connection");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, 2);
+    }
+
     #[test]
     fn a_file_from_a_newer_build_is_refused() {
         let dir = temp();
