@@ -619,7 +619,12 @@ async fn a6_leeway_is_configurable() {
 
 #[tokio::test]
 async fn a7_exp_of_the_wrong_type_or_range_and_duplicate_claims_are_401_malformed() {
-    let (origin, tg) = gate().await;
+    // Tokens without exp are turned off (they are allowed by default), so that a null
+    // or missing exp is malformed here.
+    let origin = TestOrigin::start().await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.token = "allow_never_expiring = false".into();
+    let tg = start(setup).await;
     let secret = hs_secret(&tg);
     let later = now() + 3600;
     // Control: the raw construction itself is accepted when exp is a plain integer.
