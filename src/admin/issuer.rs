@@ -91,7 +91,7 @@ pub enum About {
 }
 
 impl Refusal {
-    fn new(about: About, message: impl Into<String>) -> IssueError {
+    fn error(about: About, message: impl Into<String>) -> IssueError {
         IssueError::Invalid(Refusal {
             message: message.into(),
             about,
@@ -189,7 +189,7 @@ impl Issuer {
                     ));
                 }
                 if req.require_customer && !r.public && !req.admin && req.subject.is_none() {
-                    return Err(Refusal::new(
+                    return Err(Refusal::error(
                         About::Subject,
                         "customer_id is required for a resource with token privacy",
                     ));
@@ -234,14 +234,14 @@ impl Issuer {
         let ttl = match expiry {
             Expiry::Never => {
                 return match (self.lifetimes.max, self.lifetimes.allow_never) {
-                    (Some(max), _) => Err(Refusal::new(
+                    (Some(max), _) => Err(Refusal::error(
                         About::Expiry,
                         format!(
                             "tokens that never expire are not allowed here; the longest lifetime is {}s",
                             max.as_secs()
                         ),
                     )),
-                    (None, false) => Err(Refusal::new(
+                    (None, false) => Err(Refusal::error(
                         About::Expiry,
                         "tokens that never expire are disabled; set an expiry",
                     )),
@@ -249,26 +249,29 @@ impl Issuer {
                 };
             }
             Expiry::At(t) if t <= now => {
-                return Err(Refusal::new(
+                return Err(Refusal::error(
                     About::Expiry,
                     "the expiry time is in the past",
                 ))
             }
             Expiry::At(t) => Duration::from_secs(t - now),
             Expiry::In(d) if d.is_zero() => {
-                return Err(Refusal::new(About::Expiry, "the lifetime must be positive"))
+                return Err(Refusal::error(
+                    About::Expiry,
+                    "the lifetime must be positive",
+                ))
             }
             Expiry::In(d) => d,
         };
         if now.saturating_add(ttl.as_secs()) > crate::token::claims::MAX_TIME {
-            return Err(Refusal::new(
+            return Err(Refusal::error(
                 About::Expiry,
                 "the expiry is beyond 9999-12-31T23:59:59Z",
             ));
         }
         if let Some(max) = self.lifetimes.max {
             if ttl > max {
-                return Err(Refusal::new(
+                return Err(Refusal::error(
                     About::Expiry,
                     format!(
                         "the lifetime exceeds the configured maximum of {}s",
