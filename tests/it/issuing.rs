@@ -2673,6 +2673,7 @@ async fn bv_accepts_lower_camel_case_fields_enum_numbers_and_ignores_unknown_fie
         .await;
     let m = bv_error(&got, 400, 3, "resource_id given twice");
     assert!(m.contains("resource_id"), "{m}");
+    assert_eq!(bv_violations(&json_of(&got), "twice"), ["resource_id"]);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -97,10 +97,12 @@ impl Field {
     }
 }
 
-/// The request body: the known fields, each at most once, as JSON values.
+/// The request body: the known fields as JSON values (the first of each), and the first
+/// field given more than once, which [`parse`] refuses.
 #[derive(Debug, Default)]
 struct Body {
     fields: Vec<(Field, Value)>,
+    repeated: Option<Field>,
 }
 
 impl<'de> Deserialize<'de> for Body {
@@ -126,13 +128,12 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
+            let value: Value = map.next_value()?;
             if body.fields.iter().any(|(f, _)| *f == field) {
-                return Err(de::Error::custom(format_args!(
-                    "field {} is given more than once",
-                    field.proto_name()
-                )));
+                body.repeated = body.repeated.or(Some(field));
+            } else {
+                body.fields.push((field, value));
             }
-            body.fields.push((field, map.next_value()?));
         }
         Ok(body)
     }
@@ -403,6 +404,12 @@ fn expiry(body: &Body) -> Result<Expiry, Status> {
 pub fn parse(body: &[u8], endpoint: Endpoint) -> Result<Request, Status> {
     let b: Body = serde_json::from_slice(body)
         .map_err(|e| Status::invalid(format!("invalid request body: {e}")))?;
+    if let Some(field) = b.repeated {
+        return Err(Status::invalid_field(
+            field,
+            "is given more than once (in either spelling)",
+        ));
+    }
     let resource_id = b
         .string(Field::ResourceId)?
         .ok_or_else(|| Status::invalid_field(Field::ResourceId, "is required"))?;
@@ -581,7 +588,7 @@ mod tests {
             r#"{"resource_id":"v1","resourceId":"v2","resource_type":"RESOURCE_TYPE_VOD"}"#,
             r#"{"resource_id":"v1","resource_id":"v2","resource_type":"RESOURCE_TYPE_VOD"}"#,
         ] {
-            let v = refused(body, VOD, None);
+            let v = refused(body, VOD, Some("resource_id"));
             assert!(
                 v["message"]
                     .as_str()
