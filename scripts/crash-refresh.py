@@ -3,7 +3,9 @@
 restart, nothing lost.
 
   1. builds tollgate (cargo build) unless TOLLGATE_BIN points at a binary;
-  2. on a fresh copy of config/tollgate.toml in a temp dir: `tollgate org add --id vm1`
+  2. on a fresh copy of config/tollgate.toml in a temp dir, with strict reuse detection
+     (`admin.refresh_reuse_interval = "0s"`: every rotated token is reuse at once):
+     `tollgate org add --id vm1`
      and FAMILIES users of vm1 (`tollgate user add`, password on stdin);
   3. starts `tollgate serve` (127.0.0.1:0), logs each user in once
      (`POST /v1/vms/auth/login`): one refresh-token family per user;
@@ -131,6 +133,18 @@ def refresh(server, token):
                 timeout=REQUEST_TIMEOUT_S)
 
 
+def strict_reuse(ws):
+    """Set `admin.refresh_reuse_interval = "0s"` in the workspace's config copy, so that
+    the rotated tokens presented seconds after the storm are reuse, not a retry."""
+    with open(ws.config, encoding="utf-8") as f:
+        text = f.read()
+    shipped = 'refresh_reuse_interval = "30s"'
+    if shipped not in text:
+        raise Fatal(f"config/tollgate.toml no longer sets {shipped}")
+    with open(ws.config, "w", encoding="utf-8") as f:
+        f.write(text.replace(shipped, 'refresh_reuse_interval = "0s"'))
+
+
 def main():
     keep = bool(os.environ.get("E2E_KEEP_TMP"))
     checks = Checks(NAME)
@@ -140,6 +154,7 @@ def main():
     servers = []
     log = None
     try:
+        strict_reuse(ws)
         # ---------------------------------------------------------------- state
         ws.cli("org", "add", "--id", VM)
         users = [f"crash-user-{i}" for i in range(FAMILIES)]

@@ -63,7 +63,7 @@ pub struct Issued {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssueError {
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Refusal),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -71,6 +71,45 @@ pub enum IssueError {
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal,
+}
+
+/// A request the issuer refuses as invalid: the message, and which part of the request
+/// it is about, so that a dialect can name the field (BlendVision's `fieldViolations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub about: About,
+}
+
+/// The part of an [`IssueRequest`] a [`Refusal`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    /// `subject`: a customer is required.
+    Subject,
+    /// `expiry`: beyond the cap, in the past, never-expiring where not allowed.
+    Expiry,
+}
+
+impl Refusal {
+    fn error(about: About, message: impl Into<String>) -> IssueError {
+        IssueError::Invalid(Refusal {
+            message: message.into(),
+            about,
+        })
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Dialects that only need the words.
+impl From<Refusal> for String {
+    fn from(r: Refusal) -> String {
+        r.message
+    }
 }
 
 /// Lifetime rules from configuration.
@@ -150,8 +189,9 @@ impl Issuer {
                     ));
                 }
                 if req.require_customer && !r.public && !req.admin && req.subject.is_none() {
-                    return Err(IssueError::Invalid(
-                        "customer_id is required for a resource with token privacy".into(),
+                    return Err(Refusal::error(
+                        About::Subject,
+                        "customer_id is required for a resource with token privacy",
                     ));
                 }
                 (
@@ -195,36 +235,50 @@ impl Issuer {
         let ttl = match expiry {
             Expiry::Never => {
                 return match (self.lifetimes.max, self.lifetimes.allow_never) {
-                    (Some(max), _) => Err(IssueError::Invalid(format!(
-                        "tokens that never expire are not allowed here; the longest lifetime is {}s",
-                        max.as_secs()
-                    ))),
-                    (None, false) => Err(IssueError::Invalid(
-                        "tokens that never expire are disabled; set an expiry".into(),
+                    (Some(max), _) => Err(Refusal::error(
+                        About::Expiry,
+                        format!(
+                            "tokens that never expire are not allowed here; the longest lifetime is {}s",
+                            max.as_secs()
+                        ),
+                    )),
+                    (None, false) => Err(Refusal::error(
+                        About::Expiry,
+                        "tokens that never expire are disabled; set an expiry",
                     )),
                     (None, true) => Ok(None),
                 };
             }
             Expiry::At(t) if t <= now => {
-                return Err(IssueError::Invalid("the expiry time is in the past".into()))
+                return Err(Refusal::error(
+                    About::Expiry,
+                    "the expiry time is in the past",
+                ))
             }
             Expiry::At(t) => Duration::from_secs(t - now),
             Expiry::In(d) if d.is_zero() => {
-                return Err(IssueError::Invalid("the lifetime must be positive".into()))
+                return Err(Refusal::error(
+                    About::Expiry,
+                    "the lifetime must be positive",
+                ))
             }
             Expiry::In(d) => d,
         };
         if now.saturating_add(ttl.as_secs()) > crate::token::claims::MAX_TIME {
-            return Err(IssueError::Invalid(
-                "the expiry is beyond 9999-12-31T23:59:59Z".into(),
+            return Err(Refusal::error(
+                About::Expiry,
+                "the expiry is beyond 9999-12-31T23:59:59Z",
             ));
         }
         if let Some(max) = self.lifetimes.max {
             if ttl > max {
-                return Err(IssueError::Invalid(format!(
-                    "the lifetime exceeds the configured maximum of {}s",
-                    max.as_secs()
-                )));
+                return Err(Refusal::error(
+                    About::Expiry,
+                    format!(
+                        "the lifetime exceeds the configured maximum of {}s",
+                        max.as_secs()
+                    ),
+                ));
             }
         }
         Ok(Some(ttl))
@@ -410,14 +464,14 @@ mod tests {
             ..req("v1")
         };
         assert!(
-            matches!(capped.issue(&long, NOW), Err(IssueError::Invalid(m)) if m.contains("3600"))
+            matches!(capped.issue(&long, NOW), Err(IssueError::Invalid(m)) if m.message.contains("3600"))
         );
         let never = IssueRequest {
             expiry: Expiry::Never,
             ..req("v1")
         };
         assert!(
-            matches!(capped.issue(&never, NOW), Err(IssueError::Invalid(m)) if m.contains("never expire"))
+            matches!(capped.issue(&never, NOW), Err(IssueError::Invalid(m)) if m.message.contains("never expire"))
         );
         let past = IssueRequest {
             expiry: Expiry::At(NOW - 1),

@@ -43,6 +43,9 @@ pub struct Settings {
     pub access_ttl: Duration,
     /// movingimage refresh-token lifetime.
     pub refresh_ttl: Duration,
+    /// How long a refresh token that has just stopped being current may be presented
+    /// again (to pick another VideoManager, or to retry); zero: strict reuse detection.
+    pub refresh_reuse_interval: Duration,
     /// Time allowed to receive a request body.
     pub body_timeout: Duration,
     /// SHA-256 of the admin token (management API); None disables management over HTTP.
@@ -281,6 +284,9 @@ impl AdminService {
             let body = self.body(body).await;
             return self.azure(m, head.uri.query(), &head.headers, body).await;
         }
+        if path.starts_with(blendvision::PREFIX) {
+            return self.blendvision_route(&head, &path, post, body).await;
+        }
         if path.starts_with("/v1/") && !path.starts_with("/v1/vms/") {
             let body = if post {
                 Some(self.body(body).await)
@@ -294,10 +300,6 @@ impl AdminService {
         }
         let body = self.body(body).await;
         match path.as_str() {
-            "/bv/cms/v1/resources/tokens" => self.blendvision(&head.headers, body, false).await,
-            "/bv/cms/v1/resources/tokens:admin" => {
-                self.blendvision(&head.headers, body, true).await
-            }
             "/v1/vms/auth/login" => self.mi_login(body, peer).await,
             p => match p.strip_prefix("/v1/vms/auth/refresh/") {
                 Some(vm) if !vm.is_empty() && !vm.contains('/') => {
@@ -367,12 +369,40 @@ impl AdminService {
             .unwrap_or(Err(issuer::IssueError::Internal))
     }
 
+    /// Everything under `/bv/` answers in BlendVision's own error shape, as a
+    /// gRPC-gateway does: an unknown path is NotFound, a wrong method Unimplemented.
+    async fn blendvision_route<B>(
+        &self,
+        head: &http::request::Parts,
+        path: &str,
+        post: bool,
+        body: B,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: Into<body::BoxError>,
+    {
+        let fail = |s: blendvision::Status| json(s.http, s.body());
+        let Some(endpoint) = blendvision::endpoint(path) else {
+            return fail(blendvision::Status::no_such_path());
+        };
+        if !post {
+            let mut r = fail(blendvision::Status::wrong_method());
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+        let body = self.body(body).await;
+        self.blendvision(&head.headers, body, endpoint).await
+    }
+
     async fn blendvision(
         &self,
         headers: &HeaderMap,
         body: Result<Bytes, BodyError>,
-        admin: bool,
+        endpoint: blendvision::Endpoint,
     ) -> Response<Body> {
+        let admin = endpoint == blendvision::Endpoint::TokensAdmin;
         let fail = |s: blendvision::Status| json(s.http, s.body());
         let org = match self.api_token_org(headers).await {
             Ok(Some((org, hash))) => match self.issue_allowed(&hash) {
@@ -396,15 +426,15 @@ impl AdminService {
             Ok(b) => b,
             Err(e) => return fail(blendvision::Status::invalid(body_message(&e))),
         };
-        let parsed = match blendvision::parse(&body, admin) {
+        let parsed = match blendvision::parse(&body, endpoint) {
             Ok(p) => p,
             Err(s) => return fail(s),
         };
         let req = IssueRequest {
             org,
-            target: parsed.target,
-            subject: parsed.customer_id,
-            name: parsed.customer_name,
+            target: parsed.target.clone(),
+            subject: parsed.customer_id.clone(),
+            name: parsed.customer_name.clone(),
             expiry: parsed.expiry,
             admin,
             require_customer: true,
@@ -418,7 +448,7 @@ impl AdminService {
                     .inc();
                 json(StatusCode::OK, blendvision::render(&issued))
             }
-            Err(e) => fail(e.into()),
+            Err(e) => fail(blendvision::Status::from_issue(e, &parsed)),
         }
     }
 
@@ -643,12 +673,20 @@ impl AdminService {
             _ => return fail(movingimage::Error::INTERNAL),
         };
         let ((_, current), user) = record;
+        let allowed = user.orgs.contains(&vm);
         // Checked before rotating, so a refused VideoManager does not spend a current
-        // token. A spent one goes on to `rotate_refresh` whatever the VideoManager: reuse
-        // must revoke its family (threat model B2), and must look like any bad token.
-        if current && !user.orgs.contains(&vm) {
+        // token. A spent one asking for a VideoManager its user may not use is not a
+        // client picking among the list it was given: it goes on to `rotate_refresh`
+        // with no reuse interval, so that it revokes its family (threat model B2) and
+        // looks like any bad token.
+        if current && !allowed {
             return fail(movingimage::Error::FORBIDDEN_VM);
         }
+        let reuse_interval = if allowed {
+            self.settings.refresh_reuse_interval.as_secs()
+        } else {
+            0
+        };
         let Some(new) = random_secret() else {
             return fail(movingimage::Error::INTERNAL);
         };
@@ -657,10 +695,14 @@ impl AdminService {
         let expires = now + self.settings.refresh_ttl.as_secs();
         let store = self.store();
         let vm2 = vm.clone();
-        let rotated =
-            blocking(move || store.rotate_refresh(&hash, &new_hash, &vm2, expires, now)).await;
+        let rotated = blocking(move || {
+            store.rotate_refresh(&hash, &new_hash, &vm2, expires, now, reuse_interval)
+        })
+        .await;
         match rotated {
-            Some(Ok(Rotation::Rotated(old))) => self.mi_tokens(&user, vm, new, old.family).await,
+            Some(Ok(Rotation::Rotated(old) | Rotation::Reissued(old))) => {
+                self.mi_tokens(&user, vm, new, old.family).await
+            }
             Some(Ok(Rotation::Reused(family))) => {
                 // Effective at this node at once; other nodes follow the store.
                 self.revocations.revoke_family(&family);

@@ -253,6 +253,7 @@ impl Core {
                 Settings {
                     access_ttl: cfg.admin.access_ttl,
                     refresh_ttl: cfg.admin.refresh_ttl,
+                    refresh_reuse_interval: cfg.admin.refresh_reuse_interval,
                     body_timeout: cfg.admin.body_timeout,
                     admin_token_sha256: admin_token,
                     login_per_ip: cfg.admin.login_per_ip,

@@ -234,6 +234,11 @@ pub struct AdminFile {
     /// movingimage refresh-token lifetime. Default `"30d"`.
     #[serde(default, with = "humantime_serde")]
     pub refresh_ttl: Option<Duration>,
+    /// How long a refresh token that has just been used may be used again (to pick
+    /// another VideoManager, or to retry) before it counts as reuse. Default `"30s"`;
+    /// `"0s"`: strict reuse detection.
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_reuse_interval: Option<Duration>,
     /// Login attempts per minute per client address. Default 30.
     pub login_per_ip: Option<u32>,
     /// Login attempts per minute per account. Default 5.
@@ -276,9 +281,8 @@ pub struct TokenFile {
     /// Cookie carrying a token. Default `tollgate_token`.
     pub cookie: Option<String>,
     /// Allow tokens without `exp` (`tollgate token mint --ttl never`, BlendVision
-    /// requests without an expiry). Default false.
-    #[serde(default)]
-    pub allow_never_expiring: bool,
+    /// requests without an expiry, which its document says never expire). Default true.
+    pub allow_never_expiring: Option<bool>,
     /// Longest lifetime the admin APIs issue, e.g. `"7d"`; absent: no cap.
     #[serde(default, with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,

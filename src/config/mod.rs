@@ -143,6 +143,7 @@ pub struct Admin {
     pub token_file: Option<PathBuf>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    pub refresh_reuse_interval: Duration,
     pub login_per_ip: u32,
     pub login_per_account: u32,
     pub body_timeout: Duration,
@@ -449,6 +450,40 @@ mod tests {
         assert_eq!(c.token.cache_max_ttl, Duration::from_millis(500));
         assert_eq!(c.token.max_lifetime, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(c.store.poll, Duration::from_millis(250), "default");
+    }
+
+    #[test]
+    fn never_expiring_tokens_are_allowed_by_default_with_no_lifetime_cap() {
+        let c = Config::parse(MINIMAL, Path::new("t.toml")).expect("valid");
+        assert!(c.token.allow_never_expiring);
+        assert_eq!(c.token.max_lifetime, None);
+        let text = format!("{MINIMAL}\n[token]\nallow_never_expiring = false\n");
+        let c = Config::parse(&text, Path::new("t.toml")).expect("valid");
+        assert!(!c.token.allow_never_expiring);
+        let shipped = Config::load(&repo_config()).expect("shipped config");
+        assert!(shipped.token.allow_never_expiring);
+        assert_eq!(shipped.token.max_lifetime, None);
+    }
+
+    #[test]
+    fn refresh_reuse_interval_defaults_to_30s_takes_0s_and_refuses_what_makes_no_sense() {
+        let c = Config::parse(MINIMAL, Path::new("t.toml")).expect("valid");
+        assert_eq!(c.admin.refresh_reuse_interval, Duration::from_secs(30));
+        let with = |v: &str| format!("{MINIMAL}\n[admin]\nrefresh_ttl = \"1h\"\n{v}\n");
+        let strict = Config::parse(&with("refresh_reuse_interval = \"0s\""), Path::new("t"))
+            .expect("0s is strict reuse detection");
+        assert_eq!(strict.admin.refresh_reuse_interval, Duration::ZERO);
+        for bad in ["\"1500ms\"", "\"2h\"", "\"1h\""] {
+            let err = Config::parse(
+                &with(&format!("refresh_reuse_interval = {bad}")),
+                Path::new("t"),
+            )
+            .expect_err(bad);
+            assert!(
+                err.to_string().contains("refresh_reuse_interval"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -154,12 +154,35 @@ pub(super) fn admin(
         token_file: a.token_file.as_deref().map(|p| paths.resolve(p)),
         access_ttl: a.access_ttl.unwrap_or(Duration::from_secs(600)),
         refresh_ttl: a.refresh_ttl.unwrap_or(Duration::from_secs(30 * 86_400)),
+        refresh_reuse_interval: a.refresh_reuse_interval.unwrap_or(Duration::from_secs(30)),
         login_per_ip: a.login_per_ip.unwrap_or(30),
         login_per_account: a.login_per_account.unwrap_or(5),
         body_timeout: a.body_timeout.unwrap_or(Duration::from_secs(10)),
         tls,
     };
+    reuse_interval(&admin)?;
     Ok((listen, tls_listen, admin))
+}
+
+/// Longest `admin.refresh_reuse_interval`: a grace for a client's own quick second use,
+/// not a second lifetime for spent tokens.
+const MAX_REUSE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `admin.refresh_reuse_interval`: whole seconds (the store counts in seconds), at most
+/// an hour, and shorter than a refresh token lives.
+fn reuse_interval(a: &Admin) -> Result<(), ConfigError> {
+    let d = a.refresh_reuse_interval;
+    if d.subsec_nanos() != 0 {
+        return Err(invalid(
+            "admin.refresh_reuse_interval: must be whole seconds, e.g. \"30s\"",
+        ));
+    }
+    if d > MAX_REUSE_INTERVAL || d >= a.refresh_ttl {
+        return Err(invalid(
+            "admin.refresh_reuse_interval: must be at most 1h and shorter than admin.refresh_ttl",
+        ));
+    }
+    Ok(())
 }
 
 /// `[store]`.
@@ -182,7 +205,9 @@ pub(super) fn token(t: &TokenFile) -> Result<Token, ConfigError> {
         path_prefix: carrier_name("path_prefix", &t.path_prefix, "t")?,
         query: carrier_name("query", &t.query, "token")?,
         cookie: carrier_name("cookie", &t.cookie, "tollgate_token")?,
-        allow_never_expiring: t.allow_never_expiring,
+        // BlendVision's document: with neither expiry field, the token never expires.
+        // Revocation by `jti` is the control over such tokens.
+        allow_never_expiring: t.allow_never_expiring.unwrap_or(true),
         max_lifetime: t.max_lifetime,
     };
     if token.max_len == 0 || token.max_len > 16 * 1024 {

@@ -50,6 +50,8 @@ macro_rules! conformance_suite {
             rotating_the_current_token_spends_it_and_makes_the_new_one_current,
             a_rotation_that_cannot_complete_changes_nothing,
             b2_reuse_of_a_rotated_refresh_token_revokes_the_family,
+            a_spent_token_within_the_reuse_interval_is_reissued_and_one_token_stays_current,
+            a_spent_token_after_the_reuse_interval_revokes_the_family_and_reissuing_does_not_extend_it,
             an_expired_refresh_token_is_dead,
             an_unknown_refresh_token_is_unknown,
             a_family_revoked_by_an_admin_or_by_subject_is_dead,
@@ -59,6 +61,7 @@ macro_rules! conformance_suite {
         );
         $crate::store::conformance::conformance_suite!(@pair $fresh;
             b2_two_concurrent_refreshes_have_exactly_one_winner,
+            two_concurrent_refreshes_within_the_reuse_interval_leave_exactly_one_current_token,
             a_write_by_another_handle_shows_in_version,
         );
     };
@@ -266,8 +269,30 @@ fn rotate(
     now: u64,
 ) -> Rotation {
     store
-        .rotate_refresh(old, new, org, expires_at, now)
+        .rotate_refresh(old, new, org, expires_at, now, 0)
         .expect("rotate_refresh answers")
+}
+
+/// [`rotate`] with a reuse interval of `interval` seconds.
+fn rotate_within(
+    store: &dyn Store,
+    old: &str,
+    new: &str,
+    org: &str,
+    now: u64,
+    interval: u64,
+) -> Rotation {
+    store
+        .rotate_refresh(old, new, org, 2000, now, interval)
+        .expect("rotate_refresh answers")
+}
+
+/// Is `n`'s token its family's current one?
+fn is_current(store: &dyn Store, n: u32) -> Option<bool> {
+    store
+        .refresh_token(&h(n))
+        .expect("lookup")
+        .map(|(_, current)| current)
 }
 
 /// The resource `id` of type `rty` as the store has it.
@@ -547,7 +572,7 @@ pub fn rotating_the_current_token_spends_it_and_makes_the_new_one_current(store:
     with_family(store);
     store.put_org(&org("o2")).expect("put org");
     let rotated = store
-        .rotate_refresh(&h(1), &h(2), "o2", 2000, 500)
+        .rotate_refresh(&h(1), &h(2), "o2", 2000, 500, 0)
         .expect("rotate");
     assert_eq!(
         rotated,
@@ -566,7 +591,7 @@ pub fn rotating_the_current_token_spends_it_and_makes_the_new_one_current(store:
         "a spent token is not current"
     );
     let again = store
-        .rotate_refresh(&h(2), &h(3), "o1", 3000, 600)
+        .rotate_refresh(&h(2), &h(3), "o1", 3000, 600, 0)
         .expect("rotate again");
     assert_eq!(again, Rotation::Rotated(refresh(2, "f1", "u1", "o2", 2000)));
     assert_eq!(store.revocations().expect("revocations"), vec![]);
@@ -583,25 +608,28 @@ pub fn a_rotation_that_cannot_complete_changes_nothing(store: &dyn Store) {
         &h(7),
         "o1",
         2000,
-        500
+        500,
+        0
     )));
     assert!(is_invalid(store.rotate_refresh(
         &h(1),
         &h(2),
         "nowhere",
         2000,
-        500
+        500,
+        0
     )));
     assert!(is_invalid(store.rotate_refresh(
         &h(1),
         "plain",
         "o1",
         2000,
-        500
+        500,
+        0
     )));
     assert_eq!(store.version().expect("version"), before);
     assert!(matches!(
-        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500),
+        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500, 0),
         Ok(Rotation::Rotated(_))
     ));
 }
@@ -609,7 +637,7 @@ pub fn a_rotation_that_cannot_complete_changes_nothing(store: &dyn Store) {
 pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store) {
     with_family(store);
     assert!(matches!(
-        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500),
+        store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500, 0),
         Ok(Rotation::Rotated(_))
     ));
     assert_eq!(
@@ -628,6 +656,72 @@ pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store)
         }]
     );
     assert_eq!(rotate(store, &h(1), &h(5), "o1", 2000, 503), Rotation::Dead);
+}
+
+/// The document's flow: the token just used for one VideoManager is presented again
+/// for another, within the interval. It is answered, and the family keeps one current
+/// token: the one handed out last.
+pub fn a_spent_token_within_the_reuse_interval_is_reissued_and_one_token_stays_current(
+    store: &dyn Store,
+) {
+    with_family(store);
+    store.put_org(&org("o2")).expect("put org");
+    assert_eq!(
+        rotate_within(store, &h(1), &h(2), "o1", 500, 30),
+        Rotation::Rotated(refresh(1, "f1", "u1", "o1", 1000))
+    );
+    let before = store.version().expect("version");
+    assert_eq!(
+        rotate_within(store, &h(1), &h(3), "o2", 529, 30),
+        Rotation::Reissued(refresh(1, "f1", "u1", "o1", 1000))
+    );
+    assert!(store.version().expect("version") > before);
+    assert_eq!(
+        store.refresh_token(&h(3)).expect("lookup"),
+        Some((refresh(3, "f1", "u1", "o2", 2000), true))
+    );
+    assert_eq!(
+        (is_current(store, 1), is_current(store, 2)),
+        (Some(false), Some(false))
+    );
+    assert_eq!(store.revocations().expect("revocations"), vec![]);
+    assert_eq!(
+        rotate_within(store, &h(3), &h(4), "o1", 600, 30),
+        Rotation::Rotated(refresh(3, "f1", "u1", "o2", 2000))
+    );
+}
+
+/// The interval runs from when the token stopped being current; presenting it again
+/// does not restart it. After it, the token is reuse like any other.
+pub fn a_spent_token_after_the_reuse_interval_revokes_the_family_and_reissuing_does_not_extend_it(
+    store: &dyn Store,
+) {
+    with_family(store);
+    assert!(matches!(
+        rotate_within(store, &h(1), &h(2), "o1", 500, 30),
+        Rotation::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate_within(store, &h(1), &h(3), "o1", 520, 30),
+        Rotation::Reissued(_)
+    ));
+    assert_eq!(
+        rotate_within(store, &h(1), &h(4), "o1", 530, 30),
+        Rotation::Reused("f1".into())
+    );
+    assert_eq!(
+        rotate_within(store, &h(3), &h(5), "o1", 531, 30),
+        Rotation::Dead
+    );
+    assert_eq!(store.refresh_token(&h(4)).expect("lookup"), None);
+    assert_eq!(
+        store.revocations().expect("revocations"),
+        vec![Revocation {
+            kind: RevocationKind::Family,
+            value: "f1".into(),
+            at: 530,
+        }]
+    );
 }
 
 pub fn an_expired_refresh_token_is_dead(store: &dyn Store) {
@@ -750,11 +844,11 @@ pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
         .expect("insert refresh");
     grew("insert_refresh");
     store
-        .rotate_refresh(&h(1), &h(2), "o1", 1000, 500)
+        .rotate_refresh(&h(1), &h(2), "o1", 1000, 500, 0)
         .expect("rotate");
     grew("rotate_refresh (rotated)");
     store
-        .rotate_refresh(&h(1), &h(3), "o1", 1000, 500)
+        .rotate_refresh(&h(1), &h(3), "o1", 1000, 500, 0)
         .expect("reuse");
     grew("rotate_refresh (reused)");
     store
@@ -780,10 +874,10 @@ pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
     store.refresh_token(&h(2)).expect("refresh token");
     store.revocations().expect("revocations");
     store
-        .rotate_refresh(&h(99), &h(98), "o1", 1000, 500)
+        .rotate_refresh(&h(99), &h(98), "o1", 1000, 500, 0)
         .expect("unknown rotation");
     store
-        .rotate_refresh(&h(2), &h(98), "o1", 1000, 500)
+        .rotate_refresh(&h(2), &h(98), "o1", 1000, 500, 0)
         .expect("dead rotation");
     assert_eq!(store.version().expect("version"), before);
 
@@ -839,6 +933,7 @@ pub fn b2_two_concurrent_refreshes_have_exactly_one_winner(a: &dyn Store, b: &dy
                                     "o1",
                                     2000,
                                     500,
+                                    0,
                                 )
                                 .expect("rotate")
                         })
@@ -874,6 +969,67 @@ pub fn b2_two_concurrent_refreshes_have_exactly_one_winner(a: &dyn Store, b: &dy
         .filter(|r| r.kind == RevocationKind::Family)
         .count();
     assert_eq!(families, ROUNDS as usize);
+}
+
+/// [`b2_two_concurrent_refreshes_have_exactly_one_winner`] inside a reuse interval:
+/// each round has one `Rotated` and one `Reissued`, nothing is revoked, and exactly one
+/// of the two new tokens is its family's current token.
+pub fn two_concurrent_refreshes_within_the_reuse_interval_leave_exactly_one_current_token(
+    a: &dyn Store,
+    b: &dyn Store,
+) {
+    const ROUNDS: u32 = 20;
+    with_family(a);
+    for round in 0..ROUNDS {
+        a.insert_refresh(&refresh(
+            1000 + round,
+            &format!("race{round}"),
+            "u1",
+            "o1",
+            1000,
+        ))
+        .expect("insert a family per round");
+    }
+    let barrier = Barrier::new(2);
+    let results: Vec<Vec<Rotation>> = std::thread::scope(|s| {
+        let racers: Vec<_> = [a, b]
+            .into_iter()
+            .zip(0_u32..)
+            .map(|(store, racer)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    (0..ROUNDS)
+                        .map(|round| {
+                            barrier.wait();
+                            let new = h(10_000 + 100 * round + racer);
+                            rotate_within(store, &h(1000 + round), &new, "o1", 500, 30)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|t| t.join().expect("racer thread"))
+            .collect()
+    });
+    for round in 0..ROUNDS {
+        let pair: Vec<&Rotation> = results.iter().map(|r| &r[round as usize]).collect();
+        let rotated = pair
+            .iter()
+            .filter(|r| matches!(r, Rotation::Rotated(_)))
+            .count();
+        let reissued = pair
+            .iter()
+            .filter(|r| matches!(r, Rotation::Reissued(_)))
+            .count();
+        assert_eq!((rotated, reissued), (1, 1), "round {round}: {pair:?}");
+        let current = (0..2)
+            .filter(|racer| is_current(b, 10_000 + 100 * round + racer) == Some(true))
+            .count();
+        assert_eq!(current, 1, "round {round}: one current token");
+    }
+    assert_eq!(b.revocations().expect("revocations"), vec![]);
 }
 
 /// A write through one handle moves the version another handle reads (how every node

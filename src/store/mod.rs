@@ -86,8 +86,14 @@ pub enum Rotation {
     /// It was the family's current token and not expired: it is now spent and `new` is
     /// the family's current token. Carries the spent record.
     Rotated(RefreshToken),
-    /// It had been rotated already: the whole family is now revoked (a `family`
-    /// revocation was recorded). Carries the family id.
+    /// It had stopped being current less than `reuse_interval` seconds before `now` (a
+    /// client retrying, or picking another VideoManager with the token it has just
+    /// used): the family's current token is now spent in its turn and `new` is the
+    /// family's current token. Carries the presented record.
+    Reissued(RefreshToken),
+    /// It had stopped being current `reuse_interval` seconds or more before `now`: the
+    /// whole family is now revoked (a `family` revocation was recorded). Carries the
+    /// family id.
     Reused(String),
     /// Expired, or its family was revoked earlier.
     Dead,
@@ -175,10 +181,15 @@ pub trait Store: Send + Sync {
     /// that its user may use the organisation asked for). The flag says whether it is
     /// its family's current token (not spent, family not revoked).
     fn refresh_token(&self, hash: &str) -> Result<Option<(RefreshToken, bool)>>;
-    /// Present `hash` at `now`, atomically (see [`Rotation`]): on success the family's
-    /// new current token is `new_hash`, for `new_org`, expiring at `new_expires_at`.
-    /// Two concurrent calls with the same `hash`: exactly one gets `Rotated`, the other
-    /// `Reused` (and the family is revoked).
+    /// Present `hash` at `now`, atomically (see [`Rotation`]): on success (`Rotated` or
+    /// `Reissued`) the family's new current token is `new_hash`, for `new_org`,
+    /// expiring at `new_expires_at`, and every other token of the family is spent. A
+    /// token stops being current when it is rotated or replaced; for `reuse_interval`
+    /// seconds after that it may be presented again (`Reissued`), later it is `Reused`.
+    /// `reuse_interval` 0 is strict reuse detection. A family never has more than one
+    /// current token. Two concurrent calls with the same current `hash`: exactly one
+    /// gets `Rotated`; the other gets `Reissued` inside the interval, `Reused` (and the
+    /// family is revoked) outside it.
     fn rotate_refresh(
         &self,
         hash: &str,
@@ -186,6 +197,7 @@ pub trait Store: Send + Sync {
         new_org: &str,
         new_expires_at: u64,
         now: u64,
+        reuse_interval: u64,
     ) -> Result<Rotation>;
 
     /// Record a revocation (idempotent).

@@ -31,7 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations; entry `i` takes the file from `user_version` `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2_SPENT_AT];
 
 /// Version 1: the whole initial schema.
 const SCHEMA_V1: &str = "
@@ -118,6 +118,13 @@ CREATE TABLE revocations (
     at    INTEGER NOT NULL,
     UNIQUE (kind, value)
 ) STRICT;
+";
+
+/// Version 2: when a refresh token stopped being its family's current one, for the
+/// reuse interval of [`Store::rotate_refresh`]. NULL: current, or spent before this
+/// column existed (outside any interval).
+const SCHEMA_V2_SPENT_AT: &str = "
+ALTER TABLE refresh_tokens ADD COLUMN spent_at INTEGER;
 ";
 
 /// The embedded SQLite [`Store`].
@@ -215,6 +222,107 @@ fn configure(conn: &Connection) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A refresh token as presented for rotation, with what decides the answer.
+struct Presented {
+    token: RefreshToken,
+    state: String,
+    /// When it stopped being current (None: current, or spent before schema 2).
+    spent_at: Option<u64>,
+    /// Its family was revoked (by reuse, or by a `family` or `subject` revocation).
+    revoked: bool,
+}
+
+/// The token that replaces a family's current one.
+struct NextRefresh<'a> {
+    hash: &'a str,
+    org: &'a str,
+    expires_at: u64,
+    now: i64,
+}
+
+fn presented_refresh(tx: &Transaction<'_>, hash: &str) -> Result<Option<Presented>> {
+    let row = tx
+        .query_row(
+            "SELECT t.family, f.user, t.org, t.expires_at, t.state, t.spent_at,
+                    f.revoked OR EXISTS (SELECT 1 FROM revocations r
+                                         WHERE r.kind = 'family' AND r.value = t.family)
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family
+             WHERE t.hash = ?1",
+            [hash],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .db()?;
+    let Some((family, user, org, expires_at, state, spent_at, revoked)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Presented {
+        token: RefreshToken {
+            hash: hash.to_owned(),
+            family,
+            user,
+            org,
+            expires_at: time_from_sql(expires_at)?,
+        },
+        state,
+        spent_at: spent_at.map(time_from_sql).transpose()?,
+        revoked,
+    }))
+}
+
+/// Spend `family`'s current token (at `next.now`) and make `next` the current one.
+/// Validates `next` first, so a refusal changes nothing.
+fn replace_current(tx: &Transaction<'_>, family: &str, next: &NextRefresh<'_>) -> Result<()> {
+    sha256_hex("new refresh token hash", next.hash)?;
+    let expires_at = time_to_sql("expiry", next.expires_at)?;
+    require_org(tx, next.org)?;
+    if exists(
+        tx,
+        "SELECT 1 FROM refresh_tokens WHERE hash = ?1",
+        [next.hash],
+    )? {
+        return Err(StoreError::Conflict("refresh token already exists".into()));
+    }
+    tx.execute(
+        "UPDATE refresh_tokens SET state = 'spent', spent_at = ?2
+         WHERE family = ?1 AND state = 'current'",
+        params![family, next.now],
+    )
+    .db()?;
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, family, org, expires_at, state, created)
+         VALUES (?1, ?2, ?3, ?4, 'current', ?5)",
+        params![next.hash, family, next.org, expires_at, next.now],
+    )
+    .db()?;
+    bump(tx)
+}
+
+/// A spent token came back after its reuse interval: revoke its whole family.
+fn revoke_reused_family(tx: &Transaction<'_>, family: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE refresh_families SET revoked = 1 WHERE id = ?1",
+        [family],
+    )
+    .db()?;
+    tx.execute(
+        "INSERT OR IGNORE INTO revocations (kind, value, at) VALUES (?1, ?2, ?3)",
+        params![RevocationKind::Family.as_str(), family, now],
+    )
+    .db()?;
+    bump(tx)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -947,83 +1055,35 @@ impl Store for SqliteStore {
         new_org: &str,
         new_expires_at: u64,
         now: u64,
+        reuse_interval: u64,
     ) -> Result<Rotation> {
         let now_sql = time_to_sql("now", now)?;
         self.write(|tx| {
-            let row = tx
-                .query_row(
-                    "SELECT t.family, f.user, t.org, t.expires_at, t.state,
-                            f.revoked OR EXISTS (SELECT 1 FROM revocations r
-                                                 WHERE r.kind = 'family' AND r.value = t.family)
-                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family
-                     WHERE t.hash = ?1",
-                    [hash],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, bool>(5)?,
-                        ))
-                    },
-                )
-                .optional()
-                .db()?;
-            let Some((family, user, org, expires_at, state, revoked)) = row else {
+            let Some(presented) = presented_refresh(tx, hash)? else {
                 return Ok(Rotation::Unknown);
             };
-            let old = RefreshToken {
-                hash: hash.to_owned(),
-                family,
-                user,
-                org,
-                expires_at: time_from_sql(expires_at)?,
-            };
-            if revoked || old.expires_at <= now {
+            let old = presented.token;
+            if presented.revoked || old.expires_at <= now {
                 return Ok(Rotation::Dead);
             }
-            match state.as_str() {
-                "spent" => {
-                    tx.execute(
-                        "UPDATE refresh_families SET revoked = 1 WHERE id = ?1",
-                        [&old.family],
-                    )
-                    .db()?;
-                    tx.execute(
-                        "INSERT OR IGNORE INTO revocations (kind, value, at)
-                         VALUES (?1, ?2, ?3)",
-                        params![RevocationKind::Family.as_str(), old.family, now_sql],
-                    )
-                    .db()?;
-                    bump(tx)?;
-                    Ok(Rotation::Reused(old.family))
-                }
-                "current" => {
-                    sha256_hex("new refresh token hash", new_hash)?;
-                    let new_expires_at = time_to_sql("expiry", new_expires_at)?;
-                    require_org(tx, new_org)?;
-                    if exists(
-                        tx,
-                        "SELECT 1 FROM refresh_tokens WHERE hash = ?1",
-                        [new_hash],
-                    )? {
-                        return Err(StoreError::Conflict("refresh token already exists".into()));
-                    }
-                    tx.execute(
-                        "UPDATE refresh_tokens SET state = 'spent' WHERE hash = ?1",
-                        [hash],
-                    )
-                    .db()?;
-                    tx.execute(
-                        "INSERT INTO refresh_tokens (hash, family, org, expires_at, state, created)
-                         VALUES (?1, ?2, ?3, ?4, 'current', ?5)",
-                        params![new_hash, old.family, new_org, new_expires_at, now_sql],
-                    )
-                    .db()?;
-                    bump(tx)?;
+            let next = NextRefresh {
+                hash: new_hash,
+                org: new_org,
+                expires_at: new_expires_at,
+                now: now_sql,
+            };
+            match (presented.state.as_str(), presented.spent_at) {
+                ("current", _) => {
+                    replace_current(tx, &old.family, &next)?;
                     Ok(Rotation::Rotated(old))
+                }
+                ("spent", Some(at)) if now < at.saturating_add(reuse_interval) => {
+                    replace_current(tx, &old.family, &next)?;
+                    Ok(Rotation::Reissued(old))
+                }
+                ("spent", _) => {
+                    revoke_reused_family(tx, &old.family, now_sql)?;
+                    Ok(Rotation::Reused(old.family))
                 }
                 _ => Err(corrupt("unknown refresh token state")),
             }
@@ -1139,15 +1199,15 @@ mod tests {
             .insert_refresh(&refresh(60, "f2", "u1", "o1", 1000))
             .expect("second family");
         assert!(matches!(
-            store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500),
+            store.rotate_refresh(&h(1), &h(2), "o1", 2000, 500, 0),
             Ok(Rotation::Rotated(_))
         ));
         assert!(matches!(
-            store.rotate_refresh(&h(60), &h(61), "o1", 2000, 500),
+            store.rotate_refresh(&h(60), &h(61), "o1", 2000, 500, 0),
             Ok(Rotation::Rotated(_))
         ));
         assert!(matches!(
-            store.rotate_refresh(&h(60), &h(62), "o1", 2000, 501),
+            store.rotate_refresh(&h(60), &h(62), "o1", 2000, 501, 0),
             Ok(Rotation::Reused(_))
         ));
         store
@@ -1182,26 +1242,26 @@ mod tests {
         // A rotated token stays spent, a revoked family stays dead, the current one lives.
         assert_eq!(
             store
-                .rotate_refresh(&h(61), &h(63), "o1", 2000, 502)
+                .rotate_refresh(&h(61), &h(63), "o1", 2000, 502, 0)
                 .expect("revoked family"),
             Rotation::Dead
         );
         assert_eq!(
             store
-                .rotate_refresh(&h(2), &h(3), "o1", 2000, 502)
+                .rotate_refresh(&h(2), &h(3), "o1", 2000, 502, 0)
                 .expect("current token"),
             Rotation::Rotated(refresh(2, "f1", "u1", "o1", 2000))
         );
         assert_eq!(
             store
-                .rotate_refresh(&h(1), &h(4), "o1", 2000, 503)
+                .rotate_refresh(&h(1), &h(4), "o1", 2000, 503, 0)
                 .expect("spent token"),
             Rotation::Reused("f1".into())
         );
     }
 
     #[test]
-    fn opening_a_file_again_keeps_schema_version_1() {
+    fn opening_a_file_again_keeps_the_latest_schema_version() {
         let dir = temp();
         let path = dir.path().join("data").join("tollgate.db");
         drop(SqliteStore::open(&path).expect("first open"));
@@ -1213,8 +1273,44 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
-        assert_eq!(version, 1);
-        assert_eq!(MIGRATIONS.len(), 1);
+        assert_eq!(version, 2);
+        assert_eq!(MIGRATIONS.len(), 2);
+    }
+
+    /// A file written by a schema-1 build, with a token spent there: schema 2 is applied
+    /// on open, and the old spent token (no `spent_at`) is reuse whatever the interval.
+    #[test]
+    fn a_schema_1_file_is_migrated_and_its_spent_tokens_are_outside_any_reuse_interval() {
+        let dir = temp();
+        let path = dir.path().join("tollgate.db");
+        {
+            let conn = Connection::open(&path).expect("plain connection");
+            conn.execute_batch(SCHEMA_V1).expect("schema 1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("user_version");
+            conn.execute_batch(&format!(
+                "INSERT INTO orgs (id, name) VALUES ('o1', 'O');
+                 INSERT INTO users (id, username, password_hash) VALUES ('u1', 'alice', 'x');
+                 INSERT INTO refresh_families (id, user) VALUES ('f1', 'u1');
+                 INSERT INTO refresh_tokens (hash, family, org, expires_at, state)
+                     VALUES ('{}', 'f1', 'o1', 1000, 'spent'), ('{}', 'f1', 'o1', 1000, 'current');",
+                h(1),
+                h(2)
+            ))
+            .expect("schema 1 rows");
+        }
+        let store = SqliteStore::open(&path).expect("open migrates");
+        assert_eq!(
+            store
+                .rotate_refresh(&h(1), &h(3), "o1", 2000, 500, 3600)
+                .expect("rotate"),
+            Rotation::Reused("f1".into())
+        );
+        let conn = Connection::open(&path).expect("plain connection");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, 2);
     }
 
     #[test]
@@ -1223,7 +1319,7 @@ mod tests {
         let path = dir.path().join("tollgate.db");
         drop(SqliteStore::open(&path).expect("create"));
         let conn = Connection::open(&path).expect("plain connection");
-        conn.pragma_update(None, "user_version", 2)
+        conn.pragma_update(None, "user_version", 3)
             .expect("set user_version");
         drop(conn);
         let err = SqliteStore::open(&path).expect_err("a newer schema");

@@ -35,6 +35,9 @@ const BOB: (&str, &str) = ("bob", "bob-secret-12");
 /// The other client address used to show that limits are per address.
 const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
+/// `[admin]` with strict refresh-token reuse detection (no reuse interval).
+const STRICT_REUSE: &str = "refresh_reuse_interval = \"0s\"";
+
 /// How long a store change may take to reach the edge (`store.poll` is 250 ms).
 const STORE_DEADLINE: Duration = Duration::from_secs(2);
 /// How long a revocation may take to be enforced at the edge: within 1 s.
@@ -455,11 +458,38 @@ fn bv_error(got: &Got, status: u16, code: u64, what: &str) -> String {
     keys.sort_unstable();
     assert_eq!(keys, ["code", "details", "message"], "{what}: {v}");
     assert_eq!(v["code"].as_u64(), Some(code), "{what}: {v}");
-    assert_eq!(v["details"], json!([]), "{what}: {v}");
+    if code == 3 {
+        bv_violations(&v, what);
+    } else {
+        assert_eq!(v["details"], json!([]), "{what}: {v}");
+    }
     let message = v["message"].as_str().expect("message is a string");
     assert!(!message.is_empty(), "{what}: {v}");
     assert_no_internals(got, what);
     message.to_string()
+}
+
+/// The fields a 400's one google.rpc.BadRequest detail names.
+#[track_caller]
+fn bv_violations(v: &Value, what: &str) -> Vec<String> {
+    let details = v["details"].as_array().expect("details is an array");
+    assert_eq!(details.len(), 1, "{what}: one BadRequest: {v}");
+    assert_eq!(
+        details[0]["@type"], "type.googleapis.com/google.rpc.BadRequest",
+        "{what}: {v}"
+    );
+    details[0]["fieldViolations"]
+        .as_array()
+        .expect("fieldViolations is an array")
+        .iter()
+        .map(|f| {
+            assert!(
+                f["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{what}: {v}"
+            );
+            f["field"].as_str().expect("field").to_string()
+        })
+        .collect()
 }
 
 /// An Azure error: `{"error":{"code","message","details"}}`.
@@ -697,9 +727,9 @@ async fn blendvision_admin_variant_issues_for_an_unpublished_resource_the_plain_
 
 #[tokio::test]
 async fn blendvision_without_an_expiry_is_400_when_never_expiring_tokens_are_disabled() {
-    // The test config sets neither `allow_never_expiring` (default false) nor
-    // `max_lifetime`: a request without expiry must be refused and say why.
-    let w = world().await;
+    // The operator turned tokens without `exp` off: a request without expiry must be
+    // refused and say why.
+    let w = world_with(|s| s.token = "allow_never_expiring = false".into()).await;
     let got = w
         .bv(
             BV,
@@ -711,8 +741,9 @@ async fn blendvision_without_an_expiry_is_400_when_never_expiring_tokens_are_dis
 }
 
 #[tokio::test]
-async fn blendvision_without_an_expiry_issues_a_never_expiring_token_when_the_config_allows_it() {
-    let w = world_with(|s| s.token = "allow_never_expiring = true".into()).await;
+async fn bv_without_an_expiry_issues_a_never_expiring_token_by_default_revocable_by_jti() {
+    // The test config sets neither `allow_never_expiring` nor `max_lifetime`.
+    let w = world().await;
     let got = w
         .bv(
             BV,
@@ -726,6 +757,21 @@ async fn blendvision_without_an_expiry_issues_a_never_expiring_token_when_the_co
     );
     assert!(payload(&token).get("exp").is_none(), "no exp claim");
     assert_coverage(&w, &token, &["/vod/v1/"], &["/vod/v2/"], "never expiring").await;
+    // Revocation by jti is the control over a token that never expires.
+    let jti = payload(&token)["jti"].as_str().expect("jti").to_string();
+    w.revoke("jti", &jti).await;
+    let got = edge_until(
+        &w.tg,
+        &segment("/vod/v1/", &token),
+        403,
+        REVOCATION_DEADLINE,
+    )
+    .await;
+    assert_eq!(
+        (got.status.as_u16(), got.reason()),
+        (403, "revoked"),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
@@ -1032,12 +1078,6 @@ async fn blendvision_every_error_path_is_a_google_rpc_status_with_the_right_code
         (
             "missing resource_type",
             json!({"resource_id": "v1", "expires_in": "60s"}),
-            400,
-            3,
-        ),
-        (
-            "unknown field",
-            ok(json!({"expires_in": "60s", "extra": 1})),
             400,
             3,
         ),
@@ -1543,7 +1583,8 @@ async fn b1_login_attempts_beyond_the_address_budget_are_429_and_other_addresses
 
 #[tokio::test]
 async fn b2_reusing_a_rotated_refresh_token_is_401_and_revokes_the_whole_family_at_the_edge() {
-    let w = world().await;
+    // Strict reuse detection: the token is presented again after its (zero) interval.
+    let w = world_with(|s| s.admin = STRICT_REUSE.into()).await;
     let tg = &w.tg;
     let r0 = mi_tokens(&mi_login(tg, ALICE.0, ALICE.1).await);
     let r1 = mi_tokens(&mi_refresh(tg, "acme", &r0.refresh).await);
@@ -1605,7 +1646,7 @@ async fn b2_reusing_a_rotated_refresh_token_is_401_and_revokes_the_whole_family_
 
 #[tokio::test]
 async fn b2_concurrent_refreshes_with_one_token_have_exactly_one_winner() {
-    let w = world().await;
+    let w = world_with(|s| s.admin = STRICT_REUSE.into()).await;
     let tg = &w.tg;
     for round in 0..3 {
         let login = mi_tokens(&mi_login(tg, BOB.0, BOB.1).await);
@@ -2583,4 +2624,242 @@ async fn issuing_beyond_an_api_tokens_budget_is_429_with_retry_after_in_its_dial
     ] {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Vendor fidelity: BlendVision as a gRPC-gateway service, movingimage's VideoManager pick
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bv_accepts_lower_camel_case_fields_enum_numbers_and_ignores_unknown_fields() {
+    let w = world().await;
+    let got = w
+        .bv(
+            BV,
+            json!({
+                "resourceId": "v1", "resourceType": 2, "customerId": "cust-9",
+                "customerName": "Nine", "expiresIn": "600s", "notAField": {"x": [1]}
+            }),
+        )
+        .await;
+    let (token, answer) = bv_issued(&got);
+    let c = payload(&token);
+    assert_eq!((&c["rid"], &c["rty"]), (&json!("v1"), &json!("vod")), "{c}");
+    assert_eq!(
+        (&c["sub"], &c["name"]),
+        (&json!("cust-9"), &json!("Nine")),
+        "{c}"
+    );
+    assert_eq!(
+        c["exp"].as_i64(),
+        Some(rfc3339_secs(
+            answer["expired_at"].as_str().expect("expired_at")
+        ))
+    );
+    let got = w
+        .bv(
+            BV,
+            json!({"resource_id": "l1", "resourceType": "RESOURCE_TYPE_LIVE", "customer_id": "c", "expiredAt": rfc3339(now() + 600)}),
+        )
+        .await;
+    let (token, _) = bv_issued(&got);
+    assert_eq!(payload(&token)["rty"], "live");
+    // The same field in both spellings is a field given twice.
+    let got = w
+        .bv(
+            BV,
+            json!({"resource_id": "v1", "resourceId": "v4", "resource_type": 2, "customer_id": "c"}),
+        )
+        .await;
+    let m = bv_error(&got, 400, 3, "resource_id given twice");
+    assert!(m.contains("resource_id"), "{m}");
+    assert_eq!(bv_violations(&json_of(&got), "twice"), ["resource_id"]);
+}
+
+#[tokio::test]
+async fn bv_a_token_never_outlives_the_time_asked_and_the_answer_states_its_real_expiry() {
+    let w = world().await;
+    let base =
+        json!({"resource_id": "v1", "resource_type": "RESOURCE_TYPE_VOD", "customer_id": "c"});
+    let whole = now() + 600;
+    let asked = format!("{}.071Z", rfc3339(whole).trim_end_matches('Z'));
+    let mut at = base.clone();
+    at["expired_at"] = json!(asked);
+    let (token, answer) = bv_issued(&w.bv(BV, at).await);
+    let exp = payload(&token)["exp"].as_u64().expect("exp");
+    assert_eq!(exp, whole, "rounded down from {asked}");
+    let stated = answer["expired_at"].as_str().expect("expired_at");
+    assert_eq!(
+        rfc3339_secs(stated),
+        i64::try_from(exp).expect("exp"),
+        "{stated}"
+    );
+    assert!(stated.ends_with(".000Z"), "{stated}");
+
+    let mut fraction = base.clone();
+    fraction["expires_in"] = json!("90.9s");
+    let (token, _) = bv_issued(&w.bv(BV, fraction).await);
+    let c = payload(&token);
+    assert_eq!(
+        c["exp"].as_u64().expect("exp") - c["iat"].as_u64().expect("iat"),
+        90,
+        "{c}"
+    );
+
+    for tiny in ["0.000000001s", "0.5s"] {
+        let mut short = base.clone();
+        short["expires_in"] = json!(tiny);
+        let got = w.bv(BV, short).await;
+        bv_error(&got, 400, 3, tiny);
+        assert_eq!(bv_violations(&json_of(&got), tiny), ["expires_in"]);
+    }
+}
+
+#[tokio::test]
+async fn bv_400_errors_carry_a_bad_request_naming_the_field() {
+    let w = world().await;
+    for (what, body, field) in [
+        (
+            "missing resource_id",
+            json!({"resource_type": "RESOURCE_TYPE_VOD", "customer_id": "c"}),
+            "resource_id",
+        ),
+        (
+            "bad resource_type",
+            json!({"resource_id": "v1", "resourceType": "VOD", "customer_id": "c"}),
+            "resource_type",
+        ),
+        (
+            "bad expiresIn",
+            json!({"resource_id": "v1", "resource_type": 2, "customer_id": "c", "expiresIn": "1h"}),
+            "expires_in",
+        ),
+        (
+            "expired_at in the past (the issuer's refusal)",
+            json!({"resource_id": "v1", "resource_type": 2, "customer_id": "c", "expired_at": rfc3339(now() - 60)}),
+            "expired_at",
+        ),
+        (
+            "token privacy without a customer (the issuer's refusal)",
+            json!({"resource_id": "v1", "resource_type": 2, "expires_in": "60s"}),
+            "customer_id",
+        ),
+    ] {
+        let got = w.bv(BV, body).await;
+        bv_error(&got, 400, 3, what);
+        assert_eq!(bv_violations(&json_of(&got), what), [field], "{what}");
+    }
+}
+
+#[tokio::test]
+async fn bv_unknown_paths_and_wrong_methods_under_bv_answer_not_found_and_unimplemented_as_json() {
+    let w = world().await;
+    let tg = &w.tg;
+    let auth = format!("Bearer {}", w.acme_key);
+    let headers = [("authorization", auth.as_str()), ("x-bv-org-id", "acme")];
+    for path in [
+        "/bv/cms/v1/resources/nope",
+        "/bv/",
+        "/bv/cms/v1/resources/tokens/extra",
+        "/bv/cms/v2/resources/tokens",
+    ] {
+        let got = send(tg.admin(), Method::POST, path, &headers, b"{}").await;
+        let m = bv_error(&got, 404, 5, path);
+        assert_eq!(m, "Not Found", "{path}");
+        let got = get(tg.admin(), path, &headers).await;
+        bv_error(&got, 404, 5, path);
+    }
+    for (method, path) in [
+        (Method::GET, BV),
+        (Method::PUT, BV),
+        (Method::DELETE, BV_ADMIN),
+        (Method::GET, BV_ADMIN),
+    ] {
+        let what = format!("{method} {path}");
+        let got = send(tg.admin(), method, path, &headers, b"").await;
+        bv_error(&got, 501, 12, &what);
+        assert_eq!(
+            got.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some("POST"),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bv_the_answer_lists_token_before_expired_at() {
+    let w = world().await;
+    let got = w
+        .bv(
+            BV,
+            json!({"resource_id": "v1", "resource_type": "RESOURCE_TYPE_VOD", "customer_id": "c", "expires_in": "60s"}),
+        )
+        .await;
+    let (token, _) = bv_issued(&got);
+    let body = String::from_utf8(got.body.to_vec()).expect("utf-8");
+    assert!(
+        body.starts_with(&format!("{{\"token\":\"{token}\",\"expired_at\":\"")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn movingimage_the_documents_flow_one_refresh_token_for_video_manager_a_then_b_works_by_default(
+) {
+    let w = world().await;
+    let tg = &w.tg;
+    let login = mi_tokens(&mi_login(tg, ALICE.0, ALICE.1).await);
+    let a = mi_tokens(&mi_refresh(tg, "acme", &login.refresh).await);
+    let b = mi_tokens(&mi_refresh(tg, "beta", &login.refresh).await);
+    assert_eq!(
+        (a.valid_for.as_str(), b.valid_for.as_str()),
+        ("acme", "beta")
+    );
+    assert_eq!(
+        payload(&a.access)["fam"],
+        payload(&b.access)["fam"],
+        "one login"
+    );
+    // Nothing was revoked: every access token of the login still plays.
+    for (what, token, seg) in [
+        ("login", &login.access, "/vod/v1/"),
+        ("acme", &a.access, "/vod/v1/"),
+        ("beta", &b.access, "/vod/w1/"),
+    ] {
+        let got = get(tg.plain(), &segment(seg, token), &[]).await;
+        assert_eq!(got.status, 200, "{what}: {got:?}");
+    }
+    mi_video_managers(tg, Some(&b.access)).await;
+    // The login goes on with the token handed out last.
+    let next = mi_tokens(&mi_refresh(tg, "acme", &b.refresh).await);
+    assert_eq!(next.valid_for, "acme");
+    let revs = json_of(&w.manage(Method::GET, "/v1/revocations", b"").await);
+    assert_eq!(revs, json!([]), "no revocation");
+}
+
+#[tokio::test]
+async fn movingimage_a_used_refresh_token_replayed_after_the_reuse_interval_is_401_and_revokes_the_login(
+) {
+    let w = world_with(|s| s.admin = STRICT_REUSE.into()).await;
+    let tg = &w.tg;
+    let login = mi_tokens(&mi_login(tg, ALICE.0, ALICE.1).await);
+    let a = mi_tokens(&mi_refresh(tg, "acme", &login.refresh).await);
+    let seg = segment("/vod/v1/", &a.access);
+    assert_eq!(get(tg.plain(), &seg, &[]).await.status, 200);
+    mi_error(
+        &mi_refresh(tg, "beta", &login.refresh).await,
+        401,
+        "the used token, after a zero interval",
+    );
+    let got = edge_until(tg, &seg, 403, REVOCATION_DEADLINE).await;
+    assert_eq!(
+        (got.status.as_u16(), got.reason()),
+        (403, "revoked"),
+        "{got:?}"
+    );
+    mi_error(
+        &mi_refresh(tg, "acme", &a.refresh).await,
+        401,
+        "the login's current token is dead too",
+    );
 }

@@ -539,11 +539,13 @@ async fn a6_times_at_leeway_plus_minus_two_seconds_are_accepted_inside_rejected_
         ttl: Some(Duration::from_secs(ttl)),
         ..resource("a", ResourceType::Vod)
     };
-    // exp = now - LEEWAY + 2: expired, but inside the leeway.
-    let inside = tg.mint_with("ed", &req, now() - ttl - LEEWAY + 2);
+    // exp = now - LEEWAY + 2: expired, but inside the leeway. One reading of the clock,
+    // so a second boundary between minting and checking cannot fail the setup check.
+    let t = now();
+    let inside = tg.mint_with("ed", &req, t - ttl - LEEWAY + 2);
     assert_eq!(
         payload_of(&inside)["exp"].as_u64(),
-        Some(now() - LEEWAY + 2),
+        Some(t - LEEWAY + 2),
         "test setup: exp where intended"
     );
     let got = get(tg.plain(), &format!("{SEGMENT}?token={inside}"), &[]).await;
@@ -619,7 +621,12 @@ async fn a6_leeway_is_configurable() {
 
 #[tokio::test]
 async fn a7_exp_of_the_wrong_type_or_range_and_duplicate_claims_are_401_malformed() {
-    let (origin, tg) = gate().await;
+    // Tokens without exp are turned off (they are allowed by default), so that a null
+    // or missing exp is malformed here.
+    let origin = TestOrigin::start().await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.token = "allow_never_expiring = false".into();
+    let tg = start(setup).await;
     let secret = hs_secret(&tg);
     let later = now() + 3600;
     // Control: the raw construction itself is accepted when exp is a plain integer.
