@@ -249,6 +249,7 @@ mod tests {
                 .put_org(&Org {
                     id: org.into(),
                     name: org.into(),
+                    azure: None,
                 })
                 .expect("org");
         }

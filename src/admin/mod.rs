@@ -276,7 +276,7 @@ impl AdminService {
         }
         if let Some(m) = azure::match_path(&path) {
             if !post {
-                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                return azure_method_not_allowed(head.method.as_str(), &path);
             }
             let body = self.body(body).await;
             return self.azure(m, head.uri.query(), &head.headers, body).await;
@@ -424,7 +424,7 @@ impl AdminService {
 
     async fn azure(
         &self,
-        matched: Result<azure::PathParams<'_>, azure::Error>,
+        matched: Result<azure::PathParams, azure::Error>,
         query: Option<&str>,
         headers: &HeaderMap,
         body: Result<Bytes, BodyError>,
@@ -445,10 +445,15 @@ impl AdminService {
             Ok(None) => return fail(azure::Error::unauthenticated()),
             Err(()) => return fail(issuer::IssueError::Internal.into()),
         };
-        if org != params.account {
+        // ARM compares account names ignoring case; the token is issued for the
+        // organisation's own spelling.
+        if !org.eq_ignore_ascii_case(&params.account) {
             return fail(azure::Error::forbidden(
                 "The client does not have authorization over this account.",
             ));
+        }
+        if let Err(e) = self.azure_placement_matches(&org, &params).await {
+            return fail(e);
         }
         let body = match body {
             Ok(b) => b,
@@ -475,6 +480,30 @@ impl AdminService {
                 json(StatusCode::OK, azure::render(&issued))
             }
             Err(e) => fail(e.into()),
+        }
+    }
+
+    /// An account bound to a subscription and resource group is found only under them
+    /// (ignoring case, as ARM does); an unbound one under any.
+    async fn azure_placement_matches(
+        &self,
+        org: &str,
+        params: &azure::PathParams,
+    ) -> Result<(), azure::Error> {
+        let store = self.store();
+        let id = org.to_string();
+        let record = match blocking(move || store.org(&id)).await {
+            Some(Ok(o)) => o,
+            _ => return Err(issuer::IssueError::Internal.into()),
+        };
+        match record.and_then(|o| o.azure) {
+            Some(a)
+                if !a.subscription.eq_ignore_ascii_case(&params.subscription)
+                    || !a.resource_group.eq_ignore_ascii_case(&params.resource_group) =>
+            {
+                Err(azure::Error::account_not_found(params))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -729,6 +758,15 @@ impl AdminService {
 /// Marks a refresh answer as a detected reuse (for the refresh metric).
 #[derive(Clone, Copy)]
 struct ReusedFamily;
+
+/// The Azure route with another method than POST: ARM's 405 `ErrorResponse`.
+fn azure_method_not_allowed(method: &str, path: &str) -> Response<Body> {
+    let e = azure::Error::method_not_allowed(method, path);
+    let mut r = json(e.http, e.body());
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
 
 /// Add `Retry-After: secs` (at least 1) to a 429.
 fn retry_after(mut r: Response<Body>, secs: u64) -> Response<Body> {

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod azure;
 mod cache;
 mod file_origin;
 mod issuing;

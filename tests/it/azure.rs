@@ -1,0 +1,215 @@
+//! Black-box tests of the Azure Video Indexer dialect as Azure Resource Manager (ARM)
+//! clients see it: case-insensitive routing, decoded path parameters, an account bound
+//! to its subscription and resource group, the supported `api-version`, ARM's error
+//! shapes, and Azure AD (OIDC) bearer tokens from a locally generated issuer whose JWKS
+//! is a file or is served by an in-process server on 127.0.0.1:0.
+
+use crate::common;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::Method;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tollgate::token::keys::{generate_pem, Algorithm, VerifyKey};
+use tollgate::token::KeySet;
+
+use common::*;
+
+const SUB: &str = "b04775c3-63fa-40f3-9430-139d2e5522d3";
+const GROUP: &str = "Media-RG";
+const API_VERSION: &str = "api-version=2024-01-01";
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const ARM: &str = "https://management.azure.com/";
+
+fn issuer() -> String {
+    format!("https://sts.windows.net/{TENANT}/")
+}
+
+/// A gate with orgs `acme` (unbound) and `bound` (bound to [`SUB`] / [`GROUP`]), a vod
+/// resource `v1` of acme, and an API token for each.
+struct World {
+    tg: TestGate,
+    acme_key: String,
+    bound_key: String,
+}
+
+async fn world(extra: &str) -> World {
+    let origin = TestOrigin::start().await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.extra.push_str(extra);
+    let tg = start(setup).await;
+    let admin = std::fs::read_to_string(tg.dir.path().join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_string();
+    let manage = |path: &'static str, body: Value| {
+        let auth = format!("Bearer {admin}");
+        let addr = tg.admin();
+        async move {
+            let got = send(
+                addr,
+                Method::POST,
+                path,
+                &[("authorization", auth.as_str())],
+                body.to_string().as_bytes(),
+            )
+            .await;
+            assert_eq!(got.status, 201, "POST {path} {body}: {got:?}");
+            json_of(&got)
+        }
+    };
+    manage("/v1/orgs", json!({"id": "acme", "name": "Acme"})).await;
+    manage(
+        "/v1/orgs",
+        json!({"id": "bound", "azure_subscription": SUB, "azure_resource_group": GROUP}),
+    )
+    .await;
+    manage("/v1/resources", json!({"id": "v1", "type": "vod", "org": "acme"})).await;
+    let key = |org: &'static str| manage("/v1/api-tokens", json!({"org": org}));
+    let acme_key = key("acme").await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let bound_key = key("bound").await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    World {
+        tg,
+        acme_key,
+        bound_key,
+    }
+}
+
+fn json_of(got: &Got) -> Value {
+    serde_json::from_slice(&got.body)
+        .unwrap_or_else(|e| panic!("JSON expected ({e}): {got:?}"))
+}
+
+fn target(sub: &str, group: &str, account: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.VideoIndexer/accounts/{account}/generateRestrictedViewerAccessToken?{API_VERSION}"
+    )
+}
+
+async fn post(tg: &TestGate, bearer: Option<&str>, target: &str) -> Got {
+    let auth = bearer.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    send(
+        tg.admin(),
+        Method::POST,
+        target,
+        &headers,
+        br#"{"scope":"Account"}"#,
+    )
+    .await
+}
+
+/// The issued token's claims (read without verification; the edge checks it).
+fn issued_claims(got: &Got) -> Value {
+    assert_eq!(got.status, 200, "{got:?}");
+    let token = json_of(got)["accessToken"]
+        .as_str()
+        .expect("accessToken")
+        .to_string();
+    let middle = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(middle).expect("b64")).expect("json")
+}
+
+/// An ARM `ErrorResponse` with this status and code; returns the message.
+fn arm_error(got: &Got, status: u16, code: &str) -> String {
+    assert_eq!(got.status, status, "{got:?}");
+    let ct = got.headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(ct, Some("application/json"), "{got:?}");
+    let v = json_of(got);
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v["error"]["details"].is_array(), "{v}");
+    v["error"]["message"].as_str().expect("message").to_string()
+}
+
+#[tokio::test]
+async fn azure_arm_segments_group_and_account_match_in_any_case() {
+    let w = world("").await;
+    let lower = format!(
+        "/subscriptions/{SUB}/resourcegroups/{}/PROVIDERS/microsoft.videoindexer/ACCOUNTS/ACME/generaterestrictedvieweraccesstoken?{API_VERSION}",
+        GROUP.to_lowercase()
+    );
+    let claims = issued_claims(&post(&w.tg, Some(&w.acme_key), &lower).await);
+    assert_eq!(claims["org"], "acme", "issued for the account's own spelling");
+    // A bound account's resource group and subscription match ignoring case too.
+    let t = target(&SUB.to_uppercase(), &GROUP.to_uppercase(), "Bound");
+    let claims = issued_claims(&post(&w.tg, Some(&w.bound_key), &t).await);
+    assert_eq!(claims["org"], "bound");
+}
+
+#[tokio::test]
+async fn azure_resource_group_length_counts_the_decoded_name() {
+    let w = world("").await;
+    // 89 characters: valid, though its percent-encoded form is 91.
+    let group = format!("{}%28", "g".repeat(88));
+    let got = post(&w.tg, Some(&w.acme_key), &target(SUB, &group, "acme")).await;
+    issued_claims(&got);
+    let group = format!("{}%28%29", "g".repeat(89));
+    let got = post(&w.tg, Some(&w.acme_key), &target(SUB, &group, "acme")).await;
+    arm_error(&got, 400, "InvalidParameter");
+}
+
+#[tokio::test]
+async fn azure_bound_account_elsewhere_is_404_resource_not_found_and_unbound_is_found_anywhere() {
+    let w = world("").await;
+    for (sub, group) in [("00000000-0000-0000-0000-000000000000", GROUP), (SUB, "other-rg")] {
+        let got = post(&w.tg, Some(&w.bound_key), &target(sub, group, "bound")).await;
+        let message = arm_error(&got, 404, "ResourceNotFound");
+        assert_eq!(
+            message,
+            format!(
+                "The Resource 'Microsoft.VideoIndexer/accounts/bound' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+            )
+        );
+    }
+    issued_claims(&post(&w.tg, Some(&w.bound_key), &target(SUB, GROUP, "bound")).await);
+    // An unbound account keeps answering under any subscription and resource group.
+    issued_claims(&post(&w.tg, Some(&w.acme_key), &target("any", "any-rg", "acme")).await);
+}
+
+#[tokio::test]
+async fn azure_undocumented_api_version_is_400_invalid_api_version_parameter() {
+    let w = world("").await;
+    let t = target(SUB, GROUP, "acme").replace("2024-01-01", "2021-11-10-preview");
+    let got = post(&w.tg, Some(&w.acme_key), &t).await;
+    let message = arm_error(&got, 400, "InvalidApiVersionParameter");
+    assert_eq!(
+        message,
+        "The api-version '2021-11-10-preview' is invalid. The supported versions are '2024-01-01'."
+    );
+}
+
+#[tokio::test]
+async fn azure_get_is_405_in_arm_error_response_shape() {
+    let w = world("").await;
+    let got = send(
+        w.tg.admin(),
+        Method::GET,
+        &target(SUB, GROUP, "acme"),
+        &[("authorization", &format!("Bearer {}", w.acme_key))],
+        b"",
+    )
+    .await;
+    let message = arm_error(&got, 405, "MethodNotAllowed");
+    assert!(message.contains("'GET'"), "{message}");
+    assert_eq!(
+        got.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+}
