@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
 use crate::resource::{parse_privacy, Resource, ResourceType};
-use crate::store::{ApiToken, AzurePlacement, Org, Project, Revocation, RevocationKind, Store, StoreError, User};
+use crate::store::{
+    ApiToken, AzurePlacement, Org, Project, Revocation, RevocationKind, Store, StoreError, User,
+};
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
 pub struct Ops {

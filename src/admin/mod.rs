@@ -3,9 +3,9 @@
 //! the edge never answers these paths (docs/threat-model.md, B7).
 //!
 //! This file owns routing and caller authentication (API tokens for BlendVision and
-//! Azure, username/password and refresh tokens for movingimage, the admin token for
-//! management) and the glue to the [`issuer::Issuer`]; the dialects own their wire
-//! formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
+//! Azure, Azure AD bearer tokens for Azure through [`oidc`], username/password and
+//! refresh tokens for movingimage, the admin token for management) and the glue to the
+//! [`issuer::Issuer`]; the dialects own their wire formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
 //! in time (threat model C2).
 
 pub mod dialect;
@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod keys;
 pub mod manage;
 pub mod mint;
+pub mod oidc;
 pub mod purge;
 
 use std::net::IpAddr;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub login_per_account: u32,
     /// Issuing requests per API token.
     pub issue_per_api_token: crate::config::Limit,
+    /// Azure AD tenants whose bearer tokens the Azure API accepts.
+    pub azure: crate::config::Azure,
 }
 
 /// Admin routes and their state.
@@ -72,6 +75,8 @@ pub struct AdminService {
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (threat model B3, A19).
     dummy_hash: Arc<String>,
+    /// Azure AD bearer authentication for the Azure API.
+    oidc: oidc::Oidc,
     clock: fn() -> u64,
 }
 
@@ -178,6 +183,7 @@ impl AdminService {
             settings.login_per_ip,
             settings.login_per_account,
         ));
+        let oidc = oidc::Oidc::new(&settings.azure);
         let dummy_hash = random_secret()
             .and_then(|pw| hash_password(&pw))
             .unwrap_or_default();
@@ -194,6 +200,7 @@ impl AdminService {
             cache: None,
             settings,
             dummy_hash: Arc::new(dummy_hash),
+            oidc,
             clock: crate::clock::now,
         }
     }
@@ -429,29 +436,21 @@ impl AdminService {
         headers: &HeaderMap,
         body: Result<Bytes, BodyError>,
     ) -> Response<Body> {
-        let fail = |e: azure::Error| json(e.http, e.body());
         let params = match matched {
             Ok(p) => p,
-            Err(e) => return fail(e),
+            Err(e) => return self.azure_fail(e, None),
         };
+        let fail = |e: azure::Error| self.azure_fail(e, Some(&params.account));
         if let Err(e) = azure::check_api_version(query) {
             return fail(e);
         }
-        let org = match self.api_token_org(headers).await {
-            Ok(Some((org, hash))) => match self.issue_allowed(&hash) {
-                Ok(()) => org,
-                Err(secs) => return retry_after(fail(azure::Error::too_many()), secs),
-            },
-            Ok(None) => return fail(azure::Error::unauthenticated()),
-            Err(()) => return fail(issuer::IssueError::Internal.into()),
+        let org = match self.azure_caller(headers, &params).await {
+            Ok(org) => org,
+            Err(AzureRefusal::Error(e)) => return fail(e),
+            Err(AzureRefusal::Throttled(secs)) => {
+                return retry_after(fail(azure::Error::too_many()), secs)
+            }
         };
-        // ARM compares account names ignoring case; the token is issued for the
-        // organisation's own spelling.
-        if !org.eq_ignore_ascii_case(&params.account) {
-            return fail(azure::Error::forbidden(
-                "The client does not have authorization over this account.",
-            ));
-        }
         if let Err(e) = self.azure_placement_matches(&org, &params).await {
             return fail(e);
         }
@@ -483,6 +482,64 @@ impl AdminService {
         }
     }
 
+    /// The organisation the caller may issue for under `params`: an API token's, or an
+    /// Azure AD principal's (a bearer token that is a JWT, when tenants are configured).
+    /// ARM compares account names ignoring case; the token is issued for the
+    /// organisation's own spelling.
+    async fn azure_caller(
+        &self,
+        headers: &HeaderMap,
+        params: &azure::PathParams,
+    ) -> Result<String, AzureRefusal> {
+        let Some(token) = bearer(headers) else {
+            return Err(azure::Error::unauthenticated().into());
+        };
+        if self.oidc.enabled() && token.contains('.') {
+            let principal = self
+                .oidc
+                .authenticate(token, (self.clock)())
+                .await
+                .map_err(|r| r.arm_error(params))?;
+            let org = principal
+                .account(&params.account)
+                .map(str::to_string)
+                .ok_or_else(|| azure::Error::not_authorized(&principal.object_id, params))?;
+            let key = format!("aad:{}:{}", principal.tenant_id, principal.object_id);
+            self.issue_allowed(&key).map_err(AzureRefusal::Throttled)?;
+            return Ok(org);
+        }
+        let (org, hash) = match self.api_token_org(headers).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(azure::Error::unauthenticated().into()),
+            Err(()) => return Err(azure::Error::from(issuer::IssueError::Internal).into()),
+        };
+        self.issue_allowed(&hash).map_err(AzureRefusal::Throttled)?;
+        if !org.eq_ignore_ascii_case(&params.account) {
+            return Err(azure::Error::forbidden(
+                "The client does not have authorization over this account.",
+            )
+            .into());
+        }
+        Ok(org)
+    }
+
+    /// An Azure error answer; a 401 carries ARM's challenge, naming the authority of
+    /// the tenant that serves `account` (when the path could be read).
+    fn azure_fail(&self, e: azure::Error, account: Option<&str>) -> Response<Body> {
+        let mut r = json(e.http, e.body());
+        if e.http == StatusCode::UNAUTHORIZED {
+            let authority = self.oidc.authority_for(account.unwrap_or(""));
+            let challenge = format!(
+                "Bearer authorization_uri=\"{authority}\", error=\"invalid_token\", error_description=\"{}\"",
+                e.message.replace('"', "'")
+            );
+            let value = HeaderValue::from_str(&challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        r
+    }
+
     /// An account bound to a subscription and resource group is found only under them
     /// (ignoring case, as ARM does); an unbound one under any.
     async fn azure_placement_matches(
@@ -499,7 +556,9 @@ impl AdminService {
         match record.and_then(|o| o.azure) {
             Some(a)
                 if !a.subscription.eq_ignore_ascii_case(&params.subscription)
-                    || !a.resource_group.eq_ignore_ascii_case(&params.resource_group) =>
+                    || !a
+                        .resource_group
+                        .eq_ignore_ascii_case(&params.resource_group) =>
             {
                 Err(azure::Error::account_not_found(params))
             }
@@ -752,6 +811,18 @@ impl AdminService {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+/// Why an Azure caller was refused: an ARM error, or the issuing budget (seconds to wait).
+enum AzureRefusal {
+    Error(azure::Error),
+    Throttled(u64),
+}
+
+impl From<azure::Error> for AzureRefusal {
+    fn from(e: azure::Error) -> Self {
+        AzureRefusal::Error(e)
     }
 }
 

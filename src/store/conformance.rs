@@ -11,8 +11,8 @@
 use std::sync::Barrier;
 
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
-    Store, StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshToken, Resource, Result, Revocation,
+    RevocationKind, Rotation, Store, StoreError, User,
 };
 use crate::resource::ResourceType;
 

@@ -20,8 +20,8 @@ use rusqlite::{
 };
 
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind, Rotation, Store,
-    StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
+    Rotation, Store, StoreError, User,
 };
 use crate::private_file;
 use crate::resource::{Resource, ResourceType};
@@ -478,10 +478,12 @@ fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Org> {
     Ok(Org {
         id: r.get(0)?,
         name: r.get(1)?,
-        azure: sub.zip(rg).map(|(subscription, resource_group)| AzurePlacement {
-            subscription,
-            resource_group,
-        }),
+        azure: sub
+            .zip(rg)
+            .map(|(subscription, resource_group)| AzurePlacement {
+                subscription,
+                resource_group,
+            }),
     })
 }
 

@@ -72,7 +72,11 @@ async fn world(extra: &str) -> World {
         json!({"id": "bound", "azure_subscription": SUB, "azure_resource_group": GROUP}),
     )
     .await;
-    manage("/v1/resources", json!({"id": "v1", "type": "vod", "org": "acme"})).await;
+    manage(
+        "/v1/resources",
+        json!({"id": "v1", "type": "vod", "org": "acme"}),
+    )
+    .await;
     let key = |org: &'static str| manage("/v1/api-tokens", json!({"org": org}));
     let acme_key = key("acme").await["token"]
         .as_str()
@@ -90,8 +94,7 @@ async fn world(extra: &str) -> World {
 }
 
 fn json_of(got: &Got) -> Value {
-    serde_json::from_slice(&got.body)
-        .unwrap_or_else(|e| panic!("JSON expected ({e}): {got:?}"))
+    serde_json::from_slice(&got.body).unwrap_or_else(|e| panic!("JSON expected ({e}): {got:?}"))
 }
 
 fn target(sub: &str, group: &str, account: &str) -> String {
@@ -130,7 +133,10 @@ fn issued_claims(got: &Got) -> Value {
 /// An ARM `ErrorResponse` with this status and code; returns the message.
 fn arm_error(got: &Got, status: u16, code: &str) -> String {
     assert_eq!(got.status, status, "{got:?}");
-    let ct = got.headers.get("content-type").and_then(|v| v.to_str().ok());
+    let ct = got
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
     assert_eq!(ct, Some("application/json"), "{got:?}");
     let v = json_of(got);
     assert_eq!(v["error"]["code"], code, "{v}");
@@ -146,7 +152,10 @@ async fn azure_arm_segments_group_and_account_match_in_any_case() {
         GROUP.to_lowercase()
     );
     let claims = issued_claims(&post(&w.tg, Some(&w.acme_key), &lower).await);
-    assert_eq!(claims["org"], "acme", "issued for the account's own spelling");
+    assert_eq!(
+        claims["org"], "acme",
+        "issued for the account's own spelling"
+    );
     // A bound account's resource group and subscription match ignoring case too.
     let t = target(&SUB.to_uppercase(), &GROUP.to_uppercase(), "Bound");
     let claims = issued_claims(&post(&w.tg, Some(&w.bound_key), &t).await);
@@ -168,7 +177,10 @@ async fn azure_resource_group_length_counts_the_decoded_name() {
 #[tokio::test]
 async fn azure_bound_account_elsewhere_is_404_resource_not_found_and_unbound_is_found_anywhere() {
     let w = world("").await;
-    for (sub, group) in [("00000000-0000-0000-0000-000000000000", GROUP), (SUB, "other-rg")] {
+    for (sub, group) in [
+        ("00000000-0000-0000-0000-000000000000", GROUP),
+        (SUB, "other-rg"),
+    ] {
         let got = post(&w.tg, Some(&w.bound_key), &target(sub, group, "bound")).await;
         let message = arm_error(&got, 404, "ResourceNotFound");
         assert_eq!(
@@ -211,5 +223,156 @@ async fn azure_get_is_405_in_arm_error_response_shape() {
     assert_eq!(
         got.headers.get("allow").and_then(|v| v.to_str().ok()),
         Some("POST")
+    );
+}
+
+/// An RSA key: (private PEM, the JWKS publishing its public half as `kid`).
+fn aad_key(kid: &str) -> (String, Value) {
+    let (private, public) = generate_pem(Algorithm::Rs256).expect("rsa");
+    let vk = VerifyKey::from_material(kid, Algorithm::Rs256, public.as_bytes()).expect("pub");
+    (private, KeySet::from_keys(vec![vk], None).jwks())
+}
+
+/// An AAD-shaped access token for ARM, `edit`ed, signed with `private` as `kid`.
+fn aad_token(private: &str, kid: &str, tenant: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let now = now();
+    let mut claims = json!({
+        "iss": format!("https://sts.windows.net/{tenant}/"), "aud": ARM, "tid": tenant,
+        "oid": "5c9d1b2a-0000-4000-8000-000000000001", "scp": "user_impersonation",
+        "iat": now, "nbf": now, "exp": now + 3600, "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+    });
+    edit(&mut claims);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).expect("key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+/// Serve `jwks` on 127.0.0.1:0; returns its URL.
+async fn serve_jwks(jwks: Value) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = Arc::new(Mutex::new(jwks.to_string()));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let body = body.clone();
+            let svc = service_fn(move |_req| {
+                let text = body.lock().map(|b| b.clone()).unwrap_or_default();
+                async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(text)))) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/common/discovery/keys")
+}
+
+fn challenge(got: &Got) -> String {
+    got.headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("a 401 carries a challenge: {got:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn azure_aad_bearer_from_a_configured_tenant_issues_for_its_account() {
+    const OTHER: &str = "0d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let (file_key, file_jwks) = aad_key("file-1");
+    let (url_key, url_jwks) = aad_key("url-1");
+    let keys = tempfile::tempdir().expect("dir");
+    let jwks_path = keys.path().join("aad.json");
+    std::fs::write(&jwks_path, file_jwks.to_string()).expect("write jwks");
+    let url = serve_jwks(url_jwks).await;
+    let w = world(&format!(
+        r#"
+[[azure.tenants]]
+tenant_id = "{TENANT}"
+issuer = "{iss}"
+jwks = "{path}"
+accounts = ["acme"]
+
+[[azure.tenants]]
+tenant_id = "{OTHER}"
+issuer = "https://sts.windows.net/{OTHER}/"
+jwks = "{url}"
+accounts = ["bound"]
+"#,
+        iss = issuer(),
+        path = jwks_path.display(),
+    ))
+    .await;
+    let tg = &w.tg;
+
+    // From the file tenant, for its account (in any case).
+    let token = aad_token(&file_key, "file-1", TENANT, |_| {});
+    let claims = issued_claims(&post(tg, Some(&token), &target(SUB, GROUP, "ACME")).await);
+    assert_eq!(claims["org"], "acme");
+    // Not for another tenant's account: ARM's 403.
+    let got = post(tg, Some(&token), &target(SUB, GROUP, "bound")).await;
+    let message = arm_error(&got, 403, "AuthorizationFailed");
+    assert!(
+        message.contains("5c9d1b2a-0000-4000-8000-000000000001"),
+        "{message}"
+    );
+    // From the URL tenant, for its bound account under its subscription and group.
+    let token = aad_token(&url_key, "url-1", OTHER, |_| {});
+    let claims = issued_claims(&post(tg, Some(&token), &target(SUB, GROUP, "bound")).await);
+    assert_eq!(claims["org"], "bound");
+    // The API token is still the other way in.
+    issued_claims(&post(tg, Some(&w.acme_key), &target(SUB, GROUP, "acme")).await);
+
+    // Every 401 carries ARM's challenge with the account's tenant authority.
+    let authority = format!("authorization_uri=\"https://login.windows.net/{TENANT}\"");
+    let refusals = [
+        ("no Authorization", None, "AuthenticationFailed"),
+        (
+            "expired",
+            Some(aad_token(&file_key, "file-1", TENANT, |c| {
+                c["exp"] = (now() - 3600).into();
+            })),
+            "ExpiredAuthenticationToken",
+        ),
+        (
+            "for Microsoft Graph",
+            Some(aad_token(&file_key, "file-1", TENANT, |c| {
+                c["aud"] = "https://graph.microsoft.com".into();
+            })),
+            "InvalidAuthenticationTokenAudience",
+        ),
+        (
+            "signed by the other tenant's key",
+            Some(aad_token(&url_key, "file-1", TENANT, |_| {})),
+            "InvalidAuthenticationToken",
+        ),
+        (
+            "without user_impersonation",
+            Some(aad_token(&file_key, "file-1", TENANT, |c| {
+                c["scp"] = "openid".into();
+            })),
+            "InvalidAuthenticationToken",
+        ),
+        (
+            "from an unknown issuer",
+            Some(aad_token(&file_key, "file-1", "nobody", |_| {})),
+            "InvalidAuthenticationTokenTenant",
+        ),
+    ];
+    for (what, token, code) in refusals {
+        let got = post(tg, token.as_deref(), &target(SUB, GROUP, "acme")).await;
+        arm_error(&got, 401, code);
+        let c = challenge(&got);
+        assert!(c.starts_with("Bearer "), "{what}: {c}");
+        assert!(c.contains(&authority), "{what}: {c}");
+        assert!(c.contains("error=\"invalid_token\""), "{what}: {c}");
+    }
+    // An account no tenant lists points to ARM's default authority.
+    let got = post(tg, None, &target(SUB, GROUP, "gamma")).await;
+    assert!(
+        challenge(&got).contains("authorization_uri=\"https://login.windows.net/\""),
+        "{got:?}"
     );
 }

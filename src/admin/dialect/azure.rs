@@ -29,7 +29,8 @@ pub const LIFETIME: Duration = Duration::from_secs(3600);
 pub const API_VERSIONS: &[&str] = &["2024-01-01"];
 
 /// The ARM action a caller needs on the account (named in 403 messages).
-const ACTION_ID: &str = "Microsoft.VideoIndexer/accounts/generateRestrictedViewerAccessToken/action";
+const ACTION_ID: &str =
+    "Microsoft.VideoIndexer/accounts/generateRestrictedViewerAccessToken/action";
 
 /// The path parameters of a matched route, percent-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +191,9 @@ pub fn match_path(path: &str) -> Option<Result<PathParams, Error>> {
 fn decode_params(sub: &str, rg: &str, account: &str) -> Result<PathParams, Error> {
     let decode = |what: &str, raw: &str| {
         percent_decode(raw).ok_or_else(|| {
-            Error::invalid(format!("{what} is not a valid percent-encoded UTF-8 string"))
+            Error::invalid(format!(
+                "{what} is not a valid percent-encoded UTF-8 string"
+            ))
         })
     };
     Ok(PathParams {
@@ -374,7 +377,9 @@ mod tests {
             );
             assert_eq!(
                 e.message,
-                format!("The api-version '{v}' is invalid. The supported versions are '2024-01-01'.")
+                format!(
+                    "The api-version '{v}' is invalid. The supported versions are '2024-01-01'."
+                )
             );
         }
     }
