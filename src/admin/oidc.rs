@@ -438,6 +438,9 @@ mod tests {
     use crate::token::KeySet;
 
     const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    /// A change to a token's claims.
+    type Edit = dyn Fn(&mut serde_json::Value);
     const NOW: u64 = 1_800_000_000;
 
     fn iss() -> String {
@@ -531,7 +534,7 @@ mod tests {
                 now: within_leeway + 1
             })
         );
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, Rejection)> = vec![
+        let cases: Vec<(&str, Box<Edit>, Rejection)> = vec![
             (
                 "another issuer",
                 Box::new(|c| c["iss"] = "https://sts.windows.net/other/".into()),
