@@ -33,12 +33,11 @@ fn issuer() -> String {
     format!("https://sts.windows.net/{TENANT}/")
 }
 
-/// A gate with orgs `acme` (unbound) and `bound` (bound to [`SUB`] / [`GROUP`]), a vod
-/// resource `v1` of acme, and an API token for each.
+/// A gate with org `acme` (unbound), a vod resource `v1` of it and an API token for it.
 struct World {
     tg: TestGate,
+    admin: String,
     acme_key: String,
-    bound_key: String,
 }
 
 async fn world(extra: &str) -> World {
@@ -50,46 +49,51 @@ async fn world(extra: &str) -> World {
         .expect("admin token")
         .trim()
         .to_string();
-    let manage = |path: &'static str, body: Value| {
-        let auth = format!("Bearer {admin}");
-        let addr = tg.admin();
-        async move {
-            let got = send(
-                addr,
-                Method::POST,
-                path,
-                &[("authorization", auth.as_str())],
-                body.to_string().as_bytes(),
-            )
-            .await;
-            assert_eq!(got.status, 201, "POST {path} {body}: {got:?}");
-            json_of(&got)
-        }
+    let mut w = World {
+        tg,
+        admin,
+        acme_key: String::new(),
     };
-    manage("/v1/orgs", json!({"id": "acme", "name": "Acme"})).await;
-    manage(
-        "/v1/orgs",
-        json!({"id": "bound", "azure_subscription": SUB, "azure_resource_group": GROUP}),
-    )
-    .await;
-    manage(
+    w.created("/v1/orgs", json!({"id": "acme", "name": "Acme"}))
+        .await;
+    w.created(
         "/v1/resources",
         json!({"id": "v1", "type": "vod", "org": "acme"}),
     )
     .await;
-    let key = |org: &'static str| manage("/v1/api-tokens", json!({"org": org}));
-    let acme_key = key("acme").await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let bound_key = key("bound").await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    World {
-        tg,
-        acme_key,
-        bound_key,
+    w.acme_key = w.api_token("acme").await;
+    w
+}
+
+impl World {
+    /// POST a management object that must be created (201).
+    async fn created(&self, path: &str, body: Value) -> Value {
+        let auth = format!("Bearer {}", self.admin);
+        let got = send(
+            self.tg.admin(),
+            Method::POST,
+            path,
+            &[("authorization", auth.as_str())],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(got.status, 201, "POST {path} {body}: {got:?}");
+        json_of(&got)
+    }
+
+    async fn api_token(&self, org: &str) -> String {
+        let v = self.created("/v1/api-tokens", json!({"org": org})).await;
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// Org `bound`, bound to [`SUB`] / [`GROUP`]; returns an API token for it.
+    async fn bound(&self) -> String {
+        self.created(
+            "/v1/orgs",
+            json!({"id": "bound", "azure_subscription": SUB, "azure_resource_group": GROUP}),
+        )
+        .await;
+        self.api_token("bound").await
     }
 }
 
@@ -156,10 +160,6 @@ async fn azure_arm_segments_group_and_account_match_in_any_case() {
         claims["org"], "acme",
         "issued for the account's own spelling"
     );
-    // A bound account's resource group and subscription match ignoring case too.
-    let t = target(&SUB.to_uppercase(), &GROUP.to_uppercase(), "Bound");
-    let claims = issued_claims(&post(&w.tg, Some(&w.bound_key), &t).await);
-    assert_eq!(claims["org"], "bound");
 }
 
 #[tokio::test]
@@ -177,11 +177,12 @@ async fn azure_resource_group_length_counts_the_decoded_name() {
 #[tokio::test]
 async fn azure_bound_account_elsewhere_is_404_resource_not_found_and_unbound_is_found_anywhere() {
     let w = world("").await;
+    let bound_key = w.bound().await;
     for (sub, group) in [
         ("00000000-0000-0000-0000-000000000000", GROUP),
         (SUB, "other-rg"),
     ] {
-        let got = post(&w.tg, Some(&w.bound_key), &target(sub, group, "bound")).await;
+        let got = post(&w.tg, Some(&bound_key), &target(sub, group, "bound")).await;
         let message = arm_error(&got, 404, "ResourceNotFound");
         assert_eq!(
             message,
@@ -190,7 +191,11 @@ async fn azure_bound_account_elsewhere_is_404_resource_not_found_and_unbound_is_
             )
         );
     }
-    issued_claims(&post(&w.tg, Some(&w.bound_key), &target(SUB, GROUP, "bound")).await);
+    issued_claims(&post(&w.tg, Some(&bound_key), &target(SUB, GROUP, "bound")).await);
+    // The bound subscription and resource group match ignoring case, as ARM's do.
+    let t = target(&SUB.to_uppercase(), &GROUP.to_uppercase(), "Bound");
+    let claims = issued_claims(&post(&w.tg, Some(&bound_key), &t).await);
+    assert_eq!(claims["org"], "bound");
     // An unbound account keeps answering under any subscription and resource group.
     issued_claims(&post(&w.tg, Some(&w.acme_key), &target("any", "any-rg", "acme")).await);
 }
@@ -305,6 +310,7 @@ accounts = ["bound"]
         path = jwks_path.display(),
     ))
     .await;
+    w.bound().await;
     let tg = &w.tg;
 
     // From the file tenant, for its account (in any case).
