@@ -1,8 +1,7 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
 Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py and
-scripts/e2e-ops.py; not a
-script itself.
+scripts/e2e-ops.py; not a script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in

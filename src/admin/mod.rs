@@ -436,6 +436,16 @@ impl AdminService {
         headers: &HeaderMap,
         body: Result<Bytes, BodyError>,
     ) -> Response<Body> {
+        // As ARM: who the caller is first, then the request, then what it may do.
+        let account = matched.as_ref().ok().map(|p| p.account.as_str());
+        let caller = match self.azure_authenticate(headers).await {
+            Ok(c) => c,
+            Err(AzureRefusal::Error(e)) => return self.azure_fail(e, account),
+            Err(AzureRefusal::Throttled(secs)) => {
+                let e = azure::Error::too_many();
+                return retry_after(self.azure_fail(e, account), secs);
+            }
+        };
         let params = match matched {
             Ok(p) => p,
             Err(e) => return self.azure_fail(e, None),
@@ -444,12 +454,9 @@ impl AdminService {
         if let Err(e) = azure::check_api_version(query) {
             return fail(e);
         }
-        let org = match self.azure_caller(headers, &params).await {
+        let org = match caller.org_for(&params) {
             Ok(org) => org,
-            Err(AzureRefusal::Error(e)) => return fail(e),
-            Err(AzureRefusal::Throttled(secs)) => {
-                return retry_after(fail(azure::Error::too_many()), secs)
-            }
+            Err(e) => return fail(e),
         };
         if let Err(e) = self.azure_placement_matches(&org, &params).await {
             return fail(e);
@@ -482,15 +489,10 @@ impl AdminService {
         }
     }
 
-    /// The organisation the caller may issue for under `params`: an API token's, or an
-    /// Azure AD principal's (a bearer token that is a JWT, when tenants are configured).
-    /// ARM compares account names ignoring case; the token is issued for the
-    /// organisation's own spelling.
-    async fn azure_caller(
-        &self,
-        headers: &HeaderMap,
-        params: &azure::PathParams,
-    ) -> Result<String, AzureRefusal> {
+    /// Who the caller is: an API token's organisation, or an Azure AD principal (a
+    /// bearer token that is a JWT, when tenants are configured); its issuing budget is
+    /// spent here.
+    async fn azure_authenticate(&self, headers: &HeaderMap) -> Result<AzureCaller, AzureRefusal> {
         let Some(token) = bearer(headers) else {
             return Err(azure::Error::unauthenticated().into());
         };
@@ -499,14 +501,10 @@ impl AdminService {
                 .oidc
                 .authenticate(token, (self.clock)())
                 .await
-                .map_err(|r| r.arm_error(params))?;
-            let org = principal
-                .account(&params.account)
-                .map(str::to_string)
-                .ok_or_else(|| azure::Error::not_authorized(&principal.object_id, params))?;
+                .map_err(|r| r.arm_error())?;
             let key = format!("aad:{}:{}", principal.tenant_id, principal.object_id);
             self.issue_allowed(&key).map_err(AzureRefusal::Throttled)?;
-            return Ok(org);
+            return Ok(AzureCaller::Aad(principal));
         }
         let (org, hash) = match self.api_token_org(headers).await {
             Ok(Some(found)) => found,
@@ -514,13 +512,7 @@ impl AdminService {
             Err(()) => return Err(azure::Error::from(issuer::IssueError::Internal).into()),
         };
         self.issue_allowed(&hash).map_err(AzureRefusal::Throttled)?;
-        if !org.eq_ignore_ascii_case(&params.account) {
-            return Err(azure::Error::forbidden(
-                "The client does not have authorization over this account.",
-            )
-            .into());
-        }
-        Ok(org)
+        Ok(AzureCaller::ApiToken(org))
     }
 
     /// An Azure error answer; a 401 carries ARM's challenge, naming the authority of
@@ -811,6 +803,32 @@ impl AdminService {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+/// An authenticated Azure caller.
+enum AzureCaller {
+    /// An API token, of this organisation.
+    ApiToken(String),
+    Aad(oidc::Principal),
+}
+
+impl AzureCaller {
+    /// The organisation to issue for under `params`, as the caller's side spells it (ARM
+    /// compares account names ignoring case), or ARM's 403.
+    fn org_for(&self, params: &azure::PathParams) -> Result<String, azure::Error> {
+        match self {
+            AzureCaller::ApiToken(org) if org.eq_ignore_ascii_case(&params.account) => {
+                Ok(org.clone())
+            }
+            AzureCaller::ApiToken(_) => Err(azure::Error::forbidden(
+                "The client does not have authorization over this account.",
+            )),
+            AzureCaller::Aad(p) => p
+                .account(&params.account)
+                .map(str::to_string)
+                .ok_or_else(|| azure::Error::not_authorized(&p.object_id, params)),
+        }
     }
 }
 

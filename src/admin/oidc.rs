@@ -5,11 +5,12 @@
 //! access token: RS256 only (pinned per key, never taken from the token), signed by a
 //! key of the tenant whose `iss` the token names, `iss`, `tid` and `aud` equal to what
 //! that tenant configures, `exp`/`nbf` against the injected clock with [`LEEWAY`], `scp`
-//! holding `user_impersonation`, and `oid` among the tenant's `object_ids` when it lists
-//! any. A tenant's JWKS (a file, or a URL fetched with hyper + rustls) is read on first
-//! use, cached, read again once `jwks_refresh` has passed and when a token names an
-//! unknown `kid` — at most once per [`MIN_REFETCH`] either way — and a failed read keeps
-//! the keys already held. With no key ever read, every token is refused (fail closed).
+//! holding `user_impersonation`, and an `oid` (which may use the tenant's accounts only
+//! if it is among the tenant's `object_ids`, when the tenant lists any). A tenant's JWKS
+//! (a file, or a URL fetched with hyper + rustls) is read on first use, cached, read
+//! again once `jwks_refresh` has passed and when a token names an unknown `kid` — at
+//! most once per [`MIN_REFETCH`] either way — and a failed read keeps the keys already
+//! held. With no key ever read, every token is refused (fail closed).
 //! It never touches the store, tollgate's own signing keys, or the dialect's wire format
 //! beyond naming ARM's error for each refusal.
 
@@ -82,15 +83,11 @@ pub enum Rejection {
     },
     /// `scp` lacks `user_impersonation`.
     Scope,
-    /// The tenant lists `object_ids` and this `oid` is not among them.
-    NotListed {
-        oid: String,
-    },
 }
 
 impl Rejection {
-    /// ARM's answer for this refusal; `params` names the scope in a 403.
-    pub fn arm_error(&self, params: &azure::PathParams) -> azure::Error {
+    /// ARM's answer for this refusal (every one is a 401).
+    pub fn arm_error(&self) -> azure::Error {
         match self {
             Rejection::Invalid => azure::Error::bad_token(
                 "InvalidAuthenticationToken",
@@ -123,7 +120,6 @@ impl Rejection {
                 "InvalidAuthenticationToken",
                 format!("The access token does not grant the '{SCOPE}' scope."),
             ),
-            Rejection::NotListed { oid } => azure::Error::not_authorized(oid, params),
         }
     }
 }
@@ -227,10 +223,17 @@ impl Oidc {
             .map_err(|_| Rejection::Invalid)?
             .claims;
         check_claims(&tenant.cfg, &claims, now)?;
+        // A principal the tenant does not list is authenticated but may use no account.
+        let listed =
+            tenant.cfg.object_ids.is_empty() || tenant.cfg.object_ids.contains(&claims.oid);
         Ok(Principal {
             tenant_id: claims.tid,
             object_id: claims.oid,
-            accounts: tenant.cfg.accounts.clone(),
+            accounts: if listed {
+                tenant.cfg.accounts.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -406,8 +409,8 @@ fn check_claims(t: &AzureTenant, c: &AadClaims, now: u64) -> Result<(), Rejectio
     if !scoped {
         return Err(Rejection::Scope);
     }
-    if c.oid.is_empty() || (!t.object_ids.is_empty() && !t.object_ids.contains(&c.oid)) {
-        return Err(Rejection::NotListed { oid: c.oid.clone() });
+    if c.oid.is_empty() {
+        return Err(Rejection::Invalid);
     }
     Ok(())
 }
@@ -617,11 +620,14 @@ mod tests {
         let mut t = tenant(JwksSource::File(path));
         t.object_ids = vec!["someone-else".into()];
         let o = oidc(t);
+        let p = o
+            .authenticate(&sign(&private, "k1", &claims()), NOW)
+            .await
+            .expect("authenticated");
         assert_eq!(
-            o.authenticate(&sign(&private, "k1", &claims()), NOW).await,
-            Err(Rejection::NotListed {
-                oid: "0f1e2d3c".into()
-            })
+            p.account("acme"),
+            None,
+            "but not authorised for any account"
         );
     }
 

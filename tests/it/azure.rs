@@ -382,3 +382,25 @@ accounts = ["bound"]
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn azure_a_caller_without_credentials_is_401_before_any_path_or_api_version_error() {
+    let w = world("").await;
+    let bad_account = target(SUB, GROUP, "ab");
+    let bad_version = target(SUB, GROUP, "acme").replace("2024-01-01", "1999-01-01");
+    for t in [&bad_account, &bad_version] {
+        let got = post(&w.tg, None, t).await;
+        arm_error(&got, 401, "AuthenticationFailed");
+        assert!(
+            challenge(&got).starts_with("Bearer authorization_uri="),
+            "{t}"
+        );
+        let got = post(&w.tg, Some("not-a-token"), t).await;
+        arm_error(&got, 401, "AuthenticationFailed");
+    }
+    // With credentials, the request's own errors follow.
+    let got = post(&w.tg, Some(&w.acme_key), &bad_account).await;
+    arm_error(&got, 400, "InvalidParameter");
+    let got = post(&w.tg, Some(&w.acme_key), &bad_version).await;
+    arm_error(&got, 400, "InvalidApiVersionParameter");
+}
