@@ -196,6 +196,40 @@ async fn azure_bound_account_elsewhere_is_404_resource_not_found_and_unbound_is_
     let t = target(&SUB.to_uppercase(), &GROUP.to_uppercase(), "Bound");
     let claims = issued_claims(&post(&w.tg, Some(&bound_key), &t).await);
     assert_eq!(claims["org"], "bound");
+    // A subscription without a resource group (or the reverse) binds nothing: refused.
+    let auth = format!("Bearer {}", w.admin);
+    for half in [
+        json!({"id": "half", "azure_subscription": SUB}),
+        json!({"id": "half", "azure_resource_group": GROUP}),
+        json!({"id": "half", "azure_subscription": "", "azure_resource_group": GROUP}),
+    ] {
+        let got = send(
+            w.tg.admin(),
+            Method::POST,
+            "/v1/orgs",
+            &[("authorization", auth.as_str())],
+            half.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(got.status, 400, "{half}: {got:?}");
+    }
+    let got = send(
+        w.tg.admin(),
+        Method::GET,
+        "/v1/orgs",
+        &[("authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    let listed = json_of(&got);
+    let bound = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["id"] == "bound"))
+        .unwrap_or_else(|| panic!("bound is listed: {listed}"));
+    assert_eq!(
+        (&bound["azure_subscription"], &bound["azure_resource_group"]),
+        (&json!(SUB), &json!(GROUP))
+    );
     // An unbound account keeps answering under any subscription and resource group.
     issued_claims(&post(&w.tg, Some(&w.acme_key), &target("any", "any-rg", "acme")).await);
 }
