@@ -34,19 +34,14 @@ import urllib.request
 
 NAME = "azure-aad-pyjwt"
 
-try:
-    import jwt  # PyJWT
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from jwt.algorithms import RSAAlgorithm
-except ImportError:
-    print(f"{NAME}: FATAL: PyJWT with cryptography is not installed for {sys.executable}; "
-          f"install it with: {sys.executable} -m pip install 'pyjwt[crypto]'", file=sys.stderr)
-    print(f"{NAME}: 0 passed, 1 failed")
-    sys.exit(2)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure,  # noqa: E402
-                          run_main, say, stop_servers, watchdog)
+from tollgate_e2e import (Checks, Server, Workspace, binary, count_failure,  # noqa: E402
+                          require_pyjwt, run_main, say, stop_servers, watchdog)
+
+require_pyjwt(NAME)
+import jwt  # noqa: E402  PyJWT
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from jwt.algorithms import RSAAlgorithm  # noqa: E402
 
 OVERALL_TIMEOUT_S = 120  # the whole script after the build
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
