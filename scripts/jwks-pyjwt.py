@@ -30,24 +30,12 @@ import time
 
 NAME = "jwks-pyjwt"
 
-try:
-    import jwt  # PyJWT
-    from jwt.algorithms import has_crypto
-except ImportError:
-    print(f"{NAME}: FATAL: PyJWT is not installed for {sys.executable}; "
-          f"install it with: {sys.executable} -m pip install 'pyjwt[crypto]'", file=sys.stderr)
-    print(f"{NAME}: 0 passed, 1 failed")
-    sys.exit(2)
-if not has_crypto:
-    print(f"{NAME}: FATAL: PyJWT is installed without the 'cryptography' package, so it "
-          f"cannot verify EdDSA; install it with: {sys.executable} -m pip install "
-          "'pyjwt[crypto]'", file=sys.stderr)
-    print(f"{NAME}: 0 passed, 1 failed")
-    sys.exit(2)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
-                          run_main, say, stop_servers, watchdog)
+                          require_pyjwt, run_main, say, stop_servers, watchdog)
+
+require_pyjwt(NAME)
+import jwt  # noqa: E402  PyJWT
 
 OVERALL_TIMEOUT_S = 120  # the whole script after the build
 ORG = "acme-vi"  # also the Azure accountName: 3-50 of [A-Za-z0-9-]

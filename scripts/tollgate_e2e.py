@@ -1,7 +1,7 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
-Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py and scripts/e2e-ops.py; not a
-script itself.
+Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py and
+scripts/e2e-ops.py; not a script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in
@@ -14,6 +14,7 @@ script itself.
                     field of that line (edge-tls, edge-plain, admin, pid).
 - `http()`        : one request to 127.0.0.1, never through a proxy, bounded in time.
 - `Checks`        : `PASS`/`FAIL` lines and the final `NAME: N passed, M failed`.
+- `require_pyjwt` : exit 2 unless PyJWT and its crypto backend import.
 """
 
 import json
@@ -37,6 +38,22 @@ BUILD_TIMEOUT_S = 1800  # cargo build from cold
 
 # Everything talks to 127.0.0.1 only; never route that through a proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def require_pyjwt(name):
+    """Exit with code 2 (and the closing `N passed, M failed` line) unless PyJWT imports
+    with its `cryptography` backend, which RS256 and EdDSA need."""
+    try:
+        from jwt.algorithms import has_crypto
+    except ImportError:
+        has_crypto = None
+    if has_crypto:
+        return
+    what = "not installed" if has_crypto is None else "installed without 'cryptography'"
+    print(f"{name}: FATAL: PyJWT is {what} for {sys.executable}; install it with: "
+          f"{sys.executable} -m pip install 'pyjwt[crypto]'", file=sys.stderr)
+    print(f"{name}: 0 passed, 1 failed")
+    sys.exit(2)
 
 
 class Fatal(Exception):

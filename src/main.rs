@@ -87,6 +87,12 @@ enum OrgCommand {
         id: String,
         #[arg(long)]
         name: Option<String>,
+        /// Bind the Azure account to this subscription (with --azure-resource-group).
+        #[arg(long)]
+        azure_subscription: Option<String>,
+        /// Bind the Azure account to this resource group (with --azure-subscription).
+        #[arg(long)]
+        azure_resource_group: Option<String>,
     },
     List,
     Delete {
@@ -318,7 +324,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keys(KeysCommand::Generate { kid, alg, out }) => keys_generate(kid, &alg, &out),
         Command::Keys(KeysCommand::Rotate { config, kid }) => keys_rotate(&config, kid),
         Command::Org(m) => manage(&m.config, |ops| match m.command {
-            OrgCommand::Add { id, name } => ops.add_org(NewOrg { id, name }),
+            OrgCommand::Add {
+                id,
+                name,
+                azure_subscription,
+                azure_resource_group,
+            } => ops.add_org(NewOrg {
+                id,
+                name,
+                azure_subscription,
+                azure_resource_group,
+            }),
             OrgCommand::List => ops.list("orgs"),
             OrgCommand::Delete { id } => ops.delete("orgs", &id),
         }),

@@ -304,6 +304,7 @@ mod tests {
                 .put_org(&Org {
                     id: org.into(),
                     name: org.into(),
+                    azure: None,
                 })
                 .expect("org");
         }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::{blocking, json, AdminService, BodyError};
 use crate::body::Body;
 use crate::resource::{parse_privacy, Resource, ResourceType};
-use crate::store::{ApiToken, Org, Project, Revocation, RevocationKind, Store, StoreError, User};
+use crate::store::{
+    ApiToken, AzurePlacement, Org, Project, Revocation, RevocationKind, Store, StoreError, User,
+};
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
 pub struct Ops {
@@ -25,6 +27,10 @@ pub struct Ops {
 pub struct NewOrg {
     pub id: String,
     pub name: Option<String>,
+    /// Bind the Azure account to this subscription and resource group (both or neither;
+    /// see [`crate::store::Org::azure`]).
+    pub azure_subscription: Option<String>,
+    pub azure_resource_group: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,17 +92,45 @@ fn now() -> u64 {
     crate::clock::now()
 }
 
+/// Both or neither, each non-empty.
+fn azure_placement(
+    subscription: Option<String>,
+    resource_group: Option<String>,
+) -> Result<Option<AzurePlacement>, OpError> {
+    match (subscription, resource_group) {
+        (None, None) => Ok(None),
+        (Some(s), Some(rg)) if !s.is_empty() && !rg.is_empty() => Ok(Some(AzurePlacement {
+            subscription: s,
+            resource_group: rg,
+        })),
+        _ => Err(OpError::Invalid(
+            "azure_subscription and azure_resource_group go together, both non-empty".into(),
+        )),
+    }
+}
+
+fn org_json(o: &Org) -> serde_json::Value {
+    let mut v = serde_json::json!({ "id": o.id, "name": o.name });
+    if let Some(a) = &o.azure {
+        v["azure_subscription"] = a.subscription.clone().into();
+        v["azure_resource_group"] = a.resource_group.clone().into();
+    }
+    v
+}
+
 impl Ops {
     pub fn add_org(&self, o: NewOrg) -> Result<serde_json::Value, OpError> {
+        let azure = azure_placement(o.azure_subscription, o.azure_resource_group)?;
         let org = Org {
             name: o.name.unwrap_or_else(|| o.id.clone()),
             id: o.id,
+            azure,
         };
         if org.id.is_empty() {
             return Err(OpError::Invalid("id must not be empty".into()));
         }
         self.store.put_org(&org)?;
-        Ok(serde_json::json!({ "id": org.id, "name": org.name }))
+        Ok(org_json(&org))
     }
 
     pub fn add_project(&self, p: NewProject) -> Result<serde_json::Value, OpError> {
@@ -188,7 +222,7 @@ impl Ops {
                 .store
                 .orgs()?
                 .iter()
-                .map(|o| serde_json::json!({ "id": o.id, "name": o.name }))
+                .map(org_json)
                 .collect(),
             "projects" => self
                 .store

@@ -3,9 +3,9 @@
 //! the edge never answers these paths (docs/threat-model.md, B7).
 //!
 //! This file owns routing and caller authentication (API tokens for BlendVision and
-//! Azure, username/password and refresh tokens for movingimage, the admin token for
-//! management) and the glue to the [`issuer::Issuer`]; the dialects own their wire
-//! formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
+//! Azure, Azure AD bearer tokens for Azure through [`oidc`], username/password and
+//! refresh tokens for movingimage, the admin token for management) and the glue to the
+//! [`issuer::Issuer`]; the dialects own their wire formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
 //! in time (threat model C2).
 
 pub mod dialect;
@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod keys;
 pub mod manage;
 pub mod mint;
+pub mod oidc;
 pub mod purge;
 
 use std::net::IpAddr;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub login_per_account: u32,
     /// Issuing requests per API token.
     pub issue_per_api_token: crate::config::Limit,
+    /// Azure AD tenants whose bearer tokens the Azure API accepts.
+    pub azure: crate::config::Azure,
 }
 
 /// Admin routes and their state.
@@ -75,6 +78,8 @@ pub struct AdminService {
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (threat model B3, A19).
     dummy_hash: Arc<String>,
+    /// Azure AD bearer authentication for the Azure API.
+    oidc: oidc::Oidc,
     clock: fn() -> u64,
 }
 
@@ -181,6 +186,7 @@ impl AdminService {
             settings.login_per_ip,
             settings.login_per_account,
         ));
+        let oidc = oidc::Oidc::new(&settings.azure);
         let dummy_hash = random_secret()
             .and_then(|pw| hash_password(&pw))
             .unwrap_or_default();
@@ -197,6 +203,7 @@ impl AdminService {
             cache: None,
             settings,
             dummy_hash: Arc::new(dummy_hash),
+            oidc,
             clock: crate::clock::now,
         }
     }
@@ -279,7 +286,7 @@ impl AdminService {
         }
         if let Some(m) = azure::match_path(&path) {
             if !post {
-                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                return azure_method_not_allowed(head.method.as_str(), &path);
             }
             let body = self.body(body).await;
             return self.azure(m, head.uri.query(), &head.headers, body).await;
@@ -454,31 +461,35 @@ impl AdminService {
 
     async fn azure(
         &self,
-        matched: Result<azure::PathParams<'_>, azure::Error>,
+        matched: Result<azure::PathParams, azure::Error>,
         query: Option<&str>,
         headers: &HeaderMap,
         body: Result<Bytes, BodyError>,
     ) -> Response<Body> {
-        let fail = |e: azure::Error| json(e.http, e.body());
+        // As ARM: who the caller is first, then the request, then what it may do.
+        let account = matched.as_ref().ok().map(|p| p.account.as_str());
+        let caller = match self.azure_authenticate(headers).await {
+            Ok(c) => c,
+            Err(AzureRefusal::Error(e)) => return self.azure_fail(e, account),
+            Err(AzureRefusal::Throttled(secs)) => {
+                let e = azure::Error::too_many();
+                return retry_after(self.azure_fail(e, account), secs);
+            }
+        };
         let params = match matched {
             Ok(p) => p,
-            Err(e) => return fail(e),
+            Err(e) => return self.azure_fail(e, None),
         };
+        let fail = |e: azure::Error| self.azure_fail(e, Some(&params.account));
         if let Err(e) = azure::check_api_version(query) {
             return fail(e);
         }
-        let org = match self.api_token_org(headers).await {
-            Ok(Some((org, hash))) => match self.issue_allowed(&hash) {
-                Ok(()) => org,
-                Err(secs) => return retry_after(fail(azure::Error::too_many()), secs),
-            },
-            Ok(None) => return fail(azure::Error::unauthenticated()),
-            Err(()) => return fail(issuer::IssueError::Internal.into()),
+        let org = match caller.org_for(&params) {
+            Ok(org) => org,
+            Err(e) => return fail(e),
         };
-        if org != params.account {
-            return fail(azure::Error::forbidden(
-                "The client does not have authorization over this account.",
-            ));
+        if let Err(e) = self.azure_placement_matches(&org, &params).await {
+            return fail(e);
         }
         let body = match body {
             Ok(b) => b,
@@ -505,6 +516,75 @@ impl AdminService {
                 json(StatusCode::OK, azure::render(&issued))
             }
             Err(e) => fail(e.into()),
+        }
+    }
+
+    /// Who the caller is: an API token's organisation, or an Azure AD principal (a
+    /// bearer token that is a JWT, when tenants are configured); its issuing budget is
+    /// spent here.
+    async fn azure_authenticate(&self, headers: &HeaderMap) -> Result<AzureCaller, AzureRefusal> {
+        let Some(token) = bearer(headers) else {
+            return Err(azure::Error::unauthenticated().into());
+        };
+        if self.oidc.enabled() && token.contains('.') {
+            let principal = self
+                .oidc
+                .authenticate(token, (self.clock)())
+                .await
+                .map_err(|r| r.arm_error())?;
+            let key = format!("aad:{}:{}", principal.tenant_id, principal.object_id);
+            self.issue_allowed(&key).map_err(AzureRefusal::Throttled)?;
+            return Ok(AzureCaller::Aad(principal));
+        }
+        let (org, hash) = match self.api_token_org(headers).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(azure::Error::unauthenticated().into()),
+            Err(()) => return Err(azure::Error::from(issuer::IssueError::Internal).into()),
+        };
+        self.issue_allowed(&hash).map_err(AzureRefusal::Throttled)?;
+        Ok(AzureCaller::ApiToken(org))
+    }
+
+    /// An Azure error answer; a 401 carries ARM's challenge, naming the authority of
+    /// the tenant that serves `account` (when the path could be read).
+    fn azure_fail(&self, e: azure::Error, account: Option<&str>) -> Response<Body> {
+        let mut r = json(e.http, e.body());
+        if e.http == StatusCode::UNAUTHORIZED {
+            let authority = self.oidc.authority_for(account.unwrap_or(""));
+            let challenge = format!(
+                "Bearer authorization_uri=\"{authority}\", error=\"invalid_token\", error_description=\"{}\"",
+                e.message.replace('"', "'")
+            );
+            let value = HeaderValue::from_str(&challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        r
+    }
+
+    /// An account bound to a subscription and resource group is found only under them
+    /// (ignoring case, as ARM does); an unbound one under any.
+    async fn azure_placement_matches(
+        &self,
+        org: &str,
+        params: &azure::PathParams,
+    ) -> Result<(), azure::Error> {
+        let store = self.store();
+        let id = org.to_string();
+        let record = match blocking(move || store.org(&id)).await {
+            Some(Ok(o)) => o,
+            _ => return Err(issuer::IssueError::Internal.into()),
+        };
+        match record.and_then(|o| o.azure) {
+            Some(a)
+                if !a.subscription.eq_ignore_ascii_case(&params.subscription)
+                    || !a
+                        .resource_group
+                        .eq_ignore_ascii_case(&params.resource_group) =>
+            {
+                Err(azure::Error::account_not_found(params))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -768,9 +848,56 @@ impl AdminService {
     }
 }
 
+/// An authenticated Azure caller.
+enum AzureCaller {
+    /// An API token, of this organisation.
+    ApiToken(String),
+    Aad(oidc::Principal),
+}
+
+impl AzureCaller {
+    /// The organisation to issue for under `params`, as the caller's side spells it (ARM
+    /// compares account names ignoring case), or ARM's 403.
+    fn org_for(&self, params: &azure::PathParams) -> Result<String, azure::Error> {
+        match self {
+            AzureCaller::ApiToken(org) if org.eq_ignore_ascii_case(&params.account) => {
+                Ok(org.clone())
+            }
+            AzureCaller::ApiToken(_) => Err(azure::Error::forbidden(
+                "The client does not have authorization over this account.",
+            )),
+            AzureCaller::Aad(p) => p
+                .account(&params.account)
+                .map(str::to_string)
+                .ok_or_else(|| azure::Error::not_authorized(&p.object_id, params)),
+        }
+    }
+}
+
+/// Why an Azure caller was refused: an ARM error, or the issuing budget (seconds to wait).
+enum AzureRefusal {
+    Error(azure::Error),
+    Throttled(u64),
+}
+
+impl From<azure::Error> for AzureRefusal {
+    fn from(e: azure::Error) -> Self {
+        AzureRefusal::Error(e)
+    }
+}
+
 /// Marks a refresh answer as a detected reuse (for the refresh metric).
 #[derive(Clone, Copy)]
 struct ReusedFamily;
+
+/// The Azure route with another method than POST: ARM's 405 `ErrorResponse`.
+fn azure_method_not_allowed(method: &str, path: &str) -> Response<Body> {
+    let e = azure::Error::method_not_allowed(method, path);
+    let mut r = json(e.http, e.body());
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
 
 /// Add `Retry-After: secs` (at least 1) to a 429.
 fn retry_after(mut r: Response<Body>, secs: u64) -> Response<Body> {

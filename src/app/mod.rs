@@ -259,6 +259,7 @@ impl Core {
                     login_per_ip: cfg.admin.login_per_ip,
                     login_per_account: cfg.admin.login_per_account,
                     issue_per_api_token: cfg.limits.issue_per_api_token,
+                    azure: cfg.azure.clone(),
                 },
                 self.metrics.clone(),
                 Some(self.reloader.clone()),

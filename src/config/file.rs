@@ -54,6 +54,48 @@ pub struct File {
     /// The shield cache in front of `http(s)://` origins.
     #[serde(default)]
     pub cache: CacheFile,
+    /// Azure AD (OIDC) bearer tokens for the Azure Video Indexer API.
+    #[serde(default)]
+    pub azure: AzureFile,
+}
+
+/// `[azure]`: who may call the Azure Video Indexer API with an Azure AD access token
+/// (the API tokens of `tollgate api-token create` keep working beside it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureFile {
+    /// The `authorization_uri` of the 401 challenge for an account no tenant lists.
+    /// Default `"https://login.windows.net/"`, as Azure Resource Manager answers.
+    pub authorization_uri: Option<String>,
+    /// Azure AD tenants whose access tokens are accepted. Default none.
+    #[serde(default)]
+    pub tenants: Vec<AzureTenantFile>,
+}
+
+/// `[[azure.tenants]]`: one Azure AD tenant and the accounts its principals may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureTenantFile {
+    /// The tenant id: a token's `tid` must equal it.
+    pub tenant_id: String,
+    /// A token's `iss` must equal it, e.g. `"https://sts.windows.net/<tenant id>/"`.
+    pub issuer: String,
+    /// A token's `aud` must be one of these. Default `["https://management.azure.com/"]`.
+    pub audiences: Option<Vec<String>>,
+    /// The tenant's signing keys: a JWKS file path, or an `https://` URL (`http://` only
+    /// for a loopback host), e.g. `"https://login.microsoftonline.com/<tenant id>/discovery/keys"`.
+    pub jwks: String,
+    /// How long a fetched JWKS is used before it is fetched again. Default `"1h"`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_refresh: Option<Duration>,
+    /// The Azure accounts (organisation ids) this tenant's principals may issue for.
+    pub accounts: Vec<String>,
+    /// Only these principals (`oid`) of the tenant; empty (default): any of them.
+    #[serde(default)]
+    pub object_ids: Vec<String>,
+    /// The challenge's `authorization_uri` for this tenant's accounts. Default
+    /// `"https://login.windows.net/<tenant id>"`.
+    pub authorization_uri: Option<String>,
 }
 
 /// `[cache]`: the shield cache. Sizes in bytes; durations as elsewhere.

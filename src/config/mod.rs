@@ -50,6 +50,34 @@ fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
 }
 
+/// `[azure]`: Azure AD bearer authentication for the Azure Video Indexer API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Azure {
+    pub authorization_uri: String,
+    pub tenants: Vec<AzureTenant>,
+}
+
+/// `[[azure.tenants]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureTenant {
+    pub tenant_id: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: JwksSource,
+    pub jwks_refresh: Duration,
+    pub accounts: Vec<String>,
+    pub object_ids: Vec<String>,
+    pub authorization_uri: String,
+}
+
+/// Where a tenant's JWKS comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    /// `https://`, or `http://` to a loopback host.
+    Url(String),
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,6 +99,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub cache: Cache,
+    pub azure: Azure,
 }
 
 /// Validated `[cache]` (the shield cache's shape and default freshness).
@@ -273,6 +302,7 @@ impl Config {
         let manifest = validate::manifest(&file.manifest)?;
         let limits = validate::limits(&file.limits)?;
         let log = validate::log(&file.log, paths)?;
+        let azure = validate::azure(&file.azure, paths)?;
         Ok(Config {
             source: source.to_path_buf(),
             edge,
@@ -290,6 +320,7 @@ impl Config {
             limits,
             log,
             cache,
+            azure,
         })
     }
 
@@ -350,6 +381,51 @@ mod tests {
         assert!(!c.routes.is_empty());
         assert!(c.signing_key().is_some());
         assert!(c.tls.dev_generate);
+    }
+
+    const TENANT: &str = "\n[[azure.tenants]]\ntenant_id = \"t1\"\nissuer = \"https://sts.windows.net/t1/\"\naccounts = [\"acme\"]\n";
+
+    #[test]
+    fn azure_tenants_default_their_audience_refresh_and_challenge() {
+        assert_eq!(example(|t| t).azure.tenants, vec![]);
+        let c = example(|t| format!("{t}{TENANT}jwks = \"aad/keys.json\"\n"));
+        let t = &c.azure.tenants[0];
+        assert_eq!(
+            t.audiences,
+            vec!["https://management.azure.com/".to_string()]
+        );
+        assert_eq!(t.jwks_refresh, Duration::from_secs(3600));
+        assert_eq!(t.authorization_uri, "https://login.windows.net/t1");
+        assert_eq!(c.azure.authorization_uri, "https://login.windows.net/");
+        let JwksSource::File(path) = &t.jwks else {
+            panic!("a file path: {:?}", t.jwks);
+        };
+        assert!(path.ends_with("config/aad/keys.json"), "{}", path.display());
+    }
+
+    #[test]
+    fn azure_jwks_must_be_https_loopback_http_or_a_file() {
+        let with = |jwks: &str, more: &str| {
+            let path = repo_config();
+            let text = std::fs::read_to_string(&path).expect("example");
+            Config::parse(&format!("{text}{TENANT}jwks = \"{jwks}\"\n{more}"), &path)
+        };
+        for ok in [
+            "https://login.microsoftonline.com/t1/discovery/keys",
+            "http://127.0.0.1:8080/keys",
+            "http://localhost/keys",
+        ] {
+            let c = with(ok, "").expect(ok);
+            assert_eq!(c.azure.tenants[0].jwks, JwksSource::Url(ok.into()));
+        }
+        for bad in ["http://login.example/keys", "ftp://x/keys", ""] {
+            let err = with(bad, "").expect_err(bad);
+            assert!(err.to_string().contains("azure.tenants[0].jwks"), "{err}");
+        }
+        let err = with("k.json", "jwks_refresh = \"0s\"").expect_err("0s");
+        assert!(err.to_string().contains("jwks_refresh"), "{err}");
+        let err = with("k.json", "audiences = []").expect_err("no audience");
+        assert!(err.to_string().contains("audiences"), "{err}");
     }
 
     #[test]

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{
-    AdminFile, CacheFile, EdgeFile, KeyFile, LimitsFile, LogFile, ManifestFile, OriginFile,
-    ResourceFile, RouteFile, StoreFile, TlsFile, TokenFile,
+    AdminFile, AzureFile, AzureTenantFile, CacheFile, EdgeFile, KeyFile, LimitsFile, LogFile,
+    ManifestFile, OriginFile, ResourceFile, RouteFile, StoreFile, TlsFile, TokenFile,
 };
 use super::{
-    invalid, Admin, Cache, Cert, ConfigError, Edge, Limit, Limits, Log, Manifest, ManifestMode,
-    Origin, Route, Store, Tls, Token, Upstream,
+    invalid, Admin, Azure, AzureTenant, Cache, Cert, ConfigError, Edge, JwksSource, Limit, Limits,
+    Log, Manifest, ManifestMode, Origin, Route, Store, Tls, Token, Upstream,
 };
 use crate::logging::{AccessDest, AccessFormat};
 use crate::ratelimit::Rate;
@@ -183,6 +183,104 @@ fn reuse_interval(a: &Admin) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// `[azure]`.
+pub(super) fn azure(a: &AzureFile, paths: &Paths<'_>) -> Result<Azure, ConfigError> {
+    let tenants = a
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| azure_tenant(i, t, paths))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Azure {
+        authorization_uri: a
+            .authorization_uri
+            .clone()
+            .unwrap_or_else(|| "https://login.windows.net/".into()),
+        tenants,
+    })
+}
+
+fn azure_tenant(
+    i: usize,
+    t: &AzureTenantFile,
+    paths: &Paths<'_>,
+) -> Result<AzureTenant, ConfigError> {
+    let key = |k: &str| format!("azure.tenants[{i}].{k}");
+    for (k, v) in [("tenant_id", &t.tenant_id), ("issuer", &t.issuer)] {
+        if v.is_empty() {
+            return Err(invalid(format!("{} must not be empty", key(k))));
+        }
+    }
+    if t.accounts.is_empty() || t.accounts.iter().any(String::is_empty) {
+        return Err(invalid(format!(
+            "{} must name at least one account, none empty",
+            key("accounts")
+        )));
+    }
+    let audiences = t
+        .audiences
+        .clone()
+        .unwrap_or_else(|| vec!["https://management.azure.com/".into()]);
+    if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+        return Err(invalid(format!("{} must not be empty", key("audiences"))));
+    }
+    let jwks_refresh = t.jwks_refresh.unwrap_or(Duration::from_secs(3600));
+    if jwks_refresh < Duration::from_secs(1) {
+        return Err(invalid(format!(
+            "{} must be at least 1s",
+            key("jwks_refresh")
+        )));
+    }
+    Ok(AzureTenant {
+        tenant_id: t.tenant_id.clone(),
+        issuer: t.issuer.clone(),
+        audiences,
+        jwks: jwks_source(&key("jwks"), &t.jwks, paths)?,
+        jwks_refresh,
+        accounts: t.accounts.clone(),
+        object_ids: t.object_ids.clone(),
+        authorization_uri: t
+            .authorization_uri
+            .clone()
+            .unwrap_or_else(|| format!("https://login.windows.net/{}", t.tenant_id)),
+    })
+}
+
+/// A JWKS URL (`https://`, or `http://` to a loopback host: keys fetched in the clear
+/// from elsewhere could be swapped on the way) or a file path.
+fn jwks_source(key: &str, v: &str, paths: &Paths<'_>) -> Result<JwksSource, ConfigError> {
+    if v.is_empty() {
+        return Err(invalid(format!("{key} must not be empty")));
+    }
+    if v.starts_with("https://") {
+        return v
+            .parse::<http::Uri>()
+            .map(|_| JwksSource::Url(v.to_string()))
+            .map_err(|e| invalid(format!("{key}: {v:?} is not a URL: {e}")));
+    }
+    if let Some(rest) = v.strip_prefix("http://") {
+        let host = v
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()));
+        let loopback = host.is_some_and(|h| {
+            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        });
+        if !loopback || rest.is_empty() {
+            return Err(invalid(format!(
+                "{key}: {v:?}: a JWKS URL must be https:// (http:// only to a loopback host)"
+            )));
+        }
+        return Ok(JwksSource::Url(v.to_string()));
+    }
+    if v.contains("://") {
+        return Err(invalid(format!(
+            "{key}: {v:?}: a JWKS is an https:// URL or a file path"
+        )));
+    }
+    Ok(JwksSource::File(paths.resolve(v)))
 }
 
 /// `[store]`.

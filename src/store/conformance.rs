@@ -11,8 +11,8 @@
 use std::sync::Barrier;
 
 use super::{
-    ApiToken, Org, Project, RefreshToken, Resource, Result, Revocation, RevocationKind, Rotation,
-    Store, StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshToken, Resource, Result, Revocation,
+    RevocationKind, Rotation, Store, StoreError, User,
 };
 use crate::resource::ResourceType;
 
@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
     ($fresh:path) => {
         $crate::store::conformance::conformance_suite!(@single $fresh;
             orgs_round_trip_are_listed_by_id_and_put_replaces_the_name,
+            an_org_keeps_its_azure_placement_until_put_without_one,
             projects_round_trip_and_need_an_existing_org,
             resources_round_trip_with_and_without_a_project,
             a_resource_is_keyed_by_id_and_type,
@@ -101,6 +102,7 @@ pub fn org(id: &str) -> Org {
     Org {
         id: id.into(),
         name: format!("Org {id}"),
+        azure: None,
     }
 }
 
@@ -185,12 +187,28 @@ pub fn orgs_round_trip_are_listed_by_id_and_put_replaces_the_name(store: &dyn St
     let renamed = Org {
         id: "a".into(),
         name: "Renamed".into(),
+        azure: None,
     };
     store.put_org(&renamed).expect("rename a");
     assert_eq!(store.org("a").expect("org a"), Some(renamed));
     assert_eq!(store.orgs().expect("orgs").len(), 2);
     store.delete_org("a").expect("delete a");
     assert_eq!(store.orgs().expect("orgs"), vec![org("b")]);
+}
+
+pub fn an_org_keeps_its_azure_placement_until_put_without_one(store: &dyn Store) {
+    let bound = Org {
+        azure: Some(AzurePlacement {
+            subscription: "b04775c3".into(),
+            resource_group: "Media-RG".into(),
+        }),
+        ..org("a")
+    };
+    store.put_org(&bound).expect("put bound");
+    assert_eq!(store.org("a").expect("org a"), Some(bound.clone()));
+    assert_eq!(store.orgs().expect("orgs"), vec![bound]);
+    store.put_org(&org("a")).expect("put unbound");
+    assert_eq!(store.org("a").expect("org a"), Some(org("a")));
 }
 
 pub fn projects_round_trip_and_need_an_existing_org(store: &dyn Store) {

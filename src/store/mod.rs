@@ -40,6 +40,16 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Org {
     pub id: String,
     pub name: String,
+    /// Where the Azure account sits in Azure Resource Manager, when it is bound: then
+    /// the Azure API answers only under this subscription and resource group. None: any.
+    pub azure: Option<AzurePlacement>,
+}
+
+/// An Azure subscription and resource group (ARM compares both ignoring case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzurePlacement {
+    pub subscription: String,
+    pub resource_group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use rusqlite::{
 };
 
 use super::{
-    ApiToken, Org, Project, RefreshToken, Result, Revocation, RevocationKind, Rotation, Store,
-    StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
+    Rotation, Store, StoreError, User,
 };
 use crate::private_file;
 use crate::resource::{Resource, ResourceType};
@@ -31,7 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations; entry `i` takes the file from `user_version` `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2_SPENT_AT];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2_SPENT_AT, SCHEMA_V3_AZURE_PLACEMENT];
 
 /// Version 1: the whole initial schema.
 const SCHEMA_V1: &str = "
@@ -125,6 +125,13 @@ CREATE TABLE revocations (
 /// column existed (outside any interval).
 const SCHEMA_V2_SPENT_AT: &str = "
 ALTER TABLE refresh_tokens ADD COLUMN spent_at INTEGER;
+";
+
+/// Version 3: an organisation's optional Azure subscription and resource group (both or
+/// neither; the store's code keeps them paired).
+const SCHEMA_V3_AZURE_PLACEMENT: &str = "
+ALTER TABLE orgs ADD COLUMN azure_subscription TEXT;
+ALTER TABLE orgs ADD COLUMN azure_resource_group TEXT;
 ";
 
 /// The embedded SQLite [`Store`].
@@ -570,6 +577,24 @@ fn revoke_families(tx: &Connection, revocation: &Revocation) -> Result<()> {
     Ok(())
 }
 
+/// The columns [`org_row`] reads, in its order.
+const ORG_COLUMNS: &str = "id, name, azure_subscription, azure_resource_group";
+
+fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Org> {
+    let sub: Option<String> = r.get(2)?;
+    let rg: Option<String> = r.get(3)?;
+    Ok(Org {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        azure: sub
+            .zip(rg)
+            .map(|(subscription, resource_group)| AzurePlacement {
+                subscription,
+                resource_group,
+            }),
+    })
+}
+
 impl Store for SqliteStore {
     fn version(&self) -> Result<u64> {
         self.read(|c| {
@@ -583,10 +608,17 @@ impl Store for SqliteStore {
     fn put_org(&self, org: &Org) -> Result<()> {
         non_empty("organisation id", &org.id)?;
         self.write(|tx| {
+            let (sub, rg) = match &org.azure {
+                Some(a) => (Some(&a.subscription), Some(&a.resource_group)),
+                None => (None, None),
+            };
             tx.execute(
-                "INSERT INTO orgs (id, name) VALUES (?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                params![org.id, org.name],
+                "INSERT INTO orgs (id, name, azure_subscription, azure_resource_group)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                     azure_subscription = excluded.azure_subscription,
+                     azure_resource_group = excluded.azure_resource_group",
+                params![org.id, org.name, sub, rg],
             )
             .db()?;
             bump(tx)
@@ -595,27 +627,21 @@ impl Store for SqliteStore {
 
     fn orgs(&self) -> Result<Vec<Org>> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT id, name FROM orgs ORDER BY id").db()?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(Org {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    })
-                })
+            let mut stmt = c
+                .prepare(&format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY id"))
                 .db()?;
+            let rows = stmt.query_map([], org_row).db()?;
             rows.collect::<rusqlite::Result<_>>().db()
         })
     }
 
     fn org(&self, id: &str) -> Result<Option<Org>> {
         self.read(|c| {
-            c.query_row("SELECT id, name FROM orgs WHERE id = ?1", [id], |r| {
-                Ok(Org {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
-            })
+            c.query_row(
+                &format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = ?1"),
+                [id],
+                org_row,
+            )
             .optional()
             .db()
         })
@@ -1261,7 +1287,7 @@ mod tests {
     }
 
     #[test]
-    fn opening_a_file_again_keeps_the_latest_schema_version() {
+    fn opening_a_file_again_keeps_its_schema_version() {
         let dir = temp();
         let path = dir.path().join("data").join("tollgate.db");
         drop(SqliteStore::open(&path).expect("first open"));
@@ -1273,8 +1299,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
-        assert_eq!(version, 2);
-        assert_eq!(MIGRATIONS.len(), 2);
+        assert_eq!(usize::try_from(version).ok(), Some(MIGRATIONS.len()));
     }
 
     /// A file written by a schema-1 build, with a token spent there: schema 2 is applied
@@ -1310,7 +1335,31 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
-        assert_eq!(version, 2);
+        assert_eq!(usize::try_from(version).ok(), Some(MIGRATIONS.len()));
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_and_keeps_its_orgs() {
+        let dir = temp();
+        let path = dir.path().join("tollgate.db");
+        let conn = Connection::open(&path).expect("plain connection");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("set user_version");
+        conn.execute("INSERT INTO orgs (id, name) VALUES ('o1', 'Org o1')", [])
+            .expect("v1 org");
+        drop(conn);
+        let store = SqliteStore::open(&path).expect("upgrade");
+        assert_eq!(store.org("o1").expect("org"), Some(org("o1")));
+        let bound = Org {
+            azure: Some(AzurePlacement {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+            }),
+            ..org("o1")
+        };
+        store.put_org(&bound).expect("bind");
+        assert_eq!(store.org("o1").expect("org"), Some(bound));
     }
 
     #[test]
@@ -1319,7 +1368,8 @@ mod tests {
         let path = dir.path().join("tollgate.db");
         drop(SqliteStore::open(&path).expect("create"));
         let conn = Connection::open(&path).expect("plain connection");
-        conn.pragma_update(None, "user_version", 3)
+        let newer = i64::try_from(MIGRATIONS.len() + 1).expect("small");
+        conn.pragma_update(None, "user_version", newer)
             .expect("set user_version");
         drop(conn);
         let err = SqliteStore::open(&path).expect_err("a newer schema");

@@ -8,6 +8,7 @@
 mod common;
 
 mod admin_tls;
+mod azure;
 mod cache;
 mod file_origin;
 mod issuing;
