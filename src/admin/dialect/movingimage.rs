@@ -126,6 +126,8 @@ mod tests {
             br#"{"username":"","password":"p"}"#,
             b"x",
             br#"{"username":"u","password":"p","x":1}"#,
+            // The document's curl example quotes with ' : not JSON (README lists it).
+            br#"{'username':'u', 'password':'p'}"#,
         ] {
             assert_eq!(parse_login(bad), Err(Error::BAD_REQUEST));
         }
