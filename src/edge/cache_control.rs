@@ -22,11 +22,13 @@ use crate::config;
 use crate::manifest::Kind;
 use crate::resource::ResourceType;
 
-/// Lifetimes for answers whose origin named none, in seconds.
+/// The values stated when the origin named no lifetime, made once: `[public, private]`
+/// for each lifetime, so the common answer costs no allocation.
 pub struct Cacheability {
-    segment: u64,
-    vod_playlist: u64,
-    live_playlist: u64,
+    segment: [HeaderValue; 2],
+    vod_playlist: [HeaderValue; 2],
+    live_playlist: [HeaderValue; 2],
+    error: [HeaderValue; 2],
 }
 
 /// One answer, as this phase sees it.
@@ -41,51 +43,72 @@ pub struct Answer {
 
 impl Cacheability {
     pub fn new(cfg: &config::Config) -> Self {
+        let max_age = |d: std::time::Duration| format!("max-age={}", d.as_secs());
         Cacheability {
-            segment: cfg.cache.segment_ttl.as_secs(),
-            vod_playlist: cfg.cache.vod_playlist_ttl.as_secs(),
-            live_playlist: cfg.cache.live_playlist_ttl.as_secs(),
+            segment: both(&max_age(cfg.cache.segment_ttl)),
+            vod_playlist: both(&max_age(cfg.cache.vod_playlist_ttl)),
+            live_playlist: both(&max_age(cfg.cache.live_playlist_ttl)),
+            error: both("no-cache"),
         }
     }
 
     /// Set the answer's `Cache-Control`.
     pub fn state(&self, status: StatusCode, headers: &mut HeaderMap, answer: &Answer) {
-        let origin = headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let value = match (origin.trim().is_empty(), answer.gated) {
-            (false, false) => return,
-            (false, true) => gated_directives(&origin),
-            (true, _) => None,
+        let value = match (origin_directives(headers), answer.gated) {
+            (None, _) => self.lifetime(status, headers, answer)[usize::from(answer.gated)].clone(),
+            (Some(_), false) => return,
+            (Some(origin), true) => match gated_directives(&origin) {
+                Some(v) => match HeaderValue::from_str(&v) {
+                    Ok(v) => v,
+                    Err(_) => return,
+                },
+                None => self.lifetime(status, headers, answer)[1].clone(),
+            },
         };
-        let value = value.unwrap_or_else(|| {
-            let scope = if answer.gated { "private" } else { "public" };
-            format!("{scope}, {}", self.lifetime(status, headers, answer))
-        });
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(header::CACHE_CONTROL, v);
-        }
+        headers.insert(header::CACHE_CONTROL, value);
     }
 
-    /// The lifetime directive for an answer whose origin named none.
-    fn lifetime(&self, status: StatusCode, headers: &HeaderMap, answer: &Answer) -> String {
+    /// The lifetime for an answer whose origin named none.
+    fn lifetime(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        answer: &Answer,
+    ) -> &[HeaderValue; 2] {
         let keeps = status.is_success() || status == StatusCode::NOT_MODIFIED;
         if !keeps {
-            return "no-cache".to_owned();
+            return &self.error;
         }
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let secs = match Kind::detect(content_type, answer.path_kind) {
-            None => self.segment,
-            Some(_) if is_live(answer.resource_type) => self.live_playlist,
-            Some(_) => self.vod_playlist,
-        };
-        format!("max-age={secs}")
+        match Kind::detect(content_type, answer.path_kind) {
+            None => &self.segment,
+            Some(_) if is_live(answer.resource_type) => &self.live_playlist,
+            Some(_) => &self.vod_playlist,
+        }
     }
+}
+
+/// `public, {lifetime}` and `private, {lifetime}`.
+fn both(lifetime: &str) -> [HeaderValue; 2] {
+    let value = |scope: &str| {
+        HeaderValue::from_str(&format!("{scope}, {lifetime}"))
+            .unwrap_or(HeaderValue::from_static("private, no-cache"))
+    };
+    [value("public"), value("private")]
+}
+
+/// The origin's `Cache-Control` lines as one list; None when it sent none (or only
+/// blank or non-text ones).
+fn origin_directives(headers: &HeaderMap) -> Option<String> {
+    let joined = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (!joined.trim().is_empty()).then_some(joined)
 }
 
 /// The origin's directives made per viewer: `private` first, without `public`, any
