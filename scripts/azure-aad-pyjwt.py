@@ -35,8 +35,7 @@ import urllib.request
 NAME = "azure-aad-pyjwt"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (Checks, Server, Workspace, binary, count_failure,  # noqa: E402
-                          require_pyjwt, run_main, say, stop_servers, watchdog)
+from tollgate_e2e import require_pyjwt, run_checks, run_main, say, start_server  # noqa: E402
 
 require_pyjwt(NAME)
 import jwt  # noqa: E402  PyJWT
@@ -105,64 +104,48 @@ def setup(ws, public):
     ws.cli("resource", "add", "--id", RESOURCE, "--type", "vod", "--org", ORG)
 
 
-def main():
-    keep = bool(os.environ.get("E2E_KEEP_TMP"))
-    checks = Checks(NAME)
-    say(NAME, f"PyJWT {jwt.__version__} ({sys.executable})")
-    bin_path = binary(NAME)
-    watchdog(OVERALL_TIMEOUT_S)
-    ws = Workspace(NAME, bin_path)
-    server = None
-    try:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        setup(ws, key.public_key())
-        server = Server(ws, "serve")
-        server.wait_ready()
-        say(NAME, f"ready (pid {server.pid}): admin={server.admin}")
+def check_azure(ws, checks, servers):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    setup(ws, key.public_key())
+    server = start_server(ws, "serve", servers)
+    say(NAME, f"ready (pid {server.pid}): admin={server.admin}")
 
-        body = {"scope": "Video", "videoId": RESOURCE}
-        for label, p in [("the documented path", path()),
-                         ("a lower-cased path, account and group", path(lower=True))]:
-            status, _, answer = post(server.url(p), body, mint(key))
-            token = (answer or {}).get("accessToken")
-            claims = jwt.decode(token, options={"verify_signature": False}) if token else {}
-            checks.check(status == 200 and claims.get("org") == ORG
-                         and claims.get("rid") == RESOURCE,
-                         f"{label}: a PyJWT-signed AAD token is accepted", f"{status} {answer}")
+    body = {"scope": "Video", "videoId": RESOURCE}
+    for label, p in [("the documented path", path()),
+                     ("a lower-cased path, account and group", path(lower=True))]:
+        status, _, answer = post(server.url(p), body, mint(key))
+        token = (answer or {}).get("accessToken")
+        claims = jwt.decode(token, options={"verify_signature": False}) if token else {}
+        checks.check(status == 200 and claims.get("org") == ORG
+                     and claims.get("rid") == RESOURCE,
+                     f"{label}: a PyJWT-signed AAD token is accepted", f"{status} {answer}")
 
-        refusals = [
-            ("an expired token", path(), mint(key, exp=int(time.time()) - 3600), 401,
-             "ExpiredAuthenticationToken"),
-            ("another key under the same kid", path(), mint(other), 401,
-             "InvalidAuthenticationToken"),
-            ("another audience", path(), mint(key, aud="https://graph.microsoft.com"), 401,
-             "InvalidAuthenticationTokenAudience"),
-            ("another subscription", path(sub="00000000-0000-0000-0000-000000000000"),
-             mint(key), 404, "ResourceNotFound"),
-            ("another api-version", path(version="2022-08-01"), mint(key), 400,
-             "InvalidApiVersionParameter"),
-        ]
-        for label, p, token, want, code in refusals:
-            status, headers, answer = post(server.url(p), body, token)
-            got = ((answer or {}).get("error") or {}).get("code")
-            checks.check(status == want and got == code, f"{label}: {want} {code}",
-                         f"{status} {answer}")
-            if want == 401:
-                challenge = headers.get("WWW-Authenticate", "")
-                checks.check(challenge.startswith("Bearer authorization_uri=")
-                             and TENANT in challenge,
-                             f"{label}: ARM's challenge names the tenant's authority",
-                             repr(challenge))
-        checks.check(server.alive(), "server still running")
-    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
-        count_failure(NAME, checks, e)
-    finally:
-        stop_servers(NAME, [server] if server is not None else [], checks)
-        ws.remove(keep)
-    checks.summary()
-    return 1 if checks.failed else 0
+    refusals = [
+        ("an expired token", path(), mint(key, exp=int(time.time()) - 3600), 401,
+         "ExpiredAuthenticationToken"),
+        ("another key under the same kid", path(), mint(other), 401,
+         "InvalidAuthenticationToken"),
+        ("another audience", path(), mint(key, aud="https://graph.microsoft.com"), 401,
+         "InvalidAuthenticationTokenAudience"),
+        ("another subscription", path(sub="00000000-0000-0000-0000-000000000000"),
+         mint(key), 404, "ResourceNotFound"),
+        ("another api-version", path(version="2022-08-01"), mint(key), 400,
+         "InvalidApiVersionParameter"),
+    ]
+    for label, p, token, want, code in refusals:
+        status, headers, answer = post(server.url(p), body, token)
+        got = ((answer or {}).get("error") or {}).get("code")
+        checks.check(status == want and got == code, f"{label}: {want} {code}",
+                     f"{status} {answer}")
+        if want == 401:
+            challenge = headers.get("WWW-Authenticate", "")
+            checks.check(challenge.startswith("Bearer authorization_uri=")
+                         and TENANT in challenge,
+                         f"{label}: ARM's challenge names the tenant's authority",
+                         repr(challenge))
+    checks.check(server.alive(), "server still running")
 
 
 if __name__ == "__main__":
-    run_main(NAME, main)
+    run_main(NAME, lambda: run_checks(NAME, OVERALL_TIMEOUT_S, check_azure))

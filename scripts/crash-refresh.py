@@ -39,8 +39,7 @@ import time
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
-                          run_main, say, stop_servers, watchdog)
+from tollgate_e2e import Fatal, http, run_checks, run_main, say, start_server  # noqa: E402
 
 NAME = "crash-refresh"
 FAMILIES = 8
@@ -145,41 +144,11 @@ def strict_reuse(ws):
         f.write(text.replace(shipped, 'refresh_reuse_interval = "0s"'))
 
 
-def main():
-    keep = bool(os.environ.get("E2E_KEEP_TMP"))
-    checks = Checks(NAME)
-    bin_path = binary(NAME)
-    watchdog(OVERALL_TIMEOUT_S)
-    ws = Workspace(NAME, bin_path)
-    servers = []
-    log = None
+def kill_mid_storm(ws, first, families):
+    """The refresh storm, one thread per family, SENT/ACK lines in refresh.log; `kill -9`
+    the server after STORM_S. Returns how many families were still refreshing then."""
+    log = Log(ws.path("refresh.log"))
     try:
-        strict_reuse(ws)
-        # ---------------------------------------------------------------- state
-        ws.cli("org", "add", "--id", VM)
-        users = [f"crash-user-{i}" for i in range(FAMILIES)]
-        for u in users:
-            ws.cli("user", "add", "--username", u, "--org", VM, stdin=PASSWORD + "\n")
-
-        first = Server(ws, "before-kill")
-        servers.append(first)
-        first.wait_ready()
-        say(NAME, f"ready (pid {first.pid}): admin={first.admin}")
-
-        families = []
-        for i, u in enumerate(users):
-            status, body = http("POST", first.url("/v1/vms/auth/login"),
-                                {"username": u, "password": PASSWORD}, timeout=REQUEST_TIMEOUT_S)
-            if status != 200:
-                raise Fatal(f"login {u}: HTTP {status} {body[:200]!r}")
-            answer = json.loads(body)
-            fam = Family(i, u, family_of(answer["accessToken"]))
-            fam.acked.append(answer["refreshToken"])
-            families.append(fam)
-        checks.ok(f"{FAMILIES} logins, one refresh family each")
-
-        # ---------------------------------------------------------------- storm
-        log = Log(ws.path("refresh.log"))
         for fam in families:
             log.write("ACK", fam.idx, fam.acked[0])  # the login's token
         killed = threading.Event()
@@ -201,103 +170,120 @@ def main():
         hung = [t.name for t in threads if t.is_alive()]
         if hung:
             raise Fatal(f"storm threads did not finish within {JOIN_TIMEOUT_S}s of the kill: {hung}")
-        log.close()
-
-        total = {}
-        for fam in families:
-            for s, n in fam.statuses.items():
-                total[s] = total.get(s, 0) + n
-        say(NAME, f"storm answers by status: {dict(sorted(total.items()))}; "
-                  f"acknowledged rotations per family: {[len(f.acked) - 1 for f in families]}")
-        five = {s: n for s, n in total.items() if s >= 500}
-        checks.check(not five, "no 5xx during the storm", f"{five}")
-        other = [(f.idx, r) for f in families for r in f.refusals]
-        checks.check(not other, "every answer before the kill was 200",
-                     "; ".join(f"family {i}: HTTP {s} {b!r}" for i, (s, b) in other[:8]))
-        early = [(f.idx, f.error) for f in families if f.error and f.error_before_kill]
-        checks.check(not early, "no transport error before the kill",
-                     "; ".join(f"family {i}: {e}" for i, e in early))
-        thin = [f.idx for f in families if len(f.acked) < 3]
-        checks.check(not thin, "every family rotated at least twice before the kill",
-                     f"families {thin} (the storm proves little for them)")
-        in_flight = [f.idx for f in families
-                     if f.last_sent == f.acked[-1] and f.error and f.reached_server]
-        say(NAME, f"families with a request in flight at the kill: {in_flight}")
-        checks.check(alive_at_kill > 0, "the kill landed during the storm",
-                     "every storm thread had stopped before the kill")
-
-        # -------------------------------------------------------------- restart
-        second = Server(ws, "after-restart")
-        servers.append(second)
-        second.wait_ready()
-        say(NAME, f"restarted (pid {second.pid}) on the same data dir: admin={second.admin}")
-        early_revoked = revoked_families(ws)
-        checks.check(not early_revoked, "no family was revoked before the checks below",
-                     f"revoked: {sorted(early_revoked)}")
-
-        for fam in families:
-            last = fam.acked[-1]
-            was_in_flight = fam.idx in in_flight
-            status, body = refresh(second, last)
-            newest = None
-            if status == 200:
-                newest = json.loads(body)["refreshToken"]
-                checks.ok(f"family {fam.idx}: last acknowledged token (#{len(fam.acked) - 1}) "
-                          f"refreshes after the restart"
-                          f"{' (its in-flight rotation had not committed)' if was_in_flight else ''}")
-            elif status == 401 and was_in_flight:
-                # Allowed only if the store knows the token as spent (its in-flight rotation
-                # committed): presenting a spent token revokes the family, while a token
-                # the store lost would be "unknown" and revoke nothing.
-                if fam.family_id in revoked_families(ws):
-                    checks.ok(f"family {fam.idx}: last acknowledged token refused (401), "
-                              "allowed: a request with it was in flight at the kill and that "
-                              "rotation committed (the store knows the token as spent)")
-                else:
-                    checks.fail(f"family {fam.idx}: ACKNOWLEDGED TOKEN LOST: the last "
-                                "acknowledged token got 401 and the store does not know it "
-                                "(presenting it revoked nothing)")
-            else:
-                checks.fail(f"family {fam.idx}: ACKNOWLEDGED TOKEN LOST: the last acknowledged "
-                            f"token (#{len(fam.acked) - 1}, not in flight at the kill) got HTTP "
-                            f"{status} {body[:200]!r} after the restart, want 200")
-
-            rotated = fam.acked[:-1]
-            live = []
-            for i, tok in enumerate(rotated):
-                s, b = refresh(second, tok)
-                if s != 401:
-                    live.append((i, s, b[:120]))
-            checks.check(not live,
-                         f"family {fam.idx}: all {len(rotated)} rotated tokens refused (401)",
-                         f"{len(live)} not refused, e.g. "
-                         + "; ".join(f"#{i} -> HTTP {s} {b!r}" for i, s, b in live[:5]))
-
-            if newest is not None and rotated:
-                s, b = refresh(second, newest)
-                checks.check(s == 401,
-                             f"family {fam.idx}: reusing a rotated token revoked the family "
-                             "(its newest token is refused)",
-                             f"the newest token got HTTP {s} {b[:200]!r}, want 401")
-
-        # Every family had rotated tokens presented: each must now be revoked, i.e. the
-        # store still knew those tokens as spent (not merely "unknown").
-        revoked = revoked_families(ws)
-        unrevoked = [f.idx for f in families if f.family_id not in revoked]
-        checks.check(not unrevoked, "every family is revoked after its rotated tokens were "
-                     "presented (the store knew them as spent, not unknown)",
-                     f"families {unrevoked} were not revoked")
-        checks.check(second.alive(), "restarted server still running")
-    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
-        count_failure(NAME, checks, e)
     finally:
-        if log is not None and not log.f.closed:
-            log.close()
-        stop_servers(NAME, servers, checks)
-        ws.remove(keep)
-    checks.summary()
-    return 1 if checks.failed else 0
+        log.close()
+    return alive_at_kill
+
+
+def check_crash(ws, checks, servers):
+    strict_reuse(ws)
+    # ---------------------------------------------------------------- state
+    ws.cli("org", "add", "--id", VM)
+    users = [f"crash-user-{i}" for i in range(FAMILIES)]
+    for u in users:
+        ws.cli("user", "add", "--username", u, "--org", VM, stdin=PASSWORD + "\n")
+
+    first = start_server(ws, "before-kill", servers)
+    say(NAME, f"ready (pid {first.pid}): admin={first.admin}")
+
+    families = []
+    for i, u in enumerate(users):
+        status, body = http("POST", first.url("/v1/vms/auth/login"),
+                            {"username": u, "password": PASSWORD}, timeout=REQUEST_TIMEOUT_S)
+        if status != 200:
+            raise Fatal(f"login {u}: HTTP {status} {body[:200]!r}")
+        answer = json.loads(body)
+        fam = Family(i, u, family_of(answer["accessToken"]))
+        fam.acked.append(answer["refreshToken"])
+        families.append(fam)
+    checks.ok(f"{FAMILIES} logins, one refresh family each")
+
+    alive_at_kill = kill_mid_storm(ws, first, families)
+
+    total = {}
+    for fam in families:
+        for s, n in fam.statuses.items():
+            total[s] = total.get(s, 0) + n
+    say(NAME, f"storm answers by status: {dict(sorted(total.items()))}; "
+              f"acknowledged rotations per family: {[len(f.acked) - 1 for f in families]}")
+    five = {s: n for s, n in total.items() if s >= 500}
+    checks.check(not five, "no 5xx during the storm", f"{five}")
+    other = [(f.idx, r) for f in families for r in f.refusals]
+    checks.check(not other, "every answer before the kill was 200",
+                 "; ".join(f"family {i}: HTTP {s} {b!r}" for i, (s, b) in other[:8]))
+    early = [(f.idx, f.error) for f in families if f.error and f.error_before_kill]
+    checks.check(not early, "no transport error before the kill",
+                 "; ".join(f"family {i}: {e}" for i, e in early))
+    thin = [f.idx for f in families if len(f.acked) < 3]
+    checks.check(not thin, "every family rotated at least twice before the kill",
+                 f"families {thin} (the storm proves little for them)")
+    in_flight = [f.idx for f in families
+                 if f.last_sent == f.acked[-1] and f.error and f.reached_server]
+    say(NAME, f"families with a request in flight at the kill: {in_flight}")
+    checks.check(alive_at_kill > 0, "the kill landed during the storm",
+                 "every storm thread had stopped before the kill")
+
+    # -------------------------------------------------------------- restart
+    second = start_server(ws, "after-restart", servers)
+    say(NAME, f"restarted (pid {second.pid}) on the same data dir: admin={second.admin}")
+    early_revoked = revoked_families(ws)
+    checks.check(not early_revoked, "no family was revoked before the checks below",
+                 f"revoked: {sorted(early_revoked)}")
+
+    for fam in families:
+        last = fam.acked[-1]
+        was_in_flight = fam.idx in in_flight
+        status, body = refresh(second, last)
+        newest = None
+        if status == 200:
+            newest = json.loads(body)["refreshToken"]
+            checks.ok(f"family {fam.idx}: last acknowledged token (#{len(fam.acked) - 1}) "
+                      f"refreshes after the restart"
+                      f"{' (its in-flight rotation had not committed)' if was_in_flight else ''}")
+        elif status == 401 and was_in_flight:
+            # Allowed only if the store knows the token as spent (its in-flight rotation
+            # committed): presenting a spent token revokes the family, while a token
+            # the store lost would be "unknown" and revoke nothing.
+            if fam.family_id in revoked_families(ws):
+                checks.ok(f"family {fam.idx}: last acknowledged token refused (401), "
+                          "allowed: a request with it was in flight at the kill and that "
+                          "rotation committed (the store knows the token as spent)")
+            else:
+                checks.fail(f"family {fam.idx}: ACKNOWLEDGED TOKEN LOST: the last "
+                            "acknowledged token got 401 and the store does not know it "
+                            "(presenting it revoked nothing)")
+        else:
+            checks.fail(f"family {fam.idx}: ACKNOWLEDGED TOKEN LOST: the last acknowledged "
+                        f"token (#{len(fam.acked) - 1}, not in flight at the kill) got HTTP "
+                        f"{status} {body[:200]!r} after the restart, want 200")
+
+        rotated = fam.acked[:-1]
+        live = []
+        for i, tok in enumerate(rotated):
+            s, b = refresh(second, tok)
+            if s != 401:
+                live.append((i, s, b[:120]))
+        checks.check(not live,
+                     f"family {fam.idx}: all {len(rotated)} rotated tokens refused (401)",
+                     f"{len(live)} not refused, e.g. "
+                     + "; ".join(f"#{i} -> HTTP {s} {b!r}" for i, s, b in live[:5]))
+
+        if newest is not None and rotated:
+            s, b = refresh(second, newest)
+            checks.check(s == 401,
+                         f"family {fam.idx}: reusing a rotated token revoked the family "
+                         "(its newest token is refused)",
+                         f"the newest token got HTTP {s} {b[:200]!r}, want 401")
+
+    # Every family had rotated tokens presented: each must now be revoked, i.e. the
+    # store still knew those tokens as spent (not merely "unknown").
+    revoked = revoked_families(ws)
+    unrevoked = [f.idx for f in families if f.family_id not in revoked]
+    checks.check(not unrevoked, "every family is revoked after its rotated tokens were "
+                 "presented (the store knew them as spent, not unknown)",
+                 f"families {unrevoked} were not revoked")
+    checks.check(second.alive(), "restarted server still running")
 
 
 if __name__ == "__main__":
-    run_main(NAME, main)
+    run_main(NAME, lambda: run_checks(NAME, OVERALL_TIMEOUT_S, check_crash))

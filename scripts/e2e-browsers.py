@@ -44,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gate_run import free_port  # noqa: E402
 from tollgate_e2e import (REPO_ROOT, Checks, Fatal, Server, binary, count_failure,  # noqa: E402
-                         run_main, say, watchdog)
+                         gate_config, run_main, say, watchdog)
 
 # The live encoder, its process wrapper and the access-log parser are e2e-live.py's.
 _spec = importlib.util.spec_from_file_location(
@@ -61,64 +61,17 @@ LIVE_PLAY_S = 65  # more than three lifetimes
 VOD_TIMEOUT_S = 60
 OVERALL_TIMEOUT_S = 330
 
-CONFIG = """\
-# e2e-browsers: written by scripts/e2e-browsers.py
-[edge]
-tls_listen = "127.0.0.1:0"
-plain_listen = "127.0.0.1:0"
-cors_origins = ["{page}"]
-
-[tls]
-dev_generate = true
-
-[[tls.certs]]
-cert = "certs/cert.pem"
-key = "certs/key.pem"
-server_names = ["localhost", "127.0.0.1"]
-
-[admin]
-listen = "127.0.0.1:0"
-
-[store]
-path = "data/tollgate.db"
-
-[token]
-issuer = "tollgate-e2e-browsers"
-leeway = "1s"
-
-[[keys]]
-kid = "dev"
-alg = "EdDSA"
-public = "keys/dev.pub.pem"
-private = "keys/dev.pem"
-active = true
-dev_generate = true
-
-[[origins]]
-name = "media"
-upstreams = ["file://media"]
-
+# After e2e-live.py's file origin, live route and resource: the VOD, the manifest mode.
+VOD_AND_MANIFEST = """
 [[routes]]
 name = "vod"
 path = "/vod/{{rid}}/"
 type = "vod"
 origin = "media"
 
-[[routes]]
-name = "live"
-path = "/live/{{rid}}/"
-type = "live"
-origin = "media"
-
 [[resources]]
 id = "demo"
 type = "vod"
-org = "o"
-project = "p"
-
-[[resources]]
-id = "cam"
-type = "live"
 org = "o"
 project = "p"
 
@@ -154,7 +107,8 @@ class BrowserWorkspace:
         """Write the config for `mode` ("cookie" or "query"); Server reads ws.config."""
         self.config = self.path(f"tollgate-{mode}.toml")
         with open(self.config, "w", encoding="utf-8") as f:
-            f.write(CONFIG.format(page=self.page_origin, mode=mode))
+            f.write(gate_config(NAME, "1s", edge=f'cors_origins = ["{self.page_origin}"]\n',
+                                body=live.MEDIA + VOD_AND_MANIFEST.format(mode=mode)))
 
     def mint(self, *args):
         p = subprocess.run([self.bin, "token", "mint", "--config", self.config, *args],
@@ -286,8 +240,7 @@ def main():
     finally:
         ws.remove(keep)
         say(NAME, f"took {time.monotonic() - started:.0f}s")
-    checks.summary()
-    return 1 if checks.failed else 0
+    return checks.summary()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import Checks, Fatal, Server, binary, run_main, say, watchdog  # noqa: E402
+from tollgate_e2e import (Checks, Fatal, Server, binary, gate_config, run_main, say,  # noqa: E402
+                         watchdog)
 
 NAME = "e2e-live"
 RID = "cam"
@@ -94,41 +95,13 @@ FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 # Everything talks to 127.0.0.1 only; never route that through a proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-CONFIG = """\
-# e2e-live: written by scripts/e2e-live.py
-[edge]
-tls_listen = "127.0.0.1:0"
-plain_listen = "127.0.0.1:0"
-# The script's own probes say X-Forwarded-For: {probe} so the access log tells them
-# apart from the player's requests.
-trusted_proxies = ["127.0.0.1"]
+# The script's own probes say X-Forwarded-For: PROBE_CLIENT so that the access log tells
+# them apart from the player's requests.
+EDGE = 'trusted_proxies = ["127.0.0.1"]\n'
 
-[tls]
-dev_generate = true
-
-[[tls.certs]]
-cert = "certs/cert.pem"
-key = "certs/key.pem"
-server_names = ["localhost", "127.0.0.1"]
-
-[admin]
-listen = "127.0.0.1:0"
-
-[store]
-path = "data/tollgate.db"
-
-[token]
-issuer = "tollgate-e2e-live"
-leeway = "{leeway}s"
-
-[[keys]]
-kid = "dev"
-alg = "EdDSA"
-public = "keys/dev.pub.pem"
-private = "keys/dev.pem"
-active = true
-dev_generate = true
-
+# The file origin on media/, the live route and its resource (scripts/e2e-browsers.py
+# adds its VOD to them).
+MEDIA = f"""
 [[origins]]
 name = "media"
 upstreams = ["file://media"]
@@ -140,18 +113,20 @@ type = "live"
 origin = "media"
 
 [[resources]]
-id = "{rid}"
+id = "{RID}"
 type = "live"
 org = "o"
 project = "p"
+"""
 
+MANIFEST = f"""
 [manifest]
-rewrite = {rewrite}
+rewrite = {{rewrite}}
 mode = "query"
 max_bytes = 1048576
 allow_hosts = []
-renew_before = "{renew_before}s"
-renew_ttl = "{renew_ttl}s"
+renew_before = "{RENEW_BEFORE_S}s"
+renew_ttl = "{RENEW_TTL_S}s"
 """
 
 MASTER = """\
@@ -174,9 +149,8 @@ class LiveWorkspace:
         os.makedirs(self.media)
         self.config = self.path("tollgate.toml")
         with open(self.config, "w", encoding="utf-8") as f:
-            f.write(CONFIG.format(probe=PROBE_CLIENT, leeway=LEEWAY_S, rid=RID,
-                                  rewrite="true" if rewrite else "false",
-                                  renew_before=RENEW_BEFORE_S, renew_ttl=RENEW_TTL_S))
+            f.write(gate_config(NAME, f"{LEEWAY_S}s", edge=EDGE, body=MEDIA + MANIFEST.format(
+                rewrite="true" if rewrite else "false")))
         with open(os.path.join(self.media, "master.m3u8"), "w", encoding="utf-8") as f:
             f.write(MASTER)
 
@@ -622,8 +596,7 @@ def main():
                 print(f"{iso(t)} {x}", file=sys.stderr)
         ws.remove(keep)
         say(NAME, f"took {time.monotonic() - started:.0f}s")
-    checks.summary()
-    return 1 if checks.failed else 0
+    return checks.summary()
 
 
 if __name__ == "__main__":

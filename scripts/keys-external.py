@@ -27,19 +27,13 @@ import time
 
 NAME = "keys-external"
 
-try:
-    import jwt  # PyJWT
-    from cryptography.hazmat.primitives import serialization
-except ImportError:
-    print(f"{NAME}: FATAL: PyJWT or cryptography is not installed for {sys.executable}; "
-          f"install them with: {sys.executable} -m pip install 'pyjwt[crypto]'",
-          file=sys.stderr)
-    print(f"{NAME}: 0 passed, 1 failed")
-    sys.exit(2)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (Checks, Fatal, Server, Workspace, binary, count_failure, http,  # noqa: E402
-                          run_main, say, stop_servers, watchdog)
+from tollgate_e2e import (Fatal, http, require_pyjwt, run_checks, run_main,  # noqa: E402
+                          start_server)
+
+require_pyjwt(NAME)
+import jwt  # noqa: E402  PyJWT
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 OVERALL_TIMEOUT_S = 90  # the whole script after the build
 KID = "external-signer"
@@ -114,49 +108,33 @@ def signed(key, kid, settings):
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
 
-def main():
-    keep = bool(os.environ.get("E2E_KEEP_TMP"))
-    checks = Checks(NAME)
-    bin_path = binary(NAME)
-    watchdog(OVERALL_TIMEOUT_S)
-    ws = Workspace(NAME, bin_path)
-    server = None
-    try:
-        out = ws.path("keys")
-        p = subprocess.run([bin_path, "keys", "generate", "--kid", KID, "--out", out],
-                           capture_output=True, timeout=TOOL_TIMEOUT_S, cwd=ws.dir)
-        if p.returncode != 0:
-            raise Fatal(f"keys generate exited {p.returncode}: {p.stderr.decode()}")
-        private_path = os.path.join(out, f"{KID}.pem")
-        public_path = os.path.join(out, f"{KID}.pub.pem")
-        with open(public_path) as f:
-            public_pem = f.read()
-        key = check_readers(checks, ws, private_path, public_pem)
+def check_keys(ws, checks, servers):
+    out = ws.path("keys")
+    p = subprocess.run([ws.bin, "keys", "generate", "--kid", KID, "--out", out],
+                       capture_output=True, timeout=TOOL_TIMEOUT_S, cwd=ws.dir)
+    if p.returncode != 0:
+        raise Fatal(f"keys generate exited {p.returncode}: {p.stderr.decode()}")
+    private_path = os.path.join(out, f"{KID}.pem")
+    public_path = os.path.join(out, f"{KID}.pub.pem")
+    with open(public_path) as f:
+        public_pem = f.read()
+    key = check_readers(checks, ws, private_path, public_pem)
 
-        add_verify_key(ws, public_path)
-        server = Server(ws, "serve")
-        server.wait_ready()
-        edge = server.listening()["edge-plain"]
-        rid = ws.settings["resources"][0]["id"]
-        url = f"http://{edge}/vod/{rid}/master.m3u8"
-        token = signed(key, KID, ws.settings)
-        status, _ = http("GET", url, headers={"Authorization": f"Bearer {token}"})
-        checks.check(status == 200, "the gate plays a token PyJWT signed with the key",
-                     f"HTTP {status}")
-        status, _ = http("GET", url,
-                         headers={"Authorization": f"Bearer {signed(key, 'dev-ed25519', ws.settings)}"})
-        checks.check(status == 401, "control: the same key under another kid is refused",
-                     f"HTTP {status}")
-        checks.check(server.alive(), "server still running")
-    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
-        count_failure(NAME, checks, e)
-    finally:
-        stop_servers(NAME, [server] if server is not None else [], checks)
-        ws.remove(keep)
-    checks.summary()
-    return 1 if checks.failed else 0
+    add_verify_key(ws, public_path)
+    server = start_server(ws, "serve", servers)
+    edge = server.listening()["edge-plain"]
+    rid = ws.settings["resources"][0]["id"]
+    url = f"http://{edge}/vod/{rid}/master.m3u8"
+    token = signed(key, KID, ws.settings)
+    status, _ = http("GET", url, headers={"Authorization": f"Bearer {token}"})
+    checks.check(status == 200, "the gate plays a token PyJWT signed with the key",
+                 f"HTTP {status}")
+    status, _ = http("GET", url,
+                     headers={"Authorization": f"Bearer {signed(key, 'dev-ed25519', ws.settings)}"})
+    checks.check(status == 401, "control: the same key under another kid is refused",
+                 f"HTTP {status}")
+    checks.check(server.alive(), "server still running")
 
 
 if __name__ == "__main__":
-    say(NAME, f"PyJWT {jwt.__version__} ({sys.executable})")
-    run_main(NAME, main)
+    run_main(NAME, lambda: run_checks(NAME, OVERALL_TIMEOUT_S, check_keys))

@@ -63,11 +63,11 @@ for _ in $(seq 1 100); do
 done
 [ -n "$PY_PORT" ] || { echo "rss-1gib: python http.server did not start" >&2; cat "$TMP/py.err" >&2; exit 2; }
 
-mkdir -p "$TMP/keys" "$TMP/certs"
-cat >"$TMP/tollgate.toml" <<EOF
-[edge]
-tls_listen = "127.0.0.1:0"
-plain_listen = "127.0.0.1:0"
+# The config: scripts/tollgate_e2e.py's base (listeners on 127.0.0.1:0, a dev certificate,
+# the store and a generated key in $TMP) with these [edge] lines; then its origins,
+# routes and resource.
+python3 -c 'import sys; sys.path.insert(0, "scripts"); import tollgate_e2e as e
+print(e.gate_config("rss", "30s", edge=sys.stdin.read()))' >"$TMP/tollgate.toml" <<'EOF'
 header_timeout = "10s"
 tls_handshake_timeout = "10s"
 max_header_bytes = 16384
@@ -76,30 +76,8 @@ max_connections = 10000
 h2_max_concurrent_streams = 100
 trusted_proxies = []
 cors_origins = ["*"]
-
-[tls]
-dev_generate = true
-
-[[tls.certs]]
-cert = "certs/cert.pem"
-key = "certs/key.pem"
-server_names = ["localhost", "127.0.0.1"]
-
-[admin]
-listen = "127.0.0.1:0"
-
-[token]
-issuer = "tollgate-rss"
-leeway = "30s"
-
-[[keys]]
-kid = "rss-ed25519"
-alg = "EdDSA"
-public = "keys/rss.pub.pem"
-private = "keys/rss.pem"
-active = true
-dev_generate = true
-
+EOF
+cat >>"$TMP/tollgate.toml" <<EOF
 [[origins]]
 name = "files"
 upstreams = ["file://media"]

@@ -1,7 +1,8 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
-Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py and
-scripts/e2e-ops.py; not a script itself.
+Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py,
+scripts/keys-external.py, scripts/e2e-ops.py, scripts/e2e-live.py, scripts/e2e-browsers.py
+and (for `gate_config`) scripts/rss-1gib.sh; not a script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in
@@ -14,7 +15,10 @@ scripts/e2e-ops.py; not a script itself.
                     field of that line (edge-tls, edge-plain, admin, pid).
 - `http()`        : one request to 127.0.0.1, never through a proxy, bounded in time.
 - `Checks`        : `PASS`/`FAIL` lines and the final `NAME: N passed, M failed`.
-- `require_pyjwt` : exit 2 unless PyJWT and its crypto backend import.
+- `run_checks`    : a script's checks on a `Workspace`, then the cleanup and the summary.
+- `gate_config`   : the config of a script that writes its own (its base sections, and
+                    the script's edge lines and sections after them).
+- `require_pyjwt` : exit 2 unless PyJWT and its crypto backend import; say its version.
 """
 
 import json
@@ -42,18 +46,64 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def require_pyjwt(name):
     """Exit with code 2 (and the closing `N passed, M failed` line) unless PyJWT imports
-    with its `cryptography` backend, which RS256 and EdDSA need."""
+    with its `cryptography` backend, which RS256 and EdDSA need; else say which PyJWT runs."""
     try:
+        import jwt
         from jwt.algorithms import has_crypto
     except ImportError:
         has_crypto = None
     if has_crypto:
+        say(name, f"PyJWT {jwt.__version__} ({sys.executable})")
         return
     what = "not installed" if has_crypto is None else "installed without 'cryptography'"
     print(f"{name}: FATAL: PyJWT is {what} for {sys.executable}; install it with: "
           f"{sys.executable} -m pip install 'pyjwt[crypto]'", file=sys.stderr)
     print(f"{name}: 0 passed, 1 failed")
     sys.exit(2)
+
+
+# The base of a script's own config (gate_config); paths are relative to its directory.
+_GATE_CONFIG = """\
+# {name}: written for one run of the script
+[edge]
+tls_listen = "127.0.0.1:0"
+plain_listen = "127.0.0.1:0"
+{edge}
+[tls]
+dev_generate = true
+
+[[tls.certs]]
+cert = "certs/cert.pem"
+key = "certs/key.pem"
+server_names = ["localhost", "127.0.0.1"]
+
+[admin]
+listen = "127.0.0.1:0"
+
+[store]
+path = "data/tollgate.db"
+
+[token]
+issuer = "tollgate-{name}"
+leeway = "{leeway}"
+
+[[keys]]
+kid = "dev"
+alg = "EdDSA"
+public = "keys/dev.pub.pem"
+private = "keys/dev.pem"
+active = true
+dev_generate = true
+"""
+
+
+def gate_config(name, leeway, edge="", body=""):
+    """A whole config for a script that writes its own instead of copying the shipped one:
+    edge listeners (TLS with a generated dev certificate, plain) and the admin listener on
+    127.0.0.1:0, the store, certificates and a generated Ed25519 key `dev` in the config's
+    directory, issuer `tollgate-<name>` with `leeway`; `edge` is more `[edge]` lines,
+    `body` the script's own sections (origins, routes, resources, [manifest] ...)."""
+    return _GATE_CONFIG.format(name=name, leeway=leeway, edge=edge) + body
 
 
 class Fatal(Exception):
@@ -265,7 +315,9 @@ class Checks:
         return cond
 
     def summary(self):
+        """The closing line; returns the script's exit code."""
         say(self.name, f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
 
 
 def watchdog(seconds):
@@ -305,6 +357,37 @@ def stop_servers(name, servers, checks, log_lines=60):
     if checks.failed:
         for s in servers:
             print(s.logs(lines=log_lines), file=sys.stderr)
+
+
+def start_server(ws, label, servers):
+    """A `Server` on `ws`, listed in `servers` (for `run_checks` to stop) before it is
+    waited for, so that one that never gets ready is stopped too."""
+    server = Server(ws, label)
+    servers.append(server)
+    server.wait_ready()
+    return server
+
+
+def run_checks(name, timeout_s, checks_on):
+    """The frame of a script whose checks run on a fresh `Workspace`: build, start the
+    watchdog, run `checks_on(ws, checks, servers)` (which starts its servers with
+    `start_server(ws, label, servers)`), count an exception as a failure, stop the servers,
+    remove the workspace (E2E_KEEP_TMP=1 keeps it), print the summary. Returns the exit
+    code."""
+    keep = bool(os.environ.get("E2E_KEEP_TMP"))
+    checks = Checks(name)
+    bin_path = binary(name)
+    watchdog(timeout_s)  # after the build, which has its own bound
+    ws = Workspace(name, bin_path)
+    servers = []
+    try:
+        checks_on(ws, checks, servers)
+    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
+        count_failure(name, checks, e)
+    finally:
+        stop_servers(name, servers, checks)
+        ws.remove(keep)
+    return checks.summary()
 
 
 def run_main(name, main):
