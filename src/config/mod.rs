@@ -7,7 +7,7 @@
 //! existing origins. Everything after start-up reads only the validated form, kept in an
 //! `Arc`. This module never opens a socket and never reads a certificate's or key's
 //! contents; it only resolves their paths. It may use the lower modules' types (`token`,
-//! `resource`, `ratelimit`, `logging`); none of them imports it: where they need settings,
+//! `resource`, `ratelimit`, `logging`, `store`); none of them imports it: where they need settings,
 //! this module converts into their own plain types (e.g. [`VerifyPolicy`]).
 //!
 //! Relative paths in the file are resolved against the directory holding the file, so
@@ -182,7 +182,8 @@ pub struct Admin {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub path: PathBuf,
+    /// The SQLite file or the PostgreSQL database.
+    pub location: crate::store::Location,
     pub poll: Duration,
 }
 
@@ -293,7 +294,7 @@ impl Config {
         let tls = validate::tls(&file.tls, &edge, paths)?;
         let (admin_listen, admin_tls_listen, admin) = validate::admin(&file.admin, &edge, paths)?;
         let token = validate::token(&file.token)?;
-        let store = validate::store(&file.store, paths);
+        let store = validate::store(&file.store, paths)?;
         let keys = validate::keys(&file.keys, paths)?;
         let (origins, origin_index) = validate::origins(&file.origins, paths)?;
         let cache = validate::cache(&file.cache)?;

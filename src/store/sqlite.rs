@@ -1189,10 +1189,10 @@ mod tests {
         store: SqliteStore,
     }
 
-    pub(super) fn fresh() -> Fresh {
+    pub(super) fn fresh() -> std::result::Result<Fresh, conformance::Unavailable> {
         let dir = temp();
         let store = open(&dir);
-        Fresh { dir, store }
+        Ok(Fresh { dir, store })
     }
 
     impl Backend for Fresh {

@@ -2565,9 +2565,9 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
         let got = get(w.tg.plain(), &target, &[]).await;
         assert_eq!(got.status, 200, "plays (and is cached): {got:?}");
     }
-    let path = w.tg.config.store.path.clone();
+    let location = w.tg.config.store.location.clone();
     tokio::task::spawn_blocking(move || {
-        let other = tollgate::store::sqlite::SqliteStore::open(&path).expect("open the store");
+        let other = tollgate::store::open(&location).expect("open the store");
         other
             .revoke(&Revocation {
                 kind: RevocationKind::Subject,
