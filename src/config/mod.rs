@@ -646,4 +646,80 @@ mod tests {
         let err = Config::parse(&small, &repo_config()).expect_err("budget under one object");
         assert!(err.to_string().contains("cache.max_bytes"), "{err}");
     }
+
+    /// `[store]` with `text` appended to [`MINIMAL`], from `/etc/tollgate/t.toml`.
+    fn with_store(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{MINIMAL}\n[store]\n{text}\n"),
+            Path::new("/etc/tollgate/t.toml"),
+        )
+    }
+
+    #[test]
+    fn store_url_picks_postgres_with_its_password_file_ca_file_and_pool_size() {
+        use crate::store::{postgres::PgOptions, Location};
+        let c = with_store("").expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Sqlite(PathBuf::from("/etc/tollgate/../data/tollgate.db")),
+            "SQLite by default"
+        );
+        let c = with_store(r#"url = "postgres://tollgate@db.internal:5432/gate?sslmode=require""#)
+            .expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Postgres(PgOptions {
+                url: "postgres://tollgate@db.internal:5432/gate?sslmode=require".into(),
+                password_file: None,
+                ca_file: None,
+                pool_size: 8,
+            })
+        );
+        let c = with_store(
+            "url = \"postgresql://tollgate@db/gate\"\npassword_file = \"pg.pass\"\n\
+             ca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 32",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Postgres(PgOptions {
+                url: "postgresql://tollgate@db/gate".into(),
+                password_file: Some(PathBuf::from("/etc/tollgate/pg.pass")),
+                ca_file: Some(PathBuf::from("/etc/ssl/db-ca.pem")),
+                pool_size: 32,
+            })
+        );
+    }
+
+    #[test]
+    fn store_url_refuses_a_password_another_scheme_a_path_beside_it_and_a_bad_pool_size() {
+        for (text, key) in [
+            (
+                r#"url = "postgres://tollgate:secret@db/gate""#,
+                "password_file",
+            ),
+            (r#"url = "mysql://tollgate@db/gate""#, "postgres://"),
+            (
+                "url = \"postgres://tollgate@db/gate\"\npath = \"x.db\"",
+                "store.path",
+            ),
+            (
+                "url = \"postgres://t@db/g\"\npool_size = 0",
+                "store.pool_size",
+            ),
+            (
+                "url = \"postgres://t@db/g\"\npool_size = 1001",
+                "store.pool_size",
+            ),
+            (r#"password_file = "pg.pass""#, "only with store.url"),
+            (r#"ca_file = "ca.pem""#, "only with store.url"),
+            ("pool_size = 4", "only with store.url"),
+        ] {
+            let err = with_store(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        // An '@' in the path or query is not a password.
+        with_store(r#"url = "postgres://tollgate@db/gate?application_name=a:b@c""#)
+            .expect("no password in the user-info part");
+    }
 }
