@@ -71,7 +71,7 @@ enum Command {
 /// A management subcommand on the store the config names.
 #[derive(Args)]
 struct Manage<C: Subcommand> {
-    /// The configuration file (its `[store] path` is used).
+    /// The configuration file (its `[store]` is used: the SQLite file or the PostgreSQL database).
     #[arg(long, short, default_value = "config/tollgate.toml", global = true)]
     config: PathBuf,
     #[command(subcommand)]
