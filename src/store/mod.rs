@@ -13,6 +13,7 @@
 //! builds only): cases over `&dyn Store` that each backend runs unchanged.
 
 pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 /// The backend-independent test suite; see the module doc.

@@ -34,7 +34,7 @@
 //! records it in `tollgate_schema`, under an advisory lock so gates starting together
 //! migrate once. Never edit a migration that has shipped; append.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -47,6 +47,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
     ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
     Rotation, Store, StoreError, User,
@@ -473,11 +474,6 @@ fn delete_err(e: tokio_postgres::Error) -> StoreError {
     db_err(e)
 }
 
-fn corrupt(what: &str) -> StoreError {
-    tracing::error!("store: damaged row: {what}");
-    StoreError::Backend(format!("damaged row in the database: {what}"))
-}
-
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
 /// Bump the change counter; call in every transaction that changed something.
@@ -512,37 +508,6 @@ async fn require_org(tx: &Transaction<'_>, id: &str) -> Result<()> {
     } else {
         Err(StoreError::Invalid(format!("unknown organisation {id}")))
     }
-}
-
-fn non_empty(what: &str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        Err(StoreError::Invalid(format!("{what} is empty")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Secrets are stored as SHA-256 digests in lowercase hex, never as themselves.
-fn sha256_hex(what: &str, value: &str) -> Result<()> {
-    let ok = value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} is not a SHA-256 digest in lowercase hex"
-        )))
-    }
-}
-
-fn time_to_sql(what: &str, t: u64) -> Result<i64> {
-    i64::try_from(t).map_err(|_| StoreError::Invalid(format!("{what} is out of range")))
-}
-
-fn time_from_sql(t: i64) -> Result<u64> {
-    u64::try_from(t).map_err(|_| corrupt("negative time"))
 }
 
 /// Column `i` of `row`, or a damaged-row error.
@@ -624,16 +589,6 @@ async fn user_where(tx: &Transaction<'_>, sql: &str, value: &str) -> Result<Opti
     }))
 }
 
-/// A refresh token as presented for rotation, with what decides the answer.
-struct Presented {
-    token: RefreshToken,
-    current: bool,
-    /// When it stopped being current (None: current).
-    spent_at: Option<u64>,
-    /// Its family was revoked (by reuse, or by a `family` or `subject` revocation).
-    revoked: bool,
-}
-
 /// The token that replaces a family's current one.
 struct NextRefresh<'a> {
     hash: &'a str,
@@ -645,7 +600,10 @@ struct NextRefresh<'a> {
 /// Find the presented token and lock its family's row: a concurrent rotation (or
 /// revocation) of the same family waits here until this transaction ends, and the
 /// token is read after the lock, so it shows what the previous holder committed.
-async fn presented_refresh(tx: &Transaction<'_>, hash: &str) -> Result<Option<Presented>> {
+async fn presented_refresh(
+    tx: &Transaction<'_>,
+    hash: &str,
+) -> Result<Option<(RefreshToken, rules::Presented)>> {
     let Some(family) = tx
         .query_opt(
             "SELECT family FROM refresh_tokens WHERE hash = $1",
@@ -682,27 +640,24 @@ async fn presented_refresh(tx: &Transaction<'_>, hash: &str) -> Result<Option<Pr
         return Ok(None);
     };
     let state: String = get(&row, 2)?;
-    let current = match state.as_str() {
-        "current" => true,
-        "spent" => false,
-        _ => return Err(corrupt("unknown refresh token state")),
-    };
     let revoked: bool = get(&locked, 1)?;
     let revoked_by_record: bool = get(&row, 4)?;
-    Ok(Some(Presented {
-        token: RefreshToken {
-            hash: hash.to_owned(),
-            family,
-            user: get(&locked, 0)?,
-            org: get(&row, 0)?,
-            expires_at: time_from_sql(get(&row, 1)?)?,
-        },
-        current,
+    let token = RefreshToken {
+        hash: hash.to_owned(),
+        family,
+        user: get(&locked, 0)?,
+        org: get(&row, 0)?,
+        expires_at: time_from_sql(get(&row, 1)?)?,
+    };
+    let presented = rules::Presented {
+        current: rules::is_current(&state)?,
         spent_at: get::<Option<i64>>(&row, 3)?
             .map(time_from_sql)
             .transpose()?,
         revoked: revoked || revoked_by_record,
-    }))
+        expires_at: token.expires_at,
+    };
+    Ok(Some((token, presented)))
 }
 
 /// Spend `family`'s current token (at `next.now`) and make `next` the current one.
@@ -828,22 +783,8 @@ impl Store for PgStore {
                 )
                 .await
                 .db()?;
-            let mut users = Vec::new();
-            for (i, what) in ["projects", "resources", "users", "API tokens"]
-                .iter()
-                .enumerate()
-            {
-                let n: i64 = get(&row, i)?;
-                if n > 0 {
-                    users.push(format!("{n} {what}"));
-                }
-            }
-            if !users.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "organisation {id} is still used by {}",
-                    users.join(", ")
-                )));
-            }
+            let counts = [get(&row, 0)?, get(&row, 1)?, get(&row, 2)?, get(&row, 3)?];
+            rules::org_unused(id, counts)?;
             delete_one(
                 tx,
                 "DELETE FROM orgs WHERE id = $1",
@@ -989,12 +930,7 @@ impl Store for PgStore {
         non_empty("user id", &user.id)?;
         non_empty("username", &user.username)?;
         non_empty("password hash", &user.password_hash)?;
-        let mut seen = HashSet::new();
-        if let Some(twice) = user.orgs.iter().find(|o| !seen.insert(o.as_str())) {
-            return Err(StoreError::Invalid(format!(
-                "organisation {twice} is listed twice"
-            )));
-        }
+        rules::orgs_listed_once(&user.orgs)?;
         self.write(async |tx| {
             for org in &user.orgs {
                 require_org(tx, org).await?;
@@ -1246,29 +1182,26 @@ impl Store for PgStore {
     ) -> Result<Rotation> {
         let now_sql = time_to_sql("now", now)?;
         self.write(async |tx| {
-            let Some(presented) = presented_refresh(tx, hash).await? else {
+            let Some((old, presented)) = presented_refresh(tx, hash).await? else {
                 return Ok(Rotation::Unknown);
             };
-            let old = presented.token;
-            if presented.revoked || old.expires_at <= now {
-                return Ok(Rotation::Dead);
-            }
             let next = NextRefresh {
                 hash: new_hash,
                 org: new_org,
                 expires_at: new_expires_at,
                 now: now_sql,
             };
-            match (presented.current, presented.spent_at) {
-                (true, _) => {
+            match rules::verdict(&presented, now, reuse_interval) {
+                Verdict::Dead => Ok(Rotation::Dead),
+                Verdict::Rotate => {
                     replace_current(tx, &old.family, &next).await?;
                     Ok(Rotation::Rotated(old))
                 }
-                (false, Some(at)) if now < at.saturating_add(reuse_interval) => {
+                Verdict::Reissue => {
                     replace_current(tx, &old.family, &next).await?;
                     Ok(Rotation::Reissued(old))
                 }
-                (false, _) => {
+                Verdict::Reuse => {
                     revoke_reused_family(tx, &old.family, now_sql).await?;
                     Ok(Rotation::Reused(old.family))
                 }

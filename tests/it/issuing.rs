@@ -2557,7 +2557,7 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
     // Another node or the CLI writes to the same SQLite file (here: a second connection);
     // this gate learns of it only through its store refresher (`store.poll`, 250 ms), not
     // through its own admin API.
-    use tollgate::store::{Revocation, RevocationKind, Store as _};
+    use tollgate::store::{Revocation, RevocationKind};
     let w = world().await;
     let token = bv_token(&w, "cust-9").await;
     let target = segment("/vod/v1/", &token);
