@@ -2,7 +2,7 @@
 # A throwaway PostgreSQL cluster for the PostgreSQL store's tests, on this machine only.
 #
 #   eval "$(bash scripts/pg-cluster.sh start)"   # exports TOLLGATE_TEST_PG_URL, PGPASSWORD,
-#                                                # TOLLGATE_PG_CLUSTER (its directory)
+#                                                # TOLLGATE_TEST_PG_CA, TOLLGATE_PG_CLUSTER
 #   TOLLGATE_TEST_PG_URL=… cargo test --lib store::
 #   bash scripts/pg-cluster.sh stop "$TOLLGATE_PG_CLUSTER"
 #
@@ -10,8 +10,10 @@
 # cluster in a new temporary directory with initdb as a non-root user (`postgres` when
 # run as root, else the caller), password authentication (scram-sha-256, a random
 # password) for a superuser `tollgate`, listening on 127.0.0.1 at a free port and on a
-# Unix socket inside the directory only; prints the exports above on stdout (progress
-# goes to stderr). stop: stops that cluster and deletes its directory.
+# Unix socket inside the directory only, with TLS offered (a certificate for 127.0.0.1
+# and localhost from a throwaway CA, whose PEM is TOLLGATE_TEST_PG_CA); prints the
+# exports above on stdout (progress goes to stderr). stop: stops that cluster and
+# deletes its directory.
 set -euo pipefail
 
 die() {
@@ -77,11 +79,12 @@ start() {
     --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; die "initdb failed"; }
   rm -f "$dir/pwfile"
+  make_certificates "$dir"
   local tries=0
   while :; do
     port=$(free_port)
     if as_owner "$bin/pg_ctl" --pgdata="$dir/data" --log="$dir/server.log" --wait --timeout=30 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=200" \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" \
       start >/dev/null 2>&1; then
       break
     fi
@@ -93,9 +96,28 @@ start() {
     fi
   done
   echo "pg-cluster: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') in $dir on 127.0.0.1:$port" >&2
-  printf 'export TOLLGATE_TEST_PG_URL=%q\n' "postgres://tollgate@127.0.0.1:$port/postgres"
+  printf 'export TOLLGATE_TEST_PG_URL=%q\n' "postgres://tollgate@127.0.0.1:$port/postgres?sslmode=require"
   printf 'export PGPASSWORD=%q\n' "$password"
+  printf 'export TOLLGATE_TEST_PG_CA=%q\n' "$dir/ca.crt"
   printf 'export TOLLGATE_PG_CLUSTER=%q\n' "$dir"
+}
+
+# A CA and a server certificate it signed (127.0.0.1, localhost), for the server's TLS.
+make_certificates() {
+  local dir=$1
+  as_owner sh -c '
+    set -e
+    cd "$1"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=tollgate test CA" -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile server.ext -out server.crt
+    chmod 644 ca.crt
+  ' sh "$dir" >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; die "openssl failed"; }
 }
 
 stop() {

@@ -1261,12 +1261,30 @@ mod tests {
         std::env::var(URL_VAR).ok().filter(|u| !u.is_empty())
     }
 
+    /// The roots for the test database's certificate, when it offers TLS
+    /// (`scripts/pg-cluster.sh` makes a CA, and its URL asks for `sslmode=require`).
+    const CA_VAR: &str = "TOLLGATE_TEST_PG_CA";
+
+    fn test_ca() -> Option<PathBuf> {
+        std::env::var_os(CA_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
     fn options(url: String) -> PgOptions {
         PgOptions {
             url,
             password_file: None,
             ca_file: None,
             pool_size: 4,
+        }
+    }
+
+    /// [`options`] for the test database: its URL and CA.
+    fn test_options(url: String) -> PgOptions {
+        PgOptions {
+            ca_file: test_ca(),
+            ..options(url)
         }
     }
 
@@ -1277,8 +1295,11 @@ mod tests {
             .build()
             .expect("a runtime");
         runtime.block_on(async {
-            let config = connect_config(&options(url.to_owned())).expect("the test URL");
-            let tls = MakeRustlsConnect::new(tls_config(None).expect("TLS settings"));
+            let options = test_options(url.to_owned());
+            let config = connect_config(&options).expect("the test URL");
+            let tls = MakeRustlsConnect::new(
+                tls_config(options.ca_file.as_deref()).expect("TLS settings"),
+            );
             let (client, connection) = config.connect(tls).await.expect("connect");
             let driver = tokio::spawn(connection);
             client.batch_execute(sql).await.expect("admin SQL");
@@ -1316,7 +1337,7 @@ mod tests {
         /// Settings whose connections use only this schema.
         fn options(&self) -> PgOptions {
             let sep = if self.url.contains('?') { '&' } else { '?' };
-            options(format!(
+            test_options(format!(
                 "{}{sep}options=-c%20search_path%3D{}",
                 self.url, self.name
             ))
@@ -1544,5 +1565,41 @@ mod tests {
             .expect("a certificate");
         std::fs::write(&file, cert.cert.pem()).expect("write");
         tls_config(Some(&file)).expect("a PEM certificate is a root");
+    }
+
+    /// Over TLS (the test cluster offers it, with a certificate from its own CA): the
+    /// connection is encrypted when the CA is given, and refused when only the system's
+    /// roots are there to verify it: rustls never connects unverified.
+    #[test]
+    fn tls_to_the_database_is_verified_against_ca_file() {
+        let case = "tls_to_the_database_is_verified_against_ca_file";
+        let (Some(url), Some(_)) = (test_url(), test_ca()) else {
+            conformance::say_skipped(
+                module_path!(),
+                case,
+                "TOLLGATE_TEST_PG_URL or TOLLGATE_TEST_PG_CA not set",
+            );
+            return;
+        };
+        assert!(
+            url.contains("sslmode=require"),
+            "the test URL asks for TLS: {url}"
+        );
+        let fresh = fresh().unwrap_or_else(|_| panic!("{URL_VAR} is set"));
+        let rows = fresh
+            .store
+            .query(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .expect("pg_stat_ssl");
+        let encrypted: bool = rows.first().map(|r| r.get(0)).expect("this connection");
+        assert!(encrypted, "the store's connection is TLS");
+        let system_roots = PgOptions {
+            ca_file: None,
+            ..fresh.schema.options()
+        };
+        let err = PgStore::open(&system_roots).expect_err("an unknown CA");
+        assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     }
 }
