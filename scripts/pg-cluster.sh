@@ -3,7 +3,7 @@
 #
 #   eval "$(bash scripts/pg-cluster.sh start)"   # exports TOLLGATE_TEST_PG_URL, PGPASSWORD,
 #                                                # TOLLGATE_TEST_PG_CA, TOLLGATE_PG_CLUSTER
-#   TOLLGATE_TEST_PG_URL=… cargo test --lib store::
+#   cargo test --lib --test it -- store:: fleet::
 #   bash scripts/pg-cluster.sh stop "$TOLLGATE_PG_CLUSTER"
 #
 # start: installs Debian's postgresql when initdb is missing (needs root), creates a

@@ -390,7 +390,8 @@ async fn migrate(pool: &Pool) -> Result<()> {
     let mut conn = connection(pool).await?;
     let tx = conn.transaction().await.db()?;
     tx.batch_execute(
-        "SELECT pg_advisory_xact_lock(hashtext('tollgate schema ' || current_schema()));
+        "SET LOCAL client_min_messages = warning;
+         SELECT pg_advisory_xact_lock(hashtext('tollgate schema ' || current_schema()));
          CREATE TABLE IF NOT EXISTS tollgate_schema (
              version    INTEGER PRIMARY KEY,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
