@@ -1,6 +1,7 @@
 //! The shared store: PostgreSQL, for a fleet of gates on one database
 //! (`[store] url = "postgres://…"`). Same tables, constraints and rules as the embedded
 //! SQLite store ([`super::sqlite`]); the conformance suite pins both to one behaviour.
+//! It never sees HTTP or the configuration: its settings arrive as [`PgOptions`].
 //!
 //! **Driver.** `tokio-postgres` with a `deadpool-postgres` pool and TLS through rustls
 //! (`tokio-postgres-rustls`, the gate's aws-lc-rs provider). rustls always verifies the
@@ -30,9 +31,9 @@
 //! other; should PostgreSQL still abort a write as a deadlock (two admin writes over one
 //! user's families at once), the call fails as "busy" and changes nothing.
 //!
-//! **Schema.** [`MIGRATIONS`] are applied in order at open, each in the transaction that
-//! records it in `tollgate_schema`, under an advisory lock so gates starting together
-//! migrate once. Never edit a migration that has shipped; append.
+//! **Schema.** [`MIGRATIONS`] are applied in order at open, in one transaction that
+//! records each in `tollgate_schema`, under an advisory lock (per schema) so gates
+//! starting together migrate once. Never edit a migration that has shipped; append.
 
 use std::collections::HashMap;
 use std::future::Future;
