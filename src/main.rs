@@ -26,7 +26,6 @@ use tollgate::admin::manage::{
 use tollgate::admin::mint::{self, MintOptions};
 use tollgate::config::Config;
 use tollgate::logging::{AccessDest, AccessFormat};
-use tollgate::store::sqlite::SqliteStore;
 use tollgate::token::{KeySet, Scope};
 
 #[derive(Parser)]
@@ -72,7 +71,7 @@ enum Command {
 /// A management subcommand on the store the config names.
 #[derive(Args)]
 struct Manage<C: Subcommand> {
-    /// The configuration file (its `[store] path` is used).
+    /// The configuration file (its `[store]` is used: the SQLite file or the PostgreSQL database).
     #[arg(long, short, default_value = "config/tollgate.toml", global = true)]
     config: PathBuf,
     #[command(subcommand)]
@@ -443,11 +442,9 @@ fn manage(
     op: impl FnOnce(&Ops) -> std::result::Result<serde_json::Value, OpError>,
 ) -> Result<()> {
     let cfg = load(config)?;
-    let store = SqliteStore::open(&cfg.store.path)
-        .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
-    let ops = Ops {
-        store: std::sync::Arc::new(store),
-    };
+    let store = tollgate::store::open(&cfg.store.location)
+        .with_context(|| format!("opening the store {}", cfg.store.location.describe()))?;
+    let ops = Ops { store };
     let value = op(&ops)?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

@@ -27,7 +27,6 @@ use crate::edge::EdgeService;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::server::{self, Limits};
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::tls::{CertSet, CertStore};
 use crate::token::{keys, KeySet, Revocations, Verifier};
@@ -323,6 +322,17 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
         .map_err(|error| StartError::Bind { addr, error })
 }
 
+/// Run a store call at start-up on a blocking thread (a PostgreSQL store connects and
+/// waits for the database; that must not happen on an async worker).
+async fn store_call<T: Send + 'static>(
+    call: impl FnOnce() -> crate::store::Result<T> + Send + 'static,
+) -> Result<T, StartError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(|e| StartError::Store(e.to_string())),
+        Err(e) => Err(StartError::Store(format!("the store task failed: {e}"))),
+    }
+}
+
 fn local(l: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {
     l.local_addr().unwrap_or(fallback)
 }
@@ -335,9 +345,8 @@ impl Gate {
         let keyset = KeySet::load(&cfg.keys)?;
         let verifier = Arc::new(Verifier::new(keyset, &cfg.token));
         let revocations = Arc::new(Revocations::default());
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&cfg.store.path).map_err(|e| StartError::Store(e.to_string()))?,
-        );
+        let location = cfg.store.location.clone();
+        let store = store_call(move || crate::store::open(&location)).await?;
         let (certs, tls) = tls_listener(cfg.edge.tls_listen, &cfg.tls)?.unzip();
         let (admin_certs, admin_tls) = tls_listener(cfg.admin_tls_listen, &cfg.admin.tls)?.unzip();
         let (reloader, reload_requests) = Reloader::channel(4);
@@ -356,8 +365,10 @@ impl Gate {
         });
         let first = core.build(cfg, 0)?;
         // Revocations and resources are loaded before anything listens (docs/threat-model.md, E3).
-        let version = refresh::sync_from_store(store.as_ref(), &first.edge, &revocations)
-            .map_err(|e| StartError::Store(e.to_string()))?;
+        let version = {
+            let (s, e, r) = (store.clone(), first.edge.clone(), revocations.clone());
+            store_call(move || refresh::sync_from_store(s.as_ref(), &e, &r)).await?
+        };
         let live = Arc::new(LiveCell::new(first));
 
         let shutdown = CancellationToken::new();

@@ -46,7 +46,7 @@ fn restart_needed(old: &Config, file_listen: Option<Listen>, new: &Config) -> Ve
         edge.max_connections,
         edge.h2_max_concurrent_streams,
         edge.shutdown_grace,
-        store.path,
+        store.location,
         store.poll,
         token.cache_capacity,
         token.cache_max_ttl,

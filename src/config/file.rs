@@ -192,6 +192,18 @@ pub struct StoreFile {
     /// The SQLite file (created with its directory on first run). Default `data/tollgate.db`
     /// beside the config's parent directory, i.e. `"../data/tollgate.db"` from `config/`.
     pub path: Option<String>,
+    /// A PostgreSQL database instead of the SQLite file, shared by a fleet of gates:
+    /// `postgres://user@host:port/dbname?sslmode=require`. Never with `path`, never with a
+    /// password in it (see `password_file`). Default: none (SQLite).
+    pub url: Option<String>,
+    /// With `url`: a file whose first line is the database password. Default: the
+    /// `PGPASSWORD` environment variable, else no password.
+    pub password_file: Option<String>,
+    /// With `url`: PEM certificates to verify the database's TLS certificate against.
+    /// Default: the system's roots.
+    pub ca_file: Option<String>,
+    /// With `url`: connections to the database, at most (1 to 1000). Default 8.
+    pub pool_size: Option<usize>,
     /// How often the edge looks for changes in the store (resources, revocations). Default 250 ms.
     #[serde(default, with = "humantime_serde")]
     pub poll: Option<Duration>,

@@ -7,7 +7,7 @@
 //! existing origins. Everything after start-up reads only the validated form, kept in an
 //! `Arc`. This module never opens a socket and never reads a certificate's or key's
 //! contents; it only resolves their paths. It may use the lower modules' types (`token`,
-//! `resource`, `ratelimit`, `logging`); none of them imports it: where they need settings,
+//! `resource`, `ratelimit`, `logging`, `store`); none of them imports it: where they need settings,
 //! this module converts into their own plain types (e.g. [`VerifyPolicy`]).
 //!
 //! Relative paths in the file are resolved against the directory holding the file, so
@@ -182,7 +182,8 @@ pub struct Admin {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub path: PathBuf,
+    /// The SQLite file or the PostgreSQL database.
+    pub location: crate::store::Location,
     pub poll: Duration,
 }
 
@@ -293,7 +294,7 @@ impl Config {
         let tls = validate::tls(&file.tls, &edge, paths)?;
         let (admin_listen, admin_tls_listen, admin) = validate::admin(&file.admin, &edge, paths)?;
         let token = validate::token(&file.token)?;
-        let store = validate::store(&file.store, paths);
+        let store = validate::store(&file.store, paths)?;
         let keys = validate::keys(&file.keys, paths)?;
         let (origins, origin_index) = validate::origins(&file.origins, paths)?;
         let cache = validate::cache(&file.cache)?;
@@ -644,5 +645,81 @@ mod tests {
         let small = text.replace("\nmax_bytes = 268435456", "\nmax_bytes = 1024");
         let err = Config::parse(&small, &repo_config()).expect_err("budget under one object");
         assert!(err.to_string().contains("cache.max_bytes"), "{err}");
+    }
+
+    /// `[store]` with `text` appended to [`MINIMAL`], from `/etc/tollgate/t.toml`.
+    fn with_store(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{MINIMAL}\n[store]\n{text}\n"),
+            Path::new("/etc/tollgate/t.toml"),
+        )
+    }
+
+    #[test]
+    fn store_url_picks_postgres_with_its_password_file_ca_file_and_pool_size() {
+        use crate::store::{postgres::PgOptions, Location};
+        let c = with_store("").expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Sqlite(PathBuf::from("/etc/tollgate/../data/tollgate.db")),
+            "SQLite by default"
+        );
+        let c = with_store(r#"url = "postgres://tollgate@db.internal:5432/gate?sslmode=require""#)
+            .expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Postgres(PgOptions {
+                url: "postgres://tollgate@db.internal:5432/gate?sslmode=require".into(),
+                password_file: None,
+                ca_file: None,
+                pool_size: 8,
+            })
+        );
+        let c = with_store(
+            "url = \"postgresql://tollgate@db/gate\"\npassword_file = \"pg.pass\"\n\
+             ca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 32",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.store.location,
+            Location::Postgres(PgOptions {
+                url: "postgresql://tollgate@db/gate".into(),
+                password_file: Some(PathBuf::from("/etc/tollgate/pg.pass")),
+                ca_file: Some(PathBuf::from("/etc/ssl/db-ca.pem")),
+                pool_size: 32,
+            })
+        );
+    }
+
+    #[test]
+    fn store_url_refuses_a_password_another_scheme_a_path_beside_it_and_a_bad_pool_size() {
+        for (text, key) in [
+            (
+                r#"url = "postgres://tollgate:secret@db/gate""#,
+                "password_file",
+            ),
+            (r#"url = "mysql://tollgate@db/gate""#, "postgres://"),
+            (
+                "url = \"postgres://tollgate@db/gate\"\npath = \"x.db\"",
+                "store.path",
+            ),
+            (
+                "url = \"postgres://t@db/g\"\npool_size = 0",
+                "store.pool_size",
+            ),
+            (
+                "url = \"postgres://t@db/g\"\npool_size = 1001",
+                "store.pool_size",
+            ),
+            (r#"password_file = "pg.pass""#, "only with store.url"),
+            (r#"ca_file = "ca.pem""#, "only with store.url"),
+            ("pool_size = 4", "only with store.url"),
+        ] {
+            let err = with_store(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        // An '@' in the path or query is not a password.
+        with_store(r#"url = "postgres://tollgate@db/gate?application_name=a:b@c""#)
+            .expect("no password in the user-info part");
     }
 }

@@ -22,6 +22,8 @@ use super::{
 use crate::logging::{AccessDest, AccessFormat};
 use crate::ratelimit::Rate;
 use crate::resource::{parse_privacy, Resource, ResourceType};
+use crate::store::postgres::PgOptions;
+use crate::store::Location;
 use crate::token::claims::parse_net;
 use crate::token::keys::{Algorithm, KeySpec};
 
@@ -283,12 +285,62 @@ fn jwks_source(key: &str, v: &str, paths: &Paths<'_>) -> Result<JwksSource, Conf
     Ok(JwksSource::File(paths.resolve(v)))
 }
 
-/// `[store]`.
-pub(super) fn store(s: &StoreFile, paths: &Paths<'_>) -> Store {
-    Store {
-        path: paths.resolve(s.path.as_deref().unwrap_or("../data/tollgate.db")),
+/// `[store]`: the SQLite file, or (with `url`) a PostgreSQL database.
+pub(super) fn store(s: &StoreFile, paths: &Paths<'_>) -> Result<Store, ConfigError> {
+    let location = match &s.url {
+        None => {
+            let postgres_only = [
+                ("password_file", s.password_file.is_some()),
+                ("ca_file", s.ca_file.is_some()),
+                ("pool_size", s.pool_size.is_some()),
+            ];
+            if let Some((key, _)) = postgres_only.iter().find(|(_, set)| *set) {
+                return Err(invalid(format!("store.{key}: only with store.url")));
+            }
+            Location::Sqlite(paths.resolve(s.path.as_deref().unwrap_or("../data/tollgate.db")))
+        }
+        Some(url) => Location::Postgres(postgres_store(s, url, paths)?),
+    };
+    Ok(Store {
+        location,
         poll: s.poll.unwrap_or(Duration::from_millis(250)),
+    })
+}
+
+/// `[store] url` and its companions.
+fn postgres_store(s: &StoreFile, url: &str, paths: &Paths<'_>) -> Result<PgOptions, ConfigError> {
+    if s.path.is_some() {
+        return Err(invalid(
+            "store.url and store.path name two stores: keep one (url: PostgreSQL, path: SQLite)",
+        ));
     }
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return Err(invalid(
+            "store.url: a PostgreSQL URL starts with postgres:// or postgresql://",
+        ));
+    };
+    // The user-info part ends at the last '@' before the path.
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if userinfo.contains(':') {
+            return Err(invalid(
+                "store.url: holds a password; put it in store.password_file or PGPASSWORD",
+            ));
+        }
+    }
+    let pool_size = s.pool_size.unwrap_or(8);
+    if !(1..=1000).contains(&pool_size) {
+        return Err(invalid("store.pool_size: must be between 1 and 1000"));
+    }
+    Ok(PgOptions {
+        url: url.to_owned(),
+        password_file: s.password_file.as_deref().map(|p| paths.resolve(p)),
+        ca_file: s.ca_file.as_deref().map(|p| paths.resolve(p)),
+        pool_size,
+    })
 }
 
 /// `[token]`.

@@ -2,8 +2,9 @@
 //! refresh-token families and revocations (docs/architecture.md, "State").
 //!
 //! [`Store`] is the trait; [`sqlite::SqliteStore`] the embedded default (one file under
-//! `data/`, nothing to install). The trait is synchronous: async callers run it on
-//! `tokio::task::spawn_blocking`. This module never sees HTTP. Secrets are never stored:
+//! `data/`, nothing to install), [`postgres::PgStore`] the shared one for a fleet of
+//! gates on one PostgreSQL database; [`open`] picks one from a [`Location`]. The trait is
+//! synchronous: async callers run it on `tokio::task::spawn_blocking`. This module never sees HTTP. Secrets are never stored:
 //! API tokens and refresh tokens are kept as SHA-256 hashes (hex), passwords as argon2
 //! PHC strings made by the caller. Every write is durable when the call returns
 //! (`synchronous = FULL` in WAL mode): nothing acknowledged is lost on `kill -9`.
@@ -11,13 +12,47 @@
 //! What every backend must do is pinned by the conformance suite (`conformance`, test
 //! builds only): cases over `&dyn Store` that each backend runs unchanged.
 
+pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 /// The backend-independent test suite; see the module doc.
 #[cfg(test)]
 pub(crate) mod conformance;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::resource::{Resource, ResourceType};
+
+/// Which backend holds the state, with its settings as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database shared by a fleet.
+    Postgres(postgres::PgOptions),
+}
+
+impl Location {
+    /// What to call it in messages: the file's path, or the database URL (which never
+    /// holds a password: that comes from a file or the environment).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(pg) => pg.url.clone(),
+        }
+    }
+}
+
+/// Open the store at `location`, bringing its schema up to date. Blocks (PostgreSQL:
+/// connects): call it from a thread that may block, not from async code.
+pub fn open(location: &Location) -> Result<Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
+        Location::Postgres(options) => Arc::new(postgres::PgStore::open(options)?),
+    })
+}
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 //! The schema is versioned with `PRAGMA user_version`: [`MIGRATIONS`] are applied in
 //! order, each inside the same transaction as the version bump, when a file is opened.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use rusqlite::{
     ffi, params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
+use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
     ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
     Rotation, Store, StoreError, User,
@@ -231,16 +232,6 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// A refresh token as presented for rotation, with what decides the answer.
-struct Presented {
-    token: RefreshToken,
-    state: String,
-    /// When it stopped being current (None: current, or spent before schema 2).
-    spent_at: Option<u64>,
-    /// Its family was revoked (by reuse, or by a `family` or `subject` revocation).
-    revoked: bool,
-}
-
 /// The token that replaces a family's current one.
 struct NextRefresh<'a> {
     hash: &'a str,
@@ -249,7 +240,12 @@ struct NextRefresh<'a> {
     now: i64,
 }
 
-fn presented_refresh(tx: &Transaction<'_>, hash: &str) -> Result<Option<Presented>> {
+/// The presented token, with what decides the answer (`spent_at` is NULL for tokens
+/// spent before schema 2: outside any reuse interval).
+fn presented_refresh(
+    tx: &Transaction<'_>,
+    hash: &str,
+) -> Result<Option<(RefreshToken, rules::Presented)>> {
     let row = tx
         .query_row(
             "SELECT t.family, f.user, t.org, t.expires_at, t.state, t.spent_at,
@@ -275,18 +271,20 @@ fn presented_refresh(tx: &Transaction<'_>, hash: &str) -> Result<Option<Presente
     let Some((family, user, org, expires_at, state, spent_at, revoked)) = row else {
         return Ok(None);
     };
-    Ok(Some(Presented {
-        token: RefreshToken {
-            hash: hash.to_owned(),
-            family,
-            user,
-            org,
-            expires_at: time_from_sql(expires_at)?,
-        },
-        state,
+    let token = RefreshToken {
+        hash: hash.to_owned(),
+        family,
+        user,
+        org,
+        expires_at: time_from_sql(expires_at)?,
+    };
+    let presented = rules::Presented {
+        current: rules::is_current(&state)?,
         spent_at: spent_at.map(time_from_sql).transpose()?,
         revoked,
-    }))
+        expires_at: token.expires_at,
+    };
+    Ok(Some((token, presented)))
 }
 
 /// Spend `family`'s current token (at `next.now`) and make `next` the current one.
@@ -410,11 +408,6 @@ fn delete_err(e: rusqlite::Error) -> StoreError {
     db_err(e)
 }
 
-fn corrupt(what: &str) -> StoreError {
-    tracing::error!("store: damaged row: {what}");
-    StoreError::Backend(format!("damaged row in the database: {what}"))
-}
-
 /// Bump the change counter; call in every transaction that changed something.
 /// Delete the rows `sql` selects by `params`, bumping the version; `NotFound(what)` when
 /// nothing matched, `Conflict` while something still refers to them.
@@ -453,37 +446,6 @@ fn require_org(conn: &Connection, id: &str) -> Result<()> {
     } else {
         Err(StoreError::Invalid(format!("unknown organisation {id}")))
     }
-}
-
-fn non_empty(what: &str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        Err(StoreError::Invalid(format!("{what} is empty")))
-    } else {
-        Ok(())
-    }
-}
-
-/// Secrets are stored as SHA-256 digests in lowercase hex, never as themselves.
-fn sha256_hex(what: &str, value: &str) -> Result<()> {
-    let ok = value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} is not a SHA-256 digest in lowercase hex"
-        )))
-    }
-}
-
-fn time_to_sql(what: &str, t: u64) -> Result<i64> {
-    i64::try_from(t).map_err(|_| StoreError::Invalid(format!("{what} is out of range")))
-}
-
-fn time_from_sql(t: i64) -> Result<u64> {
-    u64::try_from(t).map_err(|_| corrupt("negative time"))
 }
 
 fn resource_from_row(
@@ -659,18 +621,7 @@ impl Store for SqliteStore {
                     |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
                 )
                 .db()?;
-            let users: Vec<String> = ["projects", "resources", "users", "API tokens"]
-                .iter()
-                .zip(counts)
-                .filter(|(_, n)| *n > 0)
-                .map(|(what, n)| format!("{n} {what}"))
-                .collect();
-            if !users.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "organisation {id} is still used by {}",
-                    users.join(", ")
-                )));
-            }
+            rules::org_unused(id, counts)?;
             delete_one(
                 tx,
                 "DELETE FROM orgs WHERE id = ?1",
@@ -829,12 +780,7 @@ impl Store for SqliteStore {
         non_empty("user id", &user.id)?;
         non_empty("username", &user.username)?;
         non_empty("password hash", &user.password_hash)?;
-        let mut seen = HashSet::new();
-        if let Some(twice) = user.orgs.iter().find(|o| !seen.insert(o.as_str())) {
-            return Err(StoreError::Invalid(format!(
-                "organisation {twice} is listed twice"
-            )));
-        }
+        rules::orgs_listed_once(&user.orgs)?;
         self.write(|tx| {
             for org in &user.orgs {
                 require_org(tx, org)?;
@@ -1085,33 +1031,29 @@ impl Store for SqliteStore {
     ) -> Result<Rotation> {
         let now_sql = time_to_sql("now", now)?;
         self.write(|tx| {
-            let Some(presented) = presented_refresh(tx, hash)? else {
+            let Some((old, presented)) = presented_refresh(tx, hash)? else {
                 return Ok(Rotation::Unknown);
             };
-            let old = presented.token;
-            if presented.revoked || old.expires_at <= now {
-                return Ok(Rotation::Dead);
-            }
             let next = NextRefresh {
                 hash: new_hash,
                 org: new_org,
                 expires_at: new_expires_at,
                 now: now_sql,
             };
-            match (presented.state.as_str(), presented.spent_at) {
-                ("current", _) => {
+            match rules::verdict(&presented, now, reuse_interval) {
+                Verdict::Dead => Ok(Rotation::Dead),
+                Verdict::Rotate => {
                     replace_current(tx, &old.family, &next)?;
                     Ok(Rotation::Rotated(old))
                 }
-                ("spent", Some(at)) if now < at.saturating_add(reuse_interval) => {
+                Verdict::Reissue => {
                     replace_current(tx, &old.family, &next)?;
                     Ok(Rotation::Reissued(old))
                 }
-                ("spent", _) => {
+                Verdict::Reuse => {
                     revoke_reused_family(tx, &old.family, now_sql)?;
                     Ok(Rotation::Reused(old.family))
                 }
-                _ => Err(corrupt("unknown refresh token state")),
             }
         })
     }
@@ -1189,10 +1131,10 @@ mod tests {
         store: SqliteStore,
     }
 
-    pub(super) fn fresh() -> Fresh {
+    pub(super) fn fresh() -> std::result::Result<Fresh, conformance::Unavailable> {
         let dir = temp();
         let store = open(&dir);
-        Fresh { dir, store }
+        Ok(Fresh { dir, store })
     }
 
     impl Backend for Fresh {

@@ -2557,7 +2557,7 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
     // Another node or the CLI writes to the same SQLite file (here: a second connection);
     // this gate learns of it only through its store refresher (`store.poll`, 250 ms), not
     // through its own admin API.
-    use tollgate::store::{Revocation, RevocationKind, Store as _};
+    use tollgate::store::{Revocation, RevocationKind};
     let w = world().await;
     let token = bv_token(&w, "cust-9").await;
     let target = segment("/vod/v1/", &token);
@@ -2565,9 +2565,9 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
         let got = get(w.tg.plain(), &target, &[]).await;
         assert_eq!(got.status, 200, "plays (and is cached): {got:?}");
     }
-    let path = w.tg.config.store.path.clone();
+    let location = w.tg.config.store.location.clone();
     tokio::task::spawn_blocking(move || {
-        let other = tollgate::store::sqlite::SqliteStore::open(&path).expect("open the store");
+        let other = tollgate::store::open(&location).expect("open the store");
         other
             .revoke(&Revocation {
                 kind: RevocationKind::Subject,

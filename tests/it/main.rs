@@ -11,6 +11,7 @@ mod admin_tls;
 mod azure;
 mod cache;
 mod file_origin;
+mod fleet;
 mod issuing;
 mod manifest_dash;
 mod manifest_hls;
