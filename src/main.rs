@@ -66,6 +66,35 @@ enum Command {
     ApiToken(Manage<ApiTokenCommand>),
     /// Revoke tokens by jti, subject, organisation or refresh family; or list revocations.
     Revoke(Manage<RevokeCommand>),
+    /// The store as a whole.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy everything a SQLite store holds into a new, empty store (a PostgreSQL
+    /// database for a fleet). Stop the gates using the SQLite file first. A target that
+    /// is not empty is refused; a copy that stops half-way is recovered by emptying the
+    /// target (drop and recreate the database) and copying again.
+    Copy(CopyArgs),
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// The SQLite file to copy (only read).
+    #[arg(long)]
+    from: PathBuf,
+    /// The target: `postgres://user@host:port/db?sslmode=require`, or a new SQLite file.
+    #[arg(long)]
+    to: String,
+    /// A file whose first line is the target database's password (default: PGPASSWORD).
+    #[arg(long)]
+    to_password_file: Option<String>,
+    /// PEM certificates to verify the target database's TLS certificate against
+    /// (default: the system's roots).
+    #[arg(long)]
+    to_ca_file: Option<String>,
 }
 
 /// A management subcommand on the store the config names.
@@ -414,6 +443,7 @@ fn run(cli: Cli) -> Result<()> {
                 value,
             })
         }),
+        Command::Store(StoreCommand::Copy(args)) => store_copy(&args),
         Command::CheckConfig { file } => {
             let cfg = load(&file)?;
             KeySet::load(&cfg.keys).context("keys")?;
@@ -447,6 +477,28 @@ fn manage(
     let ops = Ops { store };
     let value = op(&ops)?;
     println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// `tollgate store copy`: open both stores, copy, print what was copied as JSON.
+fn store_copy(args: &CopyArgs) -> Result<()> {
+    // Opening a missing SQLite file would create an empty one and copy nothing.
+    if !args.from.is_file() {
+        anyhow::bail!("--from {}: no such SQLite file", args.from.display());
+    }
+    let from = tollgate::store::open(&tollgate::store::Location::Sqlite(args.from.clone()))
+        .with_context(|| format!("opening the source store {}", args.from.display()))?;
+    let location = tollgate::config::store_location(
+        &args.to,
+        args.to_password_file.as_deref(),
+        args.to_ca_file.as_deref(),
+    )
+    .context("--to")?;
+    let to = tollgate::store::open(&location)
+        .with_context(|| format!("opening the target store {}", location.describe()))?;
+    let copied = tollgate::store::copy::copy(from.as_ref(), to.as_ref())
+        .with_context(|| format!("copying into {}", location.describe()))?;
+    println!("{}", serde_json::to_string_pretty(&copied)?);
     Ok(())
 }
 

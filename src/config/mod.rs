@@ -264,6 +264,29 @@ pub struct Route {
     pub cache: bool,
 }
 
+/// A store named on the command line (`tollgate store copy --to`), checked as `[store]`
+/// checks its keys: a `postgres://` URL (with its password file and CA file, never a
+/// password in the URL) or else a SQLite file. Relative paths are taken from the
+/// current directory.
+pub fn store_location(
+    target: &str,
+    password_file: Option<&str>,
+    ca_file: Option<&str>,
+) -> Result<crate::store::Location, ConfigError> {
+    let is_url = target.contains("://");
+    let file = file::StoreFile {
+        url: is_url.then(|| target.to_owned()),
+        path: (!is_url).then(|| target.to_owned()),
+        password_file: password_file.map(str::to_owned),
+        ca_file: ca_file.map(str::to_owned),
+        ..Default::default()
+    };
+    let paths = validate::Paths {
+        base: Path::new(""),
+    };
+    Ok(validate::store(&file, &paths)?.location)
+}
+
 impl Config {
     /// Read and validate a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -689,6 +712,37 @@ mod tests {
                 pool_size: 32,
             })
         );
+    }
+
+    #[test]
+    fn a_store_named_on_the_command_line_is_checked_like_the_store_section() {
+        use crate::store::{postgres::PgOptions, Location};
+        assert_eq!(
+            store_location("old/tollgate.db", None, None).expect("a file"),
+            Location::Sqlite(PathBuf::from("old/tollgate.db"))
+        );
+        assert_eq!(
+            store_location(
+                "postgres://tollgate@db/gate?sslmode=require",
+                Some("pg.pass"),
+                Some("/etc/ssl/db-ca.pem")
+            )
+            .expect("a URL"),
+            Location::Postgres(PgOptions {
+                url: "postgres://tollgate@db/gate?sslmode=require".into(),
+                password_file: Some(PathBuf::from("pg.pass")),
+                ca_file: Some(PathBuf::from("/etc/ssl/db-ca.pem")),
+                pool_size: 8,
+            })
+        );
+        for (target, password_file, why) in [
+            ("postgres://tollgate:secret@db/gate", None, "password_file"),
+            ("mysql://tollgate@db/gate", None, "postgres://"),
+            ("old/tollgate.db", Some("pg.pass"), "only with store.url"),
+        ] {
+            let err = store_location(target, password_file, None).expect_err(target);
+            assert!(err.to_string().contains(why), "{target}: {err}");
+        }
     }
 
     #[test]

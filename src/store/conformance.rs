@@ -13,9 +13,14 @@
 
 use std::sync::Barrier;
 
+pub use super::copy::cases::{
+    a_copy_into_a_store_that_is_not_empty_is_refused_and_writes_nothing,
+    every_kind_of_row_survives_a_copy_from_sqlite,
+    refresh_rotation_and_revocation_behave_the_same_after_a_copy,
+};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshToken, Resource, Result, Revocation,
-    RevocationKind, Rotation, Store, StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Resource, Result,
+    Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
 };
 use crate::resource::ResourceType;
 
@@ -89,6 +94,11 @@ macro_rules! conformance_suite {
             deleting_a_user_deletes_their_refresh_tokens,
             revocations_round_trip_in_order_and_revoke_is_idempotent,
             version_grows_with_every_write_and_not_with_reads,
+            refresh_families_are_exported_whole_and_imported_unchanged,
+            import_refresh_family_rejects_what_it_cannot_keep_and_changes_nothing,
+            every_kind_of_row_survives_a_copy_from_sqlite,
+            refresh_rotation_and_revocation_behave_the_same_after_a_copy,
+            a_copy_into_a_store_that_is_not_empty_is_refused_and_writes_nothing,
         );
         $crate::store::conformance::conformance_suite!(@pair $fresh;
             b2_two_concurrent_refreshes_have_exactly_one_winner,
@@ -1105,4 +1115,143 @@ pub fn a_write_by_another_handle_shows_in_version(a: &dyn Store, b: &dyn Store) 
     b.put_org(&org("o1")).expect("put org through b");
     assert!(a.version().expect("version") > before);
     assert_eq!(a.org("o1").expect("org"), Some(org("o1")));
+}
+
+/// The families `store` exports after a login and two rotations (one spent token
+/// within its reuse interval) and a second, reused family.
+fn exported_families(store: &dyn Store) -> Vec<RefreshFamily> {
+    with_family(store);
+    store.put_org(&org("o2")).expect("put org");
+    rotate(store, &h(1), &h(2), "o2", 1000, 100);
+    rotate(store, &h(2), &h(3), "o1", 1000, 200);
+    store
+        .insert_refresh(&refresh(4, "f2", "u1", "o2", 1000))
+        .expect("insert refresh");
+    rotate(store, &h(4), &h(5), "o2", 1000, 100);
+    assert!(matches!(
+        store.rotate_refresh(&h(4), &h(6), "o1", 1000, 300, 0),
+        Ok(Rotation::Reused(_))
+    ));
+    store.refresh_families().expect("export")
+}
+
+pub fn refresh_families_are_exported_whole_and_imported_unchanged(store: &dyn Store) {
+    let families = exported_families(store);
+    let f1 = &families[0];
+    assert_eq!(
+        (f1.id.as_str(), f1.user.as_str(), f1.revoked),
+        ("f1", "u1", false)
+    );
+    // By hash: the login's token was made at the real time, the rotations at test times.
+    let mut states: Vec<(String, String, bool, Option<u64>)> = f1
+        .tokens
+        .iter()
+        .map(|t| (t.hash.clone(), t.org.clone(), t.current, t.spent_at))
+        .collect();
+    states.sort();
+    let state = |n: u32, org: &str, current, spent_at| (h(n), org.to_owned(), current, spent_at);
+    assert_eq!(
+        states,
+        [
+            state(1, "o1", false, Some(100)),
+            state(2, "o2", false, Some(200)),
+            state(3, "o1", true, None)
+        ]
+    );
+    assert!(f1.tokens.iter().any(|t| t.hash == h(2) && t.created == 100));
+    assert_eq!((families[1].id.as_str(), families[1].revoked), ("f2", true));
+    // Deleting the user takes the families with it; importing brings them back as they were.
+    store.delete_user("u1").expect("delete user");
+    store
+        .put_user(&user("u1", "alice", &["o1"]))
+        .expect("put user");
+    assert_eq!(store.refresh_families().expect("export"), vec![]);
+    let version = store.version().expect("version");
+    for family in &families {
+        store.import_refresh_family(family).expect("import");
+    }
+    assert!(store.version().expect("version") > version);
+    assert_eq!(store.refresh_families().expect("export"), families);
+    assert_eq!(
+        store
+            .rotate_refresh(&h(2), &h(7), "o1", 1000, 205, 10)
+            .expect("rotate"),
+        Rotation::Reissued(refresh(2, "f1", "u1", "o2", 1000)),
+        "an imported spent token keeps its spent time"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&h(5), &h(8), "o1", 1000, 205, 10)
+            .expect("rotate"),
+        Rotation::Dead,
+        "an imported family keeps its revoked flag"
+    );
+}
+
+pub fn import_refresh_family_rejects_what_it_cannot_keep_and_changes_nothing(store: &dyn Store) {
+    with_family(store);
+    let token = |n: u32, current: bool, spent_at: Option<u64>| StoredRefreshToken {
+        hash: h(n),
+        org: "gone".into(),
+        expires_at: 1000,
+        current,
+        spent_at,
+        created: 5,
+    };
+    let family = |id: &str, user: &str, tokens: Vec<StoredRefreshToken>| RefreshFamily {
+        id: id.into(),
+        user: user.into(),
+        revoked: false,
+        tokens,
+    };
+    let version = store.version().expect("version");
+    let before = store.refresh_families().expect("export");
+    for (bad, why) in [
+        (
+            family("f2", "nobody", vec![token(2, true, None)]),
+            "unknown user",
+        ),
+        (
+            family("f2", "u1", vec![token(2, true, None), token(3, true, None)]),
+            "two current",
+        ),
+        (
+            family("f2", "u1", vec![token(2, true, Some(4))]),
+            "current but spent",
+        ),
+        (
+            family(
+                "f2",
+                "u1",
+                vec![StoredRefreshToken {
+                    hash: "opaque".into(),
+                    ..token(2, true, None)
+                }],
+            ),
+            "not a digest",
+        ),
+        (family("", "u1", vec![]), "no id"),
+    ] {
+        assert!(is_invalid(store.import_refresh_family(&bad)), "{why}");
+    }
+    assert!(is_conflict(store.import_refresh_family(&family(
+        "f1",
+        "u1",
+        vec![]
+    ))));
+    assert!(is_conflict(store.import_refresh_family(&family(
+        "f2",
+        "u1",
+        vec![token(2, false, Some(4)), token(1, true, None)]
+    ))));
+    assert_eq!(store.version().expect("version"), version);
+    assert_eq!(store.refresh_families().expect("export"), before);
+    // An org that no longer exists is kept: refresh tokens do not pin their org.
+    store
+        .import_refresh_family(&family("f2", "u1", vec![token(2, true, None)]))
+        .expect("import");
+    assert_eq!(
+        store.refresh_families().expect("export")[1].tokens[0].org,
+        "gone"
+    );
 }

@@ -12,6 +12,7 @@
 //! What every backend must do is pinned by the conformance suite (`conformance`, test
 //! builds only): cases over `&dyn Store` that each backend runs unchanged.
 
+pub mod copy;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
@@ -123,6 +124,34 @@ pub struct RefreshToken {
     /// The organisation (VideoManager) the access tokens minted with it are valid for.
     pub org: String,
     pub expires_at: u64,
+}
+
+/// A refresh family as stored, whole: what [`Store::refresh_families`] exports and
+/// [`Store::import_refresh_family`] writes back unchanged (copying a store to another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    pub id: String,
+    pub user: String,
+    /// Revoked (reuse detected, or a family/subject/org revocation reached it).
+    pub revoked: bool,
+    /// Its tokens, oldest first; at most one is current.
+    pub tokens: Vec<StoredRefreshToken>,
+}
+
+/// One token of a [`RefreshFamily`], with the state rotation reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefreshToken {
+    /// SHA-256 of the opaque token, lowercase hex.
+    pub hash: String,
+    pub org: String,
+    pub expires_at: u64,
+    /// The family's current token (else spent).
+    pub current: bool,
+    /// When it stopped being current; None when current, or spent before this was kept
+    /// (outside any reuse interval).
+    pub spent_at: Option<u64>,
+    /// When it was made (Unix seconds).
+    pub created: u64,
 }
 
 /// What presenting a refresh token did.
@@ -244,6 +273,15 @@ pub trait Store: Send + Sync {
         now: u64,
         reuse_interval: u64,
     ) -> Result<Rotation>;
+
+    /// Every refresh family with all its tokens, families by id, tokens oldest first.
+    fn refresh_families(&self) -> Result<Vec<RefreshFamily>>;
+    /// Write `family` exactly as given (a copy of another store's): one transaction.
+    /// `Invalid` for an unknown user, a hash that is not a SHA-256 digest, more than one
+    /// current token, or a current token with `spent_at`; `Conflict` when the family or
+    /// one of its hashes exists. Its tokens' organisations need not exist (tokens do not
+    /// pin their org), and no revocation is consulted or recorded: `revoked` is kept.
+    fn import_refresh_family(&self, family: &RefreshFamily) -> Result<()>;
 
     /// Record a revocation (idempotent).
     fn revoke(&self, revocation: &Revocation) -> Result<()>;

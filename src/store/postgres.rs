@@ -50,8 +50,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
-    Rotation, Store, StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
+    RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
 };
 use crate::resource::{Resource, ResourceType};
 
@@ -694,6 +694,58 @@ async fn replace_current(tx: &Transaction<'_>, family: &str, next: &NextRefresh<
     bump(tx).await
 }
 
+/// A refresh token row as `refresh_families` reads it: columns 1 to 6 (hash, org,
+/// expires_at, state, spent_at, created).
+fn stored_refresh_row(r: &Row) -> Result<StoredRefreshToken> {
+    let state: String = get(r, 4)?;
+    Ok(StoredRefreshToken {
+        hash: get(r, 1)?,
+        org: get(r, 2)?,
+        expires_at: time_from_sql(get(r, 3)?)?,
+        current: rules::is_current(&state)?,
+        spent_at: get::<Option<i64>>(r, 5)?.map(time_from_sql).transpose()?,
+        created: time_from_sql(get(r, 6)?)?,
+    })
+}
+
+/// Insert one token of an imported family as it was (checked by
+/// [`rules::importable_family`]); a hash in use is a `Conflict`.
+async fn import_refresh_token(
+    tx: &Transaction<'_>,
+    family: &str,
+    token: &StoredRefreshToken,
+) -> Result<()> {
+    if exists(
+        tx,
+        "SELECT 1 FROM refresh_tokens WHERE hash = $1",
+        &[&token.hash],
+    )
+    .await?
+    {
+        return Err(StoreError::Conflict("refresh token already exists".into()));
+    }
+    let spent_at = token
+        .spent_at
+        .map(|t| time_to_sql("spent time", t))
+        .transpose()?;
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, family, org, expires_at, state, spent_at, created)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &token.hash,
+            &family,
+            &token.org,
+            &time_to_sql("expiry", token.expires_at)?,
+            &rules::state(token.current),
+            &spent_at,
+            &time_to_sql("creation time", token.created)?,
+        ],
+    )
+    .await
+    .db()?;
+    Ok(())
+}
+
 /// A spent token came back after its reuse interval: revoke its whole family.
 async fn revoke_reused_family(tx: &Transaction<'_>, family: &str, now: i64) -> Result<()> {
     tx.execute(
@@ -1208,6 +1260,74 @@ impl Store for PgStore {
                     Ok(Rotation::Reused(old.family))
                 }
             }
+        })
+    }
+
+    fn refresh_families(&self) -> Result<Vec<RefreshFamily>> {
+        let (families, tokens) = self.read(async |tx| {
+            let families = tx
+                .query(
+                    "SELECT id, user_id, revoked FROM refresh_families ORDER BY id",
+                    &[],
+                )
+                .await
+                .db()?;
+            let tokens = tx
+                .query(
+                    "SELECT family, hash, org, expires_at, state, spent_at, created
+                     FROM refresh_tokens ORDER BY created, hash",
+                    &[],
+                )
+                .await
+                .db()?;
+            Ok((families, tokens))
+        })?;
+        let families = families
+            .iter()
+            .map(|r| {
+                Ok(RefreshFamily {
+                    id: get(r, 0)?,
+                    user: get(r, 1)?,
+                    revoked: get(r, 2)?,
+                    tokens: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tokens = tokens
+            .iter()
+            .map(|r| Ok((get(r, 0)?, stored_refresh_row(r)?)))
+            .collect::<Result<Vec<_>>>()?;
+        rules::with_tokens(families, tokens)
+    }
+
+    fn import_refresh_family(&self, family: &RefreshFamily) -> Result<()> {
+        rules::importable_family(family)?;
+        self.write(async |tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = $1", &[&family.user]).await? {
+                return Err(StoreError::Invalid(format!("unknown user {}", family.user)));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM refresh_families WHERE id = $1",
+                &[&family.id],
+            )
+            .await?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "refresh family {} already exists",
+                    family.id
+                )));
+            }
+            tx.execute(
+                "INSERT INTO refresh_families (id, user_id, revoked) VALUES ($1, $2, $3)",
+                &[&family.id, &family.user, &family.revoked],
+            )
+            .await
+            .db()?;
+            for token in &family.tokens {
+                import_refresh_token(tx, &family.id, token).await?;
+            }
+            bump(tx).await
         })
     }
 

@@ -2,9 +2,9 @@
 //! values before they reach a database, the conversions of times to SQL integers, the
 //! "still in use" message, and the refresh-rotation verdict. Never touches a database.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{Result, StoreError};
+use super::{RefreshFamily, Result, StoreError, StoredRefreshToken};
 
 /// A row that does not decode: logged, and reported without its contents.
 pub(super) fn corrupt(what: &str) -> StoreError {
@@ -114,4 +114,63 @@ pub(super) fn verdict(token: &Presented, now: u64, reuse_interval: u64) -> Verdi
         (false, Some(at)) if now < at.saturating_add(reuse_interval) => Verdict::Reissue,
         (false, _) => Verdict::Reuse,
     }
+}
+
+/// A refresh family about to be imported whole, checked before any database sees it:
+/// its id, digests, times, and at most one current token (which has no `spent_at`).
+pub(super) fn importable_family(family: &RefreshFamily) -> Result<()> {
+    non_empty("refresh family", &family.id)?;
+    let mut current = 0;
+    for token in &family.tokens {
+        sha256_hex("refresh token hash", &token.hash)?;
+        time_to_sql("expiry", token.expires_at)?;
+        time_to_sql("creation time", token.created)?;
+        if let Some(at) = token.spent_at {
+            time_to_sql("spent time", at)?;
+        }
+        if token.current {
+            current += 1;
+            if token.spent_at.is_some() {
+                return Err(StoreError::Invalid(
+                    "a current refresh token has a spent time".into(),
+                ));
+            }
+        }
+    }
+    if current > 1 {
+        return Err(StoreError::Invalid(format!(
+            "refresh family {} has {current} current tokens",
+            family.id
+        )));
+    }
+    Ok(())
+}
+
+/// A refresh token's state as stored.
+pub(super) fn state(current: bool) -> &'static str {
+    if current {
+        "current"
+    } else {
+        "spent"
+    }
+}
+
+/// `families` (read without their tokens) with `tokens` (each with its family's id,
+/// in order) put into them.
+pub(super) fn with_tokens(
+    mut families: Vec<RefreshFamily>,
+    tokens: Vec<(String, StoredRefreshToken)>,
+) -> Result<Vec<RefreshFamily>> {
+    let index: HashMap<String, usize> = families
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.id.clone(), i))
+        .collect();
+    for (family, token) in tokens {
+        let i = *index
+            .get(&family)
+            .ok_or_else(|| corrupt("refresh token without its family"))?;
+        families[i].tokens.push(token);
+    }
+    Ok(families)
 }

@@ -21,8 +21,8 @@ use rusqlite::{
 
 use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshToken, Result, Revocation, RevocationKind,
-    Rotation, Store, StoreError, User,
+    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
+    RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
 };
 use crate::private_file;
 use crate::resource::{Resource, ResourceType};
@@ -313,6 +313,99 @@ fn replace_current(tx: &Transaction<'_>, family: &str, next: &NextRefresh<'_>) -
     )
     .db()?;
     bump(tx)
+}
+
+/// Every refresh family without its tokens, by id.
+fn family_rows(c: &Connection) -> Result<Vec<RefreshFamily>> {
+    let mut stmt = c
+        .prepare("SELECT id, user, revoked FROM refresh_families ORDER BY id")
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(RefreshFamily {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                revoked: r.get(2)?,
+                tokens: Vec::new(),
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
+/// Every refresh token with its family's id, oldest first (ties by hash).
+fn refresh_token_rows(c: &Connection) -> Result<Vec<(String, StoredRefreshToken)>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT family, hash, org, expires_at, state, spent_at, created
+             FROM refresh_tokens ORDER BY created, hash",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .db()?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().db()?;
+    rows.into_iter()
+        .map(
+            |(family, hash, org, expires_at, state, spent_at, created)| {
+                Ok((
+                    family,
+                    StoredRefreshToken {
+                        hash,
+                        org,
+                        expires_at: time_from_sql(expires_at)?,
+                        current: rules::is_current(&state)?,
+                        spent_at: spent_at.map(time_from_sql).transpose()?,
+                        created: time_from_sql(created)?,
+                    },
+                ))
+            },
+        )
+        .collect()
+}
+
+/// Insert one token of an imported family as it was (checked by
+/// [`rules::importable_family`]); a hash in use is a `Conflict`.
+fn import_refresh_token(
+    tx: &Transaction<'_>,
+    family: &str,
+    token: &StoredRefreshToken,
+) -> Result<()> {
+    if exists(
+        tx,
+        "SELECT 1 FROM refresh_tokens WHERE hash = ?1",
+        [&token.hash],
+    )? {
+        return Err(StoreError::Conflict("refresh token already exists".into()));
+    }
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, family, org, expires_at, state, spent_at, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            token.hash,
+            family,
+            token.org,
+            time_to_sql("expiry", token.expires_at)?,
+            rules::state(token.current),
+            token
+                .spent_at
+                .map(|t| time_to_sql("spent time", t))
+                .transpose()?,
+            time_to_sql("creation time", token.created)?,
+        ],
+    )
+    .db()?;
+    Ok(())
 }
 
 /// A spent token came back after its reuse interval: revoke its whole family.
@@ -1055,6 +1148,39 @@ impl Store for SqliteStore {
                     Ok(Rotation::Reused(old.family))
                 }
             }
+        })
+    }
+
+    fn refresh_families(&self) -> Result<Vec<RefreshFamily>> {
+        let (families, tokens) = self.read(|c| Ok((family_rows(c)?, refresh_token_rows(c)?)))?;
+        rules::with_tokens(families, tokens)
+    }
+
+    fn import_refresh_family(&self, family: &RefreshFamily) -> Result<()> {
+        rules::importable_family(family)?;
+        self.write(|tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [&family.user])? {
+                return Err(StoreError::Invalid(format!("unknown user {}", family.user)));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM refresh_families WHERE id = ?1",
+                [&family.id],
+            )? {
+                return Err(StoreError::Conflict(format!(
+                    "refresh family {} already exists",
+                    family.id
+                )));
+            }
+            tx.execute(
+                "INSERT INTO refresh_families (id, user, revoked) VALUES (?1, ?2, ?3)",
+                params![family.id, family.user, family.revoked],
+            )
+            .db()?;
+            for token in &family.tokens {
+                import_refresh_token(tx, &family.id, token)?;
+            }
+            bump(tx)
         })
     }
 

@@ -150,3 +150,185 @@ async fn two_gates_on_one_postgresql_store_both_enforce_a_revocation_written_els
     drop(gates);
     admin_sql(&db, &format!("DROP SCHEMA {schema} CASCADE")).await;
 }
+
+/// A SQLite store with a row of every kind: an org (with an Azure placement), a
+/// project, a resource, a user, an API token, a rotated refresh family, a revocation.
+fn sqlite_source(dir: &std::path::Path) -> std::path::PathBuf {
+    use tollgate::resource::{Resource, ResourceType};
+    use tollgate::store::{ApiToken, AzurePlacement, Org, Project, RefreshToken, User};
+    let path = dir.join("old.db");
+    let store = tollgate::store::open(&Location::Sqlite(path.clone())).expect("source");
+    let digest = |n: u32| format!("{n:064x}");
+    store
+        .put_org(&Org {
+            id: "o1".into(),
+            name: "Org 1".into(),
+            azure: Some(AzurePlacement {
+                subscription: "sub".into(),
+                resource_group: "rg".into(),
+            }),
+        })
+        .expect("org");
+    store
+        .put_project(&Project {
+            id: "p1".into(),
+            org: "o1".into(),
+            name: "Project 1".into(),
+        })
+        .expect("project");
+    store
+        .put_resource(&Resource {
+            id: "a".into(),
+            resource_type: ResourceType::Vod,
+            org: "o1".into(),
+            project: Some("p1".into()),
+            public: false,
+            published: true,
+        })
+        .expect("resource");
+    store
+        .put_user(&User {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            orgs: vec!["o1".into()],
+        })
+        .expect("user");
+    store
+        .put_api_token(&ApiToken {
+            id: "t1".into(),
+            org: "o1".into(),
+            label: "ci".into(),
+            hash: digest(100),
+        })
+        .expect("api token");
+    store
+        .insert_refresh(&RefreshToken {
+            hash: digest(1),
+            family: "f1".into(),
+            user: "u1".into(),
+            org: "o1".into(),
+            expires_at: now() + 3600,
+        })
+        .expect("login");
+    store
+        .rotate_refresh(&digest(1), &digest(2), "o1", now() + 3600, now(), 0)
+        .expect("rotate");
+    store
+        .revoke(&Revocation {
+            kind: RevocationKind::Jti,
+            value: "jti-1".into(),
+            at: now(),
+        })
+        .expect("revoke");
+    path
+}
+
+/// Run `tollgate store copy --from <from> --to <to> <extra…>`.
+fn store_copy(from: &std::path::Path, to: &str, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["store", "copy", "--from"])
+        .arg(from)
+        .args(["--to", to])
+        .args(extra)
+        .output()
+        .expect("run tollgate store copy")
+}
+
+/// Every listing of the two stores is the same.
+fn assert_same_stores(a: &dyn tollgate::store::Store, b: &dyn tollgate::store::Store) {
+    assert_eq!(a.orgs().expect("orgs"), b.orgs().expect("orgs"));
+    assert_eq!(
+        a.projects().expect("projects"),
+        b.projects().expect("projects")
+    );
+    assert_eq!(
+        a.resources().expect("resources"),
+        b.resources().expect("resources")
+    );
+    assert_eq!(a.users().expect("users"), b.users().expect("users"));
+    assert_eq!(
+        a.api_tokens().expect("api tokens"),
+        b.api_tokens().expect("api tokens")
+    );
+    assert_eq!(
+        a.revocations().expect("revocations"),
+        b.revocations().expect("revocations")
+    );
+    let families = a.refresh_families().expect("families");
+    assert_eq!(families.len(), 1);
+    assert_eq!(families, b.refresh_families().expect("families"));
+}
+
+/// Copy a SQLite store through the command into `to`, check everything arrived, then
+/// check a second copy into the same target is refused.
+fn copy_and_refuse_twice(to: &str, target: &Location, extra: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from = sqlite_source(dir.path());
+    let out = store_copy(&from, to, extra);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"refresh_tokens\": 2"), "{stdout}");
+    let source = tollgate::store::open(&Location::Sqlite(from.clone())).expect("source");
+    let copied = tollgate::store::open(target).expect("target");
+    assert_same_stores(source.as_ref(), copied.as_ref());
+    let again = store_copy(&from, to, extra);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "a second copy is refused");
+    assert!(stderr.contains("not empty"), "{stderr}");
+}
+
+/// `tollgate store copy` into a new SQLite file (no database needed): everything
+/// arrives, a second copy is refused, and a missing source is refused without
+/// creating it.
+#[test]
+fn store_copy_command_copies_a_sqlite_store_and_refuses_a_target_that_is_not_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("new.db");
+    let to = target.to_str().expect("a UTF-8 path");
+    copy_and_refuse_twice(to, &Location::Sqlite(target.clone()), &[]);
+    let missing = dir.path().join("missing.db");
+    let out = store_copy(&missing, to, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such SQLite file"));
+    assert!(!missing.exists(), "the missing source was not created");
+}
+
+/// `tollgate store copy --to postgres://…` (password from PGPASSWORD, CA from
+/// `--to-ca-file`) moves a SQLite store into PostgreSQL; a second copy is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_command_moves_a_sqlite_store_into_postgresql() {
+    let Some(db) = database("store_copy_command_moves_a_sqlite_store_into_postgresql") else {
+        return;
+    };
+    let schema = format!("tollgate_copy_{}", std::process::id());
+    admin_sql(
+        &db,
+        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+    )
+    .await;
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let target = PgOptions {
+        url: format!("{}{sep}options=-c%20search_path%3D{schema}", db.url),
+        ..db.clone()
+    };
+    let ca = db
+        .ca_file
+        .as_ref()
+        .map(|p| p.to_str().expect("a UTF-8 path").to_owned());
+    let to = target.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = match &ca {
+            Some(ca) => vec!["--to-ca-file", ca],
+            None => vec![],
+        };
+        copy_and_refuse_twice(&to, &Location::Postgres(target), &extra);
+    })
+    .await
+    .expect("the copy");
+    admin_sql(&db, &format!("DROP SCHEMA {schema} CASCADE")).await;
+}
