@@ -369,7 +369,9 @@ impl AdminService {
     }
 
     /// `POST /v1/reload` (admin token): the same reload as SIGHUP; answers what is now in
-    /// force, or — with 422 — why the new configuration was refused and the old one kept.
+    /// force, or — with 422 — why the new configuration was refused and the old one kept,
+    /// or — with 503 and `Retry-After` — that the store (which a reload reads) could not
+    /// be reached, the old configuration kept.
     async fn reload(&self, headers: &HeaderMap) -> Response<Body> {
         if !self.is_admin(headers) {
             return not_admin();
@@ -387,9 +389,19 @@ impl AdminService {
                     .to_string()
                     .into_bytes(),
             ),
+            Err(e) if e.store_unavailable => {
+                // Nothing is wrong with the files: the same reload can succeed later.
+                tracing::warn!(error = %e, "store unreachable: reload answered 503");
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({ "result": "error", "error": "the store is temporarily unavailable; retry later", "kept": "the running configuration" })
+                        .to_string()
+                        .into_bytes(),
+                )
+            }
             Err(e) => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                serde_json::json!({ "result": "error", "error": e, "kept": "the running configuration" })
+                serde_json::json!({ "result": "error", "error": e.message, "kept": "the running configuration" })
                     .to_string()
                     .into_bytes(),
             ),

@@ -484,6 +484,37 @@ async fn management_calls_answer_503_with_retry_after_while_the_store_is_down() 
     assert_eq!(got.status, 201, "{got:?}");
 }
 
+/// A reload reads the store (stored resources and revocations go into the new edge):
+/// while it cannot be reached, `POST /v1/reload` answers 503 with `Retry-After` and
+/// keeps the running configuration — not the 422 of a broken file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_answers_503_while_the_store_is_down_and_keeps_the_running_configuration() {
+    let w = world().await;
+    let admin = w.tg.admin();
+    let empty = json!({});
+    let reload = || post(admin, "/v1/reload", &w.admin_token, &[], &empty);
+    let generation = |got: &Got| json_of(got)["report"]["generation"].as_u64();
+    let got = reload().await;
+    assert_eq!(
+        (got.status.as_u16(), generation(&got)),
+        (200, Some(1)),
+        "{got:?}"
+    );
+
+    w.store.go_down(&[]);
+    let v = unavailable(&reload().await, "reload");
+    assert_eq!(v["result"], "error", "{v}");
+    assert_eq!(v["kept"], "the running configuration", "{v}");
+
+    w.store.come_back();
+    let got = reload().await;
+    assert_eq!(
+        (got.status.as_u16(), generation(&got)),
+        (200, Some(2)),
+        "{got:?}"
+    );
+}
+
 /// Already-issued tokens keep playing while the store is down, and no media request
 /// calls the store at all: the only calls refused are the refresher's version polls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
