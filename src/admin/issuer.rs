@@ -356,7 +356,17 @@ mod tests {
             vec![VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("vk")],
             Some(SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("sk")),
         );
-        let cfg = crate::config::Token {
+        Issuer::new(
+            Arc::new(store),
+            Arc::new(Verifier::new(keys, &token_cfg())),
+            "t".into(),
+            None,
+            lifetimes,
+        )
+    }
+
+    fn token_cfg() -> crate::config::Token {
+        crate::config::Token {
             issuer: "t".into(),
             audience: vec![],
             leeway: Duration::from_secs(5),
@@ -368,14 +378,33 @@ mod tests {
             cookie: "c".into(),
             allow_never_expiring: true,
             max_lifetime: None,
+        }
+    }
+
+    /// A storage failure is "try again" (503 in every dialect); a store that refuses a
+    /// row, and a key that cannot sign, are internal errors (500).
+    #[test]
+    fn a_storage_failure_is_unavailable_and_a_signing_failure_stays_internal() {
+        let lost = StoreError::Backend("the database is unreachable".into());
+        assert_eq!(IssueError::from(lost), IssueError::Unavailable);
+        let refused = StoreError::Invalid("a value is out of range".into());
+        assert_eq!(IssueError::from(refused), IssueError::Internal);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let i = issuer(&dir, OPEN);
+        i.verifier
+            .reload(KeySet::from_keys(vec![], None), &token_cfg());
+        let req = IssueRequest {
+            org: "acme".into(),
+            target: Target::Account,
+            subject: None,
+            name: None,
+            expiry: Expiry::In(Duration::from_secs(60)),
+            admin: false,
+            require_customer: false,
+            family: None,
         };
-        Issuer::new(
-            Arc::new(store),
-            Arc::new(Verifier::new(keys, &cfg)),
-            "t".into(),
-            None,
-            lifetimes,
-        )
+        assert_eq!(i.issue(&req, NOW).map(|_| ()), Err(IssueError::Internal));
     }
 
     fn req(id: &str) -> IssueRequest {

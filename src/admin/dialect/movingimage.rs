@@ -173,4 +173,13 @@ mod tests {
         assert_eq!(v["videoManagerList"][0]["name"], "VM");
         assert_eq!(v["validForVideoManager"], "1");
     }
+
+    #[test]
+    fn a_store_outage_is_503_never_401() {
+        assert_eq!(Error::failure(&IssueError::Unavailable).http.as_u16(), 503);
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::UNAVAILABLE.body()).expect("json");
+        assert_eq!(v["code"], 503);
+        assert_eq!(Error::failure(&IssueError::Internal).http.as_u16(), 500);
+    }
 }
