@@ -384,7 +384,7 @@ mod tests {
     /// A storage failure is "try again" (503 in every dialect); a store that refuses a
     /// row, and a key that cannot sign, are internal errors (500).
     #[test]
-    fn a_storage_failure_is_unavailable_and_a_signing_failure_stays_internal() {
+    fn b11_a_storage_failure_is_unavailable_and_a_signing_failure_stays_internal() {
         let lost = StoreError::Backend("the database is unreachable".into());
         assert_eq!(IssueError::from(lost), IssueError::Unavailable);
         let refused = StoreError::Invalid("a value is out of range".into());

@@ -6,7 +6,9 @@
 //! Azure, Azure AD bearer tokens for Azure through [`oidc`], username/password and
 //! refresh tokens for movingimage, the admin token for management) and the glue to the
 //! [`issuer::Issuer`]; the dialects own their wire formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
-//! in time (threat model C2).
+//! in time (threat model C2). A store that cannot be reached is never read as "no such
+//! token, user or resource": every call that needs it answers 503 with `Retry-After`
+//! in its dialect's shape (threat model B11).
 
 pub mod dialect;
 pub mod issuer;

@@ -369,7 +369,7 @@ fn bv_admin_body() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blendvision_tokens_and_admin_tokens_answer_503_unavailable_while_the_store_is_down() {
+async fn b11_blendvision_tokens_and_admin_tokens_answer_503_unavailable_while_the_store_is_down() {
     let w = world().await;
     assert_eq!(w.bv(BV, bv_body()).await.status, 200, "issues while up");
 
@@ -399,7 +399,7 @@ async fn blendvision_tokens_and_admin_tokens_answer_503_unavailable_while_the_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_access_token_answers_503_service_unavailable_while_the_store_is_down() {
+async fn b11_azure_access_token_answers_503_service_unavailable_while_the_store_is_down() {
     let w = world().await;
     let account = json!({ "scope": "Account" });
     let video = json!({ "scope": "Video", "videoId": "v1" });
@@ -426,7 +426,7 @@ async fn azure_access_token_answers_503_service_unavailable_while_the_store_is_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn movingimage_login_refresh_and_video_managers_answer_503_while_the_store_is_down() {
+async fn b11_movingimage_login_refresh_and_video_managers_answer_503_while_the_store_is_down() {
     let w = world().await;
     let got = w.login().await;
     assert_eq!(got.status, 200, "{got:?}");
@@ -463,7 +463,7 @@ async fn movingimage_login_refresh_and_video_managers_answer_503_while_the_store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn management_calls_answer_503_with_retry_after_while_the_store_is_down() {
+async fn b11_management_calls_answer_503_with_retry_after_while_the_store_is_down() {
     let w = world().await;
     let admin = w.tg.admin();
     let auth = format!("Bearer {}", w.admin_token);
@@ -488,7 +488,7 @@ async fn management_calls_answer_503_with_retry_after_while_the_store_is_down() 
 /// while it cannot be reached, `POST /v1/reload` answers 503 with `Retry-After` and
 /// keeps the running configuration — not the 422 of a broken file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_answers_503_while_the_store_is_down_and_keeps_the_running_configuration() {
+async fn b11_reload_answers_503_while_the_store_is_down_and_keeps_the_running_configuration() {
     let w = world().await;
     let admin = w.tg.admin();
     let empty = json!({});
@@ -518,7 +518,7 @@ async fn reload_answers_503_while_the_store_is_down_and_keeps_the_running_config
 /// Already-issued tokens keep playing while the store is down, and no media request
 /// calls the store at all: the only calls refused are the refresher's version polls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_with_tokens_issued_before_the_outage_plays_without_calling_the_store() {
+async fn b11_media_with_tokens_issued_before_the_outage_plays_without_calling_the_store() {
     let w = world().await;
     let got = w.bv(BV, bv_body()).await;
     let issued = json_of(&got)["token"].as_str().expect("token").to_string();
@@ -543,7 +543,7 @@ async fn media_with_tokens_issued_before_the_outage_plays_without_calling_the_st
 /// A real SQLite failure: another connection holds the write lock, so the gate's
 /// writes wait out the 5 s busy timeout and fail with SQLITE_BUSY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sqlite_write_lock_held_elsewhere_makes_login_and_revoking_answer_503() {
+async fn b11_a_sqlite_write_lock_held_elsewhere_makes_login_and_revoking_answer_503() {
     let origin = TestOrigin::start().await;
     let tg = start(Setup::standard(vec![origin.url()])).await;
     let tollgate::store::Location::Sqlite(path) = tg.config.store.location.clone() else {
@@ -622,8 +622,8 @@ fn url_for_database(url: &str, db: &str) -> String {
 /// are terminated; BlendVision issuing answers 503 UNAVAILABLE, and works again once
 /// the database accepts connections, with no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after() {
-    let test = "issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after";
+async fn b11_issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after() {
+    let test = "b11_issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after";
     let Some(url) = std::env::var("TOLLGATE_TEST_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())

@@ -465,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_store_outage_is_arm_service_unavailable() {
+    fn b11_a_store_outage_is_arm_service_unavailable() {
         let e = Error::from(IssueError::Unavailable);
         assert_eq!((e.http.as_u16(), e.code), (503, "ServiceUnavailable"));
         let v: serde_json::Value = serde_json::from_slice(&e.body()).expect("json");

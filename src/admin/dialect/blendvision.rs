@@ -750,7 +750,7 @@ mod tests {
 
     /// gRPC-gateway maps UNAVAILABLE (14) to 503; an outage is never INTERNAL (13).
     #[test]
-    fn a_store_outage_is_unavailable_14_with_empty_details() {
+    fn b11_a_store_outage_is_unavailable_14_with_empty_details() {
         let s = Status::failure(&IssueError::Unavailable);
         assert_eq!((s.http.as_u16(), s.code), (503, 14));
         let v: Value = serde_json::from_slice(&s.body()).expect("json");

@@ -175,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn a_store_outage_is_503_never_401() {
+    fn b11_a_store_outage_is_503_never_401() {
         assert_eq!(Error::failure(&IssueError::Unavailable).http.as_u16(), 503);
         let v: serde_json::Value =
             serde_json::from_slice(&Error::UNAVAILABLE.body()).expect("json");
