@@ -103,8 +103,9 @@ fn not_admin() -> Response<Body> {
     r
 }
 
-/// A finished response with a JSON body. A 503 says when to try again: every 503 of
-/// this listener is temporary (the store cannot be reached).
+/// A finished response with a JSON body. A 503 says when to try again: the admin
+/// listener sends 503 when the store cannot be reached (and for a reload where no
+/// reload task runs, which a started gate always has).
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(body::full(body));
     *r.status_mut() = status;
