@@ -394,7 +394,7 @@ impl AdminService {
             ),
             Err(e) if e.store_unavailable => {
                 // Nothing is wrong with the files: the same reload can succeed later.
-                tracing::warn!(error = %e, "store unreachable: reload answered 503");
+                // (The reload task has logged why, once.)
                 json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     serde_json::json!({ "result": "error", "error": "the store is temporarily unavailable; retry later", "kept": "the running configuration" })
