@@ -23,8 +23,39 @@ pub struct ReloadReport {
     pub restart_needed: Vec<&'static str>,
 }
 
+/// Why a reload kept the running state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ReloadError {
+    pub message: String,
+    /// The new state could not be read from the store (it is unreachable): nothing was
+    /// wrong with the files, and the same reload may succeed later (`POST /v1/reload`
+    /// answers 503 with `Retry-After`, not 422).
+    pub store_unavailable: bool,
+}
+
+impl ReloadError {
+    /// The store could not be read; `message` says what failed.
+    pub fn store(message: impl std::fmt::Display) -> Self {
+        ReloadError {
+            message: format!("store: {message}"),
+            store_unavailable: true,
+        }
+    }
+}
+
+/// A refusal: a broken file, key or certificate, or a gate that cannot reload.
+impl From<String> for ReloadError {
+    fn from(message: String) -> Self {
+        ReloadError {
+            message,
+            store_unavailable: false,
+        }
+    }
+}
+
 /// Where one reload's outcome is sent: the report, or why the running state was kept.
-pub type ReloadReply = oneshot::Sender<Result<ReloadReport, String>>;
+pub type ReloadReply = oneshot::Sender<Result<ReloadReport, ReloadError>>;
 
 /// Asks the running gate to reload its configuration file, keys and certificates (what
 /// SIGHUP and `POST /v1/reload` do). Reloads run one at a time.
@@ -43,14 +74,14 @@ impl Reloader {
     }
 
     /// Reload, and say what is now in force — or why the running state was kept.
-    pub async fn reload(&self) -> Result<ReloadReport, String> {
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let (tx, rx) = oneshot::channel();
         self.0
             .send(tx)
             .await
-            .map_err(|_| "the gate is shutting down".to_string())?;
+            .map_err(|_| ReloadError::from("the gate is shutting down".to_string()))?;
         rx.await
-            .map_err(|_| "the reload was abandoned".to_string())?
+            .map_err(|_| ReloadError::from("the reload was abandoned".to_string()))?
     }
 }
 
@@ -87,7 +118,7 @@ mod tests {
         let (reloader, requests) = Reloader::channel(1);
         drop(requests);
         let err = reloader.reload().await.expect_err("no gate");
-        assert!(err.contains("shutting down"), "{err}");
+        assert!(err.message.contains("shutting down"), "{err}");
     }
 
     #[tokio::test]
@@ -97,7 +128,7 @@ mod tests {
             drop(requests.recv().await);
         });
         let err = reloader.reload().await.expect_err("abandoned");
-        assert!(err.contains("abandoned"), "{err}");
+        assert!(err.message.contains("abandoned"), "{err}");
         server.await.expect("server task");
     }
 }

@@ -5,13 +5,15 @@
 //! be issued: the resource, project or account exists and belongs to the caller's
 //! organisation, unpublished resources only through an admin call, a customer id where
 //! the resource's privacy asks for one, and lifetimes within the configured bounds.
-//! It reads the store (blocking: call it from `spawn_blocking`) and never sees HTTP.
+//! It reads the store (blocking: call it from `spawn_blocking`) and never sees HTTP. A
+//! store that cannot be reached is [`IssueError::Unavailable`] (every dialect answers
+//! 503 with `Retry-After`); a signing failure stays [`IssueError::Internal`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::resource::ResourceType;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::token::{self, MintRequest, Scope, Verifier};
 
 /// When the token should stop working.
@@ -68,9 +70,32 @@ pub enum IssueError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The store could not be reached (a storage failure, not a refusal): the caller
+    /// should try again later — a 503 with `Retry-After` in every dialect, never an
+    /// answer about its credentials or the thing it asked for. Details are logged.
+    #[error("the token service is temporarily unavailable")]
+    Unavailable,
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal,
+}
+
+/// A store call that failed, as an issuing error: a storage failure is
+/// [`IssueError::Unavailable`], anything else (a row the store itself refuses) internal.
+/// Logged here, once: the store's message names what failed, never the driver's text.
+impl From<StoreError> for IssueError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Backend(what) => {
+                tracing::warn!(error = %what, "store unreachable: answering 503");
+                IssueError::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "store refused a call while issuing");
+                IssueError::Internal
+            }
+        }
+    }
 }
 
 /// A request the issuer refuses as invalid: the message, and which part of the request
@@ -152,13 +177,9 @@ impl Issuer {
 
     /// Check `req` against the store and sign it at `now`.
     pub fn issue(&self, req: &IssueRequest, now: u64) -> Result<Issued, IssueError> {
-        let internal = |e: crate::store::StoreError| {
-            tracing::error!(error = %e, "store failed while issuing");
-            IssueError::Internal
-        };
         let (scope, prj, rid, rty) = match &req.target {
             Target::Account => {
-                if self.store.org(&req.org).map_err(internal)?.is_none() {
+                if self.store.org(&req.org)?.is_none() {
                     return Err(IssueError::NotFound("organization not found".into()));
                 }
                 (Scope::Account, None, None, None)
@@ -166,8 +187,7 @@ impl Issuer {
             Target::Project(p) => {
                 let found = self
                     .store
-                    .projects()
-                    .map_err(internal)?
+                    .projects()?
                     .into_iter()
                     .any(|x| x.id == *p && x.org == req.org);
                 if !found {
@@ -179,8 +199,7 @@ impl Issuer {
                 // Another organisation's resource is reported exactly like a missing one.
                 let r = self
                     .store
-                    .resource(id, *rty)
-                    .map_err(internal)?
+                    .resource(id, *rty)?
                     .filter(|r| r.org == req.org)
                     .ok_or_else(|| IssueError::NotFound(format!("resource {id:?} not found")))?;
                 if !r.published && !req.admin {
@@ -337,7 +356,17 @@ mod tests {
             vec![VerifyKey::from_material("k", Algorithm::EdDsa, public.as_bytes()).expect("vk")],
             Some(SigningKey::from_material("k", Algorithm::EdDsa, private.as_bytes()).expect("sk")),
         );
-        let cfg = crate::config::Token {
+        Issuer::new(
+            Arc::new(store),
+            Arc::new(Verifier::new(keys, &token_cfg())),
+            "t".into(),
+            None,
+            lifetimes,
+        )
+    }
+
+    fn token_cfg() -> crate::config::Token {
+        crate::config::Token {
             issuer: "t".into(),
             audience: vec![],
             leeway: Duration::from_secs(5),
@@ -349,14 +378,33 @@ mod tests {
             cookie: "c".into(),
             allow_never_expiring: true,
             max_lifetime: None,
+        }
+    }
+
+    /// A storage failure is "try again" (503 in every dialect); a store that refuses a
+    /// row, and a key that cannot sign, are internal errors (500).
+    #[test]
+    fn b11_a_storage_failure_is_unavailable_and_a_signing_failure_stays_internal() {
+        let lost = StoreError::Backend("the database is unreachable".into());
+        assert_eq!(IssueError::from(lost), IssueError::Unavailable);
+        let refused = StoreError::Invalid("a value is out of range".into());
+        assert_eq!(IssueError::from(refused), IssueError::Internal);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let i = issuer(&dir, OPEN);
+        i.verifier
+            .reload(KeySet::from_keys(vec![], None), &token_cfg());
+        let req = IssueRequest {
+            org: "acme".into(),
+            target: Target::Account,
+            subject: None,
+            name: None,
+            expiry: Expiry::In(Duration::from_secs(60)),
+            admin: false,
+            require_customer: false,
+            family: None,
         };
-        Issuer::new(
-            Arc::new(store),
-            Arc::new(Verifier::new(keys, &cfg)),
-            "t".into(),
-            None,
-            lifetimes,
-        )
+        assert_eq!(i.issue(&req, NOW).map(|_| ()), Err(IssueError::Internal));
     }
 
     fn req(id: &str) -> IssueRequest {

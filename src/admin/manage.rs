@@ -2,7 +2,8 @@
 //! (`Authorization: Bearer <admin token>`): organisations, projects, resources, users,
 //! API tokens and revocations. The same operations are CLI subcommands
 //! (`tollgate org|project|resource|user|api-token|revoke`), both through [`Ops`], so an
-//! operator never needs SQL. Errors are `{"error": "..."}` with 400/401/404/409/500.
+//! operator never needs SQL. Errors are `{"error": "..."}` with 400/401/404/409/500, and
+//! 503 with `Retry-After` while the store cannot be reached.
 
 use std::sync::Arc;
 
@@ -301,9 +302,13 @@ fn op_response(r: Option<Result<serde_json::Value, OpError>>, created: bool) -> 
         Some(Err(OpError::Store(StoreError::Invalid(m)))) => error(StatusCode::BAD_REQUEST, &m),
         Some(Err(OpError::Store(StoreError::NotFound(m)))) => error(StatusCode::NOT_FOUND, &m),
         Some(Err(OpError::Store(StoreError::Conflict(m)))) => error(StatusCode::CONFLICT, &m),
-        Some(Err(OpError::Store(e))) => {
-            tracing::error!(error = %e, "management store failure");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        Some(Err(OpError::Store(StoreError::Backend(what)))) => {
+            // A storage failure, logged once; the client is told to retry, never why.
+            tracing::warn!(error = %what, "store unreachable: answering 503");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is temporarily unavailable; retry later",
+            )
         }
         None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }

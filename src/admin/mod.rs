@@ -6,7 +6,9 @@
 //! Azure, Azure AD bearer tokens for Azure through [`oidc`], username/password and
 //! refresh tokens for movingimage, the admin token for management) and the glue to the
 //! [`issuer::Issuer`]; the dialects own their wire formats. Store calls run on `spawn_blocking`. Request bodies are capped in size and
-//! in time (threat model C2).
+//! in time (threat model C2). A store that cannot be reached is never read as "no such
+//! token, user or resource": every call that needs it answers 503 with `Retry-After`
+//! in its dialect's shape (threat model B11).
 
 pub mod dialect;
 pub mod issuer;
@@ -32,10 +34,17 @@ use crate::ratelimit::{Keyed, LoginLimiter, SubjectKeys};
 use crate::store::{RefreshToken, Rotation, Store};
 use crate::token::{Revocations, Scope, Verifier};
 use dialect::{azure, blendvision, movingimage};
-use issuer::{Expiry, IssueRequest, Issuer, Target};
+use issuer::{Expiry, IssueError, IssueRequest, Issuer, Target};
 
 /// Largest admin request body.
 const MAX_BODY: usize = 64 * 1024;
+
+/// `Retry-After` (seconds) on a 503 while the store cannot be reached. Long enough that
+/// a fleet of clients does not hammer a database that is restarting or failing over (a
+/// pool reconnect or a restart takes seconds), short enough that a player waiting for
+/// its token is served soon after the database is back; the store refresher polls far
+/// more often, so nothing here needs a longer wait.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
 
 /// Settings the admin listener needs beyond the shared parts.
 #[derive(Debug, Clone)]
@@ -94,7 +103,9 @@ fn not_admin() -> Response<Body> {
     r
 }
 
-/// A finished response with a JSON body.
+/// A finished response with a JSON body. A 503 says when to try again: the admin
+/// listener sends 503 when the store cannot be reached (and for a reload where no
+/// reload task runs, which a started gate always has).
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(body::full(body));
     *r.status_mut() = status;
@@ -104,6 +115,12 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_UNAVAILABLE),
+        );
+    }
     r
 }
 
@@ -170,6 +187,17 @@ where
 /// Run blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// Run store calls off the async threads: a storage failure is
+/// [`IssueError::Unavailable`] (503 in every dialect), a task that died internal.
+async fn stored<T: Send + 'static>(
+    f: impl FnOnce() -> crate::store::Result<T> + Send + 'static,
+) -> Result<T, IssueError> {
+    match blocking(f).await {
+        Some(r) => r.map_err(IssueError::from),
+        None => Err(IssueError::Internal),
+    }
 }
 
 impl AdminService {
@@ -326,22 +354,27 @@ impl AdminService {
     }
 
     /// The organisation of the API token in `Authorization: Bearer`, if it is one, and
-    /// the token's hash (its rate-limit key).
-    async fn api_token_org(&self, headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
+    /// the token's hash (its rate-limit key). A store that cannot be reached is an
+    /// error, never "no such token": the caller must learn to retry, not that its
+    /// credentials are bad.
+    async fn api_token_org(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(String, String)>, IssueError> {
         let Some(token) = bearer(headers) else {
             return Ok(None);
         };
         let hash = sha256_hex(token.as_bytes());
         let store = self.store();
         let h = hash.clone();
-        match blocking(move || store.api_token_by_hash(&h)).await {
-            Some(Ok(t)) => Ok(t.map(|t| (t.org, hash))),
-            _ => Err(()),
-        }
+        let found = stored(move || store.api_token_by_hash(&h)).await?;
+        Ok(found.map(|t| (t.org, hash)))
     }
 
     /// `POST /v1/reload` (admin token): the same reload as SIGHUP; answers what is now in
-    /// force, or — with 422 — why the new configuration was refused and the old one kept.
+    /// force, or — with 422 — why the new configuration was refused and the old one kept,
+    /// or — with 503 and `Retry-After` — that the store (which a reload reads) could not
+    /// be reached, the old configuration kept.
     async fn reload(&self, headers: &HeaderMap) -> Response<Body> {
         if !self.is_admin(headers) {
             return not_admin();
@@ -359,9 +392,19 @@ impl AdminService {
                     .to_string()
                     .into_bytes(),
             ),
+            Err(e) if e.store_unavailable => {
+                // Nothing is wrong with the files: the same reload can succeed later.
+                // (The reload task has logged why, once.)
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({ "result": "error", "error": "the store is temporarily unavailable; retry later", "kept": "the running configuration" })
+                        .to_string()
+                        .into_bytes(),
+                )
+            }
             Err(e) => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                serde_json::json!({ "result": "error", "error": e, "kept": "the running configuration" })
+                serde_json::json!({ "result": "error", "error": e.message, "kept": "the running configuration" })
                     .to_string()
                     .into_bytes(),
             ),
@@ -373,7 +416,7 @@ impl AdminService {
         let now = (self.clock)();
         blocking(move || issuer.issue(&req, now))
             .await
-            .unwrap_or(Err(issuer::IssueError::Internal))
+            .unwrap_or(Err(IssueError::Internal))
     }
 
     /// Everything under `/bv/` answers in BlendVision's own error shape, as a
@@ -417,7 +460,7 @@ impl AdminService {
                 Err(secs) => return retry_after(fail(blendvision::Status::exhausted()), secs),
             },
             Ok(None) => return fail(blendvision::Status::unauthenticated()),
-            Err(()) => return fail(blendvision::Status::internal()),
+            Err(e) => return fail(blendvision::Status::failure(&e)),
         };
         let Some(asked) = headers.get("x-bv-org-id").and_then(|v| v.to_str().ok()) else {
             return fail(blendvision::Status::invalid(
@@ -539,7 +582,7 @@ impl AdminService {
         let (org, hash) = match self.api_token_org(headers).await {
             Ok(Some(found)) => found,
             Ok(None) => return Err(azure::Error::unauthenticated().into()),
-            Err(()) => return Err(azure::Error::from(issuer::IssueError::Internal).into()),
+            Err(e) => return Err(azure::Error::from(e).into()),
         };
         self.issue_allowed(&hash).map_err(AzureRefusal::Throttled)?;
         Ok(AzureCaller::ApiToken(org))
@@ -571,10 +614,7 @@ impl AdminService {
     ) -> Result<(), azure::Error> {
         let store = self.store();
         let id = org.to_string();
-        let record = match blocking(move || store.org(&id)).await {
-            Some(Ok(o)) => o,
-            _ => return Err(issuer::IssueError::Internal.into()),
-        };
+        let record = stored(move || store.org(&id)).await?;
         match record.and_then(|o| o.azure) {
             Some(a)
                 if !a.subscription.eq_ignore_ascii_case(&params.subscription)
@@ -609,20 +649,20 @@ impl AdminService {
         let dummy = self.dummy_hash.clone();
         // Look up and verify in one blocking call; an unknown user is verified against
         // the dummy hash so both paths cost one argon2 verification.
-        let checked = blocking(move || {
+        let checked = stored(move || {
             let user = store.user_by_name(&username)?;
             let hash = user
                 .as_ref()
                 .map(|u| u.password_hash.as_str())
                 .unwrap_or(&dummy);
             let ok = verify_password(&password, hash);
-            Ok::<_, crate::store::StoreError>(user.filter(|_| ok))
+            Ok(user.filter(|_| ok))
         })
         .await;
         let user = match checked {
-            Some(Ok(Some(u))) => u,
-            Some(Ok(None)) => return fail(movingimage::Error::BAD_CREDENTIALS),
-            _ => return fail(movingimage::Error::INTERNAL),
+            Ok(Some(u)) => u,
+            Ok(None) => return fail(movingimage::Error::BAD_CREDENTIALS),
+            Err(e) => return fail(movingimage::Error::failure(&e)),
         };
         let Some(vm) = user.orgs.first().cloned() else {
             return fail(movingimage::Error::FORBIDDEN_VM);
@@ -641,11 +681,8 @@ impl AdminService {
             expires_at: now + self.settings.refresh_ttl.as_secs(),
         };
         let store = self.store();
-        if !matches!(
-            blocking(move || store.insert_refresh(&record)).await,
-            Some(Ok(()))
-        ) {
-            return fail(movingimage::Error::INTERNAL);
+        if let Err(e) = stored(move || store.insert_refresh(&record)).await {
+            return fail(movingimage::Error::failure(&e));
         }
         self.mi_tokens(&user, vm, refresh, family).await
     }
@@ -671,15 +708,15 @@ impl AdminService {
         };
         let issued = match self.issue(req).await {
             Ok(i) => i,
-            Err(_) => return fail(movingimage::Error::INTERNAL),
+            Err(e) => return fail(movingimage::Error::failure(&e)),
         };
         self.metrics
             .issued
             .with_label_values(&["movingimage"])
             .inc();
         let list = match self.video_managers(&user.orgs).await {
-            Some(l) => l,
-            None => return fail(movingimage::Error::INTERNAL),
+            Ok(l) => l,
+            Err(e) => return fail(movingimage::Error::failure(&e)),
         };
         let tokens = movingimage::Tokens {
             access_token: issued.token,
@@ -690,22 +727,24 @@ impl AdminService {
         json(StatusCode::OK, movingimage::render(&tokens))
     }
 
-    async fn video_managers(&self, ids: &[String]) -> Option<Vec<movingimage::VideoManager>> {
+    async fn video_managers(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<movingimage::VideoManager>, IssueError> {
         let store = self.store();
         let ids = ids.to_vec();
-        let orgs = blocking(move || store.orgs()).await?.ok()?;
-        Some(
-            ids.iter()
-                .map(|id| movingimage::VideoManager {
-                    id: id.clone(),
-                    name: orgs
-                        .iter()
-                        .find(|o| &o.id == id)
-                        .map(|o| o.name.clone())
-                        .unwrap_or_else(|| id.clone()),
-                })
-                .collect(),
-        )
+        let orgs = stored(move || store.orgs()).await?;
+        Ok(ids
+            .iter()
+            .map(|id| movingimage::VideoManager {
+                id: id.clone(),
+                name: orgs
+                    .iter()
+                    .find(|o| &o.id == id)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|| id.clone()),
+            })
+            .collect())
     }
 
     /// A refresh, counted by result.
@@ -738,19 +777,19 @@ impl AdminService {
         let hash = sha256_hex(presented.as_bytes());
         let store = self.store();
         let h = hash.clone();
-        let record = match blocking(move || {
+        let record = match stored(move || {
             let rec = store.refresh_token(&h)?;
             let user = match &rec {
                 Some((r, _)) => store.user(&r.user)?,
                 None => None,
             };
-            Ok::<_, crate::store::StoreError>(rec.zip(user))
+            Ok(rec.zip(user))
         })
         .await
         {
-            Some(Ok(Some(x))) => x,
-            Some(Ok(None)) => return fail(movingimage::Error::BAD_REFRESH),
-            _ => return fail(movingimage::Error::INTERNAL),
+            Ok(Some(x)) => x,
+            Ok(None) => return fail(movingimage::Error::BAD_REFRESH),
+            Err(e) => return fail(movingimage::Error::failure(&e)),
         };
         let ((_, current), user) = record;
         let allowed = user.orgs.contains(&vm);
@@ -775,15 +814,15 @@ impl AdminService {
         let expires = now + self.settings.refresh_ttl.as_secs();
         let store = self.store();
         let vm2 = vm.clone();
-        let rotated = blocking(move || {
+        let rotated = stored(move || {
             store.rotate_refresh(&hash, &new_hash, &vm2, expires, now, reuse_interval)
         })
         .await;
         match rotated {
-            Some(Ok(Rotation::Rotated(old) | Rotation::Reissued(old))) => {
+            Ok(Rotation::Rotated(old) | Rotation::Reissued(old)) => {
                 self.mi_tokens(&user, vm, new, old.family).await
             }
-            Some(Ok(Rotation::Reused(family))) => {
+            Ok(Rotation::Reused(family)) => {
                 // Effective at this node at once; other nodes follow the store.
                 self.revocations.revoke_family(&family);
                 self.metrics
@@ -795,8 +834,8 @@ impl AdminService {
                 r.extensions_mut().insert(ReusedFamily);
                 r
             }
-            Some(Ok(Rotation::Dead | Rotation::Unknown)) => fail(movingimage::Error::BAD_REFRESH),
-            _ => fail(movingimage::Error::INTERNAL),
+            Ok(Rotation::Dead | Rotation::Unknown) => fail(movingimage::Error::BAD_REFRESH),
+            Err(e) => fail(movingimage::Error::failure(&e)),
         }
     }
 
@@ -818,14 +857,14 @@ impl AdminService {
             return fail(movingimage::Error::BAD_ACCESS);
         };
         let store = self.store();
-        let user = match blocking(move || store.user(&uid)).await {
-            Some(Ok(Some(u))) => u,
-            Some(Ok(None)) => return fail(movingimage::Error::BAD_ACCESS),
-            _ => return fail(movingimage::Error::INTERNAL),
+        let user = match stored(move || store.user(&uid)).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return fail(movingimage::Error::BAD_ACCESS),
+            Err(e) => return fail(movingimage::Error::failure(&e)),
         };
         match self.video_managers(&user.orgs).await {
-            Some(list) => json(StatusCode::OK, movingimage::render_list(&list)),
-            None => fail(movingimage::Error::INTERNAL),
+            Ok(list) => json(StatusCode::OK, movingimage::render_list(&list)),
+            Err(e) => fail(movingimage::Error::failure(&e)),
         }
     }
 

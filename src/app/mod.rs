@@ -340,13 +340,19 @@ fn local(l: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {
 impl Gate {
     /// Start every configured listener. Returns once all are bound and accepting.
     pub async fn start(cfg: &Config) -> Result<Gate, StartError> {
+        let location = cfg.store.location.clone();
+        let store = store_call(move || crate::store::open(&location)).await?;
+        Self::start_with_store(cfg, store).await
+    }
+
+    /// [`Gate::start`] on a store already open (`cfg.store.location` is not read):
+    /// how tests put a store in front of the gate that they can make fail.
+    pub async fn start_with_store(cfg: &Config, store: Arc<dyn Store>) -> Result<Gate, StartError> {
         let dev_material = ensure_dev_material(cfg)?;
         let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?);
         let keyset = KeySet::load(&cfg.keys)?;
         let verifier = Arc::new(Verifier::new(keyset, &cfg.token));
         let revocations = Arc::new(Revocations::default());
-        let location = cfg.store.location.clone();
-        let store = store_call(move || crate::store::open(&location)).await?;
         let (certs, tls) = tls_listener(cfg.edge.tls_listen, &cfg.tls)?.unzip();
         let (admin_certs, admin_tls) = tls_listener(cfg.admin_tls_listen, &cfg.admin.tls)?.unzip();
         let (reloader, reload_requests) = Reloader::channel(4);

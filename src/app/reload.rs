@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{listen_of, refresh, Core, Listen, LiveCell};
 use crate::config::{self, Config};
-use crate::reload::{ReloadReport, ReloadRequests};
+use crate::reload::{ReloadError, ReloadReport, ReloadRequests};
 use crate::tls::{CertSet, CertStore};
 use crate::token::KeySet;
 
@@ -125,7 +125,7 @@ pub(super) async fn reload_loop(
 /// Read the configuration file again and apply it — all or nothing. Everything is
 /// loaded and built before anything is swapped, so a broken file, key or certificate
 /// leaves the running state exactly as it was.
-async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
+async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, ReloadError> {
     let old = live.get();
     let source = old.config.source.clone();
     let file = tokio::task::spawn_blocking(move || Config::load(&source))
@@ -156,7 +156,7 @@ async fn reload(core: &Core, live: &LiveCell) -> Result<ReloadReport, String> {
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| format!("store: {e}"))?;
+    .map_err(ReloadError::store)?;
 
     let report = ReloadReport {
         generation: next.generation,

@@ -26,10 +26,10 @@ use common::*;
 const SUB: &str = "b04775c3-63fa-40f3-9430-139d2e5522d3";
 const GROUP: &str = "Media-RG";
 const API_VERSION: &str = "api-version=2024-01-01";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub(crate) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ARM: &str = "https://management.azure.com/";
 
-fn issuer() -> String {
+pub(crate) fn issuer() -> String {
     format!("https://sts.windows.net/{TENANT}/")
 }
 
@@ -101,7 +101,7 @@ fn json_of(got: &Got) -> Value {
     serde_json::from_slice(&got.body).unwrap_or_else(|e| panic!("JSON expected ({e}): {got:?}"))
 }
 
-fn target(sub: &str, group: &str, account: &str) -> String {
+pub(crate) fn target(sub: &str, group: &str, account: &str) -> String {
     format!(
         "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.VideoIndexer/accounts/{account}/generateRestrictedViewerAccessToken?{API_VERSION}"
     )
@@ -266,14 +266,19 @@ async fn azure_get_is_405_in_arm_error_response_shape() {
 }
 
 /// An RSA key: (private PEM, the JWKS publishing its public half as `kid`).
-fn aad_key(kid: &str) -> (String, Value) {
+pub(crate) fn aad_key(kid: &str) -> (String, Value) {
     let (private, public) = generate_pem(Algorithm::Rs256).expect("rsa");
     let vk = VerifyKey::from_material(kid, Algorithm::Rs256, public.as_bytes()).expect("pub");
     (private, KeySet::from_keys(vec![vk], None).jwks())
 }
 
 /// An AAD-shaped access token for ARM, `edit`ed, signed with `private` as `kid`.
-fn aad_token(private: &str, kid: &str, tenant: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub(crate) fn aad_token(
+    private: &str,
+    kid: &str,
+    tenant: &str,
+    edit: impl FnOnce(&mut Value),
+) -> String {
     let now = now();
     let mut claims = json!({
         "iss": format!("https://sts.windows.net/{tenant}/"), "aud": ARM, "tid": tenant,

@@ -38,7 +38,7 @@ fn database(test: &str) -> Option<PgOptions> {
 }
 
 /// Run `sql` on the database `db` names.
-async fn admin_sql(db: &PgOptions, sql: &str) {
+pub(crate) async fn admin_sql(db: &PgOptions, sql: &str) {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = &db.ca_file {
         use rustls_pki_types::pem::PemObject;

@@ -18,6 +18,7 @@ mod manifest_hls;
 mod manifests;
 mod ops;
 mod origins;
+mod outage;
 mod paths;
 mod players;
 mod protocol;

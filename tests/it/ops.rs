@@ -504,7 +504,10 @@ async fn e2_a_broken_file_keeps_the_running_state_and_says_why() {
     // 1. Not TOML.
     std::fs::write(&path, format!("{good}\n[edge\n")).expect("write");
     let err = tg.gate.reloader().reload().await.expect_err("refused");
-    assert!(err.contains("tollgate.toml"), "names the file: {err}");
+    assert!(
+        err.message.contains("tollgate.toml"),
+        "names the file: {err}"
+    );
     // 2. A key file that is not there.
     std::fs::write(
         &path,
@@ -512,7 +515,7 @@ async fn e2_a_broken_file_keeps_the_running_state_and_says_why() {
     )
     .expect("write");
     let err = tg.gate.reloader().reload().await.expect_err("refused");
-    assert!(err.starts_with("keys:"), "{err}");
+    assert!(err.message.starts_with("keys:"), "{err}");
     // 3. A certificate file that is not a certificate (through the admin endpoint).
     std::fs::write(&path, &good).expect("write");
     let cert = &tg.config.tls.certs[0];

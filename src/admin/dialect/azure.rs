@@ -9,7 +9,8 @@
 //! case, and the parameters are percent-decoded before they are checked (accountName
 //! 3–50 of `[A-Za-z0-9-]`, resourceGroupName 1–90 characters, subscriptionId ≥ 1);
 //! `api-version` must be one this API supports. Errors are ARM's `ErrorResponse`:
-//! `{"error":{"code","message","details":[]}}`, with ARM's codes and messages.
+//! `{"error":{"code","message","details":[]}}`, with ARM's codes and messages
+//! (503 `ServiceUnavailable` while the store cannot be reached).
 //!
 //! This file owns the wire format only; who the caller is (API token or Azure AD bearer,
 //! `super::super::oidc`) and which account it may use are the admin router's.
@@ -146,6 +147,11 @@ impl From<IssueError> for Error {
             IssueError::Invalid(m) => Error::invalid(m),
             IssueError::NotFound(m) => Error::new(StatusCode::NOT_FOUND, "ResourceNotFound", m),
             IssueError::Forbidden(m) => Error::forbidden(m),
+            IssueError::Unavailable => Error::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable. Retry after the time in Retry-After.",
+            ),
             IssueError::Internal => Error::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",
@@ -456,5 +462,14 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn b11_a_store_outage_is_arm_service_unavailable() {
+        let e = Error::from(IssueError::Unavailable);
+        assert_eq!((e.http.as_u16(), e.code), (503, "ServiceUnavailable"));
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).expect("json");
+        assert_eq!(v["error"]["code"], "ServiceUnavailable");
+        assert_eq!(Error::from(IssueError::Internal).http.as_u16(), 500);
     }
 }

@@ -8,8 +8,8 @@
 //! marshaler does, a field given twice refused). 200 is `{"token","expired_at"}` in that
 //! order (`expired_at` omitted when the token never expires); errors are google.rpc.Status
 //! `{"code","message","details"}` with the matching HTTP status (400/3 with a
-//! google.rpc.BadRequest naming the field, 401/16, 403/7, 404/5, 429/8, 500/13, and
-//! 501/12 for a wrong method). Authentication and issuing are the admin router's; this
+//! google.rpc.BadRequest naming the field, 401/16, 403/7, 404/5, 429/8, 500/13, 503/14
+//! UNAVAILABLE while the store cannot be reached, and 501/12 for a wrong method). Authentication and issuing are the admin router's; this
 //! file owns only the wire format.
 
 use std::time::Duration;
@@ -230,6 +230,25 @@ impl Status {
         Status::new(StatusCode::INTERNAL_SERVER_ERROR, 13, "internal error")
     }
 
+    /// google.rpc UNAVAILABLE, which gRPC-gateway answers with 503: the store cannot be
+    /// reached; the client should retry (the router adds `Retry-After`).
+    pub fn unavailable() -> Self {
+        Status::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "the token service is temporarily unavailable; retry later",
+        )
+    }
+
+    /// A failure that is about no field of the request (authentication, or the store):
+    /// UNAVAILABLE for an outage, INTERNAL for anything else.
+    pub fn failure(e: &IssueError) -> Self {
+        match e {
+            IssueError::Unavailable => Status::unavailable(),
+            _ => Status::internal(),
+        }
+    }
+
     /// A path under `/bv/` that names no method: NOT_FOUND, as gRPC-gateway answers.
     pub fn no_such_path() -> Self {
         Status::new(StatusCode::NOT_FOUND, 5, "Not Found")
@@ -274,7 +293,7 @@ impl Status {
             }
             IssueError::NotFound(m) => Status::new(StatusCode::NOT_FOUND, 5, m),
             IssueError::Forbidden(m) => Status::permission_denied(m),
-            IssueError::Internal => Status::internal(),
+            other @ (IssueError::Unavailable | IssueError::Internal) => Status::failure(&other),
         }
     }
 }
@@ -727,5 +746,15 @@ mod tests {
             expires_at: None,
         });
         assert_eq!(never, br#"{"token":"t"}"#);
+    }
+
+    /// gRPC-gateway maps UNAVAILABLE (14) to 503; an outage is never INTERNAL (13).
+    #[test]
+    fn b11_a_store_outage_is_unavailable_14_with_empty_details() {
+        let s = Status::failure(&IssueError::Unavailable);
+        assert_eq!((s.http.as_u16(), s.code), (503, 14));
+        let v: Value = serde_json::from_slice(&s.body()).expect("json");
+        assert_eq!(v["details"], serde_json::json!([]));
+        assert_eq!(Status::failure(&IssueError::Internal).code, 13);
     }
 }

@@ -6,10 +6,13 @@
 //! (`seeds/movingimage-access-refresh-tokens.txt`); `GET /v1/vms/video-managers` with
 //! `Authorization: Bearer <accessToken>` lists the caller's VideoManagers. The seed shows
 //! no error body, so errors are `{"code": <HTTP status>, "message": "…"}`; a failed login
-//! says the same thing for an unknown user and a wrong password (docs/threat-model.md, B3).
+//! says the same thing for an unknown user and a wrong password (docs/threat-model.md, B3),
+//! and a store that cannot be reached is `{"code": 503, …}`, never 401.
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+
+use crate::admin::issuer::IssueError;
 
 /// One VideoManager (an organisation) as the API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,6 +81,20 @@ impl Error {
         http: StatusCode::INTERNAL_SERVER_ERROR,
         message: "internal error",
     };
+    /// The store cannot be reached: try again (the router adds `Retry-After`). Never
+    /// 401: the credentials were not judged.
+    pub const UNAVAILABLE: Error = Error {
+        http: StatusCode::SERVICE_UNAVAILABLE,
+        message: "the service is temporarily unavailable; retry later",
+    };
+
+    /// An issuing or store failure: 503 for an outage, 500 for anything else.
+    pub fn failure(e: &IssueError) -> Error {
+        match e {
+            IssueError::Unavailable => Error::UNAVAILABLE,
+            _ => Error::INTERNAL,
+        }
+    }
 
     pub fn body(&self) -> Vec<u8> {
         serde_json::json!({ "code": self.http.as_u16(), "message": self.message })
@@ -155,5 +172,14 @@ mod tests {
         assert_eq!(v["videoManagerList"][0]["id"], "1");
         assert_eq!(v["videoManagerList"][0]["name"], "VM");
         assert_eq!(v["validForVideoManager"], "1");
+    }
+
+    #[test]
+    fn b11_a_store_outage_is_503_never_401() {
+        assert_eq!(Error::failure(&IssueError::Unavailable).http.as_u16(), 503);
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::UNAVAILABLE.body()).expect("json");
+        assert_eq!(v["code"], 503);
+        assert_eq!(Error::failure(&IssueError::Internal).http.as_u16(), 500);
     }
 }
