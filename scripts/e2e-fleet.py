@@ -724,7 +724,8 @@ def check_outage(checks, fleet, opts):
             restarted = True
             say(NAME, f"c outage: PostgreSQL started again after "
                       f"{time.monotonic() - t_stop:.1f}s")
-        converge_after_restart(checks, fleet, time.monotonic())
+        run_check(checks, "c outage: after the restart", converge_after_restart, fleet,
+                  time.monotonic())
     finally:
         for ld in loads:
             ld.stop.set()
