@@ -38,8 +38,9 @@ BlendVision API; revocations go through node 1's `POST /v1/revocations`. Checks:
   e. scale: nodes stopped down to node 1, then for N in SCALE (1, 2, 5, 10, 20) nodes
      started up to N and SCALE_REVOCATIONS revocations measured as in a; connections
      per edge (its sockets to the database, from /proc) and pg_stat_activity by
-     application_name; VmRSS per edge; the database's commit rate over IDLE_SAMPLE_S
-     with nothing written (the fleet's background queries). FAIL when any N's p99 >= 1 s.
+     application_name; VmRSS per edge; at the smallest and largest N, the database's
+     commit rate over IDLE_SAMPLE_S with nothing written (the fleet's background
+     queries). FAIL when any N's p99 >= 1 s.
 
 Usage: python3 scripts/e2e-fleet.py [--nodes 10] [--revocations 1000] [--only a,b,c,d,e]
            [--inflight 8] [--scale 1,2,5,10,20]     (about 4 min after the build)
@@ -75,8 +76,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import (REPO_ROOT, Checks, Fatal, Server, Workspace, binary, count_failure,  # noqa: E402
-                          gate_config, http, run_main, say, stop_servers, watchdog)
+from tollgate_e2e import (REPO_ROOT, Fatal, Server, gate_config, http, run_checks, run_main,  # noqa: E402
+                          say)
 
 
 def _load_ops():
@@ -110,7 +111,8 @@ STORE_STATE_WAIT_S = 10.0  # check c: for /readyz to show the outage and the ret
 RETRY_AFTER_RESTART_S = 30.0  # check c: the admin API's revocation retried this long
 RACE_TRIALS = 100  # check d
 SCALE_REVOCATIONS = 200  # check e, per fleet size
-IDLE_SAMPLE_S = 4  # check e: the database's commit rate with nothing written
+IDLE_SAMPLE_S = 5  # check e: the database's commit rate with nothing written,
+IDLE_SETTLE_S = 11  # measured this long after the last write, at the smallest and largest N
 SMALL = "vod/demo/v0/index.m3u8"  # what revocation polling fetches (a few hundred bytes)
 SEGMENT = "vod/demo/v0/seg_000.ts"  # what the load run of check c fetches (~100 KB)
 ORG, PROJECT, RESOURCE = "acme", "p1", "demo"
@@ -201,8 +203,11 @@ class Cluster:
         """Transactions per second the database commits while nobody writes (the fleet's
         background queries: the version poll, the feed's safety net)."""
         query = "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"
-        time.sleep(1.5)  # backends flush their counts at most once a second: let the
-        before = int(self.sql(query)[0][0])  # work before this one land first
+        # A backend publishes its counts when it goes idle, but no sooner than a second
+        # after its last report, and an idle one within 10 s (PostgreSQL 15): wait for the
+        # work before this window to land, so the window holds background queries only.
+        time.sleep(IDLE_SETTLE_S)
+        before = int(self.sql(query)[0][0])
         time.sleep(seconds)
         # psql's own query commits one transaction; statistics lag up to 0.5 s either way.
         return (int(self.sql(query)[0][0]) - before - 1) / seconds
@@ -881,19 +886,21 @@ def check_scale(checks, fleet, opts):
         # others only serve: their numbers are an edge's.
         conns, rss = (conns[0], conns[1:]), (rss[0], rss[1:])
         apps = fleet.cluster.by_application()
-        idle = fleet.cluster.idle_rate(IDLE_SAMPLE_S)
+        ends = (min(opts.scale), max(opts.scale))
+        idle = fleet.cluster.idle_rate(IDLE_SAMPLE_S) if size in ends else None
         rows.append((size, done, conns, rss, idle))
         say(NAME, f"e N={size}: database connections: node 1 {conns[0]}, other edges "
                   f"{span(conns[1], '{}')} (pg_stat_activity by application_name: {apps}); "
                   f"VmRSS: node 1 {rss[0]:.1f} MiB, other edges {span(rss[1], '{:.1f}')} MiB; "
-                  f"idle fleet: {idle:.1f} transactions/s at the database")
+                  f"idle fleet: {'-' if idle is None else f'{idle:.1f}'} transactions/s at "
+                  f"the database")
     say(NAME, "e table: N | p50 | p99 | max | db connections: node 1, other edges | "
               "VmRSS (MiB): node 1, other edges | idle transactions/s")
     for size, done, conns, rss, idle in rows:
         say(NAME, f"e table: {size} | {ms(pct(done, 50)) if done else '-'} | "
                   f"{ms(pct(done, 99)) if done else '-'} | {ms(max(done)) if done else '-'} | "
                   f"{conns[0]}, {span(conns[1], '{}')} | {rss[0]:.1f}, "
-                  f"{span(rss[1], '{:.1f}')} | {idle:.1f}")
+                  f"{span(rss[1], '{:.1f}')} | {'-' if idle is None else f'{idle:.1f}'}")
 
 
 CHECKS = {
@@ -929,19 +936,13 @@ def options():
     return opts
 
 
-def main():
-    opts = options()
-    keep = bool(os.environ.get("E2E_KEEP_TMP"))
-    checks = Checks(NAME)
-    bin_path = binary(NAME, release=True)
-    watchdog(OVERALL_TIMEOUT_S)
+def fleet_checks(ws, checks, servers, opts):
+    """The chosen checks on a fleet in `ws`; the cluster goes when the gates have stopped."""
+    if BREAK:
+        say(NAME, f"E2E_FLEET_BREAK={BREAK}: a check is meant to FAIL in this run")
     t0 = time.monotonic()
-    ws = Workspace(NAME, bin_path)
-    servers, cluster = [], None
+    cluster = Cluster()
     try:
-        if BREAK:
-            say(NAME, f"E2E_FLEET_BREAK={BREAK}: a check is meant to FAIL in this run")
-        cluster = Cluster()
         fleet = Fleet(ws, cluster, servers)
         fleet.grow(opts.nodes)
         for c in opts.only:
@@ -949,15 +950,21 @@ def main():
             t = time.monotonic()
             run_check(checks, what, fn, fleet, opts)
             say(NAME, f"{what}: {time.monotonic() - t:.0f}s")
-    except Exception as e:  # Fatal, a bug, an answer of an unexpected shape: still clean up
-        count_failure(NAME, checks, e)
     finally:
-        stop_servers(NAME, servers, checks, log_lines=30)
-        if cluster is not None:
-            cluster.remove(keep)
-        ws.remove(keep)
-    say(NAME, f"run time {time.monotonic() - t0:.0f}s")
-    return checks.summary()
+        for server in servers:  # before their database goes; run_checks prints their logs
+            try:
+                server.stop()
+            except (OSError, subprocess.SubprocessError) as e:
+                say(NAME, f"stopping server {server.pid}: {e}", err=True)
+        cluster.remove(bool(os.environ.get("E2E_KEEP_TMP")))
+        say(NAME, f"run time {time.monotonic() - t0:.0f}s")
+
+
+def main():
+    opts = options()
+    return run_checks(NAME, OVERALL_TIMEOUT_S,
+                      lambda ws, checks, servers: fleet_checks(ws, checks, servers, opts),
+                      release=True)
 
 
 if __name__ == "__main__":
