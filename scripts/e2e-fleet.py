@@ -332,6 +332,8 @@ class Node:
         """Start the process (wait_ready separately, so that many start at once)."""
         ws = copy.copy(self.fleet.ws)  # the fleet's directory, this node's config
         ws.config = self.config
+        if self.server in self.fleet.servers:  # a restart writes over its log files
+            self.fleet.servers.remove(self.server)
         self.server = Server(ws, f"node{self.i}")
         self.fleet.servers.append(self.server)
 
