@@ -1,8 +1,8 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
 Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py,
-scripts/keys-external.py, scripts/e2e-ops.py, scripts/e2e-live.py, scripts/e2e-browsers.py
-and (for `gate_config`) scripts/rss-1gib.sh; not a script itself.
+scripts/keys-external.py, scripts/e2e-ops.py, scripts/e2e-live.py, scripts/e2e-browsers.py,
+scripts/e2e-fleet.py and (for `gate_config`) scripts/rss-1gib.sh; not a script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in
