@@ -33,7 +33,7 @@ BlendVision API; revocations go through node 1's `POST /v1/revocations`. Checks:
      step. 0 failed media requests over the whole run.
   d. refresh race: RACE_TRIALS trials, a fresh movingimage login each, its refresh token
      presented to nodes 1 and 2 at the same moment (two threads behind a barrier) with
-     `admin.refresh_reuse_interval = "0s"` on both (SIGHUP-free: POST /v1/reload):
+     `admin.refresh_reuse_interval = "0s"` on both (config edited, POST /v1/reload):
      exactly one success each time. Then the same with the default interval, reported.
   e. scale: nodes stopped down to node 1, then for N in SCALE (1, 2, 5, 10, 20) nodes
      started up to N and SCALE_REVOCATIONS revocations measured as in a; connections
@@ -81,8 +81,8 @@ from tollgate_e2e import (REPO_ROOT, Fatal, Server, gate_config, http, run_check
 
 
 def _load_ops():
-    """scripts/e2e-ops.py as a module (its file name is not importable): its edge and
-    metrics helpers are reused here."""
+    """scripts/e2e-ops.py as a module (its file name is not importable): its check
+    runner, VmRSS reader and bounded wait are reused here."""
     spec = importlib.util.spec_from_file_location(
         "e2e_ops", os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e-ops.py"))
     module = importlib.util.module_from_spec(spec)
@@ -117,7 +117,7 @@ SMALL = "vod/demo/v0/index.m3u8"  # what revocation polling fetches (a few hundr
 SEGMENT = "vod/demo/v0/seg_000.ts"  # what the load run of check c fetches (~100 KB)
 ORG, PROJECT, RESOURCE = "acme", "p1", "demo"
 USER, PASSWORD = "alice", "fleet-password-1"
-AZURE_PATH = (f"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.VideoIndexer/"
+AZURE_PATH = ("/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.VideoIndexer/"
               f"accounts/{ORG}/generateRestrictedViewerAccessToken?api-version=2024-01-01")
 
 BREAK = os.environ.get("E2E_FLEET_BREAK", "")
