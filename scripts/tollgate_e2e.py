@@ -1,8 +1,8 @@
 """Shared plumbing for the Python end-to-end scripts (standard library only).
 
 Used by scripts/crash-refresh.py, scripts/jwks-pyjwt.py, scripts/azure-aad-pyjwt.py,
-scripts/keys-external.py, scripts/e2e-ops.py, scripts/e2e-live.py, scripts/e2e-browsers.py
-and (for `gate_config`) scripts/rss-1gib.sh; not a script itself.
+scripts/keys-external.py, scripts/e2e-ops.py, scripts/e2e-live.py, scripts/e2e-browsers.py,
+scripts/e2e-fleet.py and (for `gate_config`) scripts/rss-1gib.sh; not a script itself.
 
 - `binary()`      : TOLLGATE_BIN (relative to the caller's directory) or `cargo build`.
 - `Workspace`     : a temp dir holding a fresh copy of config/tollgate.toml in
@@ -368,15 +368,16 @@ def start_server(ws, label, servers):
     return server
 
 
-def run_checks(name, timeout_s, checks_on):
-    """The frame of a script whose checks run on a fresh `Workspace`: build, start the
+def run_checks(name, timeout_s, checks_on, release=False):
+    """The frame of a script whose checks run on a fresh `Workspace`: build (`release`:
+    the release binary), start the
     watchdog, run `checks_on(ws, checks, servers)` (which starts its servers with
     `start_server(ws, label, servers)`), count an exception as a failure, stop the servers,
     remove the workspace (E2E_KEEP_TMP=1 keeps it), print the summary. Returns the exit
     code."""
     keep = bool(os.environ.get("E2E_KEEP_TMP"))
     checks = Checks(name)
-    bin_path = binary(name)
+    bin_path = binary(name, release=release)
     watchdog(timeout_s)  # after the build, which has its own bound
     ws = Workspace(name, bin_path)
     servers = []
