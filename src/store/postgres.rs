@@ -48,19 +48,66 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::feed::{self, ListenerState};
 use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
-    RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
+    ApiToken, AzurePlacement, Changes, Org, Project, RefreshFamily, RefreshToken, Result,
+    Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, Subscription,
+    User,
 };
 use crate::resource::{Resource, ResourceType};
 
-/// How long connecting to the database, or waiting for a pooled connection, may take.
+mod listen;
+
+/// How long connecting to the database (TCP, TLS and start-up: the pool's create
+/// timeout covers the whole, not only the TCP connect), or waiting for a pooled
+/// connection, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one store call may take in all, connection included: a database that
+/// accepts connections but stops answering (a hung server, a partition) fails the call
+/// here instead of holding its thread, and the change-feed loop, forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The store's time limits ([`CONNECT_TIMEOUT`], [`CALL_TIMEOUT`]; tests shorten them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) call: Duration,
+}
+
+impl Timeouts {
+    const DEFAULT: Self = Self {
+        connect: CONNECT_TIMEOUT,
+        call: CALL_TIMEOUT,
+    };
+}
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2_V3_IN_V1,
+    SCHEMA_V2_V3_IN_V1,
+    SCHEMA_V4_CHANGE_FEED,
+];
+
+/// Versions 2 and 3: nothing. They are SQLite's `spent_at` and Azure placement, which
+/// this schema had from version 1; kept as steps so that both backends number their
+/// schema alike from version 4 on.
+const SCHEMA_V2_V3_IN_V1: &str = "";
+
+/// Version 4: the change feed ([`super::feed`]). Each revocation carries the sequence
+/// number (`meta.version`) of the write that recorded it, and `meta` the number of the
+/// last write that changed a resource. What exists already is dated at the current
+/// number: a node that applied less reads it again (harmless), none skips it.
+const SCHEMA_V4_CHANGE_FEED: &str = "
+ALTER TABLE meta ADD COLUMN resources_seq BIGINT NOT NULL DEFAULT 0 CHECK (resources_seq >= 0);
+UPDATE meta SET resources_seq = version;
+ALTER TABLE revocations ADD COLUMN seq BIGINT NOT NULL DEFAULT 0 CHECK (seq >= 0);
+UPDATE revocations SET seq = (SELECT version FROM meta WHERE id = 1);
+CREATE INDEX revocations_by_seq ON revocations (seq);
+";
 
 /// Version 1: the SQLite store's schema at its version 3 (refresh tokens' `spent_at`,
 /// organisations' Azure placement), in PostgreSQL's types. `user` is a reserved word
@@ -173,6 +220,10 @@ pub struct PgOptions {
 /// The PostgreSQL [`Store`].
 pub struct PgStore {
     pool: Pool,
+    /// The change-feed listener's connection settings.
+    listen: listen::Listen,
+    /// The longest a store call may take.
+    call_timeout: Duration,
     /// Runs the connections' I/O; `Option` only so that `Drop` can take it.
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -197,8 +248,15 @@ impl PgStore {
     /// Connect to the database `options` names (the password from its file or
     /// `PGPASSWORD`) and bring its schema up to date. Call from a thread that may block.
     pub fn open(options: &PgOptions) -> Result<Self> {
-        let config = connect_config(options)?;
+        Self::open_with(options, Timeouts::DEFAULT)
+    }
+
+    /// [`open`](Self::open) with these time limits.
+    pub(crate) fn open_with(options: &PgOptions, timeouts: Timeouts) -> Result<Self> {
+        let mut config = connect_config(options)?;
+        config.connect_timeout(timeouts.connect);
         let tls = MakeRustlsConnect::new(tls_config(options.ca_file.as_deref())?);
+        let listen = listen::Listen::new(config.clone(), tls.clone(), timeouts.connect);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tollgate-store")
@@ -216,13 +274,15 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(timeouts.connect))
+            .create_timeout(Some(timeouts.connect))
+            .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         let store = Self {
             pool,
+            listen,
+            call_timeout: timeouts.call,
             runtime: Some(runtime),
             handle,
         };
@@ -230,9 +290,21 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Run one store call to completion on the calling (blocking) thread.
+    /// Run one store call to completion on the calling (blocking) thread, within the
+    /// call timeout. A call cut short drops its connection's transaction (rolled back).
     fn run<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        self.handle.block_on(call)
+        let limit = self.call_timeout;
+        self.handle.block_on(async {
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                tracing::error!(
+                    seconds = limit.as_secs_f64(),
+                    "store: the database did not answer in time"
+                );
+                Err(StoreError::Backend(
+                    "the database did not answer in time".into(),
+                ))
+            })
+        })
     }
 
     /// Run `f` in a write transaction, committing what it did; an error rolls it back.
@@ -478,11 +550,59 @@ fn delete_err(e: tokio_postgres::Error) -> StoreError {
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
-/// Bump the change counter; call in every transaction that changed something.
+/// Take the next sequence number ([`super::feed`]); call last in every transaction that
+/// changed something. The `meta` row stays locked until commit, which is what puts the
+/// numbers in commit order.
 async fn bump(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute("UPDATE meta SET version = version + 1 WHERE id = 1", &[])
-        .await
-        .db()?;
+    next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Run `sql`, an `UPDATE meta … RETURNING version`, and return the number.
+async fn next_seq(tx: &Transaction<'_>, sql: &str) -> Result<i64> {
+    get(&tx.query_one(sql, &[]).await.db()?, 0)
+}
+
+/// [`bump`] for a write that changed a resource: edges reload their resources.
+async fn bump_resources(tx: &Transaction<'_>) -> Result<()> {
+    let seq = next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1, resources_seq = version + 1 WHERE id = 1
+         RETURNING version",
+    )
+    .await?;
+    notify(tx, seq).await
+}
+
+/// [`bump`] for a write that recorded the revocation in row `id`: it carries the number.
+async fn bump_revocation(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    let seq = next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .await?;
+    tx.execute(
+        "UPDATE revocations SET seq = $1 WHERE id = $2",
+        &[&seq, &id],
+    )
+    .await
+    .db()?;
+    notify(tx, seq).await
+}
+
+/// Announce sequence number `seq` on the feed's channel; PostgreSQL delivers it when
+/// (and only if) this transaction commits.
+async fn notify(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&feed::CHANNEL, &seq.to_string()],
+    )
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -754,14 +874,18 @@ async fn revoke_reused_family(tx: &Transaction<'_>, family: &str, now: i64) -> R
     )
     .await
     .db()?;
-    tx.execute(
-        "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-         ON CONFLICT (kind, value) DO NOTHING",
-        &[&RevocationKind::Family.as_str(), &family, &now],
-    )
-    .await
-    .db()?;
-    bump(tx).await
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
+             ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+            &[&RevocationKind::Family.as_str(), &family, &now],
+        )
+        .await
+        .db()?;
+    match inserted {
+        Some(row) => bump_revocation(tx, get(&row, 0)?).await,
+        None => bump(tx).await,
+    }
 }
 
 /// Mark refresh families revoked because of a revocation just recorded: a `family`
@@ -944,7 +1068,7 @@ impl Store for PgStore {
             )
             .await
             .db()?;
-            bump(tx).await
+            bump_resources(tx).await
         })
     }
 
@@ -970,13 +1094,20 @@ impl Store for PgStore {
 
     fn delete_resource(&self, id: &str, resource_type: ResourceType) -> Result<()> {
         self.write(async |tx| {
-            delete_one(
-                tx,
-                "DELETE FROM resources WHERE id = $1 AND type = $2",
-                &[&id, &resource_type.as_str()],
-                format!("resource {id} ({})", resource_type.as_str()),
-            )
-            .await
+            let deleted = tx
+                .execute(
+                    "DELETE FROM resources WHERE id = $1 AND type = $2",
+                    &[&id, &resource_type.as_str()],
+                )
+                .await
+                .map_err(delete_err)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "resource {id} ({})",
+                    resource_type.as_str()
+                )));
+            }
+            bump_resources(tx).await
         })
     }
 
@@ -1336,35 +1467,82 @@ impl Store for PgStore {
         let at = time_to_sql("revocation time", revocation.at)?;
         self.write(async |tx| {
             let inserted = tx
-                .execute(
+                .query_opt(
                     "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-                     ON CONFLICT (kind, value) DO NOTHING",
+                     ON CONFLICT (kind, value) DO NOTHING RETURNING id",
                     &[&revocation.kind.as_str(), &revocation.value, &at],
                 )
                 .await
                 .db()?;
-            if inserted == 0 {
+            let Some(row) = inserted else {
                 return Ok(());
-            }
+            };
             revoke_families(tx, revocation).await?;
-            bump(tx).await
+            bump_revocation(tx, get(&row, 0)?).await
         })
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
         self.query("SELECT kind, value, at FROM revocations ORDER BY id", &[])?
             .iter()
-            .map(|r| {
-                let kind: String = get(r, 0)?;
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind)
-                        .ok_or_else(|| corrupt("unknown revocation kind"))?,
-                    value: get(r, 1)?,
-                    at: time_from_sql(get(r, 2)?)?,
-                })
-            })
+            .map(revocation_row)
             .collect()
     }
+
+    fn changes_since(&self, after: u64) -> Result<Changes> {
+        // Past i64::MAX nothing is newer; PostgreSQL's BIGINT is signed.
+        let after_sql = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(async |tx| {
+            let meta = tx
+                .query_one("SELECT version, resources_seq FROM meta WHERE id = 1", &[])
+                .await
+                .db()?;
+            let (seq, resources_seq): (i64, i64) = (get(&meta, 0)?, get(&meta, 1)?);
+            let revocations = tx
+                .query(
+                    "SELECT kind, value, at FROM revocations WHERE seq > $1 ORDER BY seq, id",
+                    &[&after_sql],
+                )
+                .await
+                .db()?
+                .iter()
+                .map(revocation_row)
+                .collect::<Result<Vec<_>>>()?;
+            let resources = if resources_seq > after_sql {
+                let rows = tx
+                    .query(
+                        &format!("SELECT {RESOURCE_COLUMNS} FROM resources ORDER BY id, type"),
+                        &[],
+                    )
+                    .await
+                    .db()?;
+                Some(rows.iter().map(resource_row).collect::<Result<Vec<_>>>()?)
+            } else {
+                None
+            };
+            Ok(Changes {
+                seq: u64::try_from(seq).map_err(|_| corrupt("negative sequence number"))?,
+                revocations,
+                resources,
+            })
+        })
+    }
+
+    fn subscribe(&self, wake: Arc<tokio::sync::Notify>) -> Option<Subscription> {
+        let state = Arc::new(ListenerState::default());
+        let listener = listen::run(self.listen.clone(), wake, state.clone());
+        Some(Subscription::new(state, self.handle.spawn(listener)))
+    }
+}
+
+/// A revocation row: kind, value, at.
+fn revocation_row(r: &Row) -> Result<Revocation> {
+    let kind: String = get(r, 0)?;
+    Ok(Revocation {
+        kind: RevocationKind::parse(&kind).ok_or_else(|| corrupt("unknown revocation kind"))?,
+        value: get(r, 1)?,
+        at: time_from_sql(get(r, 2)?)?,
+    })
 }
 
 #[cfg(test)]
