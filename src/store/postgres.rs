@@ -1786,6 +1786,180 @@ mod tests {
         runtime.block_on(async move { drop(store) });
     }
 
+    /// Short limits, so that the timeout cases end quickly.
+    const SHORT: Timeouts = Timeouts {
+        connect: Duration::from_millis(300),
+        call: Duration::from_millis(800),
+    };
+
+    /// A server that accepts TCP connections and never says a word (a hung database,
+    /// a half-open load balancer). Lives until the returned runtime is dropped.
+    fn silent_server() -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        runtime.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (addr, runtime)
+    }
+
+    /// Connecting covers TLS and start-up, not only TCP: a database that accepts the
+    /// connection and never answers fails the open within the connect timeout.
+    #[test]
+    fn a_database_that_accepts_tcp_but_never_answers_fails_within_the_connect_timeout() {
+        let (addr, _server) = silent_server();
+        let started = std::time::Instant::now();
+        let err = PgStore::open_with(&options(format!("postgres://u@{addr}/db")), SHORT)
+            .expect_err("nothing answers");
+        assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// The listener against a silent database: its attempt times out, it reports why and
+    /// wakes the subscriber (who reports the store unreachable), and tries again.
+    #[test]
+    fn a_listener_that_cannot_connect_reports_why_and_wakes_the_subscriber() {
+        let (addr, server) = silent_server();
+        let config = connect_config(&options(format!("postgres://u@{addr}/db"))).expect("config");
+        let tls = MakeRustlsConnect::new(tls_config(None).expect("TLS"));
+        let listen = listen::Listen::new(config, tls, SHORT.connect);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let state = Arc::new(ListenerState::default());
+        let task = server.spawn(listen::run(listen, wake.clone(), state.clone()));
+        let subscription = Subscription::new(state, task);
+        server.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), wake.notified())
+                .await
+                .expect("woken after the failed attempt");
+        });
+        let problem = subscription.problem().expect("a problem is reported");
+        assert!(problem.contains("did not answer in time"), "{problem}");
+    }
+
+    /// A relay between the store and the test database that can stop passing bytes
+    /// while keeping both connections open: a database that hangs mid-session.
+    struct Relay {
+        addr: std::net::SocketAddr,
+        frozen: Arc<std::sync::atomic::AtomicBool>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Relay {
+        fn to(target: std::net::SocketAddr) -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = frozen.clone();
+            runtime.spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(Self::pass(cr, sw, flag.clone()));
+                    tokio::spawn(Self::pass(sr, cw, flag.clone()));
+                }
+            });
+            Self {
+                addr,
+                frozen,
+                _runtime: runtime,
+            }
+        }
+
+        /// Copy `from` to `to`, holding every chunk while frozen.
+        async fn pass(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            frozen: Arc<std::sync::atomic::AtomicBool>,
+        ) {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = vec![0; 16 * 1024];
+            for _ in 0..1_000_000 {
+                let Ok(n @ 1..) = from.read(&mut buf).await else {
+                    return;
+                };
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A database that stops answering in the middle of a session: every call fails
+    /// within the call timeout (it never holds its thread, or the change-feed loop,
+    /// forever), and calls work again once it answers.
+    #[test]
+    fn a_database_that_stops_answering_fails_each_call_within_the_call_timeout() {
+        let Some(fresh) = fresh_or_skip(
+            "a_database_that_stops_answering_fails_each_call_within_the_call_timeout",
+        ) else {
+            return;
+        };
+        let options = fresh.schema.options();
+        let config = connect_config(&options).expect("config");
+        let Some(Host::Tcp(host)) = config.get_hosts().first().cloned() else {
+            panic!("the test database is reached over TCP");
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = format!("{host}:{port}").parse().expect("an address");
+        let relay = Relay::to(target);
+        let relayed = PgOptions {
+            url: options
+                .url
+                .replace(&format!("{host}:{port}"), &relay.addr.to_string()),
+            ..options
+        };
+        let store = PgStore::open_with(&relayed, SHORT).expect("open through the relay");
+        store.changes_since(0).expect("works before");
+        relay.frozen.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let err = store.changes_since(0).expect_err("the database hangs");
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("did not answer in time")),
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        relay.frozen.store(false, Ordering::SeqCst);
+        let mut recovered = false;
+        for _ in 0..20 {
+            if store.changes_since(0).is_ok() {
+                recovered = true;
+                break;
+            }
+        }
+        assert!(recovered, "calls work again once the database answers");
+    }
+
     #[test]
     fn an_unreachable_database_is_a_backend_error_without_the_password() {
         // A port nothing listens on: bind one, then free it.
