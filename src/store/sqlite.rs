@@ -1517,6 +1517,44 @@ mod tests {
         assert_eq!(usize::try_from(version).ok(), Some(MIGRATIONS.len()));
     }
 
+    /// Schema 3 to 4: what was there is in the feed from 0 (a node that applied less
+    /// reads it again), not after the current number (no node reads it twice forever).
+    #[test]
+    fn a_version_3_file_is_upgraded_with_its_revocations_and_resources_in_the_feed() {
+        let dir = temp();
+        let path = dir.path().join("tollgate.db");
+        let mut conn = Connection::open(&path).expect("plain connection");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..3] {
+            tx.execute_batch(sql).expect("schema 1 to 3");
+        }
+        tx.execute_batch(
+            "INSERT INTO orgs (id, name) VALUES ('o1', 'Org o1');
+             INSERT INTO resources (id, type, org, project, privacy, published)
+                 VALUES ('r', 'vod', 'o1', NULL, 'token', 1);
+             INSERT INTO revocations (kind, value, at) VALUES ('jti', 'j1', 5);
+             UPDATE meta SET version = 3;
+             PRAGMA user_version = 3;",
+        )
+        .expect("a schema 3 store");
+        tx.commit().expect("commit");
+        drop(conn);
+        let store = SqliteStore::open(&path).expect("upgrade");
+        let all = store.changes_since(0).expect("changes");
+        assert_eq!(all.seq, 3);
+        assert_eq!(
+            all.revocations,
+            vec![Revocation {
+                kind: RevocationKind::Jti,
+                value: "j1".into(),
+                at: 5
+            }]
+        );
+        assert_eq!(all.resources, Some(vec![resource("r", "o1", None)]));
+        let none = store.changes_since(3).expect("changes");
+        assert_eq!((none.revocations.len(), none.resources), (0, None));
+    }
+
     #[test]
     fn a_version_1_file_is_upgraded_and_keeps_its_orgs() {
         let dir = temp();

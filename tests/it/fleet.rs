@@ -1,7 +1,8 @@
 //! Gates sharing one PostgreSQL store (`[store] url`): started from the configuration
 //! like any gate, they see each other's writes. Runs on the database named by
-//! `TOLLGATE_TEST_PG_URL` (`scripts/pg-cluster.sh start`), in a schema of its own;
-//! without it, says it is skipped.
+//! `TOLLGATE_TEST_PG_URL` (`scripts/pg-cluster.sh start`), in a schema or a database
+//! of its own; without it, says it is skipped. Also the change feed seen from a node
+//! (notifications, reconnects, `/readyz`), on PostgreSQL and on the SQLite default.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -642,4 +643,39 @@ async fn revocations_written_while_the_listener_is_cut_off_are_applied_after_it_
     );
     drop(gate);
     database.drop_now().await;
+}
+
+/// On the default SQLite store (no notifications): `/readyz` says `store: ok, seq N`,
+/// and N follows another writer of the file (the CLI) within the 250 ms poll, as do the
+/// gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_the_gauges_follow_the_sequence_another_writer_of_the_sqlite_file_moves() {
+    let origin = TestOrigin::start().await;
+    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let location = tg.config.store.location.clone();
+    assert!(matches!(location, Location::Sqlite(_)), "{location:?}");
+    let seq = tokio::task::spawn_blocking(move || {
+        let store = tollgate::store::open(&location).expect("the CLI opens the file");
+        store
+            .revoke(&Revocation {
+                kind: RevocationKind::Jti,
+                value: "from-the-cli".into(),
+                at: now(),
+            })
+            .expect("revoke");
+        store.version().expect("version")
+    })
+    .await
+    .expect("the other writer");
+    assert!(seq > 0);
+    let (status, body) = until_readyz(&tg.gate, &format!("store: ok, seq {seq}")).await;
+    assert_eq!(
+        (status, body),
+        (200, format!("ready\nstore: ok, seq {seq}\n"))
+    );
+    assert_eq!(metric(&tg.gate, "tollgate_store_up").await, Some(1));
+    assert_eq!(
+        metric(&tg.gate, "tollgate_store_applied_seq").await,
+        Some(seq as i64)
+    );
 }
