@@ -94,8 +94,9 @@ impl ListenerState {
         *self.lock() = None;
     }
 
-    pub(crate) fn failed(&self, why: String) {
-        *self.lock() = Some(why);
+    /// Record a failed attempt; true when it is the first since the listener last listened.
+    pub(crate) fn failed(&self, why: String) -> bool {
+        self.lock().replace(why).is_none()
     }
 
     fn problem(&self) -> Option<String> {

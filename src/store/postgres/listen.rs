@@ -10,8 +10,8 @@
 //! Wake-ups coalesce (a [`Notify`] holds at most one): a burst costs one catch-up.
 //! A lost connection is retried after [`Backoff`] (100 ms doubling to 5 s), forever,
 //! until the subscription is dropped; a failed attempt is reported in the
-//! [`ListenerState`] (and wakes the subscriber, to report it), a successful `LISTEN`
-//! clears it. Runs on the store's own runtime; never touches the pool.
+//! [`ListenerState`] (the first of a run also wakes the subscriber, to report it), a
+//! successful `LISTEN` clears it. Runs on the store's own runtime; never touches the pool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,8 +64,11 @@ pub(super) async fn run(listen: Listen, wake: Arc<Notify>, state: Arc<ListenerSt
                 backoff = Backoff::new();
             }
             Ended::Failed(why) => {
-                state.failed(why);
-                wake.notify_one();
+                // Wake the subscriber to report it on the first failure only: later
+                // attempts would add a failing catch-up (and its log lines) each time.
+                if state.failed(why) {
+                    wake.notify_one();
+                }
             }
         }
         tokio::time::sleep(backoff.next_wait()).await;
