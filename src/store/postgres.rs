@@ -18,7 +18,12 @@
 //! background when the store is dropped, so dropping it anywhere is safe.
 //!
 //! **Transactions.** Every write is one transaction (READ COMMITTED) that ends by bumping
-//! `meta.version`, so [`Store::version`] grows with every committed write of any node.
+//! `meta.version`, so [`Store::version`] grows with every committed write of any node;
+//! that number is the change feed's sequence number, in commit order because the `meta`
+//! row stays locked until commit ([`super::feed`]). A write that changed a revocation
+//! or a resource also notifies `tollgate_changes` (delivered at commit), which each
+//! gate's listener (`listen.rs`) turns into a catch-up. Every call has a time limit
+//! ([`CALL_TIMEOUT`]; the migration at open a longer one).
 //! The check-then-write steps are covered by the schema's constraints (foreign keys,
 //! unique keys), which turn a concurrent change into `Conflict`/`Invalid`, never into a
 //! broken invariant. Refresh rotation takes `SELECT … FOR UPDATE` on the token's family
@@ -68,6 +73,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// accepts connections but stops answering (a hung server, a partition) fails the call
 /// here instead of holding its thread, and the change-feed loop, forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long bringing the schema up to date at open may take: a migration rewrites whole
+/// tables (version 4 dates every revocation), which can outlast one call's limit.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The store's time limits ([`CONNECT_TIMEOUT`], [`CALL_TIMEOUT`]; tests shorten them).
 #[derive(Debug, Clone, Copy)]
@@ -286,14 +295,18 @@ impl PgStore {
             runtime: Some(runtime),
             handle,
         };
-        store.run(migrate(&store.pool))?;
+        store.run_within(MIGRATION_TIMEOUT.max(timeouts.call), migrate(&store.pool))?;
         Ok(store)
     }
 
     /// Run one store call to completion on the calling (blocking) thread, within the
     /// call timeout. A call cut short drops its connection's transaction (rolled back).
     fn run<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        let limit = self.call_timeout;
+        self.run_within(self.call_timeout, call)
+    }
+
+    /// [`run`](Self::run) with the time limit `limit`.
+    fn run_within<T>(&self, limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
         self.handle.block_on(async {
             tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                 tracing::error!(
@@ -1935,7 +1948,12 @@ mod tests {
                 .replace(&format!("{host}:{port}"), &relay.addr.to_string()),
             ..options
         };
-        let store = PgStore::open_with(&relayed, SHORT).expect("open through the relay");
+        // Connecting is given time (TLS and SCRAM on a busy machine); calls are not.
+        let limits = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            call: Duration::from_secs(2),
+        };
+        let store = PgStore::open_with(&relayed, limits).expect("open through the relay");
         store.changes_since(0).expect("works before");
         relay.frozen.store(true, Ordering::SeqCst);
         let started = std::time::Instant::now();
@@ -1945,7 +1963,7 @@ mod tests {
             "{err:?}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
         );
