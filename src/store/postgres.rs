@@ -1799,6 +1799,48 @@ mod tests {
         runtime.block_on(async move { drop(store) });
     }
 
+    /// A subscriber is woken once the listener listens (its cue to catch up), then by a
+    /// revocation and by a resource change committed through another handle. (The
+    /// channel is per database and other cases write beside this one, so that other
+    /// writes notify nobody is not checked here; tests/it/fleet.rs runs on databases of
+    /// its own.)
+    #[test]
+    fn a_subscriber_is_woken_after_listen_and_by_another_handles_revocation_and_resource_change() {
+        let Some(fresh) = fresh_or_skip(
+            "a_subscriber_is_woken_after_listen_and_by_another_handles_revocation_and_resource_change",
+        ) else {
+            return;
+        };
+        let other = fresh.another_handle();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let subscription = fresh
+            .store
+            .subscribe(wake.clone())
+            .expect("PostgreSQL listens");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let woken = |limit: Duration| {
+            runtime.block_on(async { tokio::time::timeout(limit, wake.notified()).await.is_ok() })
+        };
+        assert!(woken(Duration::from_secs(10)), "woken once listening");
+        assert_eq!(subscription.problem(), None);
+        other.put_org(&conformance::org("o1")).expect("org");
+        other
+            .revoke(&Revocation {
+                kind: RevocationKind::Jti,
+                value: "j".into(),
+                at: 1,
+            })
+            .expect("revoke");
+        assert!(woken(Duration::from_secs(1)), "woken by the revocation");
+        other
+            .put_resource(&conformance::resource("r", "o1", None))
+            .expect("resource");
+        assert!(woken(Duration::from_secs(1)), "woken by the resource");
+    }
+
     /// Short limits, so that the timeout cases end quickly.
     const SHORT: Timeouts = Timeouts {
         connect: Duration::from_millis(300),
