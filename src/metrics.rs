@@ -182,6 +182,10 @@ pub struct Metrics {
     pub last_reload_success: Gauge,
     pub manifests: IntCounterVec,
     pub cache: CacheMetrics,
+    /// 1 when this node's last contact with the store succeeded (catch-up and listener).
+    pub store_up: IntGauge,
+    /// The last change-feed sequence number applied at this node.
+    pub store_applied_seq: IntGauge,
     /// Serialises the copy of the verifier's counters, so two scrapes never add twice.
     sync: Mutex<()>,
 }
@@ -201,6 +205,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounte
     let c = IntCounter::new(name, help)?;
     r.register(Box::new(c.clone()))?;
     Ok(c)
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 fn gauge_vec(
@@ -363,6 +373,16 @@ impl Metrics {
                 &["outcome"],
             )?,
             cache: CacheMetrics::register(&r)?,
+            store_up: int_gauge(
+                &r,
+                "tollgate_store_up",
+                "Whether this node's last contact with the store (catch-up, change-feed listener) succeeded (1) or not (0): it serves from memory meanwhile.",
+            )?,
+            store_applied_seq: int_gauge(
+                &r,
+                "tollgate_store_applied_seq",
+                "The last change-feed sequence number applied at this node.",
+            )?,
             sync: Mutex::new(()),
             registry: r,
         };

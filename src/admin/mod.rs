@@ -31,6 +31,7 @@ use http_body_util::BodyExt;
 use crate::body::{self, Body};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Keyed, LoginLimiter, SubjectKeys};
+use crate::store::feed::FeedStatus;
 use crate::store::{RefreshToken, Rotation, Store};
 use crate::token::{Revocations, Scope, Verifier};
 use dialect::{azure, blendvision, movingimage};
@@ -83,6 +84,8 @@ pub struct AdminService {
     reloader: Option<crate::reload::Reloader>,
     /// The shield cache, for purges (None where there is no edge, as in some tests).
     cache: Option<Arc<crate::cache::Cache>>,
+    /// This node's contact with the store, for `/readyz` (None in tests without one).
+    feed: Option<Arc<FeedStatus>>,
     settings: Settings,
     /// An argon2 hash of a random password: unknown usernames are checked against it so
     /// that they cost the same as known ones (threat model B3, A19).
@@ -124,7 +127,7 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     r
 }
 
-fn text(status: StatusCode, s: &'static str) -> Response<Body> {
+fn text(status: StatusCode, s: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(body::full(s));
     *r.status_mut() = status;
     r.headers_mut()
@@ -229,6 +232,7 @@ impl AdminService {
             metrics,
             reloader,
             cache: None,
+            feed: None,
             settings,
             dummy_hash: Arc::new(dummy_hash),
             oidc,
@@ -240,6 +244,21 @@ impl AdminService {
     pub fn with_cache(mut self, cache: Arc<crate::cache::Cache>) -> Self {
         self.cache = Some(cache);
         self
+    }
+
+    /// Give `/readyz` this node's view of the store (its second line).
+    pub fn with_feed_status(mut self, status: Arc<FeedStatus>) -> Self {
+        self.feed = Some(status);
+        self
+    }
+
+    /// 200 once started, even while the store is away (the edge serves from memory):
+    /// `ready`, then the store's line when this service knows it.
+    fn readyz(&self) -> Response<Body> {
+        match &self.feed {
+            Some(status) => text(StatusCode::OK, format!("ready\n{}\n", status.line())),
+            None => text(StatusCode::OK, "ready\n"),
+        }
     }
 
     /// The login limiter (pruned on a timer by the caller).
@@ -285,9 +304,7 @@ impl AdminService {
         let post = head.method == Method::POST;
         match path.as_str() {
             "/healthz" if get => return text(StatusCode::OK, "ok\n"),
-            "/readyz" if get && self.ready.load(Ordering::Acquire) => {
-                return text(StatusCode::OK, "ready\n")
-            }
+            "/readyz" if get && self.ready.load(Ordering::Acquire) => return self.readyz(),
             "/readyz" if get => return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             "/metrics" if get => {
                 let text = self.metrics.render(&self.verifier, &self.revocations);

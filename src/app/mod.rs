@@ -27,6 +27,7 @@ use crate::edge::EdgeService;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::server::{self, Limits};
+use crate::store::feed::FeedStatus;
 use crate::store::Store;
 use crate::tls::{CertSet, CertStore};
 use crate::token::{keys, KeySet, Revocations, Verifier};
@@ -198,6 +199,8 @@ struct Core {
     /// The shield cache: its objects outlive a reload (its shape needs a restart).
     cache: Arc<Cache>,
     store: Arc<dyn Store>,
+    /// This node's contact with the store (the change-feed loop writes it, `/readyz` reads).
+    feed: Arc<FeedStatus>,
     ready: Arc<AtomicBool>,
     certs: Option<Arc<CertStore>>,
     /// The admin TLS listener's certificates, swapped by a reload like the edge's.
@@ -263,7 +266,8 @@ impl Core {
                 self.metrics.clone(),
                 Some(self.reloader.clone()),
             )
-            .with_cache(self.cache.clone()),
+            .with_cache(self.cache.clone())
+            .with_feed_status(self.feed.clone()),
         );
         Ok(Live {
             generation,
@@ -362,6 +366,7 @@ impl Gate {
             revocations: revocations.clone(),
             cache: Cache::new(&cfg.cache, metrics.cache.clone()),
             store: store.clone(),
+            feed: Arc::new(FeedStatus::default()),
             ready: Arc::new(AtomicBool::new(false)),
             certs,
             admin_certs,
@@ -371,10 +376,15 @@ impl Gate {
         });
         let first = core.build(cfg, 0)?;
         // Revocations and resources are loaded before anything listens (docs/threat-model.md, E3).
-        let version = {
+        let seq = {
             let (s, e, r) = (store.clone(), first.edge.clone(), revocations.clone());
             store_call(move || refresh::sync_from_store(s.as_ref(), &e, &r)).await?
         };
+        core.feed.reached(seq);
+        metrics.store_up.set(1);
+        metrics
+            .store_applied_seq
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
         let live = Arc::new(LiveCell::new(first));
 
         let shutdown = CancellationToken::new();
@@ -461,11 +471,15 @@ impl Gate {
             ));
         }
         tasks.spawn(refresh::refresh_loop(
-            store,
-            live.clone(),
-            revocations,
-            (version, 0),
-            cfg.store.poll,
+            refresh::Follower {
+                store,
+                live: live.clone(),
+                revocations,
+                status: core.feed.clone(),
+                metrics: metrics.clone(),
+                poll: cfg.store.poll,
+            },
+            refresh::Applied { seq, generation: 0 },
             shutdown.clone(),
         ));
         tasks.spawn(reload::reload_loop(

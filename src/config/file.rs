@@ -204,7 +204,8 @@ pub struct StoreFile {
     pub ca_file: Option<String>,
     /// With `url`: connections to the database, at most (1 to 1000). Default 8.
     pub pool_size: Option<usize>,
-    /// How often the edge looks for changes in the store (resources, revocations). Default 250 ms.
+    /// How often the edge looks for changes in the store (resources, revocations) besides
+    /// notifications. Default 250 ms with SQLite (no notifications), 10 s with PostgreSQL.
     #[serde(default, with = "humantime_serde")]
     pub poll: Option<Duration>,
 }

@@ -715,6 +715,21 @@ mod tests {
     }
 
     #[test]
+    fn store_poll_defaults_to_250_ms_on_sqlite_and_to_a_10_s_safety_net_on_postgresql() {
+        let sqlite = with_store("").expect("valid");
+        assert_eq!(sqlite.store.poll, Duration::from_millis(250));
+        let pg = with_store(r#"url = "postgres://tollgate@127.0.0.1/gate""#).expect("valid");
+        assert_eq!(pg.store.poll, Duration::from_secs(10));
+        let set = with_store("url = \"postgres://tollgate@127.0.0.1/gate\"\npoll = \"2s\"")
+            .expect("valid");
+        assert_eq!(
+            set.store.poll,
+            Duration::from_secs(2),
+            "an explicit poll wins"
+        );
+    }
+
+    #[test]
     fn a_store_named_on_the_command_line_is_checked_like_the_store_section() {
         use crate::store::{postgres::PgOptions, Location};
         assert_eq!(

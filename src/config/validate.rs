@@ -301,9 +301,15 @@ pub(super) fn store(s: &StoreFile, paths: &Paths<'_>) -> Result<Store, ConfigErr
         }
         Some(url) => Location::Postgres(postgres_store(s, url, paths)?),
     };
+    // SQLite has no notifications: polling is how a node sees the CLI's writes. On
+    // PostgreSQL notifications carry changes and the poll is only a safety net.
+    let poll = match location {
+        Location::Sqlite(_) => Duration::from_millis(250),
+        Location::Postgres(_) => Duration::from_secs(10),
+    };
     Ok(Store {
         location,
-        poll: s.poll.unwrap_or(Duration::from_millis(250)),
+        poll: s.poll.unwrap_or(poll),
     })
 }
 

@@ -99,11 +99,15 @@ macro_rules! conformance_suite {
             every_kind_of_row_survives_a_copy_from_sqlite,
             refresh_rotation_and_revocation_behave_the_same_after_a_copy,
             a_copy_into_a_store_that_is_not_empty_is_refused_and_writes_nothing,
+            changes_since_returns_exactly_the_revocations_after_the_number_in_order,
+            changes_since_returns_every_resource_only_when_one_changed_after_the_number,
+            a_family_revoked_for_reuse_is_in_the_change_feed,
         );
         $crate::store::conformance::conformance_suite!(@pair $fresh;
             b2_two_concurrent_refreshes_have_exactly_one_winner,
             two_concurrent_refreshes_within_the_reuse_interval_leave_exactly_one_current_token,
             a_write_by_another_handle_shows_in_version,
+            a_follower_of_two_concurrent_writers_never_skips_a_revocation,
         );
     };
     (@single $fresh:path; $($case:ident,)*) => {
@@ -1115,6 +1119,145 @@ pub fn a_write_by_another_handle_shows_in_version(a: &dyn Store, b: &dyn Store) 
     b.put_org(&org("o1")).expect("put org through b");
     assert!(a.version().expect("version") > before);
     assert_eq!(a.org("o1").expect("org"), Some(org("o1")));
+}
+
+fn jti(value: &str) -> Revocation {
+    Revocation {
+        kind: RevocationKind::Jti,
+        value: value.into(),
+        at: 1,
+    }
+}
+
+/// The change feed: for every number N a follower could have applied, `changes_since(N)`
+/// is exactly the revocations recorded after N, in order, and its `seq` is the store's
+/// number; writes that are not revocations bring none, a repeated revocation no new one.
+pub fn changes_since_returns_exactly_the_revocations_after_the_number_in_order(store: &dyn Store) {
+    let empty = store.changes_since(0).expect("changes");
+    assert_eq!((empty.seq, empty.revocations.len()), (0, 0));
+    let mut seen = vec![(store.version().expect("version"), Vec::new())];
+    let mut recorded: Vec<Revocation> = Vec::new();
+    for i in 0..6 {
+        if i % 2 == 0 {
+            store.put_org(&org(&format!("o{i}"))).expect("put org");
+        }
+        let r = Revocation {
+            kind: [RevocationKind::Jti, RevocationKind::Subject][i % 2],
+            value: format!("v{i}"),
+            at: 100 + i as u64,
+        };
+        store.revoke(&r).expect("revoke");
+        store.revoke(&r).expect("revoke again: no change");
+        recorded.push(r);
+        seen.push((store.version().expect("version"), recorded.clone()));
+    }
+    let last = store.version().expect("version");
+    for (n, before) in &seen {
+        let changes = store.changes_since(*n).expect("changes");
+        assert_eq!(changes.seq, last, "after {n}");
+        assert_eq!(
+            changes.revocations,
+            recorded[before.len()..].to_vec(),
+            "after {n}"
+        );
+        assert_eq!(changes.resources, None, "no resource changed, after {n}");
+    }
+    let caught_up = store.changes_since(last).expect("changes");
+    assert!(caught_up.revocations.is_empty());
+    assert_eq!(caught_up.seq, last);
+    let ahead = store.changes_since(u64::MAX).expect("changes");
+    assert_eq!((ahead.seq, ahead.revocations.len()), (last, 0));
+}
+
+/// Resources come whole, and only when one was put or deleted after the number asked.
+pub fn changes_since_returns_every_resource_only_when_one_changed_after_the_number(
+    store: &dyn Store,
+) {
+    store.put_org(&org("o1")).expect("put org");
+    let before = store.version().expect("version");
+    assert_eq!(store.changes_since(0).expect("changes").resources, None);
+    let a = resource("a", "o1", None);
+    let b = resource("b", "o1", None);
+    store.put_resource(&a).expect("put a");
+    store.put_resource(&b).expect("put b");
+    let put = store.version().expect("version");
+    assert_eq!(
+        store.changes_since(before).expect("changes").resources,
+        Some(vec![a.clone(), b.clone()])
+    );
+    store.put_user(&user("u1", "alice", &["o1"])).expect("user");
+    store.revoke(&jti("j")).expect("revoke");
+    let other = store.changes_since(put).expect("changes");
+    assert_eq!(
+        other.resources, None,
+        "a user and a revocation are not resources"
+    );
+    assert_eq!(other.revocations, vec![jti("j")]);
+    let later = store.version().expect("version");
+    store
+        .delete_resource("a", ResourceType::Vod)
+        .expect("delete");
+    assert_eq!(
+        store.changes_since(later).expect("changes").resources,
+        Some(vec![b])
+    );
+    assert!(is_not_found(store.delete_resource("a", ResourceType::Vod)));
+    let now = store.version().expect("version");
+    assert_eq!(store.changes_since(now).expect("changes").resources, None);
+}
+
+/// A refresh token reused after its interval revokes its family: that revocation
+/// reaches the edges through the feed like one made by an admin.
+pub fn a_family_revoked_for_reuse_is_in_the_change_feed(store: &dyn Store) {
+    with_family(store);
+    rotate(store, &h(1), &h(2), "o1", 1000, 100);
+    let before = store.version().expect("version");
+    assert_eq!(
+        store
+            .rotate_refresh(&h(1), &h(3), "o1", 1000, 500, 0)
+            .expect("reuse"),
+        Rotation::Reused("f1".into())
+    );
+    let changes = store.changes_since(before).expect("changes");
+    let kinds: Vec<_> = changes
+        .revocations
+        .iter()
+        .map(|r| (r.kind, r.value.as_str()))
+        .collect();
+    assert_eq!(kinds, vec![(RevocationKind::Family, "f1")]);
+}
+
+/// Two handles (two nodes) revoke concurrently while a follower catches up again and
+/// again from the number it last applied: it ends with every revocation, none skipped
+/// (the numbers are in commit order, so no later snapshot can show a smaller one).
+pub fn a_follower_of_two_concurrent_writers_never_skips_a_revocation(a: &dyn Store, b: &dyn Store) {
+    const EACH: usize = 150;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut applied = 0;
+    let mut got = std::collections::HashSet::new();
+    std::thread::scope(|s| {
+        for (name, store) in [("a", a), ("b", b)] {
+            let done = &done;
+            s.spawn(move || {
+                for i in 0..EACH {
+                    store.revoke(&jti(&format!("{name}{i}"))).expect("revoke");
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        for _ in 0..100_000 {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == 2;
+            let changes = a.changes_since(applied).expect("changes");
+            assert!(changes.seq >= applied, "the number never goes back");
+            got.extend(changes.revocations.into_iter().map(|r| r.value));
+            applied = changes.seq;
+            if finished {
+                break;
+            }
+        }
+    });
+    assert_eq!(got.len(), 2 * EACH, "every revocation reached the follower");
+    assert_eq!(applied, a.version().expect("version"));
 }
 
 /// The families `store` exports after a login and two rotations (one spent token

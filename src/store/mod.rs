@@ -13,6 +13,7 @@
 //! builds only): cases over `&dyn Store` that each backend runs unchanged.
 
 pub mod copy;
+pub mod feed;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::resource::{Resource, ResourceType};
+pub use feed::{Changes, Subscription};
 
 /// Which backend holds the state, with its settings as plain values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,9 +217,23 @@ pub struct Revocation {
 
 /// The persistent state. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
-    /// A number that grows with every committed write; the edge reloads its registry and
-    /// revocations when it changes.
+    /// The sequence number of the last committed write (it grows with every write, in
+    /// commit order; see [`feed`]).
     fn version(&self) -> Result<u64>;
+
+    /// What edges must apply after sequence number `after`, read on one snapshot: the
+    /// revocations recorded after it (in sequence order), and the whole resource list
+    /// when any resource changed after it. `seq` is the snapshot's sequence number:
+    /// calling again with it returns only what was committed since.
+    fn changes_since(&self, after: u64) -> Result<Changes>;
+
+    /// Wake `wake` whenever a change may have been committed (by any node): after the
+    /// listener (re)connects and after each notification. None when this backend has
+    /// no notifications (SQLite): the caller polls. Dropping the subscription stops it.
+    fn subscribe(&self, wake: Arc<tokio::sync::Notify>) -> Option<Subscription> {
+        let _ = wake;
+        None
+    }
 
     fn put_org(&self, org: &Org) -> Result<()>;
     fn orgs(&self) -> Result<Vec<Org>>;

@@ -18,7 +18,12 @@
 //! background when the store is dropped, so dropping it anywhere is safe.
 //!
 //! **Transactions.** Every write is one transaction (READ COMMITTED) that ends by bumping
-//! `meta.version`, so [`Store::version`] grows with every committed write of any node.
+//! `meta.version`, so [`Store::version`] grows with every committed write of any node;
+//! that number is the change feed's sequence number, in commit order because the `meta`
+//! row stays locked until commit ([`super::feed`]). A write that changed a revocation
+//! or a resource also notifies `tollgate_changes` (delivered at commit), which each
+//! gate's listener (`listen.rs`) turns into a catch-up. Every call has a time limit
+//! ([`CALL_TIMEOUT`]; the migration at open a longer one).
 //! The check-then-write steps are covered by the schema's constraints (foreign keys,
 //! unique keys), which turn a concurrent change into `Conflict`/`Invalid`, never into a
 //! broken invariant. Refresh rotation takes `SELECT … FOR UPDATE` on the token's family
@@ -48,19 +53,70 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::feed::{self, ListenerState};
 use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
-    RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
+    ApiToken, AzurePlacement, Changes, Org, Project, RefreshFamily, RefreshToken, Result,
+    Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, Subscription,
+    User,
 };
 use crate::resource::{Resource, ResourceType};
 
-/// How long connecting to the database, or waiting for a pooled connection, may take.
+mod listen;
+
+/// How long connecting to the database (TCP, TLS and start-up: the pool's create
+/// timeout covers the whole, not only the TCP connect), or waiting for a pooled
+/// connection, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one store call may take in all, connection included: a database that
+/// accepts connections but stops answering (a hung server, a partition) fails the call
+/// here instead of holding its thread, and the change-feed loop, forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long bringing the schema up to date at open may take: a migration rewrites whole
+/// tables (version 4 dates every revocation), which can outlast one call's limit.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The store's time limits ([`CONNECT_TIMEOUT`], [`CALL_TIMEOUT`]; tests shorten them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) call: Duration,
+}
+
+impl Timeouts {
+    const DEFAULT: Self = Self {
+        connect: CONNECT_TIMEOUT,
+        call: CALL_TIMEOUT,
+    };
+}
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2_V3_IN_V1,
+    SCHEMA_V2_V3_IN_V1,
+    SCHEMA_V4_CHANGE_FEED,
+];
+
+/// Versions 2 and 3: nothing. They are SQLite's `spent_at` and Azure placement, which
+/// this schema had from version 1; kept as steps so that both backends number their
+/// schema alike from version 4 on.
+const SCHEMA_V2_V3_IN_V1: &str = "";
+
+/// Version 4: the change feed ([`super::feed`]). Each revocation carries the sequence
+/// number (`meta.version`) of the write that recorded it, and `meta` the number of the
+/// last write that changed a resource. What exists already is dated at the current
+/// number: a node that applied less reads it again (harmless), none skips it.
+const SCHEMA_V4_CHANGE_FEED: &str = "
+ALTER TABLE meta ADD COLUMN resources_seq BIGINT NOT NULL DEFAULT 0 CHECK (resources_seq >= 0);
+UPDATE meta SET resources_seq = version;
+ALTER TABLE revocations ADD COLUMN seq BIGINT NOT NULL DEFAULT 0 CHECK (seq >= 0);
+UPDATE revocations SET seq = (SELECT version FROM meta WHERE id = 1);
+CREATE INDEX revocations_by_seq ON revocations (seq);
+";
 
 /// Version 1: the SQLite store's schema at its version 3 (refresh tokens' `spent_at`,
 /// organisations' Azure placement), in PostgreSQL's types. `user` is a reserved word
@@ -173,6 +229,10 @@ pub struct PgOptions {
 /// The PostgreSQL [`Store`].
 pub struct PgStore {
     pool: Pool,
+    /// The change-feed listener's connection settings.
+    listen: listen::Listen,
+    /// The longest a store call may take.
+    call_timeout: Duration,
     /// Runs the connections' I/O; `Option` only so that `Drop` can take it.
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -197,8 +257,15 @@ impl PgStore {
     /// Connect to the database `options` names (the password from its file or
     /// `PGPASSWORD`) and bring its schema up to date. Call from a thread that may block.
     pub fn open(options: &PgOptions) -> Result<Self> {
-        let config = connect_config(options)?;
+        Self::open_with(options, Timeouts::DEFAULT)
+    }
+
+    /// [`open`](Self::open) with these time limits.
+    pub(crate) fn open_with(options: &PgOptions, timeouts: Timeouts) -> Result<Self> {
+        let mut config = connect_config(options)?;
+        config.connect_timeout(timeouts.connect);
         let tls = MakeRustlsConnect::new(tls_config(options.ca_file.as_deref())?);
+        let listen = listen::Listen::new(config.clone(), tls.clone(), timeouts.connect);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tollgate-store")
@@ -216,23 +283,41 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(timeouts.connect))
+            .create_timeout(Some(timeouts.connect))
+            .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         let store = Self {
             pool,
+            listen,
+            call_timeout: timeouts.call,
             runtime: Some(runtime),
             handle,
         };
-        store.run(migrate(&store.pool))?;
+        store.run_within(MIGRATION_TIMEOUT.max(timeouts.call), migrate(&store.pool))?;
         Ok(store)
     }
 
-    /// Run one store call to completion on the calling (blocking) thread.
+    /// Run one store call to completion on the calling (blocking) thread, within the
+    /// call timeout. A call cut short drops its connection's transaction (rolled back).
     fn run<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        self.handle.block_on(call)
+        self.run_within(self.call_timeout, call)
+    }
+
+    /// [`run`](Self::run) with the time limit `limit`.
+    fn run_within<T>(&self, limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.handle.block_on(async {
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                tracing::error!(
+                    seconds = limit.as_secs_f64(),
+                    "store: the database did not answer in time"
+                );
+                Err(StoreError::Backend(
+                    "the database did not answer in time".into(),
+                ))
+            })
+        })
     }
 
     /// Run `f` in a write transaction, committing what it did; an error rolls it back.
@@ -478,11 +563,59 @@ fn delete_err(e: tokio_postgres::Error) -> StoreError {
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
-/// Bump the change counter; call in every transaction that changed something.
+/// Take the next sequence number ([`super::feed`]); call last in every transaction that
+/// changed something. The `meta` row stays locked until commit, which is what puts the
+/// numbers in commit order.
 async fn bump(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute("UPDATE meta SET version = version + 1 WHERE id = 1", &[])
-        .await
-        .db()?;
+    next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Run `sql`, an `UPDATE meta … RETURNING version`, and return the number.
+async fn next_seq(tx: &Transaction<'_>, sql: &str) -> Result<i64> {
+    get(&tx.query_one(sql, &[]).await.db()?, 0)
+}
+
+/// [`bump`] for a write that changed a resource: edges reload their resources.
+async fn bump_resources(tx: &Transaction<'_>) -> Result<()> {
+    let seq = next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1, resources_seq = version + 1 WHERE id = 1
+         RETURNING version",
+    )
+    .await?;
+    notify(tx, seq).await
+}
+
+/// [`bump`] for a write that recorded the revocation in row `id`: it carries the number.
+async fn bump_revocation(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    let seq = next_seq(
+        tx,
+        "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .await?;
+    tx.execute(
+        "UPDATE revocations SET seq = $1 WHERE id = $2",
+        &[&seq, &id],
+    )
+    .await
+    .db()?;
+    notify(tx, seq).await
+}
+
+/// Announce sequence number `seq` on the feed's channel; PostgreSQL delivers it when
+/// (and only if) this transaction commits.
+async fn notify(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&feed::CHANNEL, &seq.to_string()],
+    )
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -754,14 +887,18 @@ async fn revoke_reused_family(tx: &Transaction<'_>, family: &str, now: i64) -> R
     )
     .await
     .db()?;
-    tx.execute(
-        "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-         ON CONFLICT (kind, value) DO NOTHING",
-        &[&RevocationKind::Family.as_str(), &family, &now],
-    )
-    .await
-    .db()?;
-    bump(tx).await
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
+             ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+            &[&RevocationKind::Family.as_str(), &family, &now],
+        )
+        .await
+        .db()?;
+    match inserted {
+        Some(row) => bump_revocation(tx, get(&row, 0)?).await,
+        None => bump(tx).await,
+    }
 }
 
 /// Mark refresh families revoked because of a revocation just recorded: a `family`
@@ -944,7 +1081,7 @@ impl Store for PgStore {
             )
             .await
             .db()?;
-            bump(tx).await
+            bump_resources(tx).await
         })
     }
 
@@ -970,13 +1107,20 @@ impl Store for PgStore {
 
     fn delete_resource(&self, id: &str, resource_type: ResourceType) -> Result<()> {
         self.write(async |tx| {
-            delete_one(
-                tx,
-                "DELETE FROM resources WHERE id = $1 AND type = $2",
-                &[&id, &resource_type.as_str()],
-                format!("resource {id} ({})", resource_type.as_str()),
-            )
-            .await
+            let deleted = tx
+                .execute(
+                    "DELETE FROM resources WHERE id = $1 AND type = $2",
+                    &[&id, &resource_type.as_str()],
+                )
+                .await
+                .map_err(delete_err)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "resource {id} ({})",
+                    resource_type.as_str()
+                )));
+            }
+            bump_resources(tx).await
         })
     }
 
@@ -1336,35 +1480,82 @@ impl Store for PgStore {
         let at = time_to_sql("revocation time", revocation.at)?;
         self.write(async |tx| {
             let inserted = tx
-                .execute(
+                .query_opt(
                     "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-                     ON CONFLICT (kind, value) DO NOTHING",
+                     ON CONFLICT (kind, value) DO NOTHING RETURNING id",
                     &[&revocation.kind.as_str(), &revocation.value, &at],
                 )
                 .await
                 .db()?;
-            if inserted == 0 {
+            let Some(row) = inserted else {
                 return Ok(());
-            }
+            };
             revoke_families(tx, revocation).await?;
-            bump(tx).await
+            bump_revocation(tx, get(&row, 0)?).await
         })
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
         self.query("SELECT kind, value, at FROM revocations ORDER BY id", &[])?
             .iter()
-            .map(|r| {
-                let kind: String = get(r, 0)?;
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind)
-                        .ok_or_else(|| corrupt("unknown revocation kind"))?,
-                    value: get(r, 1)?,
-                    at: time_from_sql(get(r, 2)?)?,
-                })
-            })
+            .map(revocation_row)
             .collect()
     }
+
+    fn changes_since(&self, after: u64) -> Result<Changes> {
+        // Past i64::MAX nothing is newer; PostgreSQL's BIGINT is signed.
+        let after_sql = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(async |tx| {
+            let meta = tx
+                .query_one("SELECT version, resources_seq FROM meta WHERE id = 1", &[])
+                .await
+                .db()?;
+            let (seq, resources_seq): (i64, i64) = (get(&meta, 0)?, get(&meta, 1)?);
+            let revocations = tx
+                .query(
+                    "SELECT kind, value, at FROM revocations WHERE seq > $1 ORDER BY seq, id",
+                    &[&after_sql],
+                )
+                .await
+                .db()?
+                .iter()
+                .map(revocation_row)
+                .collect::<Result<Vec<_>>>()?;
+            let resources = if resources_seq > after_sql {
+                let rows = tx
+                    .query(
+                        &format!("SELECT {RESOURCE_COLUMNS} FROM resources ORDER BY id, type"),
+                        &[],
+                    )
+                    .await
+                    .db()?;
+                Some(rows.iter().map(resource_row).collect::<Result<Vec<_>>>()?)
+            } else {
+                None
+            };
+            Ok(Changes {
+                seq: u64::try_from(seq).map_err(|_| corrupt("negative sequence number"))?,
+                revocations,
+                resources,
+            })
+        })
+    }
+
+    fn subscribe(&self, wake: Arc<tokio::sync::Notify>) -> Option<Subscription> {
+        let state = Arc::new(ListenerState::default());
+        let listener = listen::run(self.listen.clone(), wake, state.clone());
+        Some(Subscription::new(state, self.handle.spawn(listener)))
+    }
+}
+
+/// A revocation row: kind, value, at.
+fn revocation_row(r: &Row) -> Result<Revocation> {
+    let kind: String = get(r, 0)?;
+    Ok(Revocation {
+        kind: RevocationKind::parse(&kind).ok_or_else(|| corrupt("unknown revocation kind"))?,
+        value: get(r, 1)?,
+        at: time_from_sql(get(r, 2)?)?,
+    })
 }
 
 #[cfg(test)]
@@ -1606,6 +1797,227 @@ mod tests {
             .build()
             .expect("a runtime");
         runtime.block_on(async move { drop(store) });
+    }
+
+    /// A subscriber is woken once the listener listens (its cue to catch up), then by a
+    /// revocation and by a resource change committed through another handle. (The
+    /// channel is per database and other cases write beside this one, so that other
+    /// writes notify nobody is not checked here; tests/it/fleet.rs runs on databases of
+    /// its own.)
+    #[test]
+    fn a_subscriber_is_woken_after_listen_and_by_another_handles_revocation_and_resource_change() {
+        let Some(fresh) = fresh_or_skip(
+            "a_subscriber_is_woken_after_listen_and_by_another_handles_revocation_and_resource_change",
+        ) else {
+            return;
+        };
+        let other = fresh.another_handle();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let subscription = fresh
+            .store
+            .subscribe(wake.clone())
+            .expect("PostgreSQL listens");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let woken = |limit: Duration| {
+            runtime.block_on(async { tokio::time::timeout(limit, wake.notified()).await.is_ok() })
+        };
+        assert!(woken(Duration::from_secs(10)), "woken once listening");
+        assert_eq!(subscription.problem(), None);
+        other.put_org(&conformance::org("o1")).expect("org");
+        other
+            .revoke(&Revocation {
+                kind: RevocationKind::Jti,
+                value: "j".into(),
+                at: 1,
+            })
+            .expect("revoke");
+        assert!(woken(Duration::from_secs(1)), "woken by the revocation");
+        other
+            .put_resource(&conformance::resource("r", "o1", None))
+            .expect("resource");
+        assert!(woken(Duration::from_secs(1)), "woken by the resource");
+    }
+
+    /// Short limits, so that the timeout cases end quickly.
+    const SHORT: Timeouts = Timeouts {
+        connect: Duration::from_millis(300),
+        call: Duration::from_millis(800),
+    };
+
+    /// A server that accepts TCP connections and never says a word (a hung database,
+    /// a half-open load balancer). Lives until the returned runtime is dropped.
+    fn silent_server() -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        runtime.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (addr, runtime)
+    }
+
+    /// Connecting covers TLS and start-up, not only TCP: a database that accepts the
+    /// connection and never answers fails the open within the connect timeout.
+    #[test]
+    fn a_database_that_accepts_tcp_but_never_answers_fails_within_the_connect_timeout() {
+        let (addr, _server) = silent_server();
+        let started = std::time::Instant::now();
+        let err = PgStore::open_with(&options(format!("postgres://u@{addr}/db")), SHORT)
+            .expect_err("nothing answers");
+        assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// The listener against a silent database: its attempt times out, it reports why and
+    /// wakes the subscriber (who reports the store unreachable), and tries again.
+    #[test]
+    fn a_listener_that_cannot_connect_reports_why_and_wakes_the_subscriber() {
+        let (addr, server) = silent_server();
+        let config = connect_config(&options(format!("postgres://u@{addr}/db"))).expect("config");
+        let tls = MakeRustlsConnect::new(tls_config(None).expect("TLS"));
+        let listen = listen::Listen::new(config, tls, SHORT.connect);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let state = Arc::new(ListenerState::default());
+        let task = server.spawn(listen::run(listen, wake.clone(), state.clone()));
+        let subscription = Subscription::new(state, task);
+        server.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), wake.notified())
+                .await
+                .expect("woken after the failed attempt");
+        });
+        let problem = subscription.problem().expect("a problem is reported");
+        assert!(problem.contains("did not answer in time"), "{problem}");
+    }
+
+    /// A relay between the store and the test database that can stop passing bytes
+    /// while keeping both connections open: a database that hangs mid-session.
+    struct Relay {
+        addr: std::net::SocketAddr,
+        frozen: Arc<std::sync::atomic::AtomicBool>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Relay {
+        fn to(target: std::net::SocketAddr) -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = frozen.clone();
+            runtime.spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(Self::pass(cr, sw, flag.clone()));
+                    tokio::spawn(Self::pass(sr, cw, flag.clone()));
+                }
+            });
+            Self {
+                addr,
+                frozen,
+                _runtime: runtime,
+            }
+        }
+
+        /// Copy `from` to `to`, holding every chunk while frozen.
+        async fn pass(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            frozen: Arc<std::sync::atomic::AtomicBool>,
+        ) {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = vec![0; 16 * 1024];
+            for _ in 0..1_000_000 {
+                let Ok(n @ 1..) = from.read(&mut buf).await else {
+                    return;
+                };
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A database that stops answering in the middle of a session: every call fails
+    /// within the call timeout (it never holds its thread, or the change-feed loop,
+    /// forever), and calls work again once it answers.
+    #[test]
+    fn a_database_that_stops_answering_fails_each_call_within_the_call_timeout() {
+        let Some(fresh) = fresh_or_skip(
+            "a_database_that_stops_answering_fails_each_call_within_the_call_timeout",
+        ) else {
+            return;
+        };
+        let options = fresh.schema.options();
+        let config = connect_config(&options).expect("config");
+        let Some(Host::Tcp(host)) = config.get_hosts().first().cloned() else {
+            panic!("the test database is reached over TCP");
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = format!("{host}:{port}").parse().expect("an address");
+        let relay = Relay::to(target);
+        let relayed = PgOptions {
+            url: options
+                .url
+                .replace(&format!("{host}:{port}"), &relay.addr.to_string()),
+            ..options
+        };
+        // Connecting is given time (TLS and SCRAM on a busy machine); calls are not.
+        let limits = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            call: Duration::from_secs(2),
+        };
+        let store = PgStore::open_with(&relayed, limits).expect("open through the relay");
+        store.changes_since(0).expect("works before");
+        relay.frozen.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let err = store.changes_since(0).expect_err("the database hangs");
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("did not answer in time")),
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        relay.frozen.store(false, Ordering::SeqCst);
+        let mut recovered = false;
+        for _ in 0..20 {
+            if store.changes_since(0).is_ok() {
+                recovered = true;
+                break;
+            }
+        }
+        assert!(recovered, "calls work again once the database answers");
     }
 
     #[test]

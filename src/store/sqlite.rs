@@ -2,7 +2,9 @@
 //!
 //! One connection behind a mutex per handle; every write is one `IMMEDIATE` transaction
 //! that also bumps the `meta.version` counter, so [`Store::version`] grows with every
-//! committed write, whichever handle or process made it. Several handles (or processes)
+//! committed write, whichever handle or process made it. That counter is the change
+//! feed's sequence number ([`super::feed`]): SQLite's one writer at a time makes it
+//! commit-ordered by construction. There are no notifications: nodes poll. Several handles (or processes)
 //! may open the same file: SQLite's write lock plus a 5 s busy timeout serialise them,
 //! which is what makes [`Store::rotate_refresh`] have exactly one winner
 //! (docs/threat-model.md, B2).
@@ -21,8 +23,8 @@ use rusqlite::{
 
 use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
 use super::{
-    ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
-    RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
+    ApiToken, AzurePlacement, Changes, Org, Project, RefreshFamily, RefreshToken, Result,
+    Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
 };
 use crate::private_file;
 use crate::resource::{Resource, ResourceType};
@@ -32,7 +34,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations; entry `i` takes the file from `user_version` `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2_SPENT_AT, SCHEMA_V3_AZURE_PLACEMENT];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2_SPENT_AT,
+    SCHEMA_V3_AZURE_PLACEMENT,
+    SCHEMA_V4_CHANGE_FEED,
+];
 
 /// Version 1: the whole initial schema.
 const SCHEMA_V1: &str = "
@@ -133,6 +140,18 @@ ALTER TABLE refresh_tokens ADD COLUMN spent_at INTEGER;
 const SCHEMA_V3_AZURE_PLACEMENT: &str = "
 ALTER TABLE orgs ADD COLUMN azure_subscription TEXT;
 ALTER TABLE orgs ADD COLUMN azure_resource_group TEXT;
+";
+
+/// Version 4: the change feed ([`super::feed`]). Each revocation carries the sequence
+/// number (`meta.version`) of the write that recorded it, and `meta` the number of the
+/// last write that changed a resource. What exists already is dated at the current
+/// number: a node that applied less reads it again (harmless), none skips it.
+const SCHEMA_V4_CHANGE_FEED: &str = "
+ALTER TABLE meta ADD COLUMN resources_seq INTEGER NOT NULL DEFAULT 0 CHECK (resources_seq >= 0);
+UPDATE meta SET resources_seq = version;
+ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0 CHECK (seq >= 0);
+UPDATE revocations SET seq = (SELECT version FROM meta WHERE id = 1);
+CREATE INDEX revocations_by_seq ON revocations (seq);
 ";
 
 /// The embedded SQLite [`Store`].
@@ -420,7 +439,17 @@ fn revoke_reused_family(tx: &Transaction<'_>, family: &str, now: i64) -> Result<
         params![RevocationKind::Family.as_str(), family, now],
     )
     .db()?;
-    bump(tx)
+    bump_revocation(tx, family_revocation(tx, family)?)
+}
+
+/// The row id of the `family` revocation of `family`.
+fn family_revocation(tx: &Connection, family: &str) -> Result<i64> {
+    tx.query_row(
+        "SELECT id FROM revocations WHERE kind = 'family' AND value = ?1",
+        [family],
+        |r| r.get(0),
+    )
+    .db()
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -501,7 +530,6 @@ fn delete_err(e: rusqlite::Error) -> StoreError {
     db_err(e)
 }
 
-/// Bump the change counter; call in every transaction that changed something.
 /// Delete the rows `sql` selects by `params`, bumping the version; `NotFound(what)` when
 /// nothing matched, `Conflict` while something still refers to them.
 fn delete_one<P: rusqlite::Params>(
@@ -516,10 +544,94 @@ fn delete_one<P: rusqlite::Params>(
     bump(tx)
 }
 
+/// Take the next sequence number ([`super::feed`]); call last in every transaction that
+/// changed something.
 fn bump(tx: &Connection) -> Result<()> {
-    tx.execute("UPDATE meta SET version = version + 1 WHERE id = 1", [])
-        .db()?;
+    next_seq(tx).map(|_| ())
+}
+
+/// [`bump`], returning the number taken.
+fn next_seq(tx: &Connection) -> Result<i64> {
+    tx.query_row(
+        "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+        [],
+        |r| r.get(0),
+    )
+    .db()
+}
+
+/// [`bump`] for a write that changed a resource: edges reload their resources.
+fn bump_resources(tx: &Connection) -> Result<()> {
+    tx.execute(
+        "UPDATE meta SET version = version + 1, resources_seq = version + 1 WHERE id = 1",
+        [],
+    )
+    .db()?;
     Ok(())
+}
+
+/// [`bump`] for a write that recorded the revocation in row `id`: it carries the number.
+fn bump_revocation(tx: &Connection, id: i64) -> Result<()> {
+    let seq = next_seq(tx)?;
+    tx.execute(
+        "UPDATE revocations SET seq = ?1 WHERE id = ?2",
+        params![seq, id],
+    )
+    .db()?;
+    Ok(())
+}
+
+/// Every stored resource, by id and type.
+fn resource_list(c: &Connection) -> Result<Vec<Resource>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT id, type, org, project, privacy, published FROM resources
+             ORDER BY id, type",
+        )
+        .db()?;
+    let rows = stmt.query_map([], resource_row).db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .db()?
+        .into_iter()
+        .map(|(id, ty, org, project, privacy, published)| {
+            resource_from_row(id, ty, org, project, privacy, published)
+        })
+        .collect()
+}
+
+/// The revocations `sql` selects (kind, value, at) with `params`.
+fn revocation_list(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Revocation>> {
+    let mut stmt = c.prepare(sql).db()?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .db()?
+        .into_iter()
+        .map(|(kind, value, at)| {
+            Ok(Revocation {
+                kind: RevocationKind::parse(&kind)
+                    .ok_or_else(|| corrupt("unknown revocation kind"))?,
+                value,
+                at: time_from_sql(at)?,
+            })
+        })
+        .collect()
+}
+
+/// A sequence number as SQLite keeps it.
+fn seq_from_sql(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt("negative sequence number"))
 }
 
 fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
@@ -819,7 +931,7 @@ impl Store for SqliteStore {
                 ],
             )
             .db()?;
-            bump(tx)
+            bump_resources(tx)
         })
     }
 
@@ -841,31 +953,24 @@ impl Store for SqliteStore {
     }
 
     fn resources(&self) -> Result<Vec<Resource>> {
-        let rows = self.read(|c| {
-            let mut stmt = c
-                .prepare(
-                    "SELECT id, type, org, project, privacy, published FROM resources
-                     ORDER BY id, type",
-                )
-                .db()?;
-            let rows = stmt.query_map([], resource_row).db()?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().db()
-        })?;
-        rows.into_iter()
-            .map(|(id, ty, org, project, privacy, published)| {
-                resource_from_row(id, ty, org, project, privacy, published)
-            })
-            .collect()
+        self.read(resource_list)
     }
 
     fn delete_resource(&self, id: &str, resource_type: ResourceType) -> Result<()> {
         self.write(|tx| {
-            delete_one(
-                tx,
-                "DELETE FROM resources WHERE id = ?1 AND type = ?2",
-                [id, resource_type.as_str()],
-                format!("resource {id} ({})", resource_type.as_str()),
-            )
+            let deleted = tx
+                .execute(
+                    "DELETE FROM resources WHERE id = ?1 AND type = ?2",
+                    [id, resource_type.as_str()],
+                )
+                .map_err(delete_err)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "resource {id} ({})",
+                    resource_type.as_str()
+                )));
+            }
+            bump_resources(tx)
         })
     }
 
@@ -1197,37 +1302,43 @@ impl Store for SqliteStore {
             if inserted == 0 {
                 return Ok(());
             }
+            let id = tx.last_insert_rowid();
             revoke_families(tx, revocation)?;
-            bump(tx)
+            bump_revocation(tx, id)
         })
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
-        let rows = self.read(|c| {
-            let mut stmt = c
-                .prepare("SELECT kind, value, at FROM revocations ORDER BY id")
+        self.read(|c| revocation_list(c, "SELECT kind, value, at FROM revocations ORDER BY id", []))
+    }
+
+    fn changes_since(&self, after: u64) -> Result<Changes> {
+        // Past i64::MAX nothing is newer; SQLite integers are signed.
+        let after_sql = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let (seq, resources_seq): (i64, i64) = c
+                .query_row(
+                    "SELECT version, resources_seq FROM meta WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .db()?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .db()?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().db()
-        })?;
-        rows.into_iter()
-            .map(|(kind, value, at)| {
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind)
-                        .ok_or_else(|| corrupt("unknown revocation kind"))?,
-                    value,
-                    at: time_from_sql(at)?,
-                })
+            let revocations = revocation_list(
+                c,
+                "SELECT kind, value, at FROM revocations WHERE seq > ?1 ORDER BY seq, id",
+                [after_sql],
+            )?;
+            let resources = if resources_seq > after_sql {
+                Some(resource_list(c)?)
+            } else {
+                None
+            };
+            Ok(Changes {
+                seq: seq_from_sql(seq)?,
+                revocations,
+                resources,
             })
-            .collect()
+        })
     }
 }
 
@@ -1404,6 +1515,44 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
         assert_eq!(usize::try_from(version).ok(), Some(MIGRATIONS.len()));
+    }
+
+    /// Schema 3 to 4: what was there is in the feed from 0 (a node that applied less
+    /// reads it again), not after the current number (no node reads it twice forever).
+    #[test]
+    fn a_version_3_file_is_upgraded_with_its_revocations_and_resources_in_the_feed() {
+        let dir = temp();
+        let path = dir.path().join("tollgate.db");
+        let mut conn = Connection::open(&path).expect("plain connection");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..3] {
+            tx.execute_batch(sql).expect("schema 1 to 3");
+        }
+        tx.execute_batch(
+            "INSERT INTO orgs (id, name) VALUES ('o1', 'Org o1');
+             INSERT INTO resources (id, type, org, project, privacy, published)
+                 VALUES ('r', 'vod', 'o1', NULL, 'token', 1);
+             INSERT INTO revocations (kind, value, at) VALUES ('jti', 'j1', 5);
+             UPDATE meta SET version = 3;
+             PRAGMA user_version = 3;",
+        )
+        .expect("a schema 3 store");
+        tx.commit().expect("commit");
+        drop(conn);
+        let store = SqliteStore::open(&path).expect("upgrade");
+        let all = store.changes_since(0).expect("changes");
+        assert_eq!(all.seq, 3);
+        assert_eq!(
+            all.revocations,
+            vec![Revocation {
+                kind: RevocationKind::Jti,
+                value: "j1".into(),
+                at: 5
+            }]
+        );
+        assert_eq!(all.resources, Some(vec![resource("r", "o1", None)]));
+        let none = store.changes_since(3).expect("changes");
+        assert_eq!((none.revocations.len(), none.resources), (0, None));
     }
 
     #[test]
