@@ -104,7 +104,10 @@ impl ListenerState {
     }
 }
 
-/// How long the listener waits before reconnecting: 100 ms, doubling up to 5 s.
+/// How long the listener waits before reconnecting: a ceiling of 100 ms, doubling up to
+/// 5 s, and a wait drawn between half the ceiling and the ceiling. The draw spreads a
+/// fleet whose connections all broke at the same moment (a database restart or
+/// failover): without it every gate would knock at the same instants.
 #[derive(Debug)]
 pub(crate) struct Backoff(Duration);
 
@@ -116,12 +119,21 @@ impl Backoff {
         Self(Self::FIRST)
     }
 
-    /// The wait before this attempt; the next one waits twice as long (at most MAX).
+    /// The wait before this attempt; the next one's ceiling is twice as high (at most MAX).
     pub(crate) fn next_wait(&mut self) -> Duration {
-        let wait = self.0;
+        let ceiling = self.0;
         self.0 = (self.0 * 2).min(Self::MAX);
-        wait
+        ceiling / 2 + ceiling.mul_f64(random_fraction() / 2.0)
     }
+}
+
+/// A number in [0, 1): from the standard library's per-process random hash keys, which
+/// is random enough to spread reconnects and needs no generator of its own.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// This node's contact with the store, as the app's catch-up loop records it: what
@@ -215,10 +227,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_reconnect_backoff_doubles_from_100_ms_to_at_most_5_s() {
-        let mut b = Backoff::new();
-        let waits: Vec<u128> = (0..9).map(|_| b.next_wait().as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    fn the_reconnect_backoff_doubles_from_100_ms_to_at_most_5_s_and_spreads_each_wait() {
+        let ceilings = [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000];
+        let mut spread = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let mut b = Backoff::new();
+            for (attempt, ceiling) in ceilings.iter().enumerate() {
+                let wait = b.next_wait().as_millis();
+                assert!(
+                    (ceiling / 2..=*ceiling).contains(&wait),
+                    "attempt {attempt}: {wait} ms outside [{}, {ceiling}]",
+                    ceiling / 2
+                );
+                spread.insert((attempt, wait));
+            }
+        }
+        assert!(
+            spread.len() > ceilings.len() * 5,
+            "waits are not spread: {spread:?}"
+        );
     }
 
     #[test]

@@ -29,8 +29,8 @@ use tollgate::admin::manage::{NewApiToken, NewOrg, NewProject, NewResource, NewU
 use tollgate::app::Gate;
 use tollgate::resource::{Resource, ResourceType};
 use tollgate::store::{
-    ApiToken, Changes, Org, Project, RefreshFamily, RefreshToken, Result, Revocation, Rotation, Store,
-    StoreError, User,
+    ApiToken, Changes, Org, Project, RefreshFamily, RefreshToken, Result, Revocation, Rotation,
+    Store, StoreError, User,
 };
 
 use crate::azure::{aad_key, aad_token, issuer, target, TENANT};

@@ -8,7 +8,7 @@
 //! PostgreSQL; the catch-up after `LISTEN` is what finds its change, and because
 //! `LISTEN` comes first, nothing committed after the catch-up's snapshot goes unnoticed.
 //! Wake-ups coalesce (a [`Notify`] holds at most one): a burst costs one catch-up.
-//! A lost connection is retried after [`Backoff`] (100 ms doubling to 5 s), forever,
+//! A lost connection is retried after [`Backoff`] (100 ms doubling to 5 s, spread), forever,
 //! until the subscription is dropped; a failed attempt is reported in the
 //! [`ListenerState`] (the first of a run also wakes the subscriber, to report it), a
 //! successful `LISTEN` clears it. Runs on the store's own runtime; never touches the pool.
