@@ -3,6 +3,11 @@
 //! API tokens and revocations. The same operations are CLI subcommands
 //! (`tollgate org|project|resource|user|api-token|revoke`), both through [`Ops`], so an
 //! operator never needs SQL. Errors are `{"error": "..."}` with 400/401/404/409/500.
+//!
+//! Revoking a `jti` records until when the revocation matters ([`JtiRetention`]), and
+//! each revoke then deletes up to [`PRUNE_PER_REVOKE`] expired revocations from the
+//! store: the table stays bounded without a timer on any node (a fleet's edges never
+//! write), and a gate that revokes nothing has nothing to prune.
 
 use std::sync::Arc;
 
@@ -16,10 +21,30 @@ use crate::resource::{parse_privacy, Resource, ResourceType};
 use crate::store::{
     ApiToken, AzurePlacement, Org, Project, Revocation, RevocationKind, Store, StoreError, User,
 };
+use crate::token::claims::MAX_TIME;
+use crate::token::JtiRetention;
+
+/// Expired revocations deleted from the store after each revoke, at most: one short
+/// transaction, and more than one revoke can ever leave behind.
+pub const PRUNE_PER_REVOKE: usize = 1_000;
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
 pub struct Ops {
     pub store: Arc<dyn Store>,
+    /// How long a `jti` revocation is kept.
+    pub retention: JtiRetention,
+    /// The wall clock (tests inject one).
+    pub clock: fn() -> u64,
+}
+
+/// How long this configuration's `jti` revocations are kept: `token.max_lifetime` is
+/// the longest lifetime any token of the gate may have (the admin APIs refuse longer
+/// ones, and `token mint` too), `token.leeway` how long past `exp` the edge accepts.
+pub fn jti_retention(token: &crate::config::Token) -> JtiRetention {
+    JtiRetention {
+        longest_lifetime: token.max_lifetime,
+        leeway: token.leeway,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +102,10 @@ pub struct NewRevocation {
     /// `jti`, `subject`, `org` or `family`.
     pub kind: String,
     pub value: String,
+    /// `jti` only: the token's end (Unix seconds), its `exp`, or its `sxp` when it has
+    /// one (renewed copies of a live token share its `jti` and live until `sxp`).
+    #[serde(default)]
+    pub exp: Option<u64>,
 }
 
 /// Why a management operation failed.
@@ -86,10 +115,6 @@ pub enum OpError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn now() -> u64 {
-    crate::clock::now()
 }
 
 /// Both or neither, each non-empty.
@@ -119,6 +144,15 @@ fn org_json(o: &Org) -> serde_json::Value {
 }
 
 impl Ops {
+    /// Operations on `store` with the wall clock.
+    pub fn new(store: Arc<dyn Store>, retention: JtiRetention) -> Self {
+        Ops {
+            store,
+            retention,
+            clock: crate::clock::now,
+        }
+    }
+
     pub fn add_org(&self, o: NewOrg) -> Result<serde_json::Value, OpError> {
         let azure = azure_placement(o.azure_subscription, o.azure_resource_group)?;
         let org = Org {
@@ -207,23 +241,68 @@ impl Ops {
         if r.value.is_empty() {
             return Err(OpError::Invalid("value must not be empty".into()));
         }
+        let now = (self.clock)();
         let rev = Revocation {
             kind,
+            expires: self.revocation_expiry(kind, r.exp, now)?,
             value: r.value,
-            at: now(),
+            at: now,
         };
         self.store.revoke(&rev)?;
-        Ok(serde_json::json!({ "kind": kind.as_str(), "value": rev.value, "at": rev.at }))
+        self.prune_revocations(now);
+        Ok(revocation_json(&rev))
+    }
+
+    /// Until when a new revocation of `kind` matters (see [`JtiRetention`]). An `exp`
+    /// on another kind is refused (they also stop tokens issued later, so they never
+    /// expire), and so is one already past with its leeway: that token is refused
+    /// everywhere as expired, so the revocation would protect nothing, and the likelier
+    /// mistake is a wrong time (the `exp` of a live token whose `sxp` is later).
+    fn revocation_expiry(
+        &self,
+        kind: RevocationKind,
+        exp: Option<u64>,
+        now: u64,
+    ) -> Result<Option<u64>, OpError> {
+        match (kind, exp) {
+            (RevocationKind::Jti, _) => {}
+            (_, None) => return Ok(None),
+            (_, Some(_)) => {
+                return Err(OpError::Invalid(format!(
+                    "exp applies to jti revocations only; a {} revocation is kept for ever",
+                    kind.as_str()
+                )))
+            }
+        }
+        if exp.is_some_and(|e| e > MAX_TIME) {
+            return Err(OpError::Invalid(
+                "exp is beyond 9999-12-31T23:59:59Z (Unix seconds expected)".into(),
+            ));
+        }
+        let until = self.retention.until(now, exp);
+        if until.is_some_and(|u| u < now) {
+            return Err(OpError::Invalid(
+                "exp has passed (with token.leeway): that token is already refused as expired; \
+                 give sxp instead for a live token"
+                    .into(),
+            ));
+        }
+        Ok(until)
+    }
+
+    /// Delete a batch of expired revocations. The revocation just made is recorded
+    /// whatever happens here, so a failure is logged, not reported to the caller.
+    fn prune_revocations(&self, now: u64) {
+        match self.store.prune_revocations(now, PRUNE_PER_REVOKE) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired revocations deleted from the store"),
+            Err(e) => tracing::warn!(error = %e, "pruning expired revocations failed"),
+        }
     }
 
     pub fn list(&self, what: &str) -> Result<serde_json::Value, OpError> {
         Ok(match what {
-            "orgs" => self
-                .store
-                .orgs()?
-                .iter()
-                .map(org_json)
-                .collect(),
+            "orgs" => self.store.orgs()?.iter().map(org_json).collect(),
             "projects" => self
                 .store
                 .projects()?
@@ -247,7 +326,7 @@ impl Ops {
                 .store
                 .revocations()?
                 .iter()
-                .map(|r| serde_json::json!({ "kind": r.kind.as_str(), "value": r.value, "at": r.at }))
+                .map(revocation_json)
                 .collect(),
             other => return Err(OpError::Invalid(format!("nothing called {other:?}"))),
         })
@@ -271,6 +350,13 @@ impl Ops {
         }
         Ok(serde_json::json!({ "deleted": id }))
     }
+}
+
+/// A revocation as the API shows it; `expires` is null when it is kept for ever.
+fn revocation_json(r: &Revocation) -> serde_json::Value {
+    serde_json::json!({
+        "kind": r.kind.as_str(), "value": r.value, "at": r.at, "expires": r.expires,
+    })
 }
 
 fn resource_json(r: &Resource) -> serde_json::Value {
@@ -336,7 +422,11 @@ pub(super) async fn handle(
         Some((w, id)) => (w.to_string(), Some(id.to_string())),
         None => (rest.to_string(), None),
     };
-    let ops = Ops { store: svc.store() };
+    let ops = Ops {
+        store: svc.store(),
+        retention: svc.settings.jti_retention,
+        clock: svc.clock,
+    };
     match (&head.method, id) {
         (&Method::GET, None) => op_response(blocking(move || ops.list(&what)).await, false),
         (&Method::DELETE, Some(id)) => {
@@ -380,6 +470,6 @@ pub(super) async fn handle(
 /// Apply a revocation just recorded (its JSON answer) at this node at once.
 fn apply_revocation(revs: &crate::token::Revocations, v: &serde_json::Value) {
     if let (Some(kind), Some(value)) = (v["kind"].as_str(), v["value"].as_str()) {
-        revs.revoke(kind, value);
+        revs.revoke(kind, value, v["expires"].as_u64());
     }
 }

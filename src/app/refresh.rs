@@ -54,6 +54,7 @@ pub(super) async fn refresh_loop(
             since_prune = Duration::ZERO;
             current.edge.limits().prune();
             current.admin.prune_limits();
+            revocations.prune(crate::clock::now());
         }
         let generation = current.generation;
         let (s, e, r) = (store.clone(), current.edge.clone(), revocations.clone());
@@ -87,7 +88,7 @@ pub fn load_revocations(store: &dyn Store, revs: &Revocations) -> crate::store::
 
 /// Add one stored revocation to the in-memory set the edge checks.
 fn apply(revs: &Revocations, r: &Revocation) {
-    revs.revoke(r.kind.as_str(), &r.value);
+    revs.revoke(r.kind.as_str(), &r.value, r.expires);
 }
 
 #[cfg(test)]
@@ -112,6 +113,7 @@ mod tests {
                     kind,
                     value: format!("v{i}"),
                     at: 1,
+                    expires: None,
                 })
                 .expect("revoke");
         }

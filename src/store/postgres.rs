@@ -48,7 +48,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
+use super::rules::{
+    self, corrupt, limit_to_sql, non_empty, revocation_row, sha256_hex, time_from_sql, time_to_sql,
+    Verdict,
+};
 use super::{
     ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
     RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
@@ -60,7 +63,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_REVOCATION_EXPIRY];
 
 /// Version 1: the SQLite store's schema at its version 3 (refresh tokens' `spent_at`,
 /// organisations' Azure placement), in PostgreSQL's types. `user` is a reserved word
@@ -154,6 +157,14 @@ CREATE TABLE revocations (
     at    BIGINT NOT NULL,
     UNIQUE (kind, value)
 );
+";
+
+/// Revocations record the last second they matter (`jti` revocations only; NULL: for
+/// ever), and [`Store::prune_revocations`] finds the expired ones by index. The same
+/// step as the SQLite store's.
+const SCHEMA_REVOCATION_EXPIRY: &str = "
+ALTER TABLE revocations ADD COLUMN expires BIGINT;
+CREATE INDEX revocations_by_expiry ON revocations (expires) WHERE expires IS NOT NULL;
 ";
 
 /// Where and how to reach the database: plain values from `[store]` (this module never
@@ -1332,18 +1343,20 @@ impl Store for PgStore {
     }
 
     fn revoke(&self, revocation: &Revocation) -> Result<()> {
-        non_empty("revocation value", &revocation.value)?;
-        let at = time_to_sql("revocation time", revocation.at)?;
+        let (at, expires) = revocation_row(revocation)?;
         self.write(async |tx| {
-            let inserted = tx
+            // A new row, or a later expiry for an existing one (NULL is the latest).
+            let changed = tx
                 .execute(
-                    "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-                     ON CONFLICT (kind, value) DO NOTHING",
-                    &[&revocation.kind.as_str(), &revocation.value, &at],
+                    "INSERT INTO revocations (kind, value, at, expires) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kind, value) DO UPDATE SET expires = EXCLUDED.expires
+                     WHERE revocations.expires IS NOT NULL
+                       AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > revocations.expires)",
+                    &[&revocation.kind.as_str(), &revocation.value, &at, &expires],
                 )
                 .await
                 .db()?;
-            if inserted == 0 {
+            if changed == 0 {
                 return Ok(());
             }
             revoke_families(tx, revocation).await?;
@@ -1352,18 +1365,38 @@ impl Store for PgStore {
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
-        self.query("SELECT kind, value, at FROM revocations ORDER BY id", &[])?
-            .iter()
-            .map(|r| {
-                let kind: String = get(r, 0)?;
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind)
-                        .ok_or_else(|| corrupt("unknown revocation kind"))?,
-                    value: get(r, 1)?,
-                    at: time_from_sql(get(r, 2)?)?,
-                })
+        self.query(
+            "SELECT kind, value, at, expires FROM revocations ORDER BY id",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            let kind: String = get(r, 0)?;
+            let expires: Option<i64> = get(r, 3)?;
+            Ok(Revocation {
+                kind: RevocationKind::parse(&kind)
+                    .ok_or_else(|| corrupt("unknown revocation kind"))?,
+                value: get(r, 1)?,
+                at: time_from_sql(get(r, 2)?)?,
+                expires: expires.map(time_from_sql).transpose()?,
             })
-            .collect()
+        })
+        .collect()
+    }
+
+    fn prune_revocations(&self, now: u64, limit: usize) -> Result<usize> {
+        let now = time_to_sql("now", now)?;
+        // No version bump: see the trait.
+        let deleted = self.write(async |tx| {
+            tx.execute(
+                "DELETE FROM revocations WHERE id IN (
+                     SELECT id FROM revocations WHERE expires < $1 ORDER BY expires LIMIT $2)",
+                &[&now, &limit_to_sql(limit)],
+            )
+            .await
+            .db()
+        })?;
+        usize::try_from(deleted).map_err(|_| StoreError::Backend("row count".into()))
     }
 }
 

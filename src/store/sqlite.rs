@@ -19,7 +19,10 @@ use rusqlite::{
     ffi, params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
+use super::rules::{
+    self, corrupt, limit_to_sql, non_empty, revocation_row, sha256_hex, time_from_sql, time_to_sql,
+    Verdict,
+};
 use super::{
     ApiToken, AzurePlacement, Org, Project, RefreshFamily, RefreshToken, Result, Revocation,
     RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
@@ -32,7 +35,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations; entry `i` takes the file from `user_version` `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2_SPENT_AT, SCHEMA_V3_AZURE_PLACEMENT];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2_SPENT_AT,
+    SCHEMA_V3_AZURE_PLACEMENT,
+    SCHEMA_REVOCATION_EXPIRY,
+];
 
 /// Version 1: the whole initial schema.
 const SCHEMA_V1: &str = "
@@ -133,6 +141,13 @@ ALTER TABLE refresh_tokens ADD COLUMN spent_at INTEGER;
 const SCHEMA_V3_AZURE_PLACEMENT: &str = "
 ALTER TABLE orgs ADD COLUMN azure_subscription TEXT;
 ALTER TABLE orgs ADD COLUMN azure_resource_group TEXT;
+";
+
+/// Revocations record the last second they matter (`jti` revocations only; NULL: for
+/// ever), and [`Store::prune_revocations`] finds the expired ones by index.
+const SCHEMA_REVOCATION_EXPIRY: &str = "
+ALTER TABLE revocations ADD COLUMN expires INTEGER;
+CREATE INDEX revocations_by_expiry ON revocations (expires) WHERE expires IS NOT NULL;
 ";
 
 /// The embedded SQLite [`Store`].
@@ -1185,16 +1200,19 @@ impl Store for SqliteStore {
     }
 
     fn revoke(&self, revocation: &Revocation) -> Result<()> {
-        non_empty("revocation value", &revocation.value)?;
-        let at = time_to_sql("revocation time", revocation.at)?;
+        let (at, expires) = revocation_row(revocation)?;
         self.write(|tx| {
-            let inserted = tx
+            // A new row, or a later expiry for an existing one (NULL is the latest).
+            let changed = tx
                 .execute(
-                    "INSERT OR IGNORE INTO revocations (kind, value, at) VALUES (?1, ?2, ?3)",
-                    params![revocation.kind.as_str(), revocation.value, at],
+                    "INSERT INTO revocations (kind, value, at, expires) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, value) DO UPDATE SET expires = excluded.expires
+                     WHERE revocations.expires IS NOT NULL
+                       AND (excluded.expires IS NULL OR excluded.expires > revocations.expires)",
+                    params![revocation.kind.as_str(), revocation.value, at, expires],
                 )
                 .db()?;
-            if inserted == 0 {
+            if changed == 0 {
                 return Ok(());
             }
             revoke_families(tx, revocation)?;
@@ -1205,7 +1223,7 @@ impl Store for SqliteStore {
     fn revocations(&self) -> Result<Vec<Revocation>> {
         let rows = self.read(|c| {
             let mut stmt = c
-                .prepare("SELECT kind, value, at FROM revocations ORDER BY id")
+                .prepare("SELECT kind, value, at, expires FROM revocations ORDER BY id")
                 .db()?;
             let rows = stmt
                 .query_map([], |r| {
@@ -1213,21 +1231,36 @@ impl Store for SqliteStore {
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
                     ))
                 })
                 .db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })?;
         rows.into_iter()
-            .map(|(kind, value, at)| {
+            .map(|(kind, value, at, expires)| {
                 Ok(Revocation {
                     kind: RevocationKind::parse(&kind)
                         .ok_or_else(|| corrupt("unknown revocation kind"))?,
                     value,
                     at: time_from_sql(at)?,
+                    expires: expires.map(time_from_sql).transpose()?,
                 })
             })
             .collect()
+    }
+
+    fn prune_revocations(&self, now: u64, limit: usize) -> Result<usize> {
+        let now = time_to_sql("now", now)?;
+        // No version bump: see the trait.
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM revocations WHERE id IN (
+                     SELECT id FROM revocations WHERE expires < ?1 ORDER BY expires LIMIT ?2)",
+                params![now, limit_to_sql(limit)],
+            )
+            .db()
+        })
     }
 }
 
@@ -1309,6 +1342,7 @@ mod tests {
                 kind: RevocationKind::Jti,
                 value: "j1".into(),
                 at: 7,
+                expires: Some(9),
             })
             .expect("revoke");
         let snapshot = (

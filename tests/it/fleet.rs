@@ -134,6 +134,7 @@ async fn two_gates_on_one_postgresql_store_both_enforce_a_revocation_written_els
                 kind: RevocationKind::Subject,
                 value: "viewer-1".into(),
                 at: now(),
+                expires: None,
             })
             .expect("revoke");
     })
@@ -219,6 +220,7 @@ fn sqlite_source(dir: &std::path::Path) -> std::path::PathBuf {
             kind: RevocationKind::Jti,
             value: "jti-1".into(),
             at: now(),
+            expires: None,
         })
         .expect("revoke");
     path

@@ -2573,6 +2573,7 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
                 kind: RevocationKind::Subject,
                 value: "cust-9".into(),
                 at: now(),
+                expires: None,
             })
             .expect("revoke");
     })
