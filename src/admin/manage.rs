@@ -473,3 +473,126 @@ fn apply_revocation(revs: &crate::token::Revocations, v: &serde_json::Value) {
         revs.revoke(kind, value, v["expires"].as_u64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    const NOW: u64 = 1_900_000_000;
+
+    fn at_now() -> u64 {
+        NOW
+    }
+
+    fn ops(dir: &tempfile::TempDir, longest: Option<Duration>) -> Ops {
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("open");
+        Ops {
+            store: Arc::new(store),
+            retention: JtiRetention {
+                longest_lifetime: longest,
+                leeway: Duration::from_secs(30),
+            },
+            clock: at_now,
+        }
+    }
+
+    fn revoke(
+        ops: &Ops,
+        kind: &str,
+        value: &str,
+        exp: Option<u64>,
+    ) -> Result<serde_json::Value, OpError> {
+        ops.revoke(NewRevocation {
+            kind: kind.into(),
+            value: value.into(),
+            exp,
+        })
+    }
+
+    fn expiry(ops: &Ops, value: &str) -> Option<u64> {
+        ops.store
+            .revocations()
+            .expect("revocations")
+            .into_iter()
+            .find(|r| r.value == value)
+            .expect("recorded")
+            .expires
+    }
+
+    #[test]
+    fn a_jti_revocation_is_kept_until_exp_plus_leeway_or_the_longest_lifetime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let capped = ops(&dir, Some(Duration::from_secs(7 * 86_400)));
+        let answer = revoke(&capped, "jti", "given", Some(NOW + 600)).expect("revoke");
+        assert_eq!(answer["expires"], NOW + 630);
+        assert_eq!(expiry(&capped, "given"), Some(NOW + 630));
+        revoke(&capped, "jti", "capped", None).expect("revoke");
+        assert_eq!(expiry(&capped, "capped"), Some(NOW + 7 * 86_400 + 30));
+        revoke(&capped, "subject", "s", None).expect("revoke");
+        assert_eq!(
+            expiry(&capped, "s"),
+            None,
+            "a subject revocation never expires"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = ops(&dir, None);
+        let answer = revoke(&open, "jti", "forever", None).expect("revoke");
+        assert!(answer["expires"].is_null(), "{answer}");
+        assert_eq!(expiry(&open, "forever"), None);
+    }
+
+    #[test]
+    fn an_exp_already_past_beyond_year_9999_or_on_another_kind_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops = ops(&dir, None);
+        assert!(revoke(&ops, "jti", "leeway", Some(NOW - 30)).is_ok());
+        for (kind, exp) in [
+            ("jti", NOW - 31),
+            ("jti", MAX_TIME + 1),
+            ("subject", NOW + 600),
+            ("org", NOW + 600),
+            ("family", NOW + 600),
+        ] {
+            assert!(
+                matches!(revoke(&ops, kind, "v", Some(exp)), Err(OpError::Invalid(_))),
+                "{kind} {exp}"
+            );
+        }
+        assert_eq!(ops.store.revocations().expect("revocations").len(), 1);
+    }
+
+    /// Who prunes the store: every revoke deletes the revocations that stopped
+    /// mattering, and keeps those that still matter or have no bound.
+    #[test]
+    fn revoking_deletes_expired_revocations_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops = ops(&dir, None);
+        for (value, expires) in [
+            ("old", Some(NOW - 1)),
+            ("live", Some(NOW)),
+            ("forever", None),
+        ] {
+            ops.store
+                .revoke(&Revocation {
+                    kind: RevocationKind::Jti,
+                    value: value.into(),
+                    at: NOW - 100,
+                    expires,
+                })
+                .expect("revoke");
+        }
+        revoke(&ops, "jti", "new", Some(NOW + 60)).expect("revoke");
+        let left: Vec<String> = ops
+            .store
+            .revocations()
+            .expect("revocations")
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(left, ["live", "forever", "new"]);
+    }
+}

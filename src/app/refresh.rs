@@ -124,4 +124,26 @@ mod tests {
             [("jti", 1), ("subject", 1), ("org", 1), ("family", 1)]
         );
     }
+
+    /// A jti revocation loaded from the store keeps its expiry in memory, so the
+    /// once-a-minute prune drops it there too.
+    #[test]
+    fn a_stored_jti_revocation_keeps_its_expiry_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("open");
+        for (value, expires) in [("j1", Some(100)), ("j2", None)] {
+            store
+                .revoke(&Revocation {
+                    kind: RevocationKind::Jti,
+                    value: value.into(),
+                    at: 1,
+                    expires,
+                })
+                .expect("revoke");
+        }
+        let revs = Revocations::default();
+        load_revocations(&store, &revs).expect("load");
+        assert_eq!(revs.prune(101), 1);
+        assert_eq!(revs.counts()[0], ("jti", 1));
+    }
 }
