@@ -25,7 +25,8 @@ use crate::token::claims::MAX_TIME;
 use crate::token::JtiRetention;
 
 /// Expired revocations deleted from the store after each revoke, at most: one short
-/// transaction, and more than one revoke can ever leave behind.
+/// transaction, and far more than the one row the revoke added, so a backlog (a burst
+/// of revocations expiring together) is cleared by the revokes that follow it.
 pub const PRUNE_PER_REVOKE: usize = 1_000;
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
