@@ -136,6 +136,7 @@ mod tests {
             kid: "k".into(),
             sub: Some("u".into()),
             jti: Some("j".into()),
+            jti_key: None,
             nbf: None,
             exp: Some(1_000),
             sxp: None,

@@ -18,8 +18,10 @@
 //!
 //! **The request path** ([`Revocations::is_revoked`]) is one atomic load when nothing
 //! is revoked, else a hash lookup per set: no allocation, no clock. A `jti` made by
-//! this gate (32 lowercase hex digits, [`super::issue::random_id`]) is kept as its 16
-//! bytes rather than as a `String` (about half the memory: README, Revocation);
+//! this gate (32 lowercase hex digits, [`super::issue::random_id`]) is kept as its 128
+//! bits rather than as a `String` (less than half the memory: README, Revocation), and
+//! a verified grant carries that key ([`Grant::jti_key`]), so the request path neither
+//! parses the `jti` nor hashes more than 16 bytes;
 //! any other `jti` (a token signed elsewhere) is kept as text. The two forms never
 //! meet, so no two different `jti` values can share an entry.
 //!
@@ -80,24 +82,21 @@ const fn hex_digits() -> [u8; 256] {
     table
 }
 
-/// The 16 bytes of a `jti` this gate made: exactly 32 lowercase hex digits (uppercase
-/// is another string, so it stays text).
-fn own_jti(jti: &str) -> Option<[u8; 16]> {
+/// The 128 bits of a `jti` this gate made: exactly 32 lowercase hex digits (uppercase
+/// is another string, so it stays text). A `u128` key is hashed in one write.
+pub(super) fn own_jti(jti: &str) -> Option<u128> {
     let hex = jti.as_bytes();
     if hex.len() != 32 {
         return None;
     }
-    let mut out = [0u8; 16];
+    let mut value = 0u128;
     let mut seen = 0u8;
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (hi, lo) = (
-            HEX_DIGIT[usize::from(pair[0])],
-            HEX_DIGIT[usize::from(pair[1])],
-        );
-        seen |= hi | lo;
-        *byte = hi << 4 | lo;
+    for &c in hex {
+        let digit = HEX_DIGIT[usize::from(c)];
+        seen |= digit;
+        value = value << 4 | u128::from(digit & 0xf);
     }
-    (seen < 16).then_some(out)
+    (seen < 16).then_some(value)
 }
 
 /// Record `key` until `until`, or extend its entry to `until` when that is later.
@@ -116,8 +115,8 @@ fn insert_or_extend<K: Eq + std::hash::Hash>(map: &DashMap<K, u32>, key: K, unti
 /// Revoked token ids, each with the last second it matters (see the module doc).
 #[derive(Default)]
 struct JtiSet {
-    /// Ids this gate made, as their 16 bytes.
-    own: DashMap<[u8; 16], u32>,
+    /// Ids this gate made, as their 128 bits.
+    own: DashMap<u128, u32>,
     /// Any other id, as text.
     other: DashMap<Box<str>, u32>,
 }
@@ -132,8 +131,9 @@ impl JtiSet {
         }
     }
 
-    fn contains(&self, jti: &str) -> bool {
-        match own_jti(jti) {
+    /// Is `jti` revoked? `key` is its [`own_jti`] when the caller has it already.
+    fn contains(&self, jti: &str, key: Option<u128>) -> bool {
+        match key.or_else(|| own_jti(jti)) {
             Some(key) => self.own.contains_key(&key),
             None => self.other.contains_key(jti),
         }
@@ -243,7 +243,10 @@ impl Revocations {
         let hit = |set: &DashSet<String>, v: &Option<String>| {
             v.as_deref().is_some_and(|v| set.contains(v))
         };
-        grant.jti.as_deref().is_some_and(|j| self.jti.contains(j))
+        grant
+            .jti
+            .as_deref()
+            .is_some_and(|j| self.jti.contains(j, grant.jti_key))
             || hit(&self.sub, &grant.sub)
             || hit(&self.org, &grant.org)
             || hit(&self.family, &grant.fam)
@@ -261,6 +264,7 @@ mod tests {
             kid: "k".into(),
             sub: Some(sub.into()),
             jti: Some(jti.into()),
+            jti_key: None,
             nbf: None,
             exp: Some(1_000),
             sxp: None,
