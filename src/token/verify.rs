@@ -428,6 +428,25 @@ mod tests {
         assert_eq!(v.cache().hits(), 1);
     }
 
+    /// The revocation check reads the key worked out at verification, and finds the
+    /// token revoked by its `jti` text.
+    #[test]
+    fn a_verified_grant_carries_the_revocation_key_of_its_jti() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let g = Verifier::new(keys, token_cfg(10))
+            .verify(&token, 1_000)
+            .expect("verifies");
+        let jti = g.jti.as_deref().expect("minted tokens carry a jti");
+        assert_eq!(g.jti_key, super::super::revocations::own_jti(jti));
+        assert!(g.jti_key.is_some());
+        let r = super::super::Revocations::default();
+        r.revoke_jti(&format!("{:032x}", g.jti_key.expect("key") ^ 1), None);
+        assert!(!r.is_revoked(&g));
+        r.revoke_jti(jti, None);
+        assert!(r.is_revoked(&g));
+    }
+
     /// RFC 8037 appendix A.4: an Ed25519 JWS made by someone else, checked by the one
     /// crypto backend jsonwebtoken is built with (aws-lc-rs).
     #[test]
