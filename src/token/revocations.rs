@@ -18,8 +18,8 @@
 //!
 //! **The request path** ([`Revocations::is_revoked`]) is one atomic load when nothing
 //! is revoked, else a hash lookup per set: no allocation, no clock. A `jti` made by
-//! this gate (32 lowercase hex digits, [`super::issue::random_id`]) is kept as its 128
-//! bits rather than as a `String` (less than half the memory: README, Revocation), and
+//! this gate (32 lowercase hex digits, [`super::issue::random_id`]) is kept as its 16
+//! bytes rather than as a `String` (less than half the memory: README, Revocation), and
 //! a verified grant carries that key ([`Grant::jti_key`]), so the request path neither
 //! parses the `jti` nor hashes more than 16 bytes;
 //! any other `jti` (a token signed elsewhere) is kept as text. The two forms never
@@ -82,9 +82,9 @@ const fn hex_digits() -> [u8; 256] {
     table
 }
 
-/// The 128 bits of a `jti` this gate made: exactly 32 lowercase hex digits (uppercase
-/// is another string, so it stays text). A `u128` key is hashed in one write.
-pub(super) fn own_jti(jti: &str) -> Option<u128> {
+/// The 16 bytes of a `jti` this gate made: exactly 32 lowercase hex digits (uppercase
+/// is another string, so it stays text).
+pub(super) fn own_jti(jti: &str) -> Option<[u8; 16]> {
     let hex = jti.as_bytes();
     if hex.len() != 32 {
         return None;
@@ -96,7 +96,19 @@ pub(super) fn own_jti(jti: &str) -> Option<u128> {
         seen |= digit;
         value = value << 4 | u128::from(digit & 0xf);
     }
-    (seen < 16).then_some(value)
+    (seen < 16).then_some(value.to_be_bytes())
+}
+
+/// An own `jti`'s bytes as a map key: hashed in one 16-byte write (an array's own
+/// `Hash` adds a length), and byte-aligned, so an entry with its 4-byte expiry takes
+/// 20 bytes (a `u128` key would be padded to 32).
+#[derive(PartialEq, Eq)]
+struct OwnJti([u8; 16]);
+
+impl std::hash::Hash for OwnJti {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
 }
 
 /// Record `key` until `until`, or extend its entry to `until` when that is later.
@@ -115,8 +127,8 @@ fn insert_or_extend<K: Eq + std::hash::Hash>(map: &DashMap<K, u32>, key: K, unti
 /// Revoked token ids, each with the last second it matters (see the module doc).
 #[derive(Default)]
 struct JtiSet {
-    /// Ids this gate made, as their 128 bits.
-    own: DashMap<u128, u32>,
+    /// Ids this gate made, as their 16 bytes.
+    own: DashMap<OwnJti, u32>,
     /// Any other id, as text.
     other: DashMap<Box<str>, u32>,
 }
@@ -126,15 +138,15 @@ impl JtiSet {
     /// (a second revocation never shortens the first). True when it was new.
     fn insert(&self, jti: &str, until: u32) -> bool {
         match own_jti(jti) {
-            Some(key) => insert_or_extend(&self.own, key, until),
+            Some(key) => insert_or_extend(&self.own, OwnJti(key), until),
             None => insert_or_extend(&self.other, jti.into(), until),
         }
     }
 
     /// Is `jti` revoked? `key` is its [`own_jti`] when the caller has it already.
-    fn contains(&self, jti: &str, key: Option<u128>) -> bool {
+    fn contains(&self, jti: &str, key: Option<[u8; 16]>) -> bool {
         match key.or_else(|| own_jti(jti)) {
-            Some(key) => self.own.contains_key(&key),
+            Some(key) => self.own.contains_key(&OwnJti(key)),
             None => self.other.contains_key(jti),
         }
     }
