@@ -20,10 +20,10 @@
 //! is revoked, else a hash lookup per set: no allocation, no clock. A `jti` made by
 //! this gate (32 lowercase hex digits, [`super::issue::random_id`]) is kept as its 16
 //! bytes rather than as a `String` (less than half the memory: README, Revocation), and
-//! a verified grant carries that key ([`Grant::jti_key`]), so the request path neither
-//! parses the `jti` nor hashes more than 16 bytes;
-//! any other `jti` (a token signed elsewhere) is kept as text. The two forms never
-//! meet, so no two different `jti` values can share an entry.
+//! a verified grant carries that key ([`Grant::jti_key`]), so for such a token the
+//! request path neither parses the `jti` nor hashes more than 16 bytes. Any other
+//! `jti` (a token signed elsewhere) is kept as text. The two forms never meet, so no
+//! two different `jti` values can share an entry.
 //!
 //! This module knows no store and no configuration: callers pass expiry times and `now`.
 
