@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | [`config`] | the file format, defaults, validation into typed structs |
 //! | [`resource`] | the domain types `Resource` and `ResourceType` (a leaf) |
-//! | [`token`] | claims, keys, verification and its cache, authorisation, minting |
+//! | [`token`] | claims, keys, verification and its cache, revocation sets, authorisation, minting |
 //! | [`clock`] | the one reader of the wall clock |
 //! | [`body`] | the response body type and the shape of a refusal |
 //! | `origin` | upstream pools (http/https) and the `file://` origin |

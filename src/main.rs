@@ -212,7 +212,14 @@ enum ApiTokenCommand {
 #[derive(Subcommand)]
 enum RevokeCommand {
     /// Revoke one token by its `jti`.
-    Jti { value: String },
+    Jti {
+        value: String,
+        /// The token's end (Unix seconds): its `exp`, or its `sxp` when it has one.
+        /// The revocation is then kept until this plus `token.leeway`; without it,
+        /// for `token.max_lifetime` (plus the leeway), or for ever when that is unset.
+        #[arg(long)]
+        exp: Option<u64>,
+    },
     /// Revoke every token of a subject (customer or user id).
     Subject { value: String },
     /// Revoke every token of an organisation.
@@ -431,16 +438,17 @@ fn run(cli: Cli) -> Result<()> {
             ApiTokenCommand::Delete { id } => ops.delete("api-tokens", &id),
         }),
         Command::Revoke(m) => manage(&m.config, |ops| {
-            let (kind, value) = match m.command {
-                RevokeCommand::Jti { value } => ("jti", value),
-                RevokeCommand::Subject { value } => ("subject", value),
-                RevokeCommand::Org { value } => ("org", value),
-                RevokeCommand::Family { value } => ("family", value),
+            let (kind, value, exp) = match m.command {
+                RevokeCommand::Jti { value, exp } => ("jti", value, exp),
+                RevokeCommand::Subject { value } => ("subject", value, None),
+                RevokeCommand::Org { value } => ("org", value, None),
+                RevokeCommand::Family { value } => ("family", value, None),
                 RevokeCommand::List => return ops.list("revocations"),
             };
             ops.revoke(NewRevocation {
                 kind: kind.into(),
                 value,
+                exp,
             })
         }),
         Command::Store(StoreCommand::Copy(args)) => store_copy(&args),
@@ -474,7 +482,7 @@ fn manage(
     let cfg = load(config)?;
     let store = tollgate::store::open(&cfg.store.location)
         .with_context(|| format!("opening the store {}", cfg.store.location.describe()))?;
-    let ops = Ops { store };
+    let ops = Ops::new(store, tollgate::admin::manage::jti_retention(&cfg.token));
     let value = op(&ops)?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

@@ -4,6 +4,11 @@
 //! (`tollgate org|project|resource|user|api-token|revoke`), both through [`Ops`], so an
 //! operator never needs SQL. Errors are `{"error": "..."}` with 400/401/404/409/500, and
 //! 503 with `Retry-After` while the store cannot be reached.
+//!
+//! Revoking a `jti` records until when the revocation matters ([`JtiRetention`]), and
+//! each revoke then deletes up to [`PRUNE_PER_REVOKE`] expired revocations from the
+//! store: the table stays bounded without a timer on any node (a fleet's edges never
+//! write), and a gate that revokes nothing has nothing to prune.
 
 use std::sync::Arc;
 
@@ -17,10 +22,31 @@ use crate::resource::{parse_privacy, Resource, ResourceType};
 use crate::store::{
     ApiToken, AzurePlacement, Org, Project, Revocation, RevocationKind, Store, StoreError, User,
 };
+use crate::token::claims::MAX_TIME;
+use crate::token::JtiRetention;
+
+/// Expired revocations deleted from the store after each revoke, at most: one short
+/// transaction, and far more than the one row the revoke added, so a backlog (a burst
+/// of revocations expiring together) is cleared by the revokes that follow it.
+pub const PRUNE_PER_REVOKE: usize = 1_000;
 
 /// Management operations on a store, shared by the HTTP API and the CLI.
 pub struct Ops {
     pub store: Arc<dyn Store>,
+    /// How long a `jti` revocation is kept.
+    pub retention: JtiRetention,
+    /// The wall clock (tests inject one).
+    pub clock: fn() -> u64,
+}
+
+/// How long this configuration's `jti` revocations are kept: `token.max_lifetime` is
+/// the longest lifetime any token of the gate may have (the admin APIs refuse longer
+/// ones, and `token mint` too), `token.leeway` how long past `exp` the edge accepts.
+pub fn jti_retention(token: &crate::config::Token) -> JtiRetention {
+    JtiRetention {
+        longest_lifetime: token.max_lifetime,
+        leeway: token.leeway,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +104,10 @@ pub struct NewRevocation {
     /// `jti`, `subject`, `org` or `family`.
     pub kind: String,
     pub value: String,
+    /// `jti` only: the token's end (Unix seconds), its `exp`, or its `sxp` when it has
+    /// one (renewed copies of a live token share its `jti` and live until `sxp`).
+    #[serde(default)]
+    pub exp: Option<u64>,
 }
 
 /// Why a management operation failed.
@@ -87,10 +117,6 @@ pub enum OpError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn now() -> u64 {
-    crate::clock::now()
 }
 
 /// Both or neither, each non-empty.
@@ -120,6 +146,15 @@ fn org_json(o: &Org) -> serde_json::Value {
 }
 
 impl Ops {
+    /// Operations on `store` with the wall clock.
+    pub fn new(store: Arc<dyn Store>, retention: JtiRetention) -> Self {
+        Ops {
+            store,
+            retention,
+            clock: crate::clock::now,
+        }
+    }
+
     pub fn add_org(&self, o: NewOrg) -> Result<serde_json::Value, OpError> {
         let azure = azure_placement(o.azure_subscription, o.azure_resource_group)?;
         let org = Org {
@@ -208,23 +243,68 @@ impl Ops {
         if r.value.is_empty() {
             return Err(OpError::Invalid("value must not be empty".into()));
         }
+        let now = (self.clock)();
         let rev = Revocation {
             kind,
+            expires: self.revocation_expiry(kind, r.exp, now)?,
             value: r.value,
-            at: now(),
+            at: now,
         };
         self.store.revoke(&rev)?;
-        Ok(serde_json::json!({ "kind": kind.as_str(), "value": rev.value, "at": rev.at }))
+        self.prune_revocations(now);
+        Ok(revocation_json(&rev))
+    }
+
+    /// Until when a new revocation of `kind` matters (see [`JtiRetention`]). An `exp`
+    /// on another kind is refused (they also stop tokens issued later, so they never
+    /// expire), and so is one already past with its leeway: that token is refused
+    /// everywhere as expired, so the revocation would protect nothing, and the likelier
+    /// mistake is a wrong time (the `exp` of a live token whose `sxp` is later).
+    fn revocation_expiry(
+        &self,
+        kind: RevocationKind,
+        exp: Option<u64>,
+        now: u64,
+    ) -> Result<Option<u64>, OpError> {
+        match (kind, exp) {
+            (RevocationKind::Jti, _) => {}
+            (_, None) => return Ok(None),
+            (_, Some(_)) => {
+                return Err(OpError::Invalid(format!(
+                    "exp applies to jti revocations only; a {} revocation is kept for ever",
+                    kind.as_str()
+                )))
+            }
+        }
+        if exp.is_some_and(|e| e > MAX_TIME) {
+            return Err(OpError::Invalid(
+                "exp is beyond 9999-12-31T23:59:59Z (Unix seconds expected)".into(),
+            ));
+        }
+        let until = self.retention.until(now, exp);
+        if until.is_some_and(|u| u < now) {
+            return Err(OpError::Invalid(
+                "exp has passed (with token.leeway): that token is already refused as expired; \
+                 give sxp instead for a live token"
+                    .into(),
+            ));
+        }
+        Ok(until)
+    }
+
+    /// Delete a batch of expired revocations. The revocation just made is recorded
+    /// whatever happens here, so a failure is logged, not reported to the caller.
+    fn prune_revocations(&self, now: u64) {
+        match self.store.prune_revocations(now, PRUNE_PER_REVOKE) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired revocations deleted from the store"),
+            Err(e) => tracing::warn!(error = %e, "pruning expired revocations failed"),
+        }
     }
 
     pub fn list(&self, what: &str) -> Result<serde_json::Value, OpError> {
         Ok(match what {
-            "orgs" => self
-                .store
-                .orgs()?
-                .iter()
-                .map(org_json)
-                .collect(),
+            "orgs" => self.store.orgs()?.iter().map(org_json).collect(),
             "projects" => self
                 .store
                 .projects()?
@@ -248,7 +328,7 @@ impl Ops {
                 .store
                 .revocations()?
                 .iter()
-                .map(|r| serde_json::json!({ "kind": r.kind.as_str(), "value": r.value, "at": r.at }))
+                .map(revocation_json)
                 .collect(),
             other => return Err(OpError::Invalid(format!("nothing called {other:?}"))),
         })
@@ -272,6 +352,13 @@ impl Ops {
         }
         Ok(serde_json::json!({ "deleted": id }))
     }
+}
+
+/// A revocation as the API shows it; `expires` is null when it is kept for ever.
+fn revocation_json(r: &Revocation) -> serde_json::Value {
+    serde_json::json!({
+        "kind": r.kind.as_str(), "value": r.value, "at": r.at, "expires": r.expires,
+    })
 }
 
 fn resource_json(r: &Resource) -> serde_json::Value {
@@ -341,7 +428,11 @@ pub(super) async fn handle(
         Some((w, id)) => (w.to_string(), Some(id.to_string())),
         None => (rest.to_string(), None),
     };
-    let ops = Ops { store: svc.store() };
+    let ops = Ops {
+        store: svc.store(),
+        retention: svc.settings.jti_retention,
+        clock: svc.clock,
+    };
     match (&head.method, id) {
         (&Method::GET, None) => op_response(blocking(move || ops.list(&what)).await, false),
         (&Method::DELETE, Some(id)) => {
@@ -385,6 +476,129 @@ pub(super) async fn handle(
 /// Apply a revocation just recorded (its JSON answer) at this node at once.
 fn apply_revocation(revs: &crate::token::Revocations, v: &serde_json::Value) {
     if let (Some(kind), Some(value)) = (v["kind"].as_str(), v["value"].as_str()) {
-        revs.revoke(kind, value);
+        revs.revoke(kind, value, v["expires"].as_u64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    const NOW: u64 = 1_900_000_000;
+
+    fn at_now() -> u64 {
+        NOW
+    }
+
+    fn ops(dir: &tempfile::TempDir, longest: Option<Duration>) -> Ops {
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("open");
+        Ops {
+            store: Arc::new(store),
+            retention: JtiRetention {
+                longest_lifetime: longest,
+                leeway: Duration::from_secs(30),
+            },
+            clock: at_now,
+        }
+    }
+
+    fn revoke(
+        ops: &Ops,
+        kind: &str,
+        value: &str,
+        exp: Option<u64>,
+    ) -> Result<serde_json::Value, OpError> {
+        ops.revoke(NewRevocation {
+            kind: kind.into(),
+            value: value.into(),
+            exp,
+        })
+    }
+
+    fn expiry(ops: &Ops, value: &str) -> Option<u64> {
+        ops.store
+            .revocations()
+            .expect("revocations")
+            .into_iter()
+            .find(|r| r.value == value)
+            .expect("recorded")
+            .expires
+    }
+
+    #[test]
+    fn a_jti_revocation_is_kept_until_exp_plus_leeway_or_the_longest_lifetime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let capped = ops(&dir, Some(Duration::from_secs(7 * 86_400)));
+        let answer = revoke(&capped, "jti", "given", Some(NOW + 600)).expect("revoke");
+        assert_eq!(answer["expires"], NOW + 630);
+        assert_eq!(expiry(&capped, "given"), Some(NOW + 630));
+        revoke(&capped, "jti", "capped", None).expect("revoke");
+        assert_eq!(expiry(&capped, "capped"), Some(NOW + 7 * 86_400 + 30));
+        revoke(&capped, "subject", "s", None).expect("revoke");
+        assert_eq!(
+            expiry(&capped, "s"),
+            None,
+            "a subject revocation never expires"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = ops(&dir, None);
+        let answer = revoke(&open, "jti", "forever", None).expect("revoke");
+        assert!(answer["expires"].is_null(), "{answer}");
+        assert_eq!(expiry(&open, "forever"), None);
+    }
+
+    #[test]
+    fn an_exp_already_past_beyond_year_9999_or_on_another_kind_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops = ops(&dir, None);
+        assert!(revoke(&ops, "jti", "leeway", Some(NOW - 30)).is_ok());
+        for (kind, exp) in [
+            ("jti", NOW - 31),
+            ("jti", MAX_TIME + 1),
+            ("subject", NOW + 600),
+            ("org", NOW + 600),
+            ("family", NOW + 600),
+        ] {
+            assert!(
+                matches!(revoke(&ops, kind, "v", Some(exp)), Err(OpError::Invalid(_))),
+                "{kind} {exp}"
+            );
+        }
+        assert_eq!(ops.store.revocations().expect("revocations").len(), 1);
+    }
+
+    /// Who prunes the store: every revoke deletes the revocations that stopped
+    /// mattering, and keeps those that still matter or have no bound.
+    #[test]
+    fn revoking_deletes_expired_revocations_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops = ops(&dir, None);
+        for (value, expires) in [
+            ("old", Some(NOW - 1)),
+            ("live", Some(NOW)),
+            ("forever", None),
+        ] {
+            ops.store
+                .revoke(&Revocation {
+                    kind: RevocationKind::Jti,
+                    value: value.into(),
+                    at: NOW - 100,
+                    expires,
+                })
+                .expect("revoke");
+        }
+        revoke(&ops, "jti", "new", Some(NOW + 60)).expect("revoke");
+        let left: Vec<String> = ops
+            .store
+            .revocations()
+            .expect("revocations")
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(left, ["live", "forever", "new"]);
     }
 }

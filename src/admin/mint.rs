@@ -2,7 +2,10 @@
 //! with the configured active key.
 //!
 //! Owns the defaults a configured resource supplies (its type, organisation and project),
-//! the `never` lifetime rule, the session end and the fields each scope needs. Signing is
+//! the `never` lifetime rule, the cap `token.max_lifetime` puts on `--ttl` and
+//! `--session` (as the admin APIs apply it: a `jti` revocation is kept only that long,
+//! so no token of this gate may outlive it), the session end and the fields each scope
+//! needs. Signing is
 //! `token::mint`'s; this module only builds its request from the config and the options.
 
 use crate::config::{parse_duration, Config};
@@ -44,6 +47,8 @@ pub enum MintError {
     Ttl(String),
     #[error("--session {0:?} is not a duration like 4h")]
     Session(String),
+    #[error("{0} is longer than token.max_lifetime ({1}s)")]
+    BeyondMaxLifetime(&'static str, u64),
     #[error("{0}")]
     Scope(&'static str),
     #[error(transparent)]
@@ -83,7 +88,26 @@ pub fn request(cfg: &Config, opts: &MintOptions, now: u64) -> Result<MintRequest
         admin: opts.admin,
     };
     check_scope(&req)?;
+    check_max_lifetime(cfg, &req, now)?;
     Ok(req)
+}
+
+/// Neither the token's lifetime nor its session may exceed `token.max_lifetime`.
+fn check_max_lifetime(cfg: &Config, req: &MintRequest, now: u64) -> Result<(), MintError> {
+    let Some(max) = cfg.token.max_lifetime else {
+        return Ok(());
+    };
+    let beyond = |what| MintError::BeyondMaxLifetime(what, max.as_secs());
+    if req.ttl.is_none_or(|ttl| ttl > max) {
+        return Err(beyond("--ttl"));
+    }
+    if req
+        .sxp
+        .is_some_and(|sxp| sxp.saturating_sub(now) > max.as_secs())
+    {
+        return Err(beyond("--session"));
+    }
+    Ok(())
 }
 
 /// The configured resource the options name (by id, and by type when one is given).
@@ -254,6 +278,31 @@ project = "p1"
         };
         let req = request(&cfg, &live, 1_000).expect("request");
         assert_eq!(req.sxp, Some(1_000 + 4 * 3600));
+    }
+
+    /// A jti revocation is kept for `token.max_lifetime`: a token minted here may not
+    /// outlive it, by its lifetime or by its session.
+    #[test]
+    fn mint_refuses_a_ttl_or_session_beyond_max_lifetime() {
+        let (_dir, mut cfg) = config(true);
+        cfg.token.max_lifetime = Some(Duration::from_secs(2 * 3600));
+        let with = |ttl: &str, session: Option<&str>| MintOptions {
+            ttl: ttl.into(),
+            session: session.map(Into::into),
+            ..opts(Some("demo"))
+        };
+        let got = |o: &MintOptions| request(&cfg, o, 1_000).err();
+        assert!(got(&with("2h", Some("2h"))).is_none());
+        for (o, what) in [
+            (with("3h", None), "--ttl"),
+            (with("never", None), "--ttl"),
+            (with("30s", Some("7201s")), "--session"),
+        ] {
+            assert!(
+                matches!(got(&o), Some(MintError::BeyondMaxLifetime(w, 7200)) if w == what),
+                "{what}"
+            );
+        }
     }
 
     #[test]

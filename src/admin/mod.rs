@@ -68,6 +68,8 @@ pub struct Settings {
     pub issue_per_api_token: crate::config::Limit,
     /// Azure AD tenants whose bearer tokens the Azure API accepts.
     pub azure: crate::config::Azure,
+    /// How long a `jti` revocation made here is kept ([`manage::jti_retention`]).
+    pub jti_retention: crate::token::JtiRetention,
 }
 
 /// Admin routes and their state.

@@ -96,6 +96,9 @@ fn tls_listener(
     Ok(Some((store, acceptor)))
 }
 
+/// The quick start token's lifetime.
+const QUICKSTART_TTL: Duration = Duration::from_secs(3600);
+
 /// The quick start's printed lines: `playback` (TLS), `playback-plain`, `playback-dash`
 /// and `ca`, for the first configured resource that a `{rid}` route serves, with a fresh
 /// one-hour resource token. Empty when no resource is configured.
@@ -119,7 +122,12 @@ pub fn playback_urls(
         org: Some(res.org.clone()),
         prj: res.project.clone(),
         sub: Some("quickstart".into()),
-        ttl: Some(Duration::from_secs(3600)),
+        // An hour, or token.max_lifetime when shorter (no token outlives it).
+        ttl: Some(
+            cfg.token
+                .max_lifetime
+                .map_or(QUICKSTART_TTL, |max| max.min(QUICKSTART_TTL)),
+        ),
         aud: cfg.token.audience.first().cloned(),
         ..crate::token::MintRequest::default()
     };
@@ -262,6 +270,7 @@ impl Core {
                     login_per_account: cfg.admin.login_per_account,
                     issue_per_api_token: cfg.limits.issue_per_api_token,
                     azure: cfg.azure.clone(),
+                    jti_retention: crate::admin::manage::jti_retention(&cfg.token),
                 },
                 self.metrics.clone(),
                 Some(self.reloader.clone()),

@@ -79,6 +79,7 @@ pub(super) async fn refresh_loop(f: Follower, mut applied: Applied, shutdown: Ca
             let current = f.live.get();
             current.edge.limits().prune();
             current.admin.prune_limits();
+            f.revocations.prune(crate::clock::now());
         }
         applied = catch_up(&f, applied, subscription.as_ref()).await;
     }
@@ -180,10 +181,11 @@ pub fn load_revocations(store: &dyn Store, revs: &Revocations) -> crate::store::
     Ok(all.len())
 }
 
-/// Add stored revocations to the in-memory set the edge checks.
+/// Add stored revocations to the in-memory set the edge checks, each with how long it
+/// matters.
 fn apply_all(revs: &Revocations, all: &[Revocation]) {
     for r in all {
-        revs.revoke(r.kind.as_str(), &r.value);
+        revs.revoke(r.kind.as_str(), &r.value, r.expires);
     }
 }
 
@@ -206,6 +208,7 @@ mod tests {
                     kind: RevocationKind::Jti,
                     value: value.into(),
                     at: 1,
+                    expires: None,
                 })
                 .expect("revoke");
         }
@@ -247,6 +250,7 @@ mod tests {
                     kind,
                     value: format!("v{i}"),
                     at: 1,
+                    expires: None,
                 })
                 .expect("revoke");
         }
@@ -256,5 +260,27 @@ mod tests {
             revs.counts(),
             [("jti", 1), ("subject", 1), ("org", 1), ("family", 1)]
         );
+    }
+
+    /// A jti revocation loaded from the store keeps its expiry in memory, so the
+    /// once-a-minute prune drops it there too.
+    #[test]
+    fn a_stored_jti_revocation_keeps_its_expiry_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("open");
+        for (value, expires) in [("j1", Some(100)), ("j2", None)] {
+            store
+                .revoke(&Revocation {
+                    kind: RevocationKind::Jti,
+                    value: value.into(),
+                    at: 1,
+                    expires,
+                })
+                .expect("revoke");
+        }
+        let revs = Revocations::default();
+        load_revocations(&store, &revs).expect("load");
+        assert_eq!(revs.prune(101), 1);
+        assert_eq!(revs.counts()[0], ("jti", 1));
     }
 }

@@ -338,7 +338,8 @@ pub struct TokenFile {
     /// Allow tokens without `exp` (`tollgate token mint --ttl never`, BlendVision
     /// requests without an expiry, which its document says never expire). Default true.
     pub allow_never_expiring: Option<bool>,
-    /// Longest lifetime the admin APIs issue, e.g. `"7d"`; absent: no cap.
+    /// Longest lifetime the admin APIs and `token mint` issue, e.g. `"7d"`; absent: no
+    /// cap. Also how long a `jti` revocation without `exp` is kept (absent: for ever).
     #[serde(default, with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
 }

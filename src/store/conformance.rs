@@ -93,6 +93,10 @@ macro_rules! conformance_suite {
             a_family_revoked_by_an_admin_or_by_subject_is_dead,
             deleting_a_user_deletes_their_refresh_tokens,
             revocations_round_trip_in_order_and_revoke_is_idempotent,
+            expired_jti_revocations_are_pruned_and_unexpired_or_unbounded_ones_stay,
+            pruning_deletes_at_most_the_limit_soonest_first,
+            revoking_again_keeps_the_later_expiry_and_moves_the_version_only_then,
+            only_jti_revocations_expire,
             version_grows_with_every_write_and_not_with_reads,
             refresh_families_are_exported_whole_and_imported_unchanged,
             import_refresh_family_rejects_what_it_cannot_keep_and_changes_nothing,
@@ -727,6 +731,7 @@ pub fn b2_reuse_of_a_rotated_refresh_token_revokes_the_family(store: &dyn Store)
             kind: RevocationKind::Family,
             value: "f1".into(),
             at: 501,
+            expires: None,
         }]
     );
     assert_eq!(rotate(store, &h(1), &h(5), "o1", 2000, 503), Rotation::Dead);
@@ -794,6 +799,7 @@ pub fn a_spent_token_after_the_reuse_interval_revokes_the_family_and_reissuing_d
             kind: RevocationKind::Family,
             value: "f1".into(),
             at: 530,
+            expires: None,
         }]
     );
 }
@@ -836,6 +842,7 @@ pub fn a_family_revoked_by_an_admin_or_by_subject_is_dead(store: &dyn Store) {
             kind: RevocationKind::Family,
             value: "f1".into(),
             at: 100,
+            expires: None,
         })
         .expect("revoke f1");
     assert_eq!(rotate(store, &h(1), &h(3), "o1", 5000, 500), Rotation::Dead);
@@ -844,6 +851,7 @@ pub fn a_family_revoked_by_an_admin_or_by_subject_is_dead(store: &dyn Store) {
             kind: RevocationKind::Subject,
             value: "u1".into(),
             at: 100,
+            expires: None,
         })
         .expect("revoke u1");
     assert_eq!(rotate(store, &h(2), &h(3), "o1", 5000, 500), Rotation::Dead);
@@ -870,6 +878,7 @@ pub fn revocations_round_trip_in_order_and_revoke_is_idempotent(store: &dyn Stor
         kind,
         value: value.into(),
         at,
+        expires: None,
     });
     for r in &all {
         store.revoke(r).expect("revoke");
@@ -878,6 +887,7 @@ pub fn revocations_round_trip_in_order_and_revoke_is_idempotent(store: &dyn Stor
     assert_eq!(v, 4);
     let again = Revocation {
         at: 99,
+        expires: None,
         ..all[0].clone()
     };
     store.revoke(&again).expect("revoke again");
@@ -888,7 +898,138 @@ pub fn revocations_round_trip_in_order_and_revoke_is_idempotent(store: &dyn Stor
         kind: RevocationKind::Jti,
         value: String::new(),
         at: 1,
+        expires: None,
     })));
+}
+
+fn jti(value: &str, at: u64, expires: Option<u64>) -> Revocation {
+    Revocation {
+        kind: RevocationKind::Jti,
+        value: value.into(),
+        at,
+        expires,
+    }
+}
+
+/// The memory bound in the store: a revocation whose last second has passed is
+/// deleted, one that still matters stays, and one without a bound stays for ever, as do
+/// the kinds that never expire. Deleting is not a change edges must see: the version
+/// stays.
+pub fn expired_jti_revocations_are_pruned_and_unexpired_or_unbounded_ones_stay(store: &dyn Store) {
+    let (soon, later, never) = (
+        jti("soon", 10, Some(1_000)),
+        jti("later", 10, Some(2_000)),
+        jti("never", 10, None),
+    );
+    let subject = Revocation {
+        kind: RevocationKind::Subject,
+        value: "s".into(),
+        at: 10,
+        expires: None,
+    };
+    for r in [&soon, &later, &never, &subject] {
+        store.revoke(r).expect("revoke");
+    }
+    let version = store.version().expect("version");
+    assert_eq!(
+        store.prune_revocations(1_000, 100).expect("prune"),
+        0,
+        "it still matters at its last second"
+    );
+    assert_eq!(store.prune_revocations(1_001, 100).expect("prune"), 1);
+    assert_eq!(
+        store.revocations().expect("revocations"),
+        vec![later.clone(), never.clone(), subject.clone()]
+    );
+    let end_of_time = i64::MAX.unsigned_abs();
+    assert_eq!(store.prune_revocations(end_of_time, 100).expect("prune"), 1);
+    assert_eq!(
+        store.revocations().expect("revocations"),
+        vec![never, subject]
+    );
+    assert_eq!(store.version().expect("version"), version);
+}
+
+pub fn pruning_deletes_at_most_the_limit_soonest_first(store: &dyn Store) {
+    for (i, expires) in [50, 10, 40, 20, 30].into_iter().enumerate() {
+        store
+            .revoke(&jti(&format!("j{i}"), 1, Some(expires)))
+            .expect("revoke");
+    }
+    assert_eq!(store.prune_revocations(100, 2).expect("prune"), 2);
+    let left = |store: &dyn Store| -> Vec<u64> {
+        let mut e: Vec<u64> = store
+            .revocations()
+            .expect("revocations")
+            .iter()
+            .filter_map(|r| r.expires)
+            .collect();
+        e.sort_unstable();
+        e
+    };
+    assert_eq!(left(store), vec![30, 40, 50]);
+    assert_eq!(store.prune_revocations(100, 2).expect("prune"), 2);
+    assert_eq!(store.prune_revocations(100, 2).expect("prune"), 1);
+    assert_eq!(store.prune_revocations(100, 2).expect("prune"), 0);
+    assert_eq!(left(store), Vec::<u64>::new());
+}
+
+/// A second revocation of one token never shortens the first: edges must see a later
+/// expiry (the version moves), an earlier one changes nothing, and an unbounded one
+/// stays unbounded.
+pub fn revoking_again_keeps_the_later_expiry_and_moves_the_version_only_then(store: &dyn Store) {
+    let expiry = |store: &dyn Store| store.revocations().expect("revocations")[0].expires;
+    store.revoke(&jti("j", 1, Some(200))).expect("revoke");
+    let v = store.version().expect("version");
+    store.revoke(&jti("j", 2, Some(100))).expect("earlier");
+    assert_eq!(
+        (expiry(store), store.version().expect("version")),
+        (Some(200), v)
+    );
+    store.revoke(&jti("j", 3, Some(300))).expect("later");
+    assert_eq!(expiry(store), Some(300));
+    let v2 = store.version().expect("version");
+    assert!(v2 > v, "a later expiry is a change edges must see");
+    let fed = store.changes_since(v).expect("changes");
+    assert_eq!(
+        fed.revocations
+            .iter()
+            .map(|r| r.expires)
+            .collect::<Vec<_>>(),
+        [Some(300)],
+        "and the change feed brings it with its new expiry"
+    );
+    store.revoke(&jti("j", 4, None)).expect("unbounded");
+    assert_eq!(expiry(store), None);
+    let v3 = store.version().expect("version");
+    assert!(v3 > v2);
+    store
+        .revoke(&jti("j", 5, Some(400)))
+        .expect("bounded again");
+    assert_eq!(
+        (expiry(store), store.version().expect("version")),
+        (None, v3)
+    );
+    assert_eq!(store.revocations().expect("revocations").len(), 1);
+    assert_eq!(store.revocations().expect("revocations")[0].at, 1);
+}
+
+pub fn only_jti_revocations_expire(store: &dyn Store) {
+    for kind in [
+        RevocationKind::Subject,
+        RevocationKind::Org,
+        RevocationKind::Family,
+    ] {
+        let bounded = Revocation {
+            kind,
+            value: "v".into(),
+            at: 1,
+            expires: Some(100),
+        };
+        assert!(is_invalid(store.revoke(&bounded)), "{kind:?}");
+    }
+    assert_eq!(store.revocations().expect("revocations"), vec![]);
+    assert_eq!(store.version().expect("version"), 0);
 }
 
 pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
@@ -930,6 +1071,7 @@ pub fn version_grows_with_every_write_and_not_with_reads(store: &dyn Store) {
             kind: RevocationKind::Jti,
             value: "j".into(),
             at: 1,
+            expires: None,
         })
         .expect("revoke");
     grew("revoke");
@@ -1121,14 +1263,6 @@ pub fn a_write_by_another_handle_shows_in_version(a: &dyn Store, b: &dyn Store) 
     assert_eq!(a.org("o1").expect("org"), Some(org("o1")));
 }
 
-fn jti(value: &str) -> Revocation {
-    Revocation {
-        kind: RevocationKind::Jti,
-        value: value.into(),
-        at: 1,
-    }
-}
-
 /// The change feed: for every number N a follower could have applied, `changes_since(N)`
 /// is exactly the revocations recorded after N, in order, and its `seq` is the store's
 /// number; writes that are not revocations bring none, a repeated revocation no new one.
@@ -1145,6 +1279,7 @@ pub fn changes_since_returns_exactly_the_revocations_after_the_number_in_order(s
             kind: [RevocationKind::Jti, RevocationKind::Subject][i % 2],
             value: format!("v{i}"),
             at: 100 + i as u64,
+            expires: None,
         };
         store.revoke(&r).expect("revoke");
         store.revoke(&r).expect("revoke again: no change");
@@ -1186,13 +1321,13 @@ pub fn changes_since_returns_every_resource_only_when_one_changed_after_the_numb
         Some(vec![a.clone(), b.clone()])
     );
     store.put_user(&user("u1", "alice", &["o1"])).expect("user");
-    store.revoke(&jti("j")).expect("revoke");
+    store.revoke(&jti("j", 1, None)).expect("revoke");
     let other = store.changes_since(put).expect("changes");
     assert_eq!(
         other.resources, None,
         "a user and a revocation are not resources"
     );
-    assert_eq!(other.revocations, vec![jti("j")]);
+    assert_eq!(other.revocations, vec![jti("j", 1, None)]);
     let later = store.version().expect("version");
     store
         .delete_resource("a", ResourceType::Vod)
@@ -1240,7 +1375,9 @@ pub fn a_follower_of_two_concurrent_writers_never_skips_a_revocation(a: &dyn Sto
             let done = &done;
             s.spawn(move || {
                 for i in 0..EACH {
-                    store.revoke(&jti(&format!("{name}{i}"))).expect("revoke");
+                    store
+                        .revoke(&jti(&format!("{name}{i}"), 1, None))
+                        .expect("revoke");
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });

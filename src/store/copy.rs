@@ -203,6 +203,7 @@ pub(crate) mod cases {
                     kind,
                     value: value.into(),
                     at,
+                    expires: None,
                 })
                 .expect("revoke");
         }
@@ -229,6 +230,7 @@ pub(crate) mod cases {
                 kind: RevocationKind::Subject,
                 value: "u2".into(),
                 at: 50,
+                expires: None,
             })
             .expect("revoke subject");
         store
@@ -360,6 +362,7 @@ pub(crate) mod cases {
                 kind: RevocationKind::Family,
                 value: "f4".into(),
                 at: 500,
+                expires: None,
             })
             .expect("revoke");
         }

@@ -213,6 +213,11 @@ pub struct Revocation {
     pub value: String,
     /// Unix seconds.
     pub at: u64,
+    /// The last second (Unix, inclusive) this revocation matters: after it, no token it
+    /// names can still be presented, and [`Store::prune_revocations`] deletes it.
+    /// `jti` revocations only; None: for ever (always, for the other kinds, which also
+    /// stop tokens issued after them).
+    pub expires: Option<u64>,
 }
 
 /// The persistent state. Implementations are safe to share between threads.
@@ -299,7 +304,14 @@ pub trait Store: Send + Sync {
     /// pin their org), and no revocation is consulted or recorded: `revoked` is kept.
     fn import_refresh_family(&self, family: &RefreshFamily) -> Result<()>;
 
-    /// Record a revocation (idempotent).
+    /// Record a revocation (idempotent). Recording one that exists keeps the later
+    /// `expires` of the two (None is the latest), so a revocation is never shortened.
+    /// `Invalid` for an empty value, or `expires` on a kind other than `jti`.
     fn revoke(&self, revocation: &Revocation) -> Result<()>;
+    /// Every revocation, oldest first, with its `expires`.
     fn revocations(&self) -> Result<Vec<Revocation>>;
+    /// Delete at most `limit` revocations whose `expires` is before `now` (soonest
+    /// first); returns how many. Not a change edges must see, so the version does not
+    /// move: each edge drops the same entries from memory by its own clock.
+    fn prune_revocations(&self, now: u64, limit: usize) -> Result<usize>;
 }

@@ -54,7 +54,10 @@ use tokio_postgres::{IsolationLevel, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::feed::{self, ListenerState};
-use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
+use super::rules::{
+    self, corrupt, limit_to_sql, non_empty, revocation_row, sha256_hex, time_from_sql, time_to_sql,
+    Verdict,
+};
 use super::{
     ApiToken, AzurePlacement, Changes, Org, Project, RefreshFamily, RefreshToken, Result,
     Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, Subscription,
@@ -99,6 +102,7 @@ const MIGRATIONS: &[&str] = &[
     SCHEMA_V2_V3_IN_V1,
     SCHEMA_V2_V3_IN_V1,
     SCHEMA_V4_CHANGE_FEED,
+    SCHEMA_V5_REVOCATION_EXPIRY,
 ];
 
 /// Versions 2 and 3: nothing. They are SQLite's `spent_at` and Azure placement, which
@@ -210,6 +214,14 @@ CREATE TABLE revocations (
     at    BIGINT NOT NULL,
     UNIQUE (kind, value)
 );
+";
+
+/// Version 5: revocations record the last second they matter (`jti` revocations only; NULL: for
+/// ever), and [`Store::prune_revocations`] finds the expired ones by index. The same
+/// step as the SQLite store's.
+const SCHEMA_V5_REVOCATION_EXPIRY: &str = "
+ALTER TABLE revocations ADD COLUMN expires BIGINT;
+CREATE INDEX revocations_by_expiry ON revocations (expires) WHERE expires IS NOT NULL;
 ";
 
 /// Where and how to reach the database: plain values from `[store]` (this module never
@@ -1476,18 +1488,21 @@ impl Store for PgStore {
     }
 
     fn revoke(&self, revocation: &Revocation) -> Result<()> {
-        non_empty("revocation value", &revocation.value)?;
-        let at = time_to_sql("revocation time", revocation.at)?;
+        let (at, expires) = revocation_row(revocation)?;
         self.write(async |tx| {
-            let inserted = tx
+            // A new row, or a later expiry for an existing one (NULL is the latest).
+            let changed = tx
                 .query_opt(
-                    "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3)
-                     ON CONFLICT (kind, value) DO NOTHING RETURNING id",
-                    &[&revocation.kind.as_str(), &revocation.value, &at],
+                    "INSERT INTO revocations (kind, value, at, expires) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kind, value) DO UPDATE SET expires = EXCLUDED.expires
+                     WHERE revocations.expires IS NOT NULL
+                       AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > revocations.expires)
+                     RETURNING id",
+                    &[&revocation.kind.as_str(), &revocation.value, &at, &expires],
                 )
                 .await
                 .db()?;
-            let Some(row) = inserted else {
+            let Some(row) = changed else {
                 return Ok(());
             };
             revoke_families(tx, revocation).await?;
@@ -1496,10 +1511,28 @@ impl Store for PgStore {
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
-        self.query("SELECT kind, value, at FROM revocations ORDER BY id", &[])?
-            .iter()
-            .map(revocation_row)
-            .collect()
+        self.query(
+            "SELECT kind, value, at, expires FROM revocations ORDER BY id",
+            &[],
+        )?
+        .iter()
+        .map(revocation_from_row)
+        .collect()
+    }
+
+    fn prune_revocations(&self, now: u64, limit: usize) -> Result<usize> {
+        let now = time_to_sql("now", now)?;
+        // No version bump: see the trait.
+        let deleted = self.write(async |tx| {
+            tx.execute(
+                "DELETE FROM revocations WHERE id IN (
+                     SELECT id FROM revocations WHERE expires < $1 ORDER BY expires LIMIT $2)",
+                &[&now, &limit_to_sql(limit)],
+            )
+            .await
+            .db()
+        })?;
+        usize::try_from(deleted).map_err(|_| StoreError::Backend("row count".into()))
     }
 
     fn changes_since(&self, after: u64) -> Result<Changes> {
@@ -1513,13 +1546,14 @@ impl Store for PgStore {
             let (seq, resources_seq): (i64, i64) = (get(&meta, 0)?, get(&meta, 1)?);
             let revocations = tx
                 .query(
-                    "SELECT kind, value, at FROM revocations WHERE seq > $1 ORDER BY seq, id",
+                    "SELECT kind, value, at, expires FROM revocations
+                     WHERE seq > $1 ORDER BY seq, id",
                     &[&after_sql],
                 )
                 .await
                 .db()?
                 .iter()
-                .map(revocation_row)
+                .map(revocation_from_row)
                 .collect::<Result<Vec<_>>>()?;
             let resources = if resources_seq > after_sql {
                 let rows = tx
@@ -1548,13 +1582,15 @@ impl Store for PgStore {
     }
 }
 
-/// A revocation row: kind, value, at.
-fn revocation_row(r: &Row) -> Result<Revocation> {
+/// A revocation row: kind, value, at, expires.
+fn revocation_from_row(r: &Row) -> Result<Revocation> {
     let kind: String = get(r, 0)?;
+    let expires: Option<i64> = get(r, 3)?;
     Ok(Revocation {
         kind: RevocationKind::parse(&kind).ok_or_else(|| corrupt("unknown revocation kind"))?,
         value: get(r, 1)?,
         at: time_from_sql(get(r, 2)?)?,
+        expires: expires.map(time_from_sql).transpose()?,
     })
 }
 
@@ -1832,6 +1868,7 @@ mod tests {
                 kind: RevocationKind::Jti,
                 value: "j".into(),
                 at: 1,
+                expires: None,
             })
             .expect("revoke");
         assert!(woken(Duration::from_secs(1)), "woken by the revocation");

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{RefreshFamily, Result, StoreError, StoredRefreshToken};
+use super::{RefreshFamily, Result, Revocation, RevocationKind, StoreError, StoredRefreshToken};
 
 /// A row that does not decode: logged, and reported without its contents.
 pub(super) fn corrupt(what: &str) -> StoreError {
@@ -41,6 +41,30 @@ pub(super) fn time_to_sql(what: &str, t: u64) -> Result<i64> {
 
 pub(super) fn time_from_sql(t: i64) -> Result<u64> {
     u64::try_from(t).map_err(|_| corrupt("negative time"))
+}
+
+/// A revocation checked for recording, as its SQL `at` and `expires`: a value, and an
+/// expiry only on a `jti` revocation (the other kinds also stop tokens issued after
+/// them, so no token lifetime bounds them).
+pub(super) fn revocation_row(r: &Revocation) -> Result<(i64, Option<i64>)> {
+    non_empty("revocation value", &r.value)?;
+    if r.expires.is_some() && r.kind != RevocationKind::Jti {
+        return Err(StoreError::Invalid(format!(
+            "a {} revocation does not expire; only jti revocations do",
+            r.kind.as_str()
+        )));
+    }
+    let at = time_to_sql("revocation time", r.at)?;
+    let expires = r
+        .expires
+        .map(|e| time_to_sql("revocation expiry", e))
+        .transpose()?;
+    Ok((at, expires))
+}
+
+/// A row count limit for SQL (`LIMIT` takes a signed 64-bit integer).
+pub(super) fn limit_to_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// A user's organisations, each listed once.

@@ -21,7 +21,10 @@ use rusqlite::{
     ffi, params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::rules::{self, corrupt, non_empty, sha256_hex, time_from_sql, time_to_sql, Verdict};
+use super::rules::{
+    self, corrupt, limit_to_sql, non_empty, revocation_row, sha256_hex, time_from_sql, time_to_sql,
+    Verdict,
+};
 use super::{
     ApiToken, AzurePlacement, Changes, Org, Project, RefreshFamily, RefreshToken, Result,
     Revocation, RevocationKind, Rotation, Store, StoreError, StoredRefreshToken, User,
@@ -39,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     SCHEMA_V2_SPENT_AT,
     SCHEMA_V3_AZURE_PLACEMENT,
     SCHEMA_V4_CHANGE_FEED,
+    SCHEMA_V5_REVOCATION_EXPIRY,
 ];
 
 /// Version 1: the whole initial schema.
@@ -152,6 +156,13 @@ UPDATE meta SET resources_seq = version;
 ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0 CHECK (seq >= 0);
 UPDATE revocations SET seq = (SELECT version FROM meta WHERE id = 1);
 CREATE INDEX revocations_by_seq ON revocations (seq);
+";
+
+/// Version 5: revocations record the last second they matter (`jti` revocations only; NULL: for
+/// ever), and [`Store::prune_revocations`] finds the expired ones by index.
+const SCHEMA_V5_REVOCATION_EXPIRY: &str = "
+ALTER TABLE revocations ADD COLUMN expires INTEGER;
+CREATE INDEX revocations_by_expiry ON revocations (expires) WHERE expires IS NOT NULL;
 ";
 
 /// The embedded SQLite [`Store`].
@@ -599,7 +610,7 @@ fn resource_list(c: &Connection) -> Result<Vec<Resource>> {
         .collect()
 }
 
-/// The revocations `sql` selects (kind, value, at) with `params`.
+/// The revocations `sql` selects (kind, value, at, expires) with `params`.
 fn revocation_list(
     c: &Connection,
     sql: &str,
@@ -612,18 +623,20 @@ fn revocation_list(
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
             ))
         })
         .db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .db()?
         .into_iter()
-        .map(|(kind, value, at)| {
+        .map(|(kind, value, at, expires)| {
             Ok(Revocation {
                 kind: RevocationKind::parse(&kind)
                     .ok_or_else(|| corrupt("unknown revocation kind"))?,
                 value,
                 at: time_from_sql(at)?,
+                expires: expires.map(time_from_sql).transpose()?,
             })
         })
         .collect()
@@ -1290,26 +1303,38 @@ impl Store for SqliteStore {
     }
 
     fn revoke(&self, revocation: &Revocation) -> Result<()> {
-        non_empty("revocation value", &revocation.value)?;
-        let at = time_to_sql("revocation time", revocation.at)?;
+        let (at, expires) = revocation_row(revocation)?;
         self.write(|tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO revocations (kind, value, at) VALUES (?1, ?2, ?3)",
-                    params![revocation.kind.as_str(), revocation.value, at],
+            // A new row, or a later expiry for an existing one (NULL is the latest). The
+            // row's id comes from RETURNING: `last_insert_rowid` does not see the update.
+            let Some(id) = tx
+                .query_row(
+                    "INSERT INTO revocations (kind, value, at, expires) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, value) DO UPDATE SET expires = excluded.expires
+                     WHERE revocations.expires IS NOT NULL
+                       AND (excluded.expires IS NULL OR excluded.expires > revocations.expires)
+                     RETURNING id",
+                    params![revocation.kind.as_str(), revocation.value, at, expires],
+                    |r| r.get::<_, i64>(0),
                 )
-                .db()?;
-            if inserted == 0 {
+                .optional()
+                .db()?
+            else {
                 return Ok(());
-            }
-            let id = tx.last_insert_rowid();
+            };
             revoke_families(tx, revocation)?;
             bump_revocation(tx, id)
         })
     }
 
     fn revocations(&self) -> Result<Vec<Revocation>> {
-        self.read(|c| revocation_list(c, "SELECT kind, value, at FROM revocations ORDER BY id", []))
+        self.read(|c| {
+            revocation_list(
+                c,
+                "SELECT kind, value, at, expires FROM revocations ORDER BY id",
+                [],
+            )
+        })
     }
 
     fn changes_since(&self, after: u64) -> Result<Changes> {
@@ -1325,7 +1350,7 @@ impl Store for SqliteStore {
                 .db()?;
             let revocations = revocation_list(
                 c,
-                "SELECT kind, value, at FROM revocations WHERE seq > ?1 ORDER BY seq, id",
+                "SELECT kind, value, at, expires FROM revocations WHERE seq > ?1 ORDER BY seq, id",
                 [after_sql],
             )?;
             let resources = if resources_seq > after_sql {
@@ -1338,6 +1363,19 @@ impl Store for SqliteStore {
                 revocations,
                 resources,
             })
+        })
+    }
+
+    fn prune_revocations(&self, now: u64, limit: usize) -> Result<usize> {
+        let now = time_to_sql("now", now)?;
+        // No version bump: see the trait.
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM revocations WHERE id IN (
+                     SELECT id FROM revocations WHERE expires < ?1 ORDER BY expires LIMIT ?2)",
+                params![now, limit_to_sql(limit)],
+            )
+            .db()
         })
     }
 }
@@ -1420,6 +1458,7 @@ mod tests {
                 kind: RevocationKind::Jti,
                 value: "j1".into(),
                 at: 7,
+                expires: Some(9),
             })
             .expect("revoke");
         let snapshot = (
@@ -1547,7 +1586,8 @@ mod tests {
             vec![Revocation {
                 kind: RevocationKind::Jti,
                 value: "j1".into(),
-                at: 5
+                at: 5,
+                expires: None,
             }]
         );
         assert_eq!(all.resources, Some(vec![resource("r", "o1", None)]));

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use super::claims::{Grant, Scope};
-use super::verify::Revocations;
+use super::revocations::Revocations;
 use super::TokenError;
 use crate::resource::{Resource, ResourceType};
 
@@ -136,6 +136,7 @@ mod tests {
             kid: "k".into(),
             sub: Some("u".into()),
             jti: Some("j".into()),
+            jti_key: None,
             nbf: None,
             exp: Some(1_000),
             sxp: None,
@@ -311,7 +312,7 @@ mod tests {
     fn a17_revoked_grants_are_refused() {
         let g = grant(Scope::Resource);
         let r = Revocations::default();
-        r.revoke_jti("j");
+        r.revoke_jti("j", None);
         let target = target(ResourceType::Vod, "a", "/vod/a/x");
         assert_eq!(authorize(&g, &target, 900, 5, &r), Err(TokenError::Revoked));
     }

@@ -87,6 +87,11 @@ pub struct Grant {
     pub kid: String,
     pub sub: Option<String>,
     pub jti: Option<String>,
+    /// The `jti` as the revocation set keys it when tollgate made it (its 16 bytes),
+    /// worked out once here so that the per-request revocation check does not; None
+    /// for any other `jti` (the check then works it out itself, so a grant built
+    /// without it is checked the same).
+    pub jti_key: Option<[u8; 16]>,
     pub nbf: Option<u64>,
     /// None only for never-expiring tokens, where the configuration allows them.
     pub exp: Option<u64>,
@@ -159,6 +164,7 @@ impl Grant {
         Ok(Grant {
             kid: kid.to_string(),
             sub: c.sub,
+            jti_key: c.jti.as_deref().and_then(super::revocations::own_jti),
             jti: c.jti,
             nbf: c.nbf,
             exp: c.exp,

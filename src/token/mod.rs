@@ -9,6 +9,8 @@
 //! - [`claims`]: the wire claims and the typed [`Grant`] a verified token becomes;
 //! - [`keys`]: key material by `kid`, each pinned to one algorithm; key generation;
 //! - [`verify`]: [`Verifier`], signature + registered claims, behind a bounded cache;
+//! - [`revocations`]: the revocation sets checked on every request, and how long a
+//!   `jti` revocation is kept ([`JtiRetention`]);
 //! - [`authorize`]: does a grant cover this resource, path and client at `now`;
 //! - [`issue`]: minting new tokens with the active signing key.
 
@@ -16,13 +18,15 @@ pub mod authorize;
 pub mod claims;
 pub mod issue;
 pub mod keys;
+pub mod revocations;
 pub mod verify;
 
 pub use authorize::{authorize, authorize_until, Target};
 pub use claims::{Claims, Grant, Scope};
 pub use issue::{mint, MintRequest};
 pub use keys::KeySet;
-pub use verify::{Revocations, Verifier};
+pub use revocations::{JtiRetention, Revocations};
+pub use verify::Verifier;
 
 /// Why a token was refused. Each variant has a stable reason code (the
 /// `x-tollgate-reason` header, the access log and the metric label all use it).

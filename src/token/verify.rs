@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 
 use super::claims::{Claims, Grant};
 use super::keys::{Algorithm, KeySet};
@@ -371,81 +371,6 @@ impl VerifyCache {
     }
 }
 
-/// Revoked token ids, subjects, organisations and refresh families, checked on every
-/// request (cached or not).
-#[derive(Default)]
-pub struct Revocations {
-    jti: DashSet<String>,
-    sub: DashSet<String>,
-    org: DashSet<String>,
-    family: DashSet<String>,
-    /// Entries in all sets: with none, the check is one atomic load.
-    count: AtomicUsize,
-}
-
-impl Revocations {
-    fn add(&self, set: &DashSet<String>, value: &str) {
-        if set.insert(value.to_string()) {
-            self.count.fetch_add(1, Ordering::Release);
-        }
-    }
-
-    pub fn revoke_jti(&self, jti: &str) {
-        self.add(&self.jti, jti);
-    }
-
-    pub fn revoke_subject(&self, sub: &str) {
-        self.add(&self.sub, sub);
-    }
-
-    pub fn revoke_org(&self, org: &str) {
-        self.add(&self.org, org);
-    }
-
-    pub fn revoke_family(&self, family: &str) {
-        self.add(&self.family, family);
-    }
-
-    /// Revoke by kind name (`jti`, `subject`, `org` or `family`, the names [`counts`]
-    /// reports and the store records). Returns false, changing nothing, for any other
-    /// kind: callers hold stored or submitted revocations, and this module knows no store.
-    ///
-    /// [`counts`]: Revocations::counts
-    pub fn revoke(&self, kind: &str, value: &str) -> bool {
-        match kind {
-            "jti" => self.revoke_jti(value),
-            "subject" => self.revoke_subject(value),
-            "org" => self.revoke_org(value),
-            "family" => self.revoke_family(value),
-            _ => return false,
-        }
-        true
-    }
-
-    /// Entries in force by kind (`jti`, `subject`, `org`, `family`).
-    pub fn counts(&self) -> [(&'static str, usize); 4] {
-        [
-            ("jti", self.jti.len()),
-            ("subject", self.sub.len()),
-            ("org", self.org.len()),
-            ("family", self.family.len()),
-        ]
-    }
-
-    pub fn is_revoked(&self, grant: &Grant) -> bool {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        let hit = |set: &DashSet<String>, v: &Option<String>| {
-            v.as_deref().is_some_and(|v| set.contains(v))
-        };
-        hit(&self.jti, &grant.jti)
-            || hit(&self.sub, &grant.sub)
-            || hit(&self.org, &grant.org)
-            || hit(&self.family, &grant.fam)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +426,26 @@ mod tests {
         assert_eq!(v.cache().misses(), 1);
         v.verify(&token, 1_001).expect("verifies again");
         assert_eq!(v.cache().hits(), 1);
+    }
+
+    /// The revocation check reads the key worked out at verification, and finds the
+    /// token revoked by its `jti` text.
+    #[test]
+    fn a_verified_grant_carries_the_revocation_key_of_its_jti() {
+        let keys = ed_keys("k1");
+        let (token, _) = mint(&keys, "test", &request("demo"), 1_000).expect("mint");
+        let g = Verifier::new(keys, token_cfg(10))
+            .verify(&token, 1_000)
+            .expect("verifies");
+        let jti = g.jti.as_deref().expect("minted tokens carry a jti");
+        assert_eq!(g.jti_key, super::super::revocations::own_jti(jti));
+        assert!(g.jti_key.is_some());
+        let r = super::super::Revocations::default();
+        let other = u128::from_be_bytes(g.jti_key.expect("key")) ^ 1;
+        r.revoke_jti(&format!("{other:032x}"), None);
+        assert!(!r.is_revoked(&g));
+        r.revoke_jti(jti, None);
+        assert!(r.is_revoked(&g));
     }
 
     /// RFC 8037 appendix A.4: an Ed25519 JWS made by someone else, checked by the one
@@ -577,43 +522,5 @@ mod tests {
         let misses = v.cache().misses();
         let _ = v.verify(&token, 1_066);
         assert_eq!(v.cache().misses(), misses + 1);
-    }
-
-    #[test]
-    fn revocations_match_jti_and_subject() {
-        let r = Revocations::default();
-        let keys = ed_keys("k1");
-        let (token, _) = mint(
-            &keys,
-            "test",
-            &MintRequest {
-                sub: Some("u1".into()),
-                ..request("demo")
-            },
-            1_000,
-        )
-        .expect("mint");
-        let g = Verifier::new(keys, token_cfg(10))
-            .verify(&token, 1_000)
-            .expect("valid");
-        assert!(!r.is_revoked(&g));
-        r.revoke_subject("u1");
-        assert!(r.is_revoked(&g));
-        let r = Revocations::default();
-        r.revoke_jti(g.jti.as_deref().expect("minted tokens carry a jti"));
-        assert!(r.is_revoked(&g));
-    }
-
-    #[test]
-    fn revoke_by_kind_name_fills_the_set_of_that_kind_and_ignores_other_names() {
-        let r = Revocations::default();
-        for kind in ["jti", "subject", "org", "family"] {
-            assert!(r.revoke(kind, "v"), "{kind}");
-        }
-        assert!(!r.revoke("user", "v"));
-        assert_eq!(
-            r.counts(),
-            [("jti", 1), ("subject", 1), ("org", 1), ("family", 1)]
-        );
     }
 }

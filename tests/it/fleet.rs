@@ -135,6 +135,7 @@ async fn two_gates_on_one_postgresql_store_both_enforce_a_revocation_written_els
                 kind: RevocationKind::Subject,
                 value: "viewer-1".into(),
                 at: now(),
+                expires: None,
             })
             .expect("revoke");
     })
@@ -220,6 +221,7 @@ fn sqlite_source(dir: &std::path::Path) -> std::path::PathBuf {
             kind: RevocationKind::Jti,
             value: "jti-1".into(),
             at: now(),
+            expires: None,
         })
         .expect("revoke");
     path
@@ -414,6 +416,7 @@ async fn revoke_subject(store: &std::sync::Arc<dyn tollgate::store::Store>, sub:
                 kind: RevocationKind::Subject,
                 value: sub,
                 at: now(),
+                expires: None,
             })
             .expect("revoke")
     })
@@ -661,6 +664,7 @@ async fn readyz_and_the_gauges_follow_the_sequence_another_writer_of_the_sqlite_
                 kind: RevocationKind::Jti,
                 value: "from-the-cli".into(),
                 at: now(),
+                expires: None,
             })
             .expect("revoke");
         store.version().expect("version")

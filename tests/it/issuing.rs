@@ -757,9 +757,13 @@ async fn bv_without_an_expiry_issues_a_never_expiring_token_by_default_revocable
     );
     assert!(payload(&token).get("exp").is_none(), "no exp claim");
     assert_coverage(&w, &token, &["/vod/v1/"], &["/vod/v2/"], "never expiring").await;
-    // Revocation by jti is the control over a token that never expires.
+    // Revocation by jti is the control over a token that never expires, and without
+    // token.max_lifetime it is kept for ever.
     let jti = payload(&token)["jti"].as_str().expect("jti").to_string();
-    w.revoke("jti", &jti).await;
+    let answer = w
+        .created("/v1/revocations", json!({ "kind": "jti", "value": jti }))
+        .await;
+    assert!(answer["expires"].is_null(), "kept for ever: {answer}");
     let got = edge_until(
         &w.tg,
         &segment("/vod/v1/", &token),
@@ -772,6 +776,73 @@ async fn bv_without_an_expiry_issues_a_never_expiring_token_by_default_revocable
         (403, "revoked"),
         "{got:?}"
     );
+}
+
+/// A jti revocation over HTTP records until when it matters: the token's `exp` plus the
+/// leeway when given, else `token.max_lifetime` from now plus the leeway; the edge
+/// refuses the token at once either way, and an `exp` already past is refused.
+#[tokio::test]
+async fn a_jti_revocation_is_kept_until_exp_plus_leeway_or_max_lifetime_from_now() {
+    let week = 7 * 86_400;
+    let w = world_with(|s| s.token = "max_lifetime = \"7d\"".into()).await;
+    let issue = || async {
+        let body = json!({"resource_id": "v1", "resource_type": "RESOURCE_TYPE_VOD",
+                          "customer_id": "c", "expires_in": "600s"});
+        let (token, _) = bv_issued(&w.bv(BV, body).await);
+        let claims = payload(&token);
+        let jti = claims["jti"].as_str().expect("jti").to_string();
+        let exp = claims["exp"].as_u64().expect("exp");
+        (token, jti, exp)
+    };
+    let (token, jti, exp) = issue().await;
+    let target = segment("/vod/v1/", &token);
+    assert_eq!(get(w.tg.plain(), &target, &[]).await.status, 200);
+    let answer = w
+        .created(
+            "/v1/revocations",
+            json!({ "kind": "jti", "value": jti, "exp": exp }),
+        )
+        .await;
+    assert_eq!(answer["expires"], exp + LEEWAY, "{answer}");
+    let got = edge_until(&w.tg, &target, 403, REVOCATION_DEADLINE).await;
+    assert_eq!((got.status.as_u16(), got.reason()), (403, "revoked"));
+
+    let (token, jti, _) = issue().await;
+    let before = now();
+    let answer = w
+        .created("/v1/revocations", json!({ "kind": "jti", "value": jti }))
+        .await;
+    let after = now();
+    let expires = answer["expires"]
+        .as_u64()
+        .expect("a bound under max_lifetime");
+    assert!(
+        (before + week + LEEWAY..=after + week + LEEWAY).contains(&expires),
+        "{answer}"
+    );
+    let got = edge_until(
+        &w.tg,
+        &segment("/vod/v1/", &token),
+        403,
+        REVOCATION_DEADLINE,
+    )
+    .await;
+    assert_eq!((got.status.as_u16(), got.reason()), (403, "revoked"));
+    let listed = json_of(&w.manage(Method::GET, "/v1/revocations", b"").await);
+    assert!(
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|r| r["value"] == jti && r["expires"] == expires),
+        "{listed}"
+    );
+
+    let past = json!({ "kind": "jti", "value": "late", "exp": now() - 3_600 });
+    let got = w
+        .manage(Method::POST, "/v1/revocations", past.to_string().as_bytes())
+        .await;
+    manage_error(&got, 400, "an exp already past");
 }
 
 #[tokio::test]
@@ -2573,6 +2644,7 @@ async fn a_revocation_written_to_the_store_by_another_writer_reaches_the_cached_
                 kind: RevocationKind::Subject,
                 value: "cust-9".into(),
                 at: now(),
+                expires: None,
             })
             .expect("revoke");
     })

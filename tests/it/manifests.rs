@@ -478,7 +478,7 @@ async fn a_revoked_session_is_not_renewed() {
     let t0 = now();
     let token = g.mint_with("ed", &live(30, Some(t0 + 600)), t0 - 100);
     let jti = claims(&token)["jti"].as_str().expect("jti").to_string();
-    g.gate.revocations.revoke_jti(&jti);
+    g.gate.revocations.revoke_jti(&jti, None);
     let got = get(
         g.plain(),
         &format!("/live/la/index.m3u8?token={token}"),

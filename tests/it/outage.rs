@@ -136,13 +136,19 @@ impl Store for Unreachable {
         revoke(revocation: &Revocation) -> ();
         revocations() -> Vec<Revocation>;
         changes_since(after: u64) -> Changes;
+        prune_revocations(now: u64, limit: usize) -> usize;
     }
 }
 
 /// Org `acme` with project `p9` and vod `v1`, user alice (acme), and an API token for
 /// acme, written straight into `store`; returns the API token.
 fn seed(store: Arc<dyn Store>) -> String {
-    let ops = Ops { store };
+    // The seed revokes nothing, so how long a revocation is kept does not matter here.
+    let retention = tollgate::token::JtiRetention {
+        longest_lifetime: None,
+        leeway: std::time::Duration::ZERO,
+    };
+    let ops = Ops::new(store, retention);
     ops.add_org(NewOrg {
         id: "acme".into(),
         name: Some("Acme".into()),

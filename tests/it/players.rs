@@ -193,7 +193,7 @@ async fn a20_two_tokens_of_different_sessions_or_unverified_stay_a_conflict() {
     assert_eq!(conflict(&got), want, "bad signature");
     // Same jti, fresher, revoked session: refused as revoked, never served.
     let jti = verified_claims(&one).expect("claims").jti.expect("jti");
-    g.gate.revocations.revoke_jti(&jti);
+    g.gate.revocations.revoke_jti(&jti, None);
     let got = get(
         g.plain(),
         &format!("/live/la/seg7.ts?token={one}&token={fresher}"),

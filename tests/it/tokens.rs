@@ -1532,7 +1532,7 @@ async fn a17_revoked_jti_or_subject_is_403_even_when_cached() {
     served(&get(tg.plain(), &target, &[]).await, SEGMENT);
     served(&get(tg.plain(), &target, &[]).await, SEGMENT);
     assert_eq!(cache.len(), 1, "the verified token is cached");
-    tg.gate.revocations.revoke_jti(&jti);
+    tg.gate.revocations.revoke_jti(&jti, None);
     let hits = cache.hits();
     let got = get(tg.plain(), &target, &[]).await;
     refused(&got, &origin, 2, 403, &["revoked"]);
