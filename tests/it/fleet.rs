@@ -18,13 +18,19 @@ const SEGMENT: &str = "/vod/a/seg-1.ts";
 
 /// The test database's settings, or `None` after saying the test is skipped.
 fn database(test: &str) -> Option<PgOptions> {
+    test_database(&format!("fleet::{test}"))
+}
+
+/// The test database's settings, or `None` after saying that `test` (its path from the
+/// test binary's root) is skipped.
+pub(crate) fn test_database(test: &str) -> Option<PgOptions> {
     let Some(url) = std::env::var("TOLLGATE_TEST_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())
     else {
         let _ = writeln!(
             std::io::stderr(),
-            "fleet::{test}: skipped: TOLLGATE_TEST_PG_URL not set"
+            "{test}: skipped: TOLLGATE_TEST_PG_URL not set"
         );
         return None;
     };
@@ -353,13 +359,13 @@ fn on_database(db: &PgOptions, name: &str) -> PgOptions {
 
 /// A database of its own (dropped at the end, connections and all), so that a test
 /// can cut it off from everyone but the writer without touching other tests.
-struct Database {
+pub(crate) struct Database {
     admin: PgOptions,
     name: String,
 }
 
 impl Database {
-    async fn create(admin: &PgOptions, tag: &str) -> Self {
+    pub(crate) async fn create(admin: &PgOptions, tag: &str) -> Self {
         let name = format!("tollgate_{tag}_{}", std::process::id());
         admin_sql(
             admin,
@@ -373,11 +379,15 @@ impl Database {
         }
     }
 
-    fn options(&self) -> PgOptions {
+    pub(crate) fn options(&self) -> PgOptions {
         on_database(&self.admin, &self.name)
     }
 
-    async fn drop_now(self) {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) async fn drop_now(self) {
         admin_sql(
             &self.admin,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),

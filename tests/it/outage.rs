@@ -18,7 +18,6 @@
 //!   its backends terminated), on the database named by `TOLLGATE_TEST_PG_URL`;
 //!   without it, that case says it is skipped.
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -613,55 +612,20 @@ async fn b11_a_sqlite_write_lock_held_elsewhere_makes_login_and_revoking_answer_
     assert_eq!(got.status, 201, "{got:?}");
 }
 
-/// The test database's URL with its database name replaced by `db`.
-fn url_for_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a database in the URL");
-    match query {
-        Some(q) => format!("{server}/{db}?{q}"),
-        None => format!("{server}/{db}"),
-    }
-}
-
 /// A real PostgreSQL outage: the gate's database refuses connections and its sessions
 /// are terminated; BlendVision issuing answers 503 UNAVAILABLE, and works again once
 /// the database accepts connections, with no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b11_issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after() {
     let test = "b11_issuing_answers_503_while_postgresql_refuses_connections_and_recovers_after";
-    let Some(url) = std::env::var("TOLLGATE_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "outage::{test}: skipped: TOLLGATE_TEST_PG_URL not set"
-        );
+    let Some(admin) = crate::fleet::test_database(&format!("outage::{test}")) else {
         return;
     };
-    let ca_file = std::env::var_os("TOLLGATE_TEST_PG_CA")
-        .filter(|v| !v.is_empty())
-        .map(Into::into);
-    let db = format!("tollgate_outage_{}", std::process::id());
-    let admin = tollgate::store::postgres::PgOptions {
-        url: url.clone(),
-        password_file: None,
-        ca_file: ca_file.clone(),
-        pool_size: 1,
-    };
-    crate::fleet::admin_sql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    )
-    .await;
-    crate::fleet::admin_sql(&admin, &format!("CREATE DATABASE {db}")).await;
+    let database = crate::fleet::Database::create(&admin, "outage").await;
+    let db = database.name().to_owned();
     let dedicated = tollgate::store::postgres::PgOptions {
-        url: url_for_database(&url, &db),
-        password_file: None,
-        ca_file,
         pool_size: 2,
+        ..database.options()
     };
 
     let origin = TestOrigin::start().await;
@@ -715,5 +679,5 @@ async fn b11_issuing_answers_503_while_postgresql_refuses_connections_and_recove
     );
     drop(gate);
     drop(tg);
-    crate::fleet::admin_sql(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+    database.drop_now().await;
 }
