@@ -46,7 +46,11 @@ Usage: python3 scripts/e2e-fleet.py [--nodes 10] [--revocations 1000] [--only a,
            [--inflight 8] [--scale 1,2,5,10,20]     (about 4 min after the build)
 Env:   TOLLGATE_BIN     use this binary instead of building one (cargo build --release)
        E2E_KEEP_TMP=1   keep the temp dir (node configs and logs) and print its path
-       E2E_FLEET_BREAK=poll     prove a (and e) can fail: `store.poll = "5s"` on every node
+       E2E_FLEET_BREAK=poll     prove a can fail: `store.poll = "5s"` (and one pooled
+                                connection) on every node, and before check a the
+                                listeners are cut off (their backends terminated, the
+                                database refusing new connections), so changes arrive
+                                only by the poll
        E2E_FLEET_BREAK=restart  prove c can fail: PostgreSQL is not started again (until
                                 the check is over)
        E2E_FLEET_BREAK=reuse    prove d can fail: the strict trials keep the default
@@ -180,10 +184,10 @@ class Cluster:
         self.bin = bins[-1]
         say(NAME, f"PostgreSQL cluster {self.dir} on 127.0.0.1:{self.port}")
 
-    def sql(self, query):
+    def sql(self, query, database="postgres"):
         """Rows (lists of text) of one query, as the superuser, over the Unix socket."""
         p = subprocess.run([os.path.join(self.bin, "psql"), "-h", self.dir, "-p", str(self.port),
-                            "-U", "tollgate", "-d", "postgres", "-AtX", "-F", "\t",
+                            "-U", "tollgate", "-d", database, "-AtX", "-F", "\t",
                             "-v", "ON_ERROR_STOP=1", "-c", query],
                            capture_output=True, timeout=REQUEST_TIMEOUT_S,
                            env={**os.environ, "PGPASSWORD": self.password},
@@ -331,7 +335,9 @@ class Node:
         old = '[store]\npath = "data/tollgate.db"\n'
         if text.count(old) != 1:
             raise Fatal("gate_config's [store] section is not the one this script replaces")
-        poll = 'poll = "5s"' if BREAK == "poll" else ""
+        # One pooled connection per node: opened while seeding, it survives the cut-off
+        # below, so node 1 keeps writing while no listener can come back.
+        poll = 'poll = "5s"\npool_size = 1' if BREAK == "poll" else ""
         text = text.replace(old, ADMIN_LINES.format(reuse=reuse, url=self.fleet.cluster.url,
                                                     ca=self.fleet.cluster.ca, poll=poll))
         with open(self.config, "w", encoding="utf-8") as f:
@@ -536,8 +542,23 @@ def judge_run(checks, label, outcomes, took, inflight, edges):
 
 def check_revocations(checks, fleet, opts):
     """a. REVOCATIONS through node 1, enforced at every edge."""
+    if BREAK == "poll":
+        cut_off_listeners(fleet.cluster)
     outcomes, took = revocation_run(fleet, opts.revocations, opts.inflight)
     judge_run(checks, "a revocations", outcomes, took, opts.inflight, len(fleet.running))
+
+
+def cut_off_listeners(cluster):
+    """E2E_FLEET_BREAK=poll: the gates' database refuses new connections and every
+    listener is terminated; the one pooled connection each node opened stays, so node 1
+    still writes and changes still arrive, but only by the (5 s) poll."""
+    database = cluster.url.rsplit("/", 1)[1].split("?", 1)[0]
+    say(NAME, f"E2E_FLEET_BREAK=poll: database {database} refuses new connections; "
+              "listeners terminated")
+    # From another database: PostgreSQL refuses to lock out the one it is connected to.
+    cluster.sql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false", "template1")
+    cluster.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'tollgate-listen'", "template1")
 
 
 class ListenerKiller(threading.Thread):
