@@ -1884,9 +1884,12 @@ mod tests {
         call: Duration::from_millis(800),
     };
 
-    /// A server that accepts TCP connections and never says a word (a hung database,
-    /// a half-open load balancer). Lives until the returned runtime is dropped.
-    fn silent_server() -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    /// A one-thread runtime for a test server, and a listener it serves on loopback.
+    fn loopback_listener() -> (
+        tokio::runtime::Runtime,
+        tokio::net::TcpListener,
+        std::net::SocketAddr,
+    ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -1896,6 +1899,13 @@ mod tests {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        (runtime, listener, addr)
+    }
+
+    /// A server that accepts TCP connections and never says a word (a hung database,
+    /// a half-open load balancer). Lives until the returned runtime is dropped.
+    fn silent_server() -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+        let (runtime, listener, addr) = loopback_listener();
         runtime.spawn(async move {
             let mut held = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
@@ -1952,15 +1962,7 @@ mod tests {
 
     impl Relay {
         fn to(target: std::net::SocketAddr) -> Self {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
+            let (runtime, listener, addr) = loopback_listener();
             let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = frozen.clone();
             runtime.spawn(async move {
