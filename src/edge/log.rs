@@ -84,6 +84,14 @@ impl Meters {
         });
     }
 
+    /// One foreign credential checked: its format's name and `ok` or the reason.
+    pub fn foreign(&self, format: &str, result: &'static str) {
+        self.metrics
+            .foreign
+            .with_label_values(&[format, result])
+            .inc();
+    }
+
     pub fn manifest(&self, outcome: rewrite::Outcome) {
         count(&self.manifests, outcome, || {
             self.metrics.manifests.with_label_values(&[outcome])

@@ -45,7 +45,7 @@ impl Algorithm {
 }
 
 /// A configured EdgeAuth format.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EdgeAuth {
     name: String,
     algorithm: Algorithm,

@@ -30,15 +30,28 @@ use super::TokenError;
 pub const MAX_FIELDS: usize = 2;
 
 /// What a format's credential is made of, by kind.
+#[derive(Clone)]
 pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
+#[derive(Clone)]
 pub struct Format {
     pub name: String,
     pub kind: Kind,
+}
+
+/// Names the format and its kind only: the secret stays out of logs and panics.
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Kind::SecureLink(_) => "secure_link",
+            Kind::EdgeAuth(_) => "edgeauth",
+        };
+        write!(f, "Format({:?}, {kind})", self.name)
+    }
 }
 
 /// Where a format's credential travels. `query[i]` carries field `i`; the cookie and

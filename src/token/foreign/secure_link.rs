@@ -37,7 +37,7 @@ enum Part {
 }
 
 /// A configured `secure_link` format.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SecureLink {
     parts: Vec<Part>,
     md5_param: String,
