@@ -1422,7 +1422,7 @@ mod tests {
         assert_eq!(two_values.map(|e| e.foreign), conflict);
         let same_twice = foreign(Some("md5=a&md5=a"), &[], &none, &formats);
         assert!(same_twice.is_ok());
-        let with_native = foreign(Some(&"md5=a&token=abc"), &[], &none, &formats);
+        let with_native = foreign(Some("md5=a&token=abc"), &[], &none, &formats);
         assert_eq!(with_native.map(|e| e.foreign), conflict);
         let headers = vec![vec![], vec!["exp=2~hmac=ab"]];
         let cookie_and_header = foreign(None, &["hdnts=exp=1~hmac=ab"], &headers, &formats);
