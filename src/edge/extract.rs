@@ -1387,7 +1387,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_fields_are_found_and_removed_from_every_carrier() {
+    fn i5_foreign_fields_are_found_and_removed_from_every_carrier() {
         let formats = formats();
         let none: Vec<Vec<&str>> = vec![vec![], vec![]];
         let e = foreign(Some("a=1&md5=AbC_-&b=2&expires=99"), &[], &none, &formats).expect("ok");
@@ -1407,7 +1407,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_credentials_conflict_with_each_other_and_with_a_native_token() {
+    fn i6_foreign_credentials_conflict_with_each_other_and_with_a_native_token() {
         let formats = formats();
         let none: Vec<Vec<&str>> = vec![vec![], vec![]];
         let conflict = Err(ExtractError::Conflict);
@@ -1430,7 +1430,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_fields_are_bounded_and_their_lookalikes_refused() {
+    fn i3_i5_foreign_fields_are_bounded_and_their_lookalikes_refused() {
         let formats = formats();
         let none: Vec<Vec<&str>> = vec![vec![], vec![]];
         let long = format!("hdnts={}", "a".repeat(MAX_TOKEN_LEN + 1));

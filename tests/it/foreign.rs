@@ -122,7 +122,7 @@ fn last_seen(origin: &TestOrigin) -> (String, String) {
 }
 
 #[tokio::test]
-async fn secure_link_is_accepted_on_its_resource_and_stripped_before_the_origin() {
+async fn i5_secure_link_is_accepted_on_its_resource_and_stripped_before_the_origin() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let target = link("/sl/a/seg-1.ts", now() + 600, "127.0.0.1");
@@ -171,7 +171,7 @@ async fn secure_link_is_refused_expired_tampered_for_another_path_or_address() {
 }
 
 #[tokio::test]
-async fn edgeauth_is_accepted_in_query_cookie_and_header_and_stripped() {
+async fn i5_edgeauth_is_accepted_in_query_cookie_and_header_and_stripped() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let addr = gate.plain();
@@ -281,7 +281,7 @@ async fn edgeauth_md5_escape_early_under_its_own_name() {
 }
 
 #[tokio::test]
-async fn a_format_not_listed_on_the_route_is_not_accepted_there() {
+async fn i1_a_format_not_listed_on_the_route_is_not_accepted_there() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let addr = gate.plain();
@@ -307,7 +307,7 @@ async fn a_format_not_listed_on_the_route_is_not_accepted_there() {
 }
 
 #[tokio::test]
-async fn foreign_threats_duplicated_missing_overlong_and_two_formats() {
+async fn i3_foreign_threats_duplicated_missing_overlong_and_two_formats() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let addr = gate.plain();

@@ -376,7 +376,8 @@ mod tests {
     }
 
     #[test]
-    fn edgeauth_refuses_tampering_and_missing_duplicated_or_unknown_fields() {
+    fn i2_i3_edgeauth_refuses_tampering_another_algorithm_and_missing_duplicated_or_unknown_fields()
+    {
         let f = edgeauth(Algorithm::Sha256, false);
         let token = sign("exp=200~acl=/*", "");
         assert_eq!(

@@ -291,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn secure_link_refuses_missing_or_unparsable_fields_as_nginx_does() {
+    fn i3_secure_link_refuses_missing_or_unparsable_fields_as_nginx_does() {
         let f = SecureLink::new(EXPR, "md5", "expires").expect("valid");
         let md5 = link_md5("2147483647/s/link127.0.0.1 secret");
         let missing = Credential {
