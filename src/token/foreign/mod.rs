@@ -116,10 +116,9 @@ impl Kind {
         &self,
         cred: &Credential<'_>,
         inputs: &Inputs<'_>,
-        now: u64,
     ) -> Result<ForeignGrant, TokenError> {
         match self {
-            Kind::SecureLink(f) => f.verify(cred, inputs, now),
+            Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
         }
     }
@@ -189,7 +188,7 @@ impl Foreign {
         if cred.fields.iter().flatten().any(|f| f.len() > self.max_len) {
             return Err(TokenError::Malformed);
         }
-        let grant = Arc::new(kind.verify(cred, inputs, now)?);
+        let grant = Arc::new(kind.verify(cred, inputs)?);
         self.cache
             .insert(&material(format, kind, cred, inputs), &grant, now);
         Ok(grant)

@@ -87,13 +87,13 @@ impl SecureLink {
         }
     }
 
+    /// The digest and the expiry's form; whether the link has expired is
+    /// [`super::authorize`]'s question, asked on every request.
     pub(super) fn verify(
         &self,
         cred: &Credential<'_>,
         inputs: &Inputs<'_>,
-        now: u64,
     ) -> Result<ForeignGrant, TokenError> {
-        let _ = now; // expiry is the caller's rule, checked on every request
         let digest = cred.fields[0].ok_or(TokenError::Malformed)?;
         let expires = match self.expires_param.is_empty() {
             true => None,
@@ -258,7 +258,7 @@ mod tests {
         let cred = Credential {
             fields: [Some(md5), Some(expires)],
         };
-        f.verify(&cred, &inputs(path), 0)
+        f.verify(&cred, &inputs(path))
     }
 
     #[test]
@@ -282,10 +282,7 @@ mod tests {
             client: "127.0.0.2".parse().expect("ip"),
             ..inputs("/s/link")
         };
-        assert_eq!(
-            f.verify(&cred, &elsewhere, 0),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(f.verify(&cred, &elsewhere), Err(TokenError::BadSignature));
         // Padding is optional, as in nginx's base64url decoder.
         assert!(verify(&f, &format!("{md5}=="), "2147483647", "/s/link").is_ok());
     }
@@ -298,7 +295,7 @@ mod tests {
             fields: [Some(md5.as_str()), None],
         };
         assert_eq!(
-            f.verify(&missing, &inputs("/s/link"), 0),
+            f.verify(&missing, &inputs("/s/link")),
             Err(TokenError::Malformed)
         );
         for (md5, expires) in [
@@ -329,7 +326,7 @@ mod tests {
         let cred = Credential {
             fields: [Some(md5.as_str()), None],
         };
-        let grant = f.verify(&cred, &inputs, 0).expect("accepted");
+        let grant = f.verify(&cred, &inputs).expect("accepted");
         assert_eq!(
             grant.exp, None,
             "no expires parameter: the link never expires"
