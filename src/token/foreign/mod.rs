@@ -310,6 +310,64 @@ mod tests {
         assert_eq!(ok("/vod/a/x.ts", 800), Err(TokenError::Revoked));
     }
 
+    /// A secure_link format over `$secure_link_expires$uri$remote_addr`, and a link for
+    /// `/p` from 192.0.2.1 expiring at 1000.
+    fn secure_link() -> (Foreign, String) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let kind = SecureLink::new(
+            "$secure_link_expires$uri$remote_addr secret",
+            "md5",
+            "expires",
+        )
+        .map(Kind::SecureLink)
+        .expect("valid");
+        let format = Format {
+            name: "nginx".into(),
+            kind,
+        };
+        let ttl = Duration::from_secs(3600);
+        let foreign = Foreign::new(vec![format], 4096, 16, ttl, Duration::ZERO);
+        let md5 = URL_SAFE_NO_PAD.encode(md5::Md5::digest(b"1000/p192.0.2.1 secret"));
+        (foreign, md5)
+    }
+
+    #[test]
+    fn the_foreign_cache_is_keyed_by_the_credential_and_the_inputs_its_signature_binds() {
+        let (foreign, md5) = secure_link();
+        let cred = Credential {
+            fields: [Some(md5.as_str()), Some("1000")],
+        };
+        let here = inputs("/p");
+        let elsewhere = Inputs {
+            client: "192.0.2.2".parse().expect("ip"),
+            ..here
+        };
+        assert!(foreign.cached(0, &cred, &here, 500).is_none());
+        foreign
+            .verify_and_cache(0, &cred, &here, 500)
+            .expect("verified");
+        assert!(foreign.cached(0, &cred, &here, 500).is_some(), "a hit");
+        assert!(
+            foreign.cached(0, &cred, &elsewhere, 500).is_none(),
+            "another address is another key: the signature binds it"
+        );
+        assert!(foreign.cached(0, &cred, &inputs("/q"), 500).is_none());
+        assert_eq!(
+            foreign.verify_and_cache(0, &cred, &elsewhere, 500),
+            Err(TokenError::BadSignature)
+        );
+        // Only what verified is cached; a hit is still authorised on every request.
+        assert!(foreign.cached(0, &cred, &elsewhere, 500).is_none());
+        let grant = foreign.cached(0, &cred, &here, 900).expect("hit");
+        let revocations = Revocations::default();
+        assert_eq!(
+            authorize(&grant, &here, 1_001, 0, &revocations),
+            Err(TokenError::Expired)
+        );
+    }
+
     #[test]
     fn seconds_are_plain_digits() {
         assert_eq!(parse_seconds("1700000000"), Ok(1_700_000_000));
