@@ -3,8 +3,9 @@
 //! token formats").
 //!
 //! Refused: an unknown kind, a key of the other kind, a bad expression or key, two
-//! formats with one name (or named `native`), two formats of a route sharing a carrier
-//! name with each other or with the native token's, a route listing an unknown or
+//! formats with one name (or named `native`), a route's formats sharing a carrier name
+//! with each other, with the native token's or with a header the request itself needs
+//! (`Cookie`, `Authorization`, `Host`, framing), a route listing an unknown or
 //! repeated name or nothing, and a format no route lists (a typo would otherwise leave
 //! a route on the native token alone without a word). It never reads key files or
 //! touches sockets.
@@ -12,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::file::{FormatFile, RouteFile};
-use super::{invalid, ConfigError, Route};
+use super::{invalid, ConfigError, Route, Token};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
 use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
 
@@ -86,6 +87,7 @@ pub(super) fn assign(
     routes: &mut [Route],
     file: &[RouteFile],
     formats: &[Format],
+    token: &Token,
 ) -> Result<(), ConfigError> {
     let index: HashMap<&str, usize> = formats
         .iter()
@@ -111,7 +113,7 @@ pub(super) fn assign(
                 (_, None) => return Err(at(format!("no [[formats]] named {name:?}"))),
             }
         }
-        distinct_carriers(&route.formats, formats).map_err(at)?;
+        distinct_carriers(&route.formats, formats, token).map_err(at)?;
         used.extend(route.formats.iter().copied());
     }
     if let Some(f) = formats.iter().enumerate().find(|(i, _)| !used.contains(i)) {
@@ -123,10 +125,29 @@ pub(super) fn assign(
     Ok(())
 }
 
-/// Two formats of one route may not share a query, cookie or header name: a carrier
-/// must say which format it carries.
-fn distinct_carriers(route: &[usize], formats: &[Format]) -> Result<(), String> {
-    let mut names = HashSet::new();
+/// Headers a format may not claim: the request's framing and routing, and the carriers
+/// the gate or the origin already read.
+const RESERVED_HEADERS: [&str; 9] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "x-forwarded-for",
+];
+
+/// Two formats of one route may not share a query, cookie or header name, nor take the
+/// native token's query or cookie name or a reserved header: a carrier must say which
+/// format it carries.
+fn distinct_carriers(route: &[usize], formats: &[Format], token: &Token) -> Result<(), String> {
+    let mut names: HashSet<(&str, String)> = HashSet::from([
+        ("query parameter", token.query.to_ascii_lowercase()),
+        ("cookie", token.cookie.to_ascii_lowercase()),
+    ]);
+    names.extend(RESERVED_HEADERS.map(|h| ("header", h.to_string())));
     for &i in route {
         let c = formats[i].kind.carriers();
         let all = c
@@ -140,7 +161,7 @@ fn distinct_carriers(route: &[usize], formats: &[Format]) -> Result<(), String> 
             );
         for (what, name) in all {
             if !names.insert((what, name.to_ascii_lowercase())) {
-                return Err(format!("two formats use the {what} {name:?}"));
+                return Err(format!("{name:?}: this {what} is taken (by another format, the native token or the request itself)"));
             }
         }
     }
@@ -210,7 +231,17 @@ mod tests {
             (
                 "formats = [\"akamai\", \"other\"]",
                 format!("{akamai}{}", edgeauth("other")),
-                "two formats use",
+                "is taken",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                format!("{akamai}token_name = \"authorization\"\n"),
+                "header is taken",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                format!("{akamai}token_name = \"token\"\n"),
+                "query parameter is taken",
             ),
             (
                 "formats = [\"akamai\"]",

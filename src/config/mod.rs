@@ -330,7 +330,7 @@ impl Config {
         let cache = validate::cache(&file.cache)?;
         let formats = formats::formats(&file.formats)?;
         let mut routes = validate::routes(&file.routes, &origins, &origin_index, &cache)?;
-        formats::assign(&mut routes, &file.routes, &formats)?;
+        formats::assign(&mut routes, &file.routes, &formats, &token)?;
         let resources = validate::resources(&file.resources)?;
         let manifest = validate::manifest(&file.manifest)?;
         let limits = validate::limits(&file.limits)?;
