@@ -111,6 +111,7 @@ impl Access {
             return Ok(Granted::Public);
         }
         if let Some(credential) = req.foreign {
+            log.token = Some(TokenId::of_foreign(&credential.credential));
             return self.check_foreign(&credential, req, limits);
         }
         // A route that does not list "native" reads its token as no credential.

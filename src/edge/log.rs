@@ -314,6 +314,14 @@ impl TokenId {
     }
 }
 
+impl TokenId {
+    /// A foreign credential: a hash prefix of its fields (the first carries the
+    /// credential of every format; secure_link's expiry adds nothing to tell links apart).
+    pub fn of_foreign(credential: &crate::token::foreign::Credential<'_>) -> Self {
+        TokenId::Hash(token_hash(credential.fields[0].unwrap_or("")))
+    }
+}
+
 impl std::fmt::Display for TokenId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
