@@ -360,3 +360,34 @@ async fn i3_foreign_threats_duplicated_missing_overlong_and_two_formats() {
     assert_refused(&got, 400, "conflict", "two digests");
     assert_eq!(origin.count(), 0);
 }
+
+#[tokio::test]
+async fn foreign_requests_are_counted_by_format_and_result() {
+    let origin = TestOrigin::start().await;
+    let gate = start(setup(&origin)).await;
+    let addr = gate.plain();
+    let good = link("/sl/a/seg-1.ts", now() + 600, "127.0.0.1");
+    assert_eq!(get(addr, &good, &[]).await.status, 200);
+    let expired = edgeauth(&format!("exp={}~acl=/ea/a/*", now() - 3600), "");
+    let got = get(addr, &format!("/ea/a/x.ts?hdnts={expired}"), &[]).await;
+    assert_refused(&got, 403, "expired", "expired");
+    let text = String::from_utf8(get(gate.admin(), "/metrics", &[]).await.body.to_vec())
+        .expect("utf-8 exposition");
+    let value = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map(str::trim)
+            .unwrap_or("absent")
+            .to_string()
+    };
+    let nginx_ok = r#"tollgate_foreign_requests_total{format="nginx",result="ok"}"#;
+    let akamai_expired = r#"tollgate_foreign_requests_total{format="akamai",result="expired"}"#;
+    let unused = r#"tollgate_foreign_requests_total{format="akamai_md5",result="ok"}"#;
+    assert_eq!(value(nginx_ok), "1", "{text}");
+    assert_eq!(value(akamai_expired), "1");
+    assert_eq!(
+        value(unused),
+        "0",
+        "every format's series exists before traffic"
+    );
+}
