@@ -181,6 +181,9 @@ pub struct Metrics {
     pub last_reload_ok: IntGauge,
     pub last_reload_success: Gauge,
     pub manifests: IntCounterVec,
+    /// Foreign credentials checked, by configured format name and result (`ok` or a
+    /// reason code).
+    pub foreign: IntCounterVec,
     pub cache: CacheMetrics,
     /// 1 when this node's last contact with the store succeeded (catch-up and listener).
     pub store_up: IntGauge,
@@ -372,6 +375,12 @@ impl Metrics {
                 "Manifest answers by outcome (rewritten, renewed, cookie, or why one passed through).",
                 &["outcome"],
             )?,
+            foreign: counter_vec(
+                &r,
+                "tollgate_foreign_requests_total",
+                "Requests carrying a foreign token format, by format and result (ok or the refusal reason).",
+                &["format", "result"],
+            )?,
             cache: CacheMetrics::register(&r)?,
             store_up: int_gauge(
                 &r,
@@ -439,6 +448,16 @@ impl Metrics {
             self.upstream_duration.with_label_values(&[origin]);
             for kind in UPSTREAM_ERRORS {
                 self.upstream_errors.with_label_values(&[origin, kind]);
+            }
+        }
+    }
+
+    /// Create the foreign-format series for these format names (at start), so that
+    /// traffic never adds one.
+    pub fn prepare_formats<'a>(&self, formats: impl IntoIterator<Item = &'a str>) {
+        for format in formats {
+            for result in ["ok"].iter().chain(&EDGE_REASONS) {
+                self.foreign.with_label_values(&[format, result]);
             }
         }
     }

@@ -36,6 +36,9 @@ pub struct File {
     /// Path templates mapped to a resource type and an origin pool.
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    /// Foreign token formats routes may accept beside the native token.
+    #[serde(default)]
+    pub formats: Vec<FormatFile>,
     /// Resources declared in the file (the store holds the rest; both are merged).
     #[serde(default)]
     pub resources: Vec<ResourceFile>,
@@ -417,6 +420,39 @@ pub struct RouteFile {
     /// Whether this route goes through the shield cache; default `cache.enabled`. Only
     /// `http(s)://` origins are cached (`true` on a `file://` origin is an error).
     pub cache: Option<bool>,
+    /// Token formats accepted here: `"native"` and `[[formats]]` names; default
+    /// `["native"]`.
+    pub formats: Option<Vec<String>>,
+}
+
+/// `[[formats]]`: one foreign token format (README, "Foreign tokens").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatFile {
+    /// The name routes list it by (and its metric label).
+    pub name: String,
+    /// `secure_link` (nginx) or `edgeauth` (Akamai EdgeAuth 2.0).
+    pub kind: String,
+    /// secure_link: the `secure_link_md5` expression.
+    pub expression: Option<String>,
+    /// secure_link: the digest's query parameter (default `md5`).
+    pub md5: Option<String>,
+    /// secure_link: the expiry's query parameter (default `expires`; "" for none).
+    pub expires: Option<String>,
+    /// edgeauth: the key, hex.
+    pub key: Option<String>,
+    /// edgeauth: `sha256` (default), `sha1` or `md5`.
+    pub algorithm: Option<String>,
+    /// edgeauth: the token's query parameter, cookie and header name (default `hdnts`).
+    pub token_name: Option<String>,
+    /// edgeauth: default `~`.
+    pub field_delimiter: Option<String>,
+    /// edgeauth: default `!`.
+    pub acl_delimiter: Option<String>,
+    /// edgeauth: the issuer escapes `ip`, `id`, `data` and the URL (default false).
+    pub escape_early: Option<bool>,
+    /// edgeauth: the issuer's salt, if it uses one.
+    pub salt: Option<String>,
 }
 
 /// `[[resources]]`

@@ -14,6 +14,7 @@
 //! `tollgate serve --config config/tollgate.toml` works from any working directory.
 
 pub mod file;
+mod formats;
 mod validate;
 
 use std::net::SocketAddr;
@@ -94,6 +95,8 @@ pub struct Config {
     pub keys: Vec<KeySpec>,
     pub origins: Vec<Origin>,
     pub routes: Vec<Route>,
+    /// `[[formats]]`, in file order (routes refer to them by index).
+    pub formats: Vec<crate::token::foreign::Format>,
     pub resources: Vec<Resource>,
     pub manifest: Manifest,
     pub limits: Limits,
@@ -262,6 +265,10 @@ pub struct Route {
     pub per_subject: Option<Limit>,
     /// Goes through the shield cache (only ever true on an `http(s)://` origin).
     pub cache: bool,
+    /// Accepts the native token (`"native"` in `formats`; the default).
+    pub native: bool,
+    /// Indices into [`Config::formats`] of the foreign formats accepted here.
+    pub formats: Vec<usize>,
 }
 
 /// A store named on the command line (`tollgate store copy --to`), checked as `[store]`
@@ -321,7 +328,9 @@ impl Config {
         let keys = validate::keys(&file.keys, paths)?;
         let (origins, origin_index) = validate::origins(&file.origins, paths)?;
         let cache = validate::cache(&file.cache)?;
-        let routes = validate::routes(&file.routes, &origins, &origin_index, &cache)?;
+        let formats = formats::formats(&file.formats)?;
+        let mut routes = validate::routes(&file.routes, &origins, &origin_index, &cache)?;
+        formats::assign(&mut routes, &file.routes, &formats, &token)?;
         let resources = validate::resources(&file.resources)?;
         let manifest = validate::manifest(&file.manifest)?;
         let limits = validate::limits(&file.limits)?;
@@ -339,6 +348,7 @@ impl Config {
             keys,
             origins,
             routes,
+            formats,
             resources,
             manifest,
             limits,

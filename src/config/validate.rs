@@ -583,6 +583,9 @@ fn route(
         per_ip: route_limit("per_ip", &r.per_ip)?,
         per_subject: route_limit("per_subject", &r.per_subject)?,
         cache: false,
+        // `formats.rs` assigns what the route accepts once the formats are known.
+        native: true,
+        formats: Vec::new(),
     })
 }
 

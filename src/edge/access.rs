@@ -14,18 +14,20 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::extract::{ExtractError, Presented};
+use super::extract::{ExtractError, ForeignPresented, Presented};
 use super::limit::EdgeLimits;
 use super::log::{AccessLog, TokenId};
 use super::registry::Resources;
 use super::rewrite::Ask;
 use super::route::Match;
 use super::EdgeError;
+use crate::token::foreign::{self, Foreign, Inputs};
 use crate::token::{self, Grant, Revocations, TokenError, Verifier};
 
 /// What authorisation needs besides the request.
 pub struct Access {
     verifier: Arc<Verifier>,
+    foreign: Arc<Foreign>,
     revocations: Arc<Revocations>,
     resources: Resources,
     leeway: u64,
@@ -36,6 +38,12 @@ pub struct Asking<'r> {
     pub route: &'r Match<'r, 'r>,
     /// The token and where it came from, if any.
     pub presented: Option<Presented<'r>>,
+    /// A credential of one of the route's foreign formats (never beside a token).
+    pub foreign: Option<ForeignPresented<'r>>,
+    /// The host (lower case, no port) and the query as sent: what a foreign format's
+    /// signature may cover besides the path and the client.
+    pub host: &'r str,
+    pub raw_query: Option<&'r str>,
     /// The normalised path, token removed: what is authorised is what is forwarded.
     pub path: &'r str,
     pub client: IpAddr,
@@ -55,17 +63,22 @@ pub enum Granted<'r> {
         /// Accepted on the live-session rule: only a renewed manifest may answer.
         session: bool,
     },
+    /// A foreign credential that verified and covers the request (the respond phase
+    /// needs nothing of it: foreign credentials are not renewed or rewritten).
+    Foreign,
 }
 
 impl Access {
     pub fn new(
         verifier: Arc<Verifier>,
+        foreign: Arc<Foreign>,
         revocations: Arc<Revocations>,
         resources: Resources,
         leeway: u64,
     ) -> Self {
         Access {
             verifier,
+            foreign,
             revocations,
             resources,
             leeway,
@@ -97,7 +110,15 @@ impl Access {
         if route.public || resource.is_some_and(|r| r.public) {
             return Ok(Granted::Public);
         }
-        let presented = req.presented.ok_or(EdgeError::Missing)?;
+        if let Some(credential) = req.foreign {
+            log.token = Some(TokenId::of_foreign(&credential.credential));
+            return self.check_foreign(&credential, req, limits);
+        }
+        // A route that does not list "native" reads its token as no credential.
+        let presented = req
+            .presented
+            .filter(|_| route.native)
+            .ok_or(EdgeError::Missing)?;
         let target = token::Target {
             resource_type: route.resource_type,
             rid: route.rid.unwrap_or(""),
@@ -130,6 +151,36 @@ impl Access {
             grant,
             session,
         })
+    }
+
+    /// A foreign credential: the cached grant, or one verified now while the client has
+    /// budget; then the rules every request re-checks (docs/architecture.md, "Foreign
+    /// token formats"). The route is its scope: extraction read only the carriers of
+    /// the formats it lists.
+    fn check_foreign<'r>(
+        &self,
+        credential: &ForeignPresented<'_>,
+        req: &Asking<'r>,
+        limits: &EdgeLimits,
+    ) -> Result<Granted<'r>, EdgeError> {
+        let inputs = Inputs {
+            path: req.path,
+            client: req.client,
+            host: req.host,
+            query: req.raw_query,
+        };
+        let (format, cred) = (credential.format, &credential.credential);
+        let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
+            Some(grant) => grant,
+            None => {
+                limits.may_verify(req.client)?;
+                self.foreign
+                    .verify_and_cache(format, cred, &inputs, req.now)
+                    .inspect_err(|_| limits.verify_failed(req.client))?
+            }
+        };
+        foreign::authorize(&grant, &inputs, req.now, self.leeway, &self.revocations)?;
+        Ok(Granted::Foreign)
     }
 
     /// The **fresher-wins rule**: a request with two different tokens (a page that appends
@@ -279,6 +330,13 @@ mod tests {
     fn access(cfg: &Config, keys: KeySet) -> Access {
         Access::new(
             Arc::new(Verifier::new(keys, &cfg.token)),
+            Arc::new(Foreign::new(
+                vec![],
+                4096,
+                16,
+                Duration::from_secs(60),
+                Duration::ZERO,
+            )),
             Arc::new(Revocations::default()),
             Resources::new(cfg.resources.clone()),
             cfg.token.leeway.as_secs(),
@@ -306,6 +364,8 @@ mod tests {
             rid: Some(rid),
             origin: 0,
             public,
+            native: true,
+            formats: &[],
         }
     }
 
@@ -328,12 +388,15 @@ mod tests {
             }),
             path,
             client: "127.0.0.1".parse().expect("ip"),
+            foreign: None,
+            host: "localhost",
+            raw_query: None,
             manifest,
             now: NOW,
         };
         let limits = EdgeLimits::new(cfg);
         match access.check(&asking, &limits, &mut AccessLog::default())? {
-            Granted::Public => Ok(false),
+            Granted::Public | Granted::Foreign => Ok(false),
             Granted::Token { session, .. } => Ok(session),
         }
     }
@@ -380,6 +443,9 @@ mod tests {
             presented: None,
             path: seg,
             client: "127.0.0.1".parse().expect("ip"),
+            foreign: None,
+            host: "localhost",
+            raw_query: None,
             manifest: SEGMENT,
             now: NOW,
         };

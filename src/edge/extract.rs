@@ -13,11 +13,18 @@
 //!   whose name decodes, in any case, with `[]` or spaces, to the token parameter's name
 //!   (split on `&` *or* `;`, and in a path segment's `;` parameters) refuses the request.
 //!
+//! The same rule holds for the credentials of the foreign formats the route accepts
+//! ([`FormatCarriers`]: query parameters, a cookie, a header per format): the parser
+//! that finds a field removes it, a lookalike of a field's query name is refused, a
+//! field is 1 to `max_len` bytes of visible ASCII, and a second value for a field, a
+//! second format, or a native token beside a foreign credential is a conflict.
+//!
 //! It must not verify, decode, log or store the token, touch hyper types, or
 //! re-normalise the path (that is `path.rs`).
 
 use std::borrow::Cow;
 
+use crate::token::foreign::{Carriers, Credential, MAX_FIELDS};
 use crate::url::{hex_value, is_token_name_lookalike};
 
 /// Longest token any configuration accepts, in bytes: the ceiling of `token.max_len`.
@@ -49,6 +56,22 @@ impl Default for TokenNames {
             max_len: MAX_TOKEN_LEN,
         }
     }
+}
+
+/// A foreign format a route accepts, and where its credential travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatCarriers {
+    /// Its index among the configured formats.
+    pub format: usize,
+    pub carriers: Carriers,
+}
+
+/// A foreign credential as presented: its format, its fields, where it was found first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForeignPresented<'h> {
+    pub format: usize,
+    pub credential: Credential<'h>,
+    pub source: Source,
 }
 
 /// Where a token was found.
@@ -94,6 +117,19 @@ pub struct Extracted<'a, 'h> {
     /// True when a token cookie was present (the caller rewrites Cookie headers with
     /// `strip_cookie`).
     pub strip_cookie: bool,
+    /// The foreign credential, if any (never beside a native token).
+    pub foreign: Option<ForeignPresented<'h>>,
+    /// Foreign cookie and header carriers that were present, for the caller to remove.
+    pub strip_foreign: ForeignStrip<'a>,
+}
+
+/// Which foreign carriers of the request the origin must not see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForeignStrip<'a> {
+    /// Cookie names (remove with [`strip_cookie`]).
+    pub cookies: Vec<&'a str>,
+    /// Header names (remove every value).
+    pub headers: Vec<&'a str>,
 }
 
 /// A token as presented: the part of [`Extracted`] that borrows from the headers.
@@ -115,12 +151,19 @@ pub struct Stripped<'a> {
     pub query: Option<Cow<'a, str>>,
     pub strip_authorization: bool,
     pub strip_cookie: bool,
+    pub strip_foreign: ForeignStrip<'a>,
 }
 
 impl<'a, 'h> Extracted<'a, 'h> {
     /// Split into the token (borrowing the headers) and the rest, so the headers can be
     /// rewritten for the origin once the token has been checked.
-    pub fn split(self) -> (Option<Presented<'h>>, Stripped<'a>) {
+    pub fn split(
+        self,
+    ) -> (
+        Option<Presented<'h>>,
+        Option<ForeignPresented<'h>>,
+        Stripped<'a>,
+    ) {
         let presented = self
             .token
             .zip(self.source)
@@ -134,9 +177,27 @@ impl<'a, 'h> Extracted<'a, 'h> {
             query: self.query,
             strip_authorization: self.strip_authorization,
             strip_cookie: self.strip_cookie,
+            strip_foreign: self.strip_foreign,
         };
-        (presented, stripped)
+        (presented, self.foreign, stripped)
     }
+}
+
+/// The path the route is found by: `path` without a `/<prefix>/<token>` segment pair.
+/// The caller needs the route before [`extract`] (whose carriers depend on it); the
+/// route is then found again on [`Stripped::path`], which is the same text.
+pub fn routing_path<'p>(names: &TokenNames, path: &'p str) -> &'p str {
+    strip_prefix_segment(path, &names.path_prefix)
+        .and_then(|after| after.find('/').map(|end| &after[end..]))
+        .unwrap_or(path)
+}
+
+/// What the route accepts besides the native token, and the values of its formats'
+/// header carriers (`headers[i]`: every value of `formats[i]`'s header).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForeignIn<'n, 'h> {
+    pub formats: &'n [FormatCarriers],
+    pub headers: &'h [Vec<&'h str>],
 }
 
 /// Finds the token in every carrier, in the order path, query, cookie, header.
@@ -147,26 +208,34 @@ impl<'a, 'h> Extracted<'a, 'h> {
 /// second, different token anywhere must be judged (the rival), and a third is a
 /// `Conflict` (threat model A12), never a silent pick. Last, what would be forwarded is
 /// checked for token look-alikes.
-pub fn extract<'a: 'h, 'h>(
+pub fn extract<'a: 'h, 'h, 'n: 'a>(
     names: &TokenNames,
+    foreign: ForeignIn<'n, 'h>,
     path: &'a str,
     query: Option<&'a str>,
     cookies: &[&'h str],
     authorizations: &[&'h str],
 ) -> Result<Extracted<'a, 'h>, ExtractError> {
     let mut found = Found::new(names.max_len);
+    let mut other = ForeignFound::new(names.max_len);
 
     let path = take_path(&names.path_prefix, path, &mut found)?;
     let query = match query {
-        Some(query) => take_query(&names.query, query, &mut found)?,
+        Some(query) => take_query(names, foreign.formats, query, &mut found, &mut other)?,
         None => None,
     };
 
     let mut strip_cookie = false;
-    if !names.cookie.is_empty() {
-        for header in cookies {
-            strip_cookie |= take_cookie(&names.cookie, header, &mut found)?;
+    let mut strip_foreign = ForeignStrip::default();
+    for header in cookies {
+        strip_cookie |= take_cookie(names, foreign.formats, header, &mut found, &mut other)?;
+    }
+    for (i, f) in foreign.formats.iter().enumerate() {
+        let cookie = f.carriers.cookie.as_str();
+        if !cookie.is_empty() && other.cookies & (1 << i) != 0 {
+            strip_foreign.cookies.push(cookie);
         }
+        take_foreign_headers(i, f, foreign.headers.get(i), &mut other, &mut strip_foreign)?;
     }
 
     let mut strip_authorization = false;
@@ -181,8 +250,16 @@ pub fn extract<'a: 'h, 'h>(
         }
     }
 
-    if leaves_a_lookalike(&path, query.as_deref(), &names.query) {
+    let mut query_names = foreign
+        .formats
+        .iter()
+        .flat_map(|f| f.carriers.query.iter().map(String::as_str))
+        .chain([names.query.as_str()]);
+    if query_names.any(|name| leaves_a_lookalike(&path, query.as_deref(), name)) {
         return Err(ExtractError::Malformed);
+    }
+    if found.token.is_some() && other.format.is_some() {
+        return Err(ExtractError::Conflict);
     }
     Ok(Extracted {
         token: found.token,
@@ -192,6 +269,103 @@ pub fn extract<'a: 'h, 'h>(
         query,
         strip_authorization,
         strip_cookie,
+        foreign: other.presented(foreign.formats),
+        strip_foreign,
+    })
+}
+
+/// Every value of the header carrier of the route's `i`th format; a header that was
+/// there is removed.
+fn take_foreign_headers<'a, 'h>(
+    i: usize,
+    f: &'a FormatCarriers,
+    values: Option<&Vec<&'h str>>,
+    other: &mut ForeignFound<'h>,
+    strip: &mut ForeignStrip<'a>,
+) -> Result<(), ExtractError> {
+    let Some(values) = values.filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    strip.headers.push(f.carriers.header.as_str());
+    for value in values {
+        other.add(i, 0, value.trim_matches([' ', '\t']), Source::Header)?;
+    }
+    Ok(())
+}
+
+/// The foreign credential seen so far: one format, one value per field.
+struct ForeignFound<'h> {
+    format: Option<usize>,
+    fields: [Option<&'h str>; MAX_FIELDS],
+    source: Option<Source>,
+    /// Bit i: format i of the route had its cookie in the request.
+    cookies: u64,
+    max_len: usize,
+}
+
+impl<'h> ForeignFound<'h> {
+    fn new(max_len: usize) -> Self {
+        ForeignFound {
+            format: None,
+            fields: [None; MAX_FIELDS],
+            source: None,
+            cookies: 0,
+            max_len: max_len.min(MAX_TOKEN_LEN),
+        }
+    }
+
+    /// Take `value` as field `field` of `format`: the first format seen, and the first
+    /// value of the field or an equal one.
+    fn add(
+        &mut self,
+        format: usize,
+        field: usize,
+        value: &'h str,
+        source: Source,
+    ) -> Result<(), ExtractError> {
+        let value = foreign_field(value, self.max_len)?;
+        if self.format.is_some_and(|f| f != format) {
+            return Err(ExtractError::Conflict);
+        }
+        let slot = self.fields.get_mut(field).ok_or(ExtractError::Malformed)?;
+        match slot {
+            Some(seen) if *seen != value => return Err(ExtractError::Conflict),
+            _ => *slot = Some(value),
+        }
+        self.format = Some(format);
+        self.source.get_or_insert(source);
+        Ok(())
+    }
+
+    fn presented(&self, formats: &[FormatCarriers]) -> Option<ForeignPresented<'h>> {
+        let format = self.format?;
+        Some(ForeignPresented {
+            format: formats.get(format)?.format,
+            credential: Credential {
+                fields: self.fields,
+            },
+            source: self.source?,
+        })
+    }
+}
+
+/// A foreign field is 1..=`max_len` bytes of visible ASCII: no space, control or
+/// non-ASCII byte reaches a format's parser (`431 too_long` beyond the length).
+fn foreign_field(value: &str, max_len: usize) -> Result<&str, ExtractError> {
+    if value.len() > max_len {
+        return Err(ExtractError::TooLong);
+    }
+    match !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()) {
+        true => Ok(value),
+        false => Err(ExtractError::Malformed),
+    }
+}
+
+/// The route's format (position in its list) and field a query parameter name carries.
+fn query_field(formats: &[FormatCarriers], name: &str) -> Option<(usize, usize)> {
+    formats.iter().enumerate().find_map(|(i, f)| {
+        let field = f.carriers.query.iter().position(|q| q == name)?;
+        Some((i, field))
     })
 }
 
@@ -335,10 +509,13 @@ fn strip_prefix_segment<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 /// not at the origin (or the reverse) is exactly the confusion A16 is about, so a value
 /// with `;` is forwarded byte for byte.
 fn take_query<'a: 'h, 'h>(
-    name: &str,
+    names: &TokenNames,
+    formats: &[FormatCarriers],
     query: &'a str,
     found: &mut Found<'h>,
+    other: &mut ForeignFound<'h>,
 ) -> Result<Option<Cow<'a, str>>, ExtractError> {
+    let name = names.query.as_str();
     let mut kept = Kept::new(query);
     let mut offset = 0;
     for param in query.split('&') {
@@ -352,6 +529,10 @@ fn take_query<'a: 'h, 'h>(
             // `token` or `token=` is a broken carrier, not an absent one.
             let value = value.ok_or(ExtractError::Malformed)?;
             found.add(value, Source::Query)?;
+            kept.skip();
+        } else if let Some((format, field)) = query_field(formats, param_name) {
+            let value = value.ok_or(ExtractError::Malformed)?;
+            other.add(format, field, value, Source::Query)?;
             kept.skip();
         } else {
             // Other spellings of the name (`%74oken=`, `Token=`) are kept here and refused
@@ -484,22 +665,34 @@ fn cookie_name_value(piece: &str) -> (&str, Option<&str>) {
 
 /// Reads the token cookie(s) of one Cookie header. Returns whether a token cookie was there.
 fn take_cookie<'a>(
-    name: &str,
+    names: &TokenNames,
+    formats: &[FormatCarriers],
     header: &'a str,
     found: &mut Found<'a>,
+    other: &mut ForeignFound<'a>,
 ) -> Result<bool, ExtractError> {
+    let name = names.cookie.as_str();
     let mut present = false;
     for piece in cookie_pieces(header) {
         let (cookie_name, value) = cookie_name_value(piece);
-        if cookie_name == name {
+        let foreign = formats
+            .iter()
+            .position(|f| !f.carriers.cookie.is_empty() && f.carriers.cookie == cookie_name);
+        if let Some(i) = foreign {
+            let value = value.ok_or(ExtractError::Malformed)?;
+            other.add(i, 0, unquote(value), Source::Cookie)?;
+            other.cookies |= 1 << i.min(63);
+        } else if formats
+            .iter()
+            .any(|f| !f.carriers.cookie.is_empty() && decodes_to(cookie_name, &f.carriers.cookie))
+        {
+            return Err(ExtractError::Malformed);
+        } else if name.is_empty() {
+            continue;
+        } else if cookie_name == name {
             present = true;
             let value = value.ok_or(ExtractError::Malformed)?;
-            // RFC 6265 allows a DQUOTE-wrapped cookie-value; the quotes are not the token.
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            found.add(value, Source::Cookie)?;
+            found.add(unquote(value), Source::Cookie)?;
         } else if decodes_to(cookie_name, name) {
             // Some frameworks decode cookie names; `strip_cookie` would not remove this
             // spelling, so refuse it rather than forward a token (threat model A13, A16).
@@ -507,6 +700,14 @@ fn take_cookie<'a>(
         }
     }
     Ok(present)
+}
+
+/// RFC 6265 allows a DQUOTE-wrapped cookie-value; the quotes are not the token.
+fn unquote(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// The credentials of a Bearer Authorization header (possibly empty), or None for any
@@ -540,7 +741,14 @@ mod tests {
         cookies: &[&'a str],
         auths: &[&'a str],
     ) -> Result<Extracted<'a, 'a>, ExtractError> {
-        extract(&TokenNames::default(), path, query, cookies, auths)
+        extract(
+            &TokenNames::default(),
+            ForeignIn::default(),
+            path,
+            query,
+            cookies,
+            auths,
+        )
     }
 
     fn ok<'a>(
@@ -651,7 +859,14 @@ mod tests {
             for (path, query, cookies, auths) in in_each(t) {
                 let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
                 let auths: Vec<&str> = auths.iter().map(String::as_str).collect();
-                let got = extract(&names, &path, query.as_deref(), &cookies, &auths);
+                let got = extract(
+                    &names,
+                    ForeignIn::default(),
+                    &path,
+                    query.as_deref(),
+                    &cookies,
+                    &auths,
+                );
                 assert_eq!(
                     got.map(|e| e.token),
                     want,
@@ -709,7 +924,7 @@ mod tests {
         };
         let p = format!("/auth/{A}/x");
         let q = format!("token=zzz&jwt={A}");
-        let e = extract(&names, &p, Some(&q), &[], &[]);
+        let e = extract(&names, ForeignIn::default(), &p, Some(&q), &[], &[]);
         // `token=zzz` is just another parameter under these names.
         let e = e.map(|e| (e.token, e.path.into_owned(), e.query.map(Cow::into_owned)));
         assert_eq!(
@@ -717,7 +932,7 @@ mod tests {
             Ok((Some(A), "/x".to_owned(), Some("token=zzz".to_owned())))
         );
         let c = format!("sess={A}");
-        let e = extract(&names, "/x", None, &[c.as_str()], &[]);
+        let e = extract(&names, ForeignIn::default(), "/x", None, &[c.as_str()], &[]);
         assert_eq!(e.map(|e| e.source), Ok(Some(Source::Cookie)));
     }
 
@@ -729,7 +944,14 @@ mod tests {
             cookie: String::new(),
             max_len: MAX_TOKEN_LEN,
         };
-        let e = extract(&names, "//x", Some("=abc"), &["=abc"], &[]);
+        let e = extract(
+            &names,
+            ForeignIn::default(),
+            "//x",
+            Some("=abc"),
+            &["=abc"],
+            &[],
+        );
         let e = e.map(|e| (e.token, e.query.map(Cow::into_owned), e.strip_cookie));
         assert_eq!(e, Ok((None, Some("=abc".to_owned()), false)));
     }
@@ -1131,5 +1353,123 @@ mod tests {
             let again = ok("/x", None, &[left.as_str()], &[]);
             assert_eq!(again.token, None, "{h:?} -> {left:?}");
         }
+    }
+
+    /// Two formats on a route: secure_link (query `md5`, `expires`) and EdgeAuth
+    /// (`hdnts` in query, cookie and header), formats 3 and 5 of the configuration.
+    fn formats() -> Vec<FormatCarriers> {
+        let carriers = |query: &[&str], other: &str| Carriers {
+            query: query.iter().map(|q| q.to_string()).collect(),
+            cookie: other.into(),
+            header: other.into(),
+        };
+        vec![
+            FormatCarriers {
+                format: 3,
+                carriers: carriers(&["md5", "expires"], ""),
+            },
+            FormatCarriers {
+                format: 5,
+                carriers: carriers(&["hdnts"], "hdnts"),
+            },
+        ]
+    }
+
+    fn foreign<'a>(
+        query: Option<&'a str>,
+        cookies: &[&'a str],
+        headers: &'a [Vec<&'a str>],
+        formats: &'a [FormatCarriers],
+    ) -> Result<Extracted<'a, 'a>, ExtractError> {
+        let names = TokenNames::default();
+        let foreign = ForeignIn { formats, headers };
+        extract(&names, foreign, "/vod/a/x.ts", query, cookies, &[])
+    }
+
+    #[test]
+    fn i5_foreign_fields_are_found_and_removed_from_every_carrier() {
+        let formats = formats();
+        let none: Vec<Vec<&str>> = vec![vec![], vec![]];
+        let e = foreign(Some("a=1&md5=AbC_-&b=2&expires=99"), &[], &none, &formats).expect("ok");
+        let f = e.foreign.expect("credential");
+        assert_eq!((f.format, f.source), (3, Source::Query));
+        assert_eq!(f.credential.fields, [Some("AbC_-"), Some("99")]);
+        assert_eq!(e.query.as_deref(), Some("a=1&b=2"));
+        let e = foreign(None, &["x=1; hdnts=exp=9~acl=/*~hmac=ab"], &none, &formats).expect("ok");
+        let f = e.foreign.expect("credential");
+        assert_eq!((f.format, f.source), (5, Source::Cookie));
+        assert_eq!(f.credential.fields[0], Some("exp=9~acl=/*~hmac=ab"));
+        assert_eq!(e.strip_foreign.cookies, vec!["hdnts"]);
+        let headers = vec![vec![], vec!["exp=9~acl=/*~hmac=ab"]];
+        let e = foreign(None, &[], &headers, &formats).expect("ok");
+        assert_eq!(e.foreign.map(|f| f.source), Some(Source::Header));
+        assert_eq!(e.strip_foreign.headers, vec!["hdnts"]);
+    }
+
+    #[test]
+    fn i6_foreign_credentials_conflict_with_each_other_and_with_a_native_token() {
+        let formats = formats();
+        let none: Vec<Vec<&str>> = vec![vec![], vec![]];
+        let conflict = Err(ExtractError::Conflict);
+        let two_formats = foreign(
+            Some("md5=a&expires=1&hdnts=exp=1~hmac=ab"),
+            &[],
+            &none,
+            &formats,
+        );
+        assert_eq!(two_formats.map(|e| e.foreign), conflict);
+        let two_values = foreign(Some("md5=a&md5=b"), &[], &none, &formats);
+        assert_eq!(two_values.map(|e| e.foreign), conflict);
+        let same_twice = foreign(Some("md5=a&md5=a"), &[], &none, &formats);
+        assert!(same_twice.is_ok());
+        let with_native = foreign(Some("md5=a&token=abc"), &[], &none, &formats);
+        assert_eq!(with_native.map(|e| e.foreign), conflict);
+        let headers = vec![vec![], vec!["exp=2~hmac=ab"]];
+        let cookie_and_header = foreign(None, &["hdnts=exp=1~hmac=ab"], &headers, &formats);
+        assert_eq!(cookie_and_header.map(|e| e.foreign), conflict);
+    }
+
+    #[test]
+    fn i3_i5_foreign_fields_are_bounded_and_their_lookalikes_refused() {
+        let formats = formats();
+        let none: Vec<Vec<&str>> = vec![vec![], vec![]];
+        let long = format!("hdnts={}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(
+            foreign(Some(&long), &[], &none, &formats).map(|e| e.foreign),
+            Err(ExtractError::TooLong)
+        );
+        for bad in [
+            "md5=",
+            "md5",
+            "MD5=a",
+            "%6d%64%35=a",
+            "expires[]=1",
+            "hdnts=a%20b c",
+        ] {
+            assert_eq!(
+                foreign(Some(bad), &[], &none, &formats).map(|e| e.foreign),
+                Err(ExtractError::Malformed),
+                "{bad}"
+            );
+        }
+        let encoded_cookie = foreign(None, &["%68dnts=x"], &none, &formats);
+        assert_eq!(
+            encoded_cookie.map(|e| e.foreign),
+            Err(ExtractError::Malformed)
+        );
+        // A route without formats reads none of these: they are the origin's.
+        let plain = foreign(Some("md5=a&hdnts=b"), &[], &[], &[]).expect("ok");
+        assert_eq!(
+            (plain.foreign, plain.query.as_deref()),
+            (None, Some("md5=a&hdnts=b"))
+        );
+    }
+
+    #[test]
+    fn the_routing_path_drops_only_a_path_token() {
+        let names = TokenNames::default();
+        assert_eq!(routing_path(&names, "/t/abc/vod/a/x"), "/vod/a/x");
+        assert_eq!(routing_path(&names, "/vod/a/x"), "/vod/a/x");
+        assert_eq!(routing_path(&names, "/t/abc"), "/t/abc");
     }
 }

@@ -91,6 +91,13 @@ impl Forwarder {
         if out.stripped.strip_cookie {
             strip_token_cookie(headers, &self.cookie_name);
         }
+        // A foreign credential's cookie and header, as extraction found them.
+        for name in &out.stripped.strip_foreign.cookies {
+            strip_token_cookie(headers, name);
+        }
+        for name in &out.stripped.strip_foreign.headers {
+            headers.remove(*name);
+        }
         out.client.set_forwarded_for(headers);
         headers.insert(
             HeaderName::from_static("x-forwarded-proto"),

@@ -84,6 +84,14 @@ impl Meters {
         });
     }
 
+    /// One foreign credential checked: its format's name and `ok` or the reason.
+    pub fn foreign(&self, format: &str, result: &'static str) {
+        self.metrics
+            .foreign
+            .with_label_values(&[format, result])
+            .inc();
+    }
+
     pub fn manifest(&self, outcome: rewrite::Outcome) {
         count(&self.manifests, outcome, || {
             self.metrics.manifests.with_label_values(&[outcome])
@@ -303,6 +311,14 @@ impl TokenId {
             Some(_) => TokenId::Jti(grant.clone()),
             None => TokenId::Hash(token_hash(token)),
         }
+    }
+}
+
+impl TokenId {
+    /// A foreign credential: a hash prefix of its fields (the first carries the
+    /// credential of every format; secure_link's expiry adds nothing to tell links apart).
+    pub fn of_foreign(credential: &crate::token::foreign::Credential<'_>) -> Self {
+        TokenId::Hash(token_hash(credential.fields[0].unwrap_or("")))
     }
 }
 

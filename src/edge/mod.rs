@@ -49,6 +49,7 @@ use crate::config;
 use crate::metrics::Metrics;
 use crate::resource::Resource;
 use crate::server::ConnInfo;
+use crate::token::foreign::Foreign;
 use crate::token::{Revocations, Verifier};
 use access::{Access, Asking, Granted};
 use admit::{Admission, Admitted};
@@ -56,7 +57,7 @@ use cache_control::Cacheability;
 use client::Clients;
 use cors::Cors;
 pub use error::EdgeError;
-use extract::TokenNames;
+use extract::{FormatCarriers, TokenNames};
 use forward::{Forwarder, Outbound};
 use limit::EdgeLimits;
 use log::{AccessLog, Meters};
@@ -69,6 +70,10 @@ use shield::{Shield, Shielded};
 pub struct EdgeService {
     admission: Admission,
     names: TokenNames,
+    /// By route index: the foreign formats the route accepts and their carriers.
+    carriers: Vec<Vec<FormatCarriers>>,
+    /// The configured foreign formats' names, by index (metric labels).
+    format_names: Vec<String>,
     routes: RouteTable,
     clients: Clients,
     limits: EdgeLimits,
@@ -101,6 +106,15 @@ impl EdgeService {
             cfg.routes.iter().map(|r| r.name.as_str()),
             cfg.origins.iter().map(|o| o.name.as_str()),
         );
+        metrics.prepare_formats(cfg.formats.iter().map(|f| f.name.as_str()));
+        // Rebuilt with the edge on every reload: new formats, keys and an empty cache.
+        let foreign = Arc::new(Foreign::new(
+            cfg.formats.clone(),
+            cfg.token.max_len,
+            cfg.token.cache_capacity,
+            cfg.token.cache_max_ttl,
+            cfg.token.leeway,
+        ));
         Ok(EdgeService {
             admission: Admission::new(&cfg.edge),
             names: TokenNames {
@@ -109,11 +123,14 @@ impl EdgeService {
                 cookie: cfg.token.cookie.clone(),
                 max_len: cfg.token.max_len,
             },
+            carriers: route_carriers(cfg),
+            format_names: cfg.formats.iter().map(|f| f.name.clone()).collect(),
             routes: RouteTable::new(&cfg.routes),
             clients: Clients::new(cfg.edge.trusted_proxies.clone()),
             limits: EdgeLimits::new(cfg),
             access: Access::new(
                 verifier,
+                foreign,
                 revocations,
                 Resources::new(cfg.resources.clone()),
                 cfg.token.leeway.as_secs(),
@@ -201,8 +218,27 @@ impl EdgeService {
         let normal = path::normalise(uri.path()).map_err(|_| EdgeError::MalformedPath)?;
         let cookies = header_strs(&head.headers, header::COOKIE)?;
         let authorizations = header_strs(&head.headers, header::AUTHORIZATION)?;
-        let (presented, stripped) =
-            extract::extract(&self.names, &normal, uri.query(), &cookies, &authorizations)?.split();
+        let carriers = self
+            .routes
+            .find(extract::routing_path(&self.names, &normal))
+            .map_or(&[][..], |r| self.carriers[r.index].as_slice());
+        let foreign_headers = carriers
+            .iter()
+            .map(|f| named_header_strs(&head.headers, &f.carriers.header))
+            .collect::<Result<Vec<_>, _>>()?;
+        let foreign_in = extract::ForeignIn {
+            formats: carriers,
+            headers: &foreign_headers,
+        };
+        let (presented, foreign, stripped) = extract::extract(
+            &self.names,
+            foreign_in,
+            &normal,
+            uri.query(),
+            &cookies,
+            &authorizations,
+        )?
+        .split();
         let route = self.routes.find(&stripped.path).ok_or(EdgeError::NoRoute)?;
         log.route = Some(route.index);
         let client = self.clients.resolve(conn, &head.headers);
@@ -212,15 +248,24 @@ impl EdgeService {
         let manifest = self
             .manifest
             .ask(&stripped.path, presented.map(|p| p.source));
+        let host = request_host(admitted.authority.as_ref());
         let asking = Asking {
             route: &route,
             presented,
+            foreign,
+            host: &host,
+            raw_query: uri.query(),
             path: &stripped.path,
             client: client.ip,
             manifest,
             now,
         };
-        let granted = self.access.check(&asking, &self.limits, log)?;
+        let granted = self.access.check(&asking, &self.limits, log);
+        if let Some(f) = foreign {
+            let result = granted.as_ref().map_or_else(|e| e.reason(), |_| "ok");
+            self.meters.foreign(&self.format_names[f.format], result);
+        }
+        let granted = granted?;
         let answer = cache_control::Answer {
             gated: !matches!(granted, Granted::Public),
             resource_type: route.resource_type,
@@ -333,6 +378,41 @@ struct Answered {
     /// A `HEAD` asked for as a `GET` ([`ManifestPolicy::head_as_get`]).
     head_only: bool,
     now: u64,
+}
+
+/// By route index, the carriers of the foreign formats each route accepts.
+fn route_carriers(cfg: &config::Config) -> Vec<Vec<FormatCarriers>> {
+    cfg.routes
+        .iter()
+        .map(|r| {
+            r.formats
+                .iter()
+                .map(|&format| FormatCarriers {
+                    format,
+                    carriers: cfg.formats[format].kind.carriers(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The request's host as nginx's `$host` is: lower case, without a port ("" when the
+/// request named none).
+fn request_host(authority: Option<&http::HeaderValue>) -> String {
+    let text = authority.and_then(|a| a.to_str().ok()).unwrap_or("");
+    let host = match text.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => text,
+    };
+    host.to_ascii_lowercase()
+}
+
+/// Every value of the header called `name` ("": none) as text.
+fn named_header_strs<'h>(headers: &'h HeaderMap, name: &str) -> Result<Vec<&'h str>, EdgeError> {
+    match header::HeaderName::from_bytes(name.as_bytes()) {
+        Ok(name) if !name.as_str().is_empty() => header_strs(headers, name),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Every value of header `name` as text; a non-text value is a malformed request.

@@ -15,6 +15,8 @@ struct Entry {
     resource_type: ResourceType,
     origin: usize,
     public: bool,
+    native: bool,
+    formats: Vec<usize>,
 }
 
 /// A matched route.
@@ -31,6 +33,10 @@ pub struct Match<'t, 'p> {
     pub rid: Option<&'p str>,
     pub origin: usize,
     pub public: bool,
+    /// Accepts the native token.
+    pub native: bool,
+    /// The foreign formats accepted here (indices into the configured formats).
+    pub formats: &'t [usize],
 }
 
 pub struct RouteTable {
@@ -50,6 +56,8 @@ impl RouteTable {
                 resource_type: r.resource_type,
                 origin: r.origin,
                 public: r.public,
+                native: r.native,
+                formats: r.formats.clone(),
             })
             .collect();
         entries.sort_by_key(|e| std::cmp::Reverse(e.prefix.len()));
@@ -80,6 +88,8 @@ impl RouteTable {
                 rid,
                 origin: e.origin,
                 public: e.public,
+                native: e.native,
+                formats: &e.formats,
             });
         }
         None
@@ -101,6 +111,8 @@ mod tests {
             per_ip: None,
             per_subject: None,
             cache: false,
+            native: true,
+            formats: Vec::new(),
         }
     }
 

@@ -12,10 +12,13 @@
 //! - [`revocations`]: the revocation sets checked on every request, and how long a
 //!   `jti` revocation is kept ([`JtiRetention`]);
 //! - [`authorize`]: does a grant cover this resource, path and client at `now`;
-//! - [`issue`]: minting new tokens with the active signing key.
+//! - [`issue`]: minting new tokens with the active signing key;
+//! - [`foreign`]: the other formats a route may accept (nginx secure_link, Akamai
+//!   EdgeAuth), verified into a [`foreign::ForeignGrant`] behind the same cache.
 
 pub mod authorize;
 pub mod claims;
+pub mod foreign;
 pub mod issue;
 pub mod keys;
 pub mod revocations;

@@ -248,6 +248,12 @@ impl Revocations {
         ]
     }
 
+    /// Is this `jti` revoked? For credentials that carry an id but are no native
+    /// token (a foreign format's session id: `token::foreign`).
+    pub fn is_jti_revoked(&self, jti: &str) -> bool {
+        self.count.load(Ordering::Acquire) != 0 && self.jti.contains(jti, None)
+    }
+
     pub fn is_revoked(&self, grant: &Grant) -> bool {
         if self.count.load(Ordering::Acquire) == 0 {
             return false;

@@ -250,9 +250,21 @@ fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
-/// A bounded map from a keyed hash of the token bytes to the verified grant.
-pub struct VerifyCache {
-    map: DashMap<u64, Entry>,
+/// What a cached grant must tell the cache: when it ends (an entry never outlives it).
+pub trait Expiring {
+    fn exp(&self) -> Option<u64>;
+}
+
+impl Expiring for Grant {
+    fn exp(&self) -> Option<u64> {
+        self.exp
+    }
+}
+
+/// A bounded map from a keyed hash of the token bytes to the verified grant. Generic so
+/// that the foreign formats (`token::foreign`) cache their grants by the same rules.
+pub struct VerifyCache<G = Grant> {
+    map: DashMap<u64, Entry<G>>,
     hasher: RandomState,
     capacity: usize,
     max_ttl: u64,
@@ -262,15 +274,15 @@ pub struct VerifyCache {
     evictions: AtomicU64,
 }
 
-struct Entry {
+struct Entry<G> {
     /// The whole token: a hash collision can never hand out another token's grant.
     token: Box<[u8]>,
-    grant: Arc<Grant>,
+    grant: Arc<G>,
     /// Unix second after which the entry is stale.
     until: u64,
 }
 
-impl VerifyCache {
+impl<G: Expiring> VerifyCache<G> {
     pub fn new(capacity: usize, max_ttl: Duration, leeway: Duration) -> Self {
         VerifyCache {
             map: DashMap::with_capacity(capacity.min(1 << 16)),
@@ -288,7 +300,7 @@ impl VerifyCache {
         self.hasher.hash_one(token)
     }
 
-    fn get(&self, token: &[u8], now: u64) -> Option<Arc<Grant>> {
+    pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<Arc<G>> {
         if self.capacity == 0 {
             return None;
         }
@@ -305,12 +317,12 @@ impl VerifyCache {
         found
     }
 
-    fn insert(&self, token: &[u8], grant: &Arc<Grant>, now: u64) {
+    pub(crate) fn insert(&self, token: &[u8], grant: &Arc<G>, now: u64) {
         if self.capacity == 0 {
             return;
         }
         let mut until = now.saturating_add(self.max_ttl);
-        if let Some(exp) = grant.exp {
+        if let Some(exp) = grant.exp() {
             until = until.min(exp.saturating_add(self.leeway));
         }
         if until < now {

@@ -12,6 +12,7 @@ mod azure;
 mod cache;
 mod file_origin;
 mod fleet;
+mod foreign;
 mod issuing;
 mod manifest_dash;
 mod manifest_hls;

@@ -1,0 +1,272 @@
+//! `[[formats]]` and each route's `formats` list: the foreign token formats a route
+//! accepts beside (or instead of) the native token (docs/architecture.md, "Foreign
+//! token formats").
+//!
+//! Refused: an unknown kind, a key of the other kind, a bad expression or key, two
+//! formats with one name (or named `native`), a route's formats sharing a carrier name
+//! with each other, with the native token's or with a header the request itself needs
+//! (`Cookie`, `Authorization`, `Host`, framing), a route listing an unknown or
+//! repeated name or nothing, and a format no route lists (a typo would otherwise leave
+//! a route on the native token alone without a word). It never reads key files or
+//! touches sockets.
+
+use std::collections::{HashMap, HashSet};
+
+use super::file::{FormatFile, RouteFile};
+use super::{invalid, ConfigError, Route, Token};
+use crate::token::foreign::edgeauth::{Algorithm, Settings};
+use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
+
+/// The name a route lists to accept the native token.
+pub const NATIVE: &str = "native";
+
+/// Every `[[formats]]` entry, checked and built.
+pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
+    let mut names = HashSet::new();
+    file.iter()
+        .map(|f| {
+            if f.name.is_empty() || f.name == NATIVE || !names.insert(f.name.as_str()) {
+                return Err(invalid(format!(
+                    "formats: name {:?} is empty, \"native\" or used twice",
+                    f.name
+                )));
+            }
+            let kind = kind(f).map_err(|e| invalid(format!("formats[{}]: {e}", f.name)))?;
+            Ok(Format {
+                name: f.name.clone(),
+                kind,
+            })
+        })
+        .collect()
+}
+
+fn kind(f: &FormatFile) -> Result<Kind, String> {
+    let secure_link = [&f.expression, &f.md5, &f.expires].map(Option::is_some);
+    let edgeauth = [
+        &f.key,
+        &f.algorithm,
+        &f.token_name,
+        &f.salt,
+        &f.field_delimiter,
+        &f.acl_delimiter,
+    ]
+    .map(Option::is_some);
+    match f.kind.as_str() {
+        "secure_link" if !edgeauth.contains(&true) && f.escape_early.is_none() => {
+            let expression = f.expression.as_deref().ok_or("expression is required")?;
+            SecureLink::new(
+                expression,
+                f.md5.as_deref().unwrap_or("md5"),
+                f.expires.as_deref().unwrap_or("expires"),
+            )
+            .map(Kind::SecureLink)
+        }
+        "edgeauth" if !secure_link.contains(&true) => {
+            let algorithm = f.algorithm.as_deref().unwrap_or("sha256");
+            EdgeAuth::new(&Settings {
+                name: f.token_name.as_deref().unwrap_or("hdnts"),
+                algorithm: Algorithm::parse(algorithm).ok_or("algorithm: sha256, sha1 or md5")?,
+                key_hex: f.key.as_deref().ok_or("key (hex) is required")?,
+                field_delimiter: f.field_delimiter.as_deref().unwrap_or("~"),
+                acl_delimiter: f.acl_delimiter.as_deref().unwrap_or("!"),
+                escape_early: f.escape_early.unwrap_or(false),
+                salt: f.salt.as_deref(),
+            })
+            .map(Kind::EdgeAuth)
+        }
+        "secure_link" | "edgeauth" => {
+            Err(format!("a key of the other kind on a {} format", f.kind))
+        }
+        other => Err(format!("kind {other:?}: secure_link or edgeauth")),
+    }
+}
+
+/// Set each route's `native` and `formats` from its list; every format must be listed
+/// by some route.
+pub(super) fn assign(
+    routes: &mut [Route],
+    file: &[RouteFile],
+    formats: &[Format],
+    token: &Token,
+) -> Result<(), ConfigError> {
+    let index: HashMap<&str, usize> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_str(), i))
+        .collect();
+    let mut used = HashSet::new();
+    for (route, f) in routes.iter_mut().zip(file) {
+        let Some(list) = &f.formats else { continue };
+        let at = |msg: String| invalid(format!("routes[{}].formats: {msg}", f.name));
+        if list.is_empty() {
+            return Err(at("empty: list \"native\" and/or [[formats]] names".into()));
+        }
+        let mut seen = HashSet::new();
+        route.native = false;
+        for name in list {
+            if !seen.insert(name.as_str()) {
+                return Err(at(format!("{name:?} listed twice")));
+            }
+            match (name.as_str(), index.get(name.as_str())) {
+                (NATIVE, _) => route.native = true,
+                (_, Some(&i)) => route.formats.push(i),
+                (_, None) => return Err(at(format!("no [[formats]] named {name:?}"))),
+            }
+        }
+        distinct_carriers(&route.formats, formats, token).map_err(at)?;
+        used.extend(route.formats.iter().copied());
+    }
+    if let Some(f) = formats.iter().enumerate().find(|(i, _)| !used.contains(i)) {
+        return Err(invalid(format!(
+            "formats[{}]: no route lists it in its formats",
+            f.1.name
+        )));
+    }
+    Ok(())
+}
+
+/// Headers a format may not claim: the request's framing and routing, and the carriers
+/// the gate or the origin already read.
+const RESERVED_HEADERS: [&str; 9] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "x-forwarded-for",
+];
+
+/// Two formats of one route may not share a query, cookie or header name, nor take the
+/// native token's query or cookie name or a reserved header: a carrier must say which
+/// format it carries.
+fn distinct_carriers(route: &[usize], formats: &[Format], token: &Token) -> Result<(), String> {
+    let mut names: HashSet<(&str, String)> = HashSet::from([
+        ("query parameter", token.query.to_ascii_lowercase()),
+        ("cookie", token.cookie.to_ascii_lowercase()),
+    ]);
+    names.extend(RESERVED_HEADERS.map(|h| ("header", h.to_string())));
+    for &i in route {
+        let c = formats[i].kind.carriers();
+        let all = c
+            .query
+            .iter()
+            .map(|q| ("query parameter", q.as_str()))
+            .chain(
+                [("cookie", c.cookie.as_str()), ("header", c.header.as_str())]
+                    .into_iter()
+                    .filter(|(_, n)| !n.is_empty()),
+            );
+        for (what, name) in all {
+            if !names.insert((what, name.to_ascii_lowercase())) {
+                return Err(format!("{name:?}: this {what} is taken (by another format, the native token or the request itself)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+    /// The example config with `extra` appended and the vod route's `formats` set.
+    fn parse(route_formats: &str, extra: &str) -> Result<Config, String> {
+        let base = include_str!("../../config/tollgate.toml");
+        let text = base.replacen(
+            "path = \"/vod/{rid}/\"\n",
+            &format!("path = \"/vod/{{rid}}/\"\n{route_formats}\n"),
+            1,
+        );
+        Config::parse(
+            &format!("{text}\n{extra}"),
+            Path::new("config/tollgate.toml"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn edgeauth(name: &str) -> String {
+        format!("[[formats]]\nname = \"{name}\"\nkind = \"edgeauth\"\nkey = \"{KEY}\"\n")
+    }
+
+    #[test]
+    fn routes_accept_native_only_unless_they_list_formats() {
+        let c = parse("", "").expect("valid");
+        assert!(c.routes.iter().all(|r| r.native && r.formats.is_empty()));
+        let c = parse(
+            "formats = [\"native\", \"akamai\", \"nginx\"]",
+            &format!(
+                "{}[[formats]]\nname = \"nginx\"\nkind = \"secure_link\"\nexpression = \"$secure_link_expires$uri secret\"\n",
+                edgeauth("akamai")
+            ),
+        )
+        .expect("valid");
+        let vod = c.routes.iter().find(|r| r.name == "vod").expect("vod");
+        assert!(vod.native);
+        assert_eq!(vod.formats, vec![0, 1]);
+        let c = parse("formats = [\"akamai\"]", &edgeauth("akamai")).expect("valid");
+        let vod = c.routes.iter().find(|r| r.name == "vod").expect("vod");
+        assert!(!vod.native && vod.formats == vec![0]);
+    }
+
+    #[test]
+    fn route_formats_are_validated() {
+        let akamai = edgeauth("akamai");
+        let cases = [
+            ("formats = []", akamai.clone(), "empty"),
+            (
+                "formats = [\"akamai\", \"akamai\"]",
+                akamai.clone(),
+                "twice",
+            ),
+            ("formats = [\"nope\"]", akamai.clone(), "no [[formats]]"),
+            ("", akamai.clone(), "no route lists it"),
+            ("formats = [\"native\"]", edgeauth("native"), "\"native\""),
+            (
+                "formats = [\"akamai\", \"other\"]",
+                format!("{akamai}{}", edgeauth("other")),
+                "is taken",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                format!("{akamai}token_name = \"authorization\"\n"),
+                "header is taken",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                format!("{akamai}token_name = \"token\"\n"),
+                "query parameter is taken",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                akamai.replace(KEY, "not-hex"),
+                "not hex",
+            ),
+            (
+                "formats = [\"akamai\"]",
+                format!("{akamai}expression = \"x\"\n"),
+                "other kind",
+            ),
+            (
+                "formats = [\"n\"]",
+                "[[formats]]\nname = \"n\"\nkind = \"secure_link\"\nexpression = \"$uri\"\n".into(),
+                "secret",
+            ),
+            (
+                "formats = [\"n\"]",
+                "[[formats]]\nname = \"n\"\nkind = \"jwt\"\n".into(),
+                "kind",
+            ),
+        ];
+        for (route, extra, says) in cases {
+            let err = parse(route, &extra).expect_err(route);
+            assert!(err.contains(says), "{route} / {extra}: {err}");
+        }
+    }
+}
