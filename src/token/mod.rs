@@ -12,9 +12,12 @@
 //! - [`revocations`]: the revocation sets checked on every request, and how long a
 //!   `jti` revocation is kept ([`JtiRetention`]);
 //! - [`authorize`]: does a grant cover this resource, path and client at `now`;
-//! - [`issue`]: minting new tokens with the active signing key.
+//! - [`issue`]: minting new tokens with the active signing key;
+//! - [`cat`]: the CTA-5007 Common Access Token, a foreign format verified beside the
+//!   native token (its own keys, claims and reasons; shares nothing with the JWT path).
 
 pub mod authorize;
+pub mod cat;
 pub mod claims;
 pub mod issue;
 pub mod keys;
