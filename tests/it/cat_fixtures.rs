@@ -72,8 +72,13 @@ fn run(case: &Value, keys: &CatKeys) -> Result<cat::VerifiedCat, Refusal> {
     cat::verify_and_authorize(&token, keys, &policy(), &req, case["now"].as_u64().expect("now"), None)
 }
 
+/// Python `cwt`'s cases, and `@eyevinn/cat`'s when that generator ran.
 fn cases() -> Vec<Value> {
-    read_json("cases.json").as_array().expect("cases array").clone()
+    let mut cases = read_json("cases.json").as_array().expect("cases array").clone();
+    if fixtures_dir().join("cases-eyevinn.json").exists() {
+        cases.extend(read_json("cases-eyevinn.json").as_array().expect("cases array").iter().cloned());
+    }
+    cases
 }
 
 #[test]
@@ -99,6 +104,9 @@ fn cat_fixtures_cover_each_signature_algorithm_and_refusal_family() {
     for reason in ["ok", "expired", "bad_signature", "unknown_kid", "algorithm", "critical", "malformed", "too_long", "scope", "method", "ip", "header", "geo_unavailable"] {
         assert!(expects.contains(reason), "no fixture expects {reason}");
     }
+    let generators: std::collections::HashSet<&str> =
+        cases.iter().filter_map(|c| c["generator"].as_str()?.split(' ').next()).collect();
+    assert!(generators.contains("python"), "no Python cwt cases");
     let keys = keys();
     for name in ["hs256_valid_tagged", "es256_valid", "eddsa_valid"] {
         let case = cases.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}"));
