@@ -6,15 +6,16 @@ use them anywhere else) and tests/fixtures/cat/cases.json: one case per line of 
 below, each a token (base64url, no padding), the request it is presented with, the
 time, and the verdict tollgate must reach ("ok" or a reason code). A few cases `cwt`
 cannot produce (a duplicated map key, a critical COSE header) are built by hand with
-cbor2 (which `cwt` depends on) and say so in their name. tests/it/cat_fixtures.rs reads
-the files and checks every verdict; scripts/cat-fixtures-eyevinn.mjs adds a second
-generator's tokens to the same files when `@eyevinn/cat` installs.
+cbor2 (which `cwt` depends on) and say so in their name. Then scripts/cat-eyevinn/mint.mjs
+adds a second generator's tokens (Eyevinn's `@eyevinn/cat` from npm, when it installs)
+as cases-eyevinn.json. tests/it/cat_fixtures.rs reads the files and checks every verdict.
 
 Usage:
   python3 scripts/cat-fixtures.py            # rewrite tests/fixtures/cat/
   python3 scripts/cat-fixtures.py --check    # mint afresh into a temporary directory,
       # compare its case names and verdicts with the committed ones, and run the Rust
-      # fixture test on the fresh tokens (TOLLGATE_CAT_FIXTURES=<dir>)
+      # fixture test on the fresh tokens (TOLLGATE_CAT_FIXTURES=<dir>); exit 1 on any
+      # difference
 """
 
 import base64
@@ -251,15 +252,35 @@ def write(outdir):
     return all_cases
 
 
-def verdicts(cases_list):
-    return {c["name"]: c["expect"] for c in cases_list}
+EYEVINN = os.path.join(ROOT, "scripts", "cat-eyevinn")
+
+
+def eyevinn(outdir):
+    """Adds @eyevinn/cat's cases (cases-eyevinn.json) when the package installs."""
+    if not os.path.isdir(os.path.join(EYEVINN, "node_modules", "@eyevinn", "cat")):
+        rc = subprocess.call(["npm", "ci", "--no-audit", "--no-fund", "--quiet"], cwd=EYEVINN)
+        if rc != 0:
+            print("cat-fixtures: @eyevinn/cat did not install; only the Python cwt cases are minted afresh")
+            return False
+    subprocess.check_call(["node", os.path.join(EYEVINN, "mint.mjs"), outdir])
+    return True
+
+
+def verdicts(outdir, with_eyevinn=True):
+    """Case name -> expected verdict, over cases.json and (if asked) cases-eyevinn.json."""
+    out = {}
+    for name in ["cases.json"] + (["cases-eyevinn.json"] if with_eyevinn else []):
+        with open(os.path.join(outdir, name)) as f:
+            out.update({c["name"]: c["expect"] for c in json.load(f)})
+    return out
 
 
 def check():
-    with open(os.path.join(OUT, "cases.json")) as f:
-        committed = verdicts(json.load(f))
     with tempfile.TemporaryDirectory() as d:
-        fresh = verdicts(write(d))
+        write(d)
+        minted_eyevinn = eyevinn(d)
+        committed = verdicts(OUT, minted_eyevinn)
+        fresh = verdicts(d, minted_eyevinn)
         if fresh != committed:
             diff = sorted(set(fresh.items()) ^ set(committed.items()))
             print(f"cat-fixtures: regenerated verdicts differ from tests/fixtures/cat: {diff}")
@@ -275,3 +296,4 @@ if __name__ == "__main__":
         sys.exit(check())
     n = len(write(OUT))
     print(f"cat-fixtures: wrote {n} cases to {os.path.relpath(OUT)}")
+    eyevinn(OUT)
