@@ -10,9 +10,11 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use ciborium::value::Value;
 use coset::{iana, CoseMac0Builder, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -29,7 +31,13 @@ fn claims() -> Vec<u8> {
         (1, t("bench")),
         (4, i(NOW as i64 + 120)),
         (7, Value::Bytes(b"bench-cti".to_vec())),
-        (312, m(vec![(1, m(vec![(2, t("example.com"))])), (3, m(vec![(1, t("/vod/movie/"))]))])),
+        (
+            312,
+            m(vec![
+                (1, m(vec![(2, t("example.com"))])),
+                (3, m(vec![(1, t("/vod/movie/"))])),
+            ]),
+        ),
         (313, Value::Array(vec![t("GET"), t("HEAD")])),
         (323, m(vec![(0, i(2)), (1, i(120)), (2, i(30))])),
     ]);
@@ -39,7 +47,10 @@ fn claims() -> Vec<u8> {
 }
 
 fn header(alg: iana::Algorithm, kid: &str) -> coset::Header {
-    HeaderBuilder::new().algorithm(alg).key_id(kid.as_bytes().to_vec()).build()
+    HeaderBuilder::new()
+        .algorithm(alg)
+        .key_id(kid.as_bytes().to_vec())
+        .build()
 }
 
 /// (name, token) per algorithm, all verifiable with the returned keys.
@@ -78,7 +89,10 @@ fn tokens() -> (CatKeys, Vec<(&'static str, Vec<u8>)>) {
 
 fn bench(c: &mut Criterion) {
     let (keys, tokens) = tokens();
-    let policy = CatPolicy { issuers: vec!["bench".into()], ..CatPolicy::default() };
+    let policy = CatPolicy {
+        issuers: vec!["bench".into()],
+        ..CatPolicy::default()
+    };
     let req = Request {
         scheme: "https",
         host: "media.example.com",
@@ -94,12 +108,27 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("cat");
     for (name, token) in &tokens {
         g.bench_function(*name, |b| {
-            b.iter(|| cat::verify_and_authorize(black_box(token), &keys, &policy, black_box(&req), NOW, None).expect("valid"))
+            b.iter(|| {
+                cat::verify_and_authorize(
+                    black_box(token),
+                    &keys,
+                    &policy,
+                    black_box(&req),
+                    NOW,
+                    None,
+                )
+                .expect("valid")
+            })
         });
     }
     let verified = cat::verify(&tokens[0].1, &keys, &policy).expect("valid");
     g.bench_function("authorize", |b| {
-        b.iter(|| verified.authorize(black_box(&req), &policy, NOW, None).expect("allowed").exp)
+        b.iter(|| {
+            verified
+                .authorize(black_box(&req), &policy, NOW, None)
+                .expect("allowed")
+                .exp
+        })
     });
     g.finish();
 }

@@ -22,14 +22,19 @@ fn read_json(name: &str) -> Value {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn keys() -> CatKeys {
     let mut keys = CatKeys::new();
     let json = read_json("keys.json");
     for (kid, k) in json.as_object().expect("keys object") {
-        let Some(alg) = k.get("alg").and_then(Value::as_str) else { continue };
+        let Some(alg) = k.get("alg").and_then(Value::as_str) else {
+            continue;
+        };
         let material = hex(k["key_hex"].as_str().expect("key_hex"));
         let key = match alg {
             "HS256" => CatKey::hs256(&material),
@@ -43,7 +48,12 @@ fn keys() -> CatKeys {
 }
 
 fn policy() -> CatPolicy {
-    CatPolicy { issuers: vec!["fixture-issuer".into()], leeway: 30, max_len: 4096, ..CatPolicy::default() }
+    CatPolicy {
+        issuers: vec!["fixture-issuer".into()],
+        leeway: 30,
+        max_len: 4096,
+        ..CatPolicy::default()
+    }
 }
 
 /// Presents one case's token with its request at its time.
@@ -59,24 +69,45 @@ fn run(case: &Value, keys: &CatKeys) -> Result<cat::VerifiedCat, Refusal> {
     let req = Request {
         scheme: s("scheme"),
         host: s("host"),
-        port: r["port"].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port"),
+        port: r["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .expect("port"),
         path: s("path"),
         query: s("query"),
         method: s("method"),
-        client_ip: r["client_ip"].as_str().map(|ip| ip.parse::<IpAddr>().expect("ip")),
+        client_ip: r["client_ip"]
+            .as_str()
+            .map(|ip| ip.parse::<IpAddr>().expect("ip")),
         headers: &headers,
         country: r["country"].as_str(),
         asn: r["asn"].as_u64().and_then(|a| u32::try_from(a).ok()),
     };
     let token = cat::decode_text(case["token"].as_str().expect("token")).map_err(Refusal::from)?;
-    cat::verify_and_authorize(&token, keys, &policy(), &req, case["now"].as_u64().expect("now"), None)
+    cat::verify_and_authorize(
+        &token,
+        keys,
+        &policy(),
+        &req,
+        case["now"].as_u64().expect("now"),
+        None,
+    )
 }
 
 /// Python `cwt`'s cases, and `@eyevinn/cat`'s when that generator ran.
 fn cases() -> Vec<Value> {
-    let mut cases = read_json("cases.json").as_array().expect("cases array").clone();
+    let mut cases = read_json("cases.json")
+        .as_array()
+        .expect("cases array")
+        .clone();
     if fixtures_dir().join("cases-eyevinn.json").exists() {
-        cases.extend(read_json("cases-eyevinn.json").as_array().expect("cases array").iter().cloned());
+        cases.extend(
+            read_json("cases-eyevinn.json")
+                .as_array()
+                .expect("cases array")
+                .iter()
+                .cloned(),
+        );
     }
     cases
 }
@@ -89,27 +120,60 @@ fn cat_fixtures_every_generated_token_gets_its_expected_verdict() {
     let wrong: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            let got = run(case, &keys).map(|_| "ok").unwrap_or_else(|r| r.reason.code());
+            let got = run(case, &keys)
+                .map(|_| "ok")
+                .unwrap_or_else(|r| r.reason.code());
             let want = case["expect"].as_str().expect("expect");
-            (got != want).then(|| format!("{} ({}): got {got}, want {want}", case["name"], case["generator"]))
+            (got != want).then(|| {
+                format!(
+                    "{} ({}): got {got}, want {want}",
+                    case["name"], case["generator"]
+                )
+            })
         })
         .collect();
-    assert!(wrong.is_empty(), "{} of {} verdicts wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} verdicts wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]
 fn cat_fixtures_cover_each_signature_algorithm_and_refusal_family() {
     let cases = cases();
-    let expects: std::collections::HashSet<&str> = cases.iter().filter_map(|c| c["expect"].as_str()).collect();
-    for reason in ["ok", "expired", "bad_signature", "unknown_kid", "algorithm", "critical", "malformed", "too_long", "scope", "method", "ip", "header", "geo_unavailable"] {
+    let expects: std::collections::HashSet<&str> =
+        cases.iter().filter_map(|c| c["expect"].as_str()).collect();
+    for reason in [
+        "ok",
+        "expired",
+        "bad_signature",
+        "unknown_kid",
+        "algorithm",
+        "critical",
+        "malformed",
+        "too_long",
+        "scope",
+        "method",
+        "ip",
+        "header",
+        "geo_unavailable",
+    ] {
         assert!(expects.contains(reason), "no fixture expects {reason}");
     }
-    let generators: std::collections::HashSet<&str> =
-        cases.iter().filter_map(|c| c["generator"].as_str()?.split(' ').next()).collect();
+    let generators: std::collections::HashSet<&str> = cases
+        .iter()
+        .filter_map(|c| c["generator"].as_str()?.split(' ').next())
+        .collect();
     assert!(generators.contains("python"), "no Python cwt cases");
     let keys = keys();
     for name in ["hs256_valid_tagged", "es256_valid", "eddsa_valid"] {
-        let case = cases.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+        let case = cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
         assert!(run(case, &keys).is_ok(), "{name}");
     }
 }
@@ -118,10 +182,18 @@ fn cat_fixtures_cover_each_signature_algorithm_and_refusal_family() {
 fn cat_fixtures_catif_instruction_and_catr_come_back_from_cwt_tokens() {
     let keys = keys();
     let cases = cases();
-    let find = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+    let find = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
     let refusal = run(find("catif_on_expired"), &keys).expect_err("expired");
     assert_eq!(refusal.catif.map(|a| a.status), Some(302));
     let verified = run(find("catr_redirect"), &keys).expect("ok");
     let renewal = verified.claims.catr.expect("catr");
-    assert_eq!((renewal.kind, renewal.expadd, renewal.code), (cat::RenewalKind::Redirect, 120, Some(307)));
+    assert_eq!(
+        (renewal.kind, renewal.expadd, renewal.code),
+        (cat::RenewalKind::Redirect, 120, Some(307))
+    );
 }

@@ -38,7 +38,23 @@ pub const CRIT: i64 = 324;
 
 /// Claims this module checks: the only ones `crit` may list.
 const UNDERSTOOD: [i64; 17] = [
-    ISS, SUB, AUD, EXP, NBF, IAT, CTI, CATREPLAY, CATV, CATNIP, CATU, CATM, CATH, CATGEOISO3166, CATIF, CATR, CRIT,
+    ISS,
+    SUB,
+    AUD,
+    EXP,
+    NBF,
+    IAT,
+    CTI,
+    CATREPLAY,
+    CATV,
+    CATNIP,
+    CATU,
+    CATM,
+    CATH,
+    CATGEOISO3166,
+    CATIF,
+    CATR,
+    CRIT,
 ];
 /// The only CAT version there is.
 const CAT_VERSION: u64 = 1;
@@ -94,7 +110,9 @@ impl CatClaims {
         let mut claims = Self::default();
         for (key, value) in unique_map(&value)? {
             match key {
-                Value::Integer(k) => claims.set(i64::try_from(*k).map_err(|_| CatReason::Malformed)?, value)?,
+                Value::Integer(k) => {
+                    claims.set(i64::try_from(*k).map_err(|_| CatReason::Malformed)?, value)?
+                }
                 // Text-keyed claims are private; none is understood, so ignored.
                 Value::Text(_) => {}
                 _ => return Err(CatReason::Malformed),
@@ -114,7 +132,9 @@ impl CatClaims {
             CTI => self.cti = Some(bytes(v)?.to_vec()),
             CATV => self.catv = Some(uint(v)?),
             CATREPLAY => self.catreplay = Some(replay(v)?),
-            CATNIP => self.catnip = Some(array(v)?.iter().map(net_entry).collect::<Result<_, _>>()?),
+            CATNIP => {
+                self.catnip = Some(array(v)?.iter().map(net_entry).collect::<Result<_, _>>()?)
+            }
             CATU => self.catu = Some(UriRule::parse(v)?),
             CATM => self.catm = Some(one_or_many_text(v)?),
             CATH => self.cath = Some(header_rules(v)?),
@@ -136,7 +156,12 @@ impl CatClaims {
         if self.catv.is_some_and(|v| v != CAT_VERSION) {
             return Err(CatReason::Version);
         }
-        if !policy.issuers.is_empty() && !self.iss.as_ref().is_some_and(|i| policy.issuers.contains(i)) {
+        if !policy.issuers.is_empty()
+            && !self
+                .iss
+                .as_ref()
+                .is_some_and(|i| policy.issuers.contains(i))
+        {
             return Err(CatReason::Issuer);
         }
         if !policy.audiences.is_empty() && !self.aud.iter().any(|a| policy.audiences.contains(a)) {
@@ -150,28 +175,51 @@ impl CatClaims {
 
     /// Everything that depends on the request and the time. On refusal, also the claim
     /// that failed (for `catif`).
-    pub fn check_request(&self, req: &Request<'_>, policy: &CatPolicy, now: u64) -> Result<(), Refused> {
+    pub fn check_request(
+        &self,
+        req: &Request<'_>,
+        policy: &CatPolicy,
+        now: u64,
+    ) -> Result<(), Refused> {
         self.check_time(policy, now)?;
         if self.catu.as_ref().is_some_and(|u| !u.matches(req)) {
             return Err((CatReason::Uri, CATU));
         }
-        if self.catm.as_ref().is_some_and(|m| !m.iter().any(|x| x.eq_ignore_ascii_case(req.method))) {
+        if self
+            .catm
+            .as_ref()
+            .is_some_and(|m| !m.iter().any(|x| x.eq_ignore_ascii_case(req.method)))
+        {
             return Err((CatReason::Method, CATM));
         }
-        if self.catnip.as_ref().is_some_and(|n| !net_allows(n, req.client_ip, req.asn)) {
+        if self
+            .catnip
+            .as_ref()
+            .is_some_and(|n| !net_allows(n, req.client_ip, req.asn))
+        {
             return Err((CatReason::Ip, CATNIP));
         }
-        if self.cath.as_ref().is_some_and(|h| !headers_match(h, req.headers)) {
+        if self
+            .cath
+            .as_ref()
+            .is_some_and(|h| !headers_match(h, req.headers))
+        {
             return Err((CatReason::Header, CATH));
         }
         self.check_geo(req)
     }
 
     fn check_time(&self, policy: &CatPolicy, now: u64) -> Result<(), Refused> {
-        if self.exp.is_some_and(|exp| now >= exp.saturating_add(policy.leeway)) {
+        if self
+            .exp
+            .is_some_and(|exp| now >= exp.saturating_add(policy.leeway))
+        {
             return Err((CatReason::Expired, EXP));
         }
-        if self.nbf.is_some_and(|nbf| now.saturating_add(policy.leeway) < nbf) {
+        if self
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(policy.leeway) < nbf)
+        {
             return Err((CatReason::NotYetValid, NBF));
         }
         Ok(())
@@ -181,7 +229,9 @@ impl CatClaims {
         let Some(allowed) = &self.catgeoiso3166 else {
             return Ok(());
         };
-        let country = req.country.ok_or((CatReason::GeoUnavailable, CATGEOISO3166))?;
+        let country = req
+            .country
+            .ok_or((CatReason::GeoUnavailable, CATGEOISO3166))?;
         if allowed.iter().any(|c| c.eq_ignore_ascii_case(country)) {
             Ok(())
         } else {
@@ -203,8 +253,11 @@ fn net_allows(entries: &[NetEntry], ip: Option<IpAddr>, asn: Option<u32>) -> boo
 /// matched on its values joined with ", " (RFC 9110's field combination).
 fn headers_match(rules: &[(String, Vec<Matcher>)], headers: &[(&str, &str)]) -> bool {
     rules.iter().all(|(name, matchers)| {
-        let values: Vec<&str> =
-            headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v).collect();
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+            .collect();
         if values.is_empty() {
             return false;
         }
@@ -233,12 +286,17 @@ fn replay(v: &Value) -> Result<Replay, CatReason> {
 /// (tag over `[length, bytes]`, trailing zero bytes omitted).
 fn net_entry(v: &Value) -> Result<NetEntry, CatReason> {
     match v {
-        Value::Integer(_) => Ok(NetEntry::Asn(u32::try_from(uint(v)?).map_err(|_| CatReason::Malformed)?)),
+        Value::Integer(_) => Ok(NetEntry::Asn(
+            u32::try_from(uint(v)?).map_err(|_| CatReason::Malformed)?,
+        )),
         Value::Tag(tag @ (TAG_IPV4 | TAG_IPV6), inner) => {
             let width = if *tag == TAG_IPV4 { 4 } else { 16 };
             let (len, addr) = match inner.as_ref() {
                 Value::Bytes(b) if b.len() == width => (width * 8, b.as_slice()),
-                Value::Array(parts) if parts.len() == 2 => (usize::try_from(uint(&parts[0])?).map_err(|_| CatReason::Malformed)?, bytes(&parts[1])?),
+                Value::Array(parts) if parts.len() == 2 => (
+                    usize::try_from(uint(&parts[0])?).map_err(|_| CatReason::Malformed)?,
+                    bytes(&parts[1])?,
+                ),
                 _ => return Err(CatReason::Malformed),
             };
             prefix(width, len, addr).map(NetEntry::Net)
@@ -259,7 +317,9 @@ fn prefix(width: usize, len: usize, addr: &[u8]) -> Result<IpNet, CatReason> {
         IpAddr::from(full)
     };
     let len = u8::try_from(len).map_err(|_| CatReason::Malformed)?;
-    IpNet::new(ip, len).map(|n| n.trunc()).map_err(|_| CatReason::Malformed)
+    IpNet::new(ip, len)
+        .map(|n| n.trunc())
+        .map_err(|_| CatReason::Malformed)
 }
 
 /// A map whose keys are all different, of at most [`MAX_ENTRIES`] entries.
@@ -294,18 +354,25 @@ pub(super) fn bytes(v: &Value) -> Result<&[u8], CatReason> {
 }
 
 pub(super) fn int(v: &Value) -> Result<i64, CatReason> {
-    v.as_integer().and_then(|i: Integer| i64::try_from(i).ok()).ok_or(CatReason::Malformed)
+    v.as_integer()
+        .and_then(|i: Integer| i64::try_from(i).ok())
+        .ok_or(CatReason::Malformed)
 }
 
 pub(super) fn uint(v: &Value) -> Result<u64, CatReason> {
-    v.as_integer().and_then(|i: Integer| u64::try_from(i).ok()).ok_or(CatReason::Malformed)
+    v.as_integer()
+        .and_then(|i: Integer| u64::try_from(i).ok())
+        .ok_or(CatReason::Malformed)
 }
 
 /// A text string or an array of them (`aud`, `catm`, `catgeoiso3166` appear both ways).
 pub(super) fn one_or_many_text(v: &Value) -> Result<Vec<String>, CatReason> {
     match v {
         Value::Text(t) => Ok(vec![t.clone()]),
-        Value::Array(_) => array(v)?.iter().map(|x| text(x).map(str::to_owned)).collect(),
+        Value::Array(_) => array(v)?
+            .iter()
+            .map(|x| text(x).map(str::to_owned))
+            .collect(),
         _ => Err(CatReason::Malformed),
     }
 }

@@ -42,17 +42,26 @@ pub struct CatKey {
 impl CatKey {
     /// An HS256 (HMAC 256/256) secret.
     pub fn hs256(secret: &[u8]) -> Self {
-        Self { alg: Algorithm::Hs256, material: secret.to_vec() }
+        Self {
+            alg: Algorithm::Hs256,
+            material: secret.to_vec(),
+        }
     }
 
     /// An ES256 public key: the uncompressed SEC1 point (65 bytes, `04‖x‖y`).
     pub fn es256(public_point: &[u8]) -> Self {
-        Self { alg: Algorithm::Es256, material: public_point.to_vec() }
+        Self {
+            alg: Algorithm::Es256,
+            material: public_point.to_vec(),
+        }
     }
 
     /// An Ed25519 public key (32 bytes).
     pub fn ed25519(public: &[u8]) -> Self {
-        Self { alg: Algorithm::EdDsa, material: public.to_vec() }
+        Self {
+            alg: Algorithm::EdDsa,
+            material: public.to_vec(),
+        }
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -76,13 +85,23 @@ impl CatKey {
         use aws_lc_rs::{hmac, signature};
         let ok = match self.alg {
             // hmac::verify compares in constant time.
-            Algorithm::Hs256 => hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &self.material), data, tag).is_ok(),
-            Algorithm::Es256 => signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.material)
-                .verify(data, tag)
-                .is_ok(),
-            Algorithm::EdDsa => signature::UnparsedPublicKey::new(&signature::ED25519, &self.material)
-                .verify(data, tag)
-                .is_ok(),
+            Algorithm::Hs256 => hmac::verify(
+                &hmac::Key::new(hmac::HMAC_SHA256, &self.material),
+                data,
+                tag,
+            )
+            .is_ok(),
+            Algorithm::Es256 => signature::UnparsedPublicKey::new(
+                &signature::ECDSA_P256_SHA256_FIXED,
+                &self.material,
+            )
+            .verify(data, tag)
+            .is_ok(),
+            Algorithm::EdDsa => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, &self.material)
+                    .verify(data, tag)
+                    .is_ok()
+            }
             Algorithm::Rs256 => false,
         };
         if ok {
@@ -139,14 +158,17 @@ pub(super) fn open(token: &[u8], keys: &CatKeys, policy: &CatPolicy) -> Result<O
     check_algorithm(message.protected(), message.unprotected(), key)?;
     check_critical(message.protected())?;
     message.verify(key)?;
-    Ok(Opened { kid, payload: message.into_payload()? })
+    Ok(Opened {
+        kid,
+        payload: message.into_payload()?,
+    })
 }
 
 /// Exactly one CBOR item, no trailing bytes, bounded nesting.
 pub(super) fn decode_one(bytes: &[u8]) -> Result<Value, CatReason> {
     let mut rest = bytes;
-    let value: Value =
-        ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH).map_err(|_| CatReason::Malformed)?;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH)
+        .map_err(|_| CatReason::Malformed)?;
     if rest.is_empty() {
         Ok(value)
     } else {
@@ -216,8 +238,14 @@ impl Message {
     /// A detached payload (none in the message) is not a CWT: malformed, before any crypto.
     fn verify(&self, key: &CatKey) -> Result<(), CatReason> {
         match self {
-            Self::Mac0(m) => m.verify_payload_tag(b"", || CatReason::Malformed, |tag, data| key.verify(data, tag)),
-            Self::Sign1(s) if s.payload.is_some() => s.verify_signature(b"", |sig, data| key.verify(data, sig)),
+            Self::Mac0(m) => m.verify_payload_tag(
+                b"",
+                || CatReason::Malformed,
+                |tag, data| key.verify(data, tag),
+            ),
+            Self::Sign1(s) if s.payload.is_some() => {
+                s.verify_signature(b"", |sig, data| key.verify(data, sig))
+            }
             Self::Sign1(_) => Err(CatReason::Malformed),
         }
     }
@@ -236,7 +264,9 @@ fn untagged_is_mac(value: &Value, keys: &CatKeys) -> Result<bool, CatReason> {
     // Parse as the structurally identical Sign1 just to read the headers.
     let probe = CoseSign1::from_cbor_value(value.clone()).map_err(|_| CatReason::Malformed)?;
     let kid = header_kid(&probe.protected.header, &probe.unprotected)?;
-    keys.get(&kid).map(CatKey::is_mac).ok_or(CatReason::UnknownKid)
+    keys.get(&kid)
+        .map(CatKey::is_mac)
+        .ok_or(CatReason::UnknownKid)
 }
 
 fn header_kid(protected: &Header, unprotected: &Header) -> Result<Vec<u8>, CatReason> {
@@ -250,7 +280,11 @@ fn header_kid(protected: &Header, unprotected: &Header) -> Result<Vec<u8>, CatRe
 
 /// An `alg` in either header must be the key's own; none at all is allowed (the key
 /// decides), a different one is algorithm confusion.
-fn check_algorithm(protected: &Header, unprotected: &Header, key: &CatKey) -> Result<(), CatReason> {
+fn check_algorithm(
+    protected: &Header,
+    unprotected: &Header,
+    key: &CatKey,
+) -> Result<(), CatReason> {
     let want = RegisteredLabelWithPrivate::Assigned(key.cose_alg());
     for alg in [&protected.alg, &unprotected.alg].into_iter().flatten() {
         if *alg != want {
@@ -263,7 +297,9 @@ fn check_algorithm(protected: &Header, unprotected: &Header, key: &CatKey) -> Re
 /// RFC 9052 `crit`: every listed header parameter must be one tollgate processes.
 fn check_critical(protected: &Header) -> Result<(), CatReason> {
     let understood = |label: &RegisteredLabelWithPrivate<iana::HeaderParameter>| match label {
-        RegisteredLabelWithPrivate::Assigned(p) => UNDERSTOOD_HEADERS.iter().any(|u| u.to_i64() == p.to_i64()),
+        RegisteredLabelWithPrivate::Assigned(p) => {
+            UNDERSTOOD_HEADERS.iter().any(|u| u.to_i64() == p.to_i64())
+        }
         _ => false,
     };
     if protected.crit.iter().all(understood) {

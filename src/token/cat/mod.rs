@@ -234,7 +234,9 @@ impl VerifiedCat {
         self.claims
             .check_request(req, policy, now)
             .map_err(|(reason, claim)| self.refusal(reason, claim))?;
-        let report_reuse = self.check_replay(replay, now).map_err(|r| self.refusal(r, claims::CATREPLAY))?;
+        let report_reuse = self
+            .check_replay(replay, now)
+            .map_err(|r| self.refusal(r, claims::CATREPLAY))?;
         Ok(Grant {
             exp: self.claims.exp,
             cti: self.claims.cti.as_deref(),
@@ -267,7 +269,12 @@ impl VerifiedCat {
     fn refusal(&self, reason: CatReason, claim: i64) -> Refusal {
         Refusal {
             reason,
-            catif: self.claims.catif.as_ref().and_then(|rules| rules.for_claim(claim)).cloned(),
+            catif: self
+                .claims
+                .catif
+                .as_ref()
+                .and_then(|rules| rules.for_claim(claim))
+                .cloned(),
         }
     }
 }

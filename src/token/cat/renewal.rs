@@ -126,7 +126,10 @@ fn header_safe(s: &str) -> Result<String, CatReason> {
 pub enum IfHeader {
     Text(String),
     /// A URL prefix and the claims of a token the edge mints and appends to it.
-    Token { url_prefix: String, claims: Value },
+    Token {
+        url_prefix: String,
+        claims: Value,
+    },
 }
 
 /// What to answer when the claim it is keyed by fails.
@@ -144,7 +147,11 @@ pub struct IfRules(pub Vec<(i64, IfAction)>);
 
 impl IfRules {
     pub(super) fn parse(v: &Value) -> Result<Self, CatReason> {
-        unique_map(v)?.iter().map(|(k, a)| Ok((int(k)?, if_action(a)?))).collect::<Result<_, _>>().map(Self)
+        unique_map(v)?
+            .iter()
+            .map(|(k, a)| Ok((int(k)?, if_action(a)?)))
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     pub fn for_claim(&self, claim: i64) -> Option<&IfAction> {
@@ -166,8 +173,18 @@ fn if_action(v: &Value) -> Result<IfAction, CatReason> {
         .iter()
         .map(|(name, value)| Ok((http_token(text(name)?)?, if_header(value)?)))
         .collect::<Result<_, CatReason>>()?;
-    let kid = kid.map(|k| bytes(k).map(<[u8]>::to_vec).or_else(|_| text(k).map(|t| t.as_bytes().to_vec()))).transpose()?;
-    Ok(IfAction { status, headers, kid })
+    let kid = kid
+        .map(|k| {
+            bytes(k)
+                .map(<[u8]>::to_vec)
+                .or_else(|_| text(k).map(|t| t.as_bytes().to_vec()))
+        })
+        .transpose()?;
+    Ok(IfAction {
+        status,
+        headers,
+        kid,
+    })
 }
 
 fn if_header(v: &Value) -> Result<IfHeader, CatReason> {
@@ -176,7 +193,10 @@ fn if_header(v: &Value) -> Result<IfHeader, CatReason> {
         Value::Array(_) => match array(v)? {
             [url, claims] => {
                 unique_map(claims)?;
-                Ok(IfHeader::Token { url_prefix: header_safe(text(url)?)?, claims: claims.clone() })
+                Ok(IfHeader::Token {
+                    url_prefix: header_safe(text(url)?)?,
+                    claims: claims.clone(),
+                })
             }
             _ => Err(CatReason::Malformed),
         },

@@ -25,7 +25,10 @@ pub struct MemoryReplayGuard {
 
 impl MemoryReplayGuard {
     pub fn new(capacity: usize) -> Self {
-        Self { seen: Mutex::new(HashMap::new()), capacity }
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 }
 

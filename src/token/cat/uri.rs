@@ -90,9 +90,10 @@ impl PartialEq for Matcher {
     fn eq(&self, other: &Self) -> bool {
         use Matcher::*;
         match (self, other) {
-            (Exact(a), Exact(b)) | (Prefix(a), Prefix(b)) | (Suffix(a), Suffix(b)) | (Contains(a), Contains(b)) => {
-                a == b
-            }
+            (Exact(a), Exact(b))
+            | (Prefix(a), Prefix(b))
+            | (Suffix(a), Suffix(b))
+            | (Contains(a), Contains(b)) => a == b,
             (Regex(a), Regex(b)) => a.as_str() == b.as_str(),
             (Sha256(a), Sha256(b)) | (Sha512_256(a), Sha512_256(b)) => a == b,
             _ => false,
@@ -107,7 +108,10 @@ impl Matcher {
         if entries.is_empty() {
             return Err(CatReason::Malformed);
         }
-        entries.iter().map(|(k, v)| Self::parse(int(k)?, v)).collect()
+        entries
+            .iter()
+            .map(|(k, v)| Self::parse(int(k)?, v))
+            .collect()
     }
 
     fn parse(kind: i64, v: &Value) -> Result<Self, CatReason> {
@@ -131,8 +135,12 @@ impl Matcher {
             Self::Suffix(m) => value.ends_with(m.as_str()),
             Self::Contains(m) => value.contains(m.as_str()),
             Self::Regex(r) => r.is_match(value),
-            Self::Sha256(d) => digest::digest(&digest::SHA256, value.as_bytes()).as_ref() == d.as_slice(),
-            Self::Sha512_256(d) => digest::digest(&digest::SHA512_256, value.as_bytes()).as_ref() == d.as_slice(),
+            Self::Sha256(d) => {
+                digest::digest(&digest::SHA256, value.as_bytes()).as_ref() == d.as_slice()
+            }
+            Self::Sha512_256(d) => {
+                digest::digest(&digest::SHA512_256, value.as_bytes()).as_ref() == d.as_slice()
+            }
         }
     }
 }
@@ -182,7 +190,11 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, CatReason> {
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(CatReason::Malformed))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(CatReason::Malformed)
+        })
         .collect()
 }
 
