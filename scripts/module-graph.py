@@ -119,41 +119,37 @@ def confined_references(src, path, code, prefix):
     return {f for f in found if not (f + "::").startswith(inside + "::") and f != prefix[0] and f.split("::")[0] not in LEAVES}
 
 
-def confined_violations(src):
-    found = []
+def rust_files(src):
+    """(path, module path, code without comments and strings) for every .rs file."""
     for root, _dirs, files in os.walk(src):
         for f in sorted(files):
-            if not f.endswith(".rs"):
-                continue
-            path = os.path.join(root, f)
-            me = module_path(src, path)
-            for prefix, allowed in sorted(CONFINED.items()):
-                if tuple(me[: len(prefix)]) != prefix:
-                    continue
+            if f.endswith(".rs"):
+                path = os.path.join(root, f)
                 with open(path, encoding="utf-8") as fh:
-                    code = strip(fh.read())
-                for dep in sorted(confined_references(src, path, code, prefix) - allowed):
-                    found.append(f"{'/'.join(prefix)} is confined but {os.path.relpath(path, src)} imports {dep} (allowed: {', '.join(sorted(allowed | LEAVES))})")
+                    yield path, module_path(src, path), strip(fh.read())
+
+
+def confined_violations(src):
+    found = []
+    for path, me, code in rust_files(src):
+        for prefix, allowed in sorted(CONFINED.items()):
+            if tuple(me[: len(prefix)]) != prefix:
+                continue
+            for dep in sorted(confined_references(src, path, code, prefix) - allowed):
+                found.append(f"{'/'.join(prefix)} is confined but {os.path.relpath(path, src)} imports {dep} (allowed: {', '.join(sorted(allowed | LEAVES))})")
     return found
 
 
 def build_graph(src):
     graph = {}
     http = {}
-    for root, _dirs, files in os.walk(src):
-        for f in sorted(files):
-            if not f.endswith(".rs"):
-                continue
-            path = os.path.join(root, f)
-            me = module_path(src, path)
-            if me in (["lib"], ["main"]) or not me:
-                continue
-            with open(path, encoding="utf-8") as fh:
-                code = strip(fh.read())
-            mods, crates = references(src, path, code)
-            graph.setdefault(me[0], set()).update(mods)
-            if crates:
-                http.setdefault(me[0], {})[os.path.relpath(path, src)] = crates
+    for path, me, code in rust_files(src):
+        if me in (["lib"], ["main"]) or not me:
+            continue
+        mods, crates = references(src, path, code)
+        graph.setdefault(me[0], set()).update(mods)
+        if crates:
+            http.setdefault(me[0], {})[os.path.relpath(path, src)] = crates
     known = set(graph)
     return {m: {d for d in deps if d in known} for m, deps in graph.items()}, http
 
