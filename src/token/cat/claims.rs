@@ -188,7 +188,8 @@ impl CatClaims {
         if self
             .catm
             .as_ref()
-            .is_some_and(|m| !m.iter().any(|x| x.eq_ignore_ascii_case(req.method)))
+            // Methods are case-sensitive (RFC 9110), as `@eyevinn/cat` compares them.
+            .is_some_and(|m| !m.iter().any(|x| x == req.method))
         {
             return Err((CatReason::Method, CATM));
         }
@@ -245,7 +246,8 @@ impl CatClaims {
 fn net_allows(entries: &[NetEntry], ip: Option<IpAddr>, asn: Option<u32>) -> bool {
     entries.iter().any(|e| match e {
         NetEntry::Asn(a) => asn == Some(*a),
-        NetEntry::Net(net) => ip.is_some_and(|ip| net.contains(&ip)),
+        // An IPv4 client seen on a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address.
+        NetEntry::Net(net) => ip.is_some_and(|ip| net.contains(&ip.to_canonical())),
     })
 }
 

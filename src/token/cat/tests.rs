@@ -382,6 +382,26 @@ fn catu_matches_every_component_as_the_reference_splits_it() {
 }
 
 #[test]
+fn catu_query_ignores_parameter_order_and_host_ignores_case() {
+    let r = Request {
+        query: "b=2&a=1&a=0",
+        host: "Media.Example.COM",
+        ..req(PATH, &[])
+    };
+    assert_eq!(claim_verdict(catu(4, 0, txt("a=1&a=0&b=2")), &r), Ok(()));
+    assert_eq!(claim_verdict(catu(4, 0, txt("?b=2&a=1&a=0")), &r), Ok(()));
+    assert_eq!(
+        claim_verdict(catu(4, 0, txt("a=0&a=1&b=2")), &r),
+        Err(CatReason::Uri)
+    );
+    assert_eq!(claim_verdict(catu(4, 1, txt("a=1&a=0&")), &r), Ok(()));
+    assert_eq!(
+        claim_verdict(catu(1, 0, txt("media.example.com")), &r),
+        Ok(())
+    );
+}
+
+#[test]
 fn catu_match_types_prefix_suffix_contains_regex_and_hashes() {
     let ok = |kind, v| claim_verdict(catu(3, kind, v), &req(PATH, &[]));
     assert_eq!(ok(1, txt("/vod/movie/")), Ok(()));
@@ -425,6 +445,10 @@ fn catm_catnip_and_cath_check_the_request() {
         claim_verdict(methods(vec!["POST"]), &r),
         Err(CatReason::Method)
     );
+    assert_eq!(
+        claim_verdict(methods(vec!["get"]), &r),
+        Err(CatReason::Method)
+    );
 
     let v4net = Value::Tag(
         52,
@@ -449,6 +473,18 @@ fn catm_catnip_and_cath_check_the_request() {
     assert_eq!(
         claim_verdict(vec![(CATNIP, Value::Array(vec![int(64500)]))], &r),
         Err(CatReason::Ip)
+    );
+    let mapped = Request {
+        client_ip: Some("::ffff:192.0.2.7".parse().expect("ip")),
+        ..r
+    };
+    let v4net = Value::Tag(
+        52,
+        Box::new(Value::Array(vec![int(24), Value::Bytes(vec![192, 0, 2])])),
+    );
+    assert_eq!(
+        claim_verdict(vec![(CATNIP, Value::Array(vec![v4net]))], &mapped),
+        Ok(())
     );
     let with_asn = Request {
         asn: Some(64500),

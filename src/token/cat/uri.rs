@@ -7,7 +7,9 @@
 //! host without port, the port in decimal, the parent path up to (not including) the
 //! last `/`, the filename after it, the stem up to the filename's first `.`, the
 //! extension from that `.` on (`.m3u8`, or `.tar.gz`), empty when there is none; the
-//! query without `?` (the CAT's own parameter already removed by the edge).
+//! query without `?` (the CAT's own parameter already removed by the edge), its
+//! parameters sorted by name, and an exact query match sorted the same way (so order
+//! does not matter). Scheme and host are compared in lower case.
 //!
 //! Match types (their keys): exact 0, prefix 1, suffix 2, contains 3, regex 4, sha-256
 //! -1, sha-512/256 -2. A component lists one or more; all must hold. A regex is
@@ -61,11 +63,12 @@ impl Component {
         let (parent, filename) = req.path.rsplit_once('/').unwrap_or(("", req.path));
         let dot = filename.find('.').unwrap_or(filename.len());
         match self {
-            Self::Scheme => req.scheme.to_owned(),
-            Self::Host => req.host.to_owned(),
+            // Scheme and host are case-insensitive (RFC 3986): compared in lower case.
+            Self::Scheme => req.scheme.to_ascii_lowercase(),
+            Self::Host => req.host.to_ascii_lowercase(),
             Self::Port => req.port.to_string(),
             Self::Path => req.path.to_owned(),
-            Self::Query => req.query.to_owned(),
+            Self::Query => sorted_query(req.query),
             Self::ParentPath => parent.to_owned(),
             Self::Filename => filename.to_owned(),
             Self::Stem => filename[..dot].to_owned(),
@@ -198,6 +201,19 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, CatReason> {
         .collect()
 }
 
+/// A query with its parameters in name order (equal names keep their order) and no
+/// leading `?`, as `@eyevinn/cat` compares queries: parameter order does not matter.
+fn sorted_query(query: &str) -> String {
+    let mut pairs: Vec<&str> = query
+        .strip_prefix('?')
+        .unwrap_or(query)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .collect();
+    pairs.sort_by_key(|p| p.split_once('=').map_or(*p, |(name, _)| name));
+    pairs.join("&")
+}
+
 /// A parsed `catu`: each component with its matchers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UriRule(pub Vec<(Component, Vec<Matcher>)>);
@@ -206,7 +222,19 @@ impl UriRule {
     pub(super) fn parse(v: &Value) -> Result<Self, CatReason> {
         let parts = unique_map(v)?
             .iter()
-            .map(|(k, m)| Ok((Component::from_key(int(k)?)?, Matcher::parse_map(m)?)))
+            .map(|(k, m)| {
+                let component = Component::from_key(int(k)?)?;
+                let mut matchers = Matcher::parse_map(m)?;
+                if component == Component::Query {
+                    // An exact query is compared in parameter order, like the request's.
+                    for m in &mut matchers {
+                        if let Matcher::Exact(q) = m {
+                            *q = sorted_query(q);
+                        }
+                    }
+                }
+                Ok((component, matchers))
+            })
             .collect::<Result<Vec<_>, CatReason>>()?;
         Ok(Self(parts))
     }
