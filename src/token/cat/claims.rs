@@ -210,10 +210,11 @@ impl CatClaims {
         self.check_geo(req)
     }
 
+    /// Inclusive to the second at both ends, as the native token's (`token/authorize.rs`).
     fn check_time(&self, policy: &CatPolicy, now: u64) -> Result<(), Refused> {
         if self
             .exp
-            .is_some_and(|exp| now >= exp.saturating_add(policy.leeway))
+            .is_some_and(|exp| exp.saturating_add(policy.leeway) < now)
         {
             return Err((CatReason::Expired, EXP));
         }

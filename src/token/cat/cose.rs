@@ -156,7 +156,7 @@ pub(super) fn open(token: &[u8], keys: &CatKeys, policy: &CatPolicy) -> Result<O
     let message = Message::parse(value, cose_tag, keys)?;
     let (kid, key) = message.key(keys)?;
     check_algorithm(message.protected(), message.unprotected(), key)?;
-    check_critical(message.protected())?;
+    check_critical(message.protected(), message.unprotected())?;
     message.verify(key)?;
     Ok(Opened {
         kid,
@@ -294,8 +294,12 @@ fn check_algorithm(
     Ok(())
 }
 
-/// RFC 9052 `crit`: every listed header parameter must be one tollgate processes.
-fn check_critical(protected: &Header) -> Result<(), CatReason> {
+/// RFC 9052 `crit`: every listed header parameter must be one tollgate processes; and
+/// `crit` belongs in the protected header (one in the unprotected header is refused).
+fn check_critical(protected: &Header, unprotected: &Header) -> Result<(), CatReason> {
+    if !unprotected.crit.is_empty() {
+        return Err(CatReason::Critical);
+    }
     let understood = |label: &RegisteredLabelWithPrivate<iana::HeaderParameter>| match label {
         RegisteredLabelWithPrivate::Assigned(p) => {
             UNDERSTOOD_HEADERS.iter().any(|u| u.to_i64() == p.to_i64())

@@ -284,20 +284,42 @@ fn j2_cat_refuses_an_unknown_critical_claim_and_ignores_an_unknown_other_one() {
 #[test]
 fn j2_cat_refuses_a_critical_cose_header_it_does_not_process() {
     let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
-    let msg = CoseMac0Builder::new()
-        .protected(
-            HeaderBuilder::new()
-                .algorithm(iana::Algorithm::HMAC_256_256)
-                .add_critical_label(coset::RegisteredLabelWithPrivate::PrivateUse(-70000))
-                .value(-70000, int(1))
-                .build(),
-        )
-        .unprotected(HeaderBuilder::new().key_id(b"hs".to_vec()).build())
-        .payload(with(vec![]))
-        .create_tag(b"", |data| hmac::sign(&key, data).as_ref().to_vec())
-        .build();
+    let private = coset::RegisteredLabelWithPrivate::PrivateUse(-70000);
+    let build = |protected: coset::Header, unprotected: coset::Header| {
+        CoseMac0Builder::new()
+            .protected(protected)
+            .unprotected(unprotected)
+            .payload(with(vec![]))
+            .create_tag(b"", |data| hmac::sign(&key, data).as_ref().to_vec())
+            .build()
+            .to_vec()
+            .expect("encode")
+    };
+    let kid = || HeaderBuilder::new().key_id(b"hs".to_vec());
+    let alg = || HeaderBuilder::new().algorithm(iana::Algorithm::HMAC_256_256);
+    let unknown = build(
+        alg()
+            .add_critical_label(private.clone())
+            .value(-70000, int(1))
+            .build(),
+        kid().build(),
+    );
     assert_eq!(
-        verdict(&msg.to_vec().expect("encode"), &req(PATH, &[]), NOW),
+        verdict(&unknown, &req(PATH, &[]), NOW),
+        Err(CatReason::Critical)
+    );
+    // `crit` listing only what tollgate processes is fine; `crit` unprotected is not.
+    let known = build(
+        alg().add_critical(iana::HeaderParameter::Alg).build(),
+        kid().build(),
+    );
+    assert_eq!(verdict(&known, &req(PATH, &[]), NOW), Ok(()));
+    let unprotected = build(
+        alg().build(),
+        kid().add_critical(iana::HeaderParameter::Alg).build(),
+    );
+    assert_eq!(
+        verdict(&unprotected, &req(PATH, &[]), NOW),
         Err(CatReason::Critical)
     );
 }
@@ -331,10 +353,14 @@ fn cat_checks_catv_iss_aud_exp_and_nbf_with_leeway() {
         verdict(&token, &req(PATH, &[]), NOW),
         Err(CatReason::NotYetValid)
     );
-    assert_eq!(verdict(&token, &req(PATH, &[]), NOW + 75), Ok(()));
-    assert_eq!(verdict(&token, &req(PATH, &[]), NOW + 60 + 29), Ok(()));
+    assert_eq!(verdict(&token, &req(PATH, &[]), NOW + 70), Ok(()));
     assert_eq!(
-        verdict(&token, &req(PATH, &[]), NOW + 60 + 30),
+        verdict(&token, &req(PATH, &[]), NOW + 69),
+        Err(CatReason::NotYetValid)
+    );
+    assert_eq!(verdict(&token, &req(PATH, &[]), NOW + 60 + 30), Ok(()));
+    assert_eq!(
+        verdict(&token, &req(PATH, &[]), NOW + 60 + 31),
         Err(CatReason::Expired)
     );
     let no_exp = cbor(&map(vec![(ISS, txt("issuer"))]));
