@@ -47,8 +47,10 @@ fn keys() -> CatKeys {
     keys
 }
 
-fn policy() -> CatPolicy {
+/// The fixtures' policy; a case may turn on `hex_text_payload`.
+fn policy(case: &Value) -> CatPolicy {
     CatPolicy {
+        hex_text_payload: case["policy"]["hex_text_payload"].as_bool().unwrap_or(false),
         issuers: vec!["fixture-issuer".into()],
         leeway: 30,
         max_len: 4096,
@@ -87,7 +89,7 @@ fn run(case: &Value, keys: &CatKeys) -> Result<cat::VerifiedCat, Refusal> {
     cat::verify_and_authorize(
         &token,
         keys,
-        &policy(),
+        &policy(case),
         &req,
         case["now"].as_u64().expect("now"),
         None,

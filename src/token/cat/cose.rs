@@ -153,11 +153,15 @@ pub(super) fn open(token: &[u8], keys: &CatKeys, policy: &CatPolicy) -> Result<O
         Value::Tag(tag, inner) => (Some(tag), *inner),
         other => (None, other),
     };
+    let (value, hex_text) = hex_text_payload(value, policy)?;
     let message = Message::parse(value, cose_tag, keys)?;
     let (kid, key) = message.key(keys)?;
     check_algorithm(message.protected(), message.unprotected(), key)?;
     check_critical(message.protected(), message.unprotected())?;
-    message.verify(key)?;
+    match &hex_text {
+        Some(text) => message.verify_over_text(key, text)?,
+        None => message.verify(key)?,
+    }
     Ok(Opened {
         kid,
         payload: message.into_payload()?,
@@ -250,12 +254,52 @@ impl Message {
         }
     }
 
+    /// The MAC or signature over the structure as `@eyevinn/cat`'s untagged mode built
+    /// it: the payload in the MAC_structure/Sig_structure is the hex text itself.
+    fn verify_over_text(&self, key: &CatKey, text: &str) -> Result<(), CatReason> {
+        let (context, protected, tag) = match self {
+            Self::Mac0(m) => ("MAC0", &m.protected, &m.tag),
+            Self::Sign1(s) => ("Signature1", &s.protected, &s.signature),
+        };
+        let structure = Value::Array(vec![
+            Value::Text(context.into()),
+            Value::Bytes(protected.original_data.clone().unwrap_or_default()),
+            Value::Bytes(Vec::new()),
+            Value::Text(text.into()),
+        ]);
+        let mut data = Vec::new();
+        ciborium::ser::into_writer(&structure, &mut data).map_err(|_| CatReason::Malformed)?;
+        key.verify(&data, tag)
+    }
+
     fn into_payload(self) -> Result<Vec<u8>, CatReason> {
         match self {
             Self::Mac0(m) => m.payload,
             Self::Sign1(s) => s.payload,
         }
         .ok_or(CatReason::Malformed)
+    }
+}
+
+/// `@eyevinn/cat`'s untagged mode writes the claims as a text string of hex digits where
+/// COSE has a byte string, and MACs that text. Only with
+/// [`CatPolicy::hex_text_payload`]: the message with the claims' bytes in place, and the
+/// text to verify over. Otherwise a text payload stays text and is malformed.
+fn hex_text_payload(
+    value: Value,
+    policy: &CatPolicy,
+) -> Result<(Value, Option<String>), CatReason> {
+    match value {
+        Value::Array(mut parts)
+            if policy.hex_text_payload && parts.len() == 4 && parts[2].is_text() =>
+        {
+            let Value::Text(text) = std::mem::replace(&mut parts[2], Value::Null) else {
+                return Err(CatReason::Malformed);
+            };
+            parts[2] = Value::Bytes(super::uri::decode_hex(&text)?);
+            Ok((Value::Array(parts), Some(text)))
+        }
+        other => Ok((other, None)),
     }
 }
 

@@ -138,6 +138,10 @@ pub struct CatPolicy {
     pub require_exp: bool,
     /// Refuse a token without the CWT tag (61); the specification allows both forms.
     pub require_cwt_tag: bool,
+    /// Accept `@eyevinn/cat`'s untagged form, whose claims are hex text where COSE has a
+    /// byte string (its generator's default without `expectCwtTag`). Off by default:
+    /// not COSE; on for operators whose issuer makes such tokens.
+    pub hex_text_payload: bool,
 }
 
 impl Default for CatPolicy {
@@ -149,6 +153,7 @@ impl Default for CatPolicy {
             max_len: 4096,
             require_exp: true,
             require_cwt_tag: false,
+            hex_text_payload: false,
         }
     }
 }

@@ -187,7 +187,7 @@ fn digest_value(v: &Value) -> Result<Vec<u8>, CatReason> {
     }
 }
 
-fn decode_hex(hex: &str) -> Result<Vec<u8>, CatReason> {
+pub(super) fn decode_hex(hex: &str) -> Result<Vec<u8>, CatReason> {
     if hex.len() % 2 != 0 {
         return Err(CatReason::Malformed);
     }
