@@ -52,7 +52,10 @@ ED_SEED = hashlib.sha256(b"tollgate cat fixture TEST ed25519 key").digest()
 
 # Claim keys (CTA-5007) and URI component / match type labels.
 IAT, ISS_K, AUD, EXP, NBF, CTI = 6, 1, 3, 4, 5, 7
-CATREPLAY, CATV, CATNIP, CATU, CATM, CATH, CATGEO, CATIF, CATR, CRIT = 308, 310, 311, 312, 313, 315, 316, 322, 323, 324
+CATREPLAY, CATV, CATNIP, CATU, CATM, CATH, CATGEO, CATIF, CATR, CATTPRINT = 308, 310, 311, 312, 313, 315, 316, 322, 323, 324
+# The claim key the crit cases' policy names for the issuer's list of critical claims.
+CRIT = 325
+CRIT_POLICY = {"crit_claim": CRIT}
 SCHEME, HOST, PORT, PATH, QUERY, PARENT, FILENAME, STEM, EXT = range(9)
 EXACT, PREFIX, SUFFIX, CONTAINS, REGEX, SHA256, SHA512_256 = 0, 1, 2, 3, 4, -1, -2
 
@@ -148,10 +151,13 @@ def uri(component, kind, value):
     return {CATU: {component: {kind: value}}}
 
 
-def case(name, token, expect, request=None, now=NOW):
+def case(name, token, expect, request=None, now=NOW, policy=None):
     req = copy.deepcopy(REQUEST)
     req.update(request or {})
-    return {"name": name, "generator": f"python cwt {cwt.__version__}", "token": b64(token), "now": now, "request": req, "expect": expect}
+    out = {"name": name, "generator": f"python cwt {cwt.__version__}", "token": b64(token), "now": now, "request": req, "expect": expect}
+    if policy:
+        out["policy"] = policy
+    return out
 
 
 def cases():
@@ -177,8 +183,10 @@ def cases():
         case("overlong", mint(claims(_999=b"\0" * 5000)), "too_long"),
         case("hand_built_duplicated_claim_key", hand_mac0(duplicated_iss()), "malformed"),
         case("hand_built_critical_cose_header", hand_mac0(cbor2.dumps(claims()), protected={1: 5, 2: [-70000], -70000: 1}), "critical"),
-        case("crit_unknown_claim", mint(claims(_999=1, _324=[999])), "critical"),
-        case("crit_known_claim", mint(claims(_999=1, _324=[CATU], _312={PATH: {PREFIX: "/vod/"}})), "ok"),
+        case("crit_unknown_claim", mint(claims(_999=1, _325=[999])), "critical", policy=CRIT_POLICY),
+        case("crit_known_claim", mint(claims(_999=1, _325=[CATU], _312={PATH: {PREFIX: "/vod/"}})), "ok", policy=CRIT_POLICY),
+        case("crit_lists_unchecked_cattprint", mint(claims(_324={0: 1}, _325=[CATTPRINT])), "critical", policy=CRIT_POLICY),
+        case("cattprint_not_critical_ignored", mint(claims(_324={0: 1})), "ok"),
         case("unknown_noncritical_claim_ignored", mint(claims(_999={"x": 1})), "ok"),
         case("catv_1", mint(claims(_310=1)), "ok"),
         case("catv_2", mint(claims(_310=2)), "version"),

@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let mut keys = CatKeys::new();
     keys.insert("hs", CatKey::hs256(b"fuzz-hs256-secret-fuzz-hs256-!!!"));
     keys.insert("ed", CatKey::ed25519(&[7; 32]));
-    let policy = CatPolicy::default();
+    let policy = CatPolicy { crit_claim: Some(325), ..CatPolicy::default() };
     let _ = cat::verify(data, &keys, &policy);
-    if let Ok(claims) = CatClaims::parse(data) {
+    if let Ok(claims) = CatClaims::parse(data, policy.crit_claim) {
         let headers = [("x-device", "tv-42"), ("Cookie", "a=b")];
         let req = Request {
             scheme: "https",

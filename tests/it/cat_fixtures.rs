@@ -47,10 +47,13 @@ fn keys() -> CatKeys {
     keys
 }
 
-/// The fixtures' policy; a case may turn on `hex_text_payload`.
+/// The fixtures' policy; a case may turn on `hex_text_payload` or name `crit_claim`.
 fn policy(case: &Value) -> CatPolicy {
     CatPolicy {
-        hex_text_payload: case["policy"]["hex_text_payload"].as_bool().unwrap_or(false),
+        hex_text_payload: case["policy"]["hex_text_payload"]
+            .as_bool()
+            .unwrap_or(false),
+        crit_claim: case["policy"]["crit_claim"].as_i64(),
         issuers: vec!["fixture-issuer".into()],
         leeway: 30,
         max_len: 4096,

@@ -31,13 +31,11 @@ pub const CATH: i64 = 315;
 pub const CATGEOISO3166: i64 = 316;
 pub const CATIF: i64 = 322;
 pub const CATR: i64 = 323;
-/// `crit`: the claims a verifier must understand or refuse the token. Its key is taken
-/// as the next one after `catr` in the CAT claim block; confirm against the published
-/// registry before relying on it from another issuer.
-pub const CRIT: i64 = 324;
+/// `cattprint` (TLS fingerprint): not checked; listed so that `crit` naming it refuses.
+pub const CATTPRINT: i64 = 324;
 
 /// Claims this module checks: the only ones `crit` may list.
-const UNDERSTOOD: [i64; 17] = [
+const UNDERSTOOD: [i64; 16] = [
     ISS,
     SUB,
     AUD,
@@ -54,7 +52,6 @@ const UNDERSTOOD: [i64; 17] = [
     CATGEOISO3166,
     CATIF,
     CATR,
-    CRIT,
 ];
 /// The only CAT version there is.
 const CAT_VERSION: u64 = 1;
@@ -104,14 +101,20 @@ pub struct CatClaims {
 type Refused = (CatReason, i64);
 
 impl CatClaims {
-    /// Parses the CWT claims map (the envelope's payload).
-    pub fn parse(payload: &[u8]) -> Result<Self, CatReason> {
+    /// Parses the CWT claims map (the envelope's payload). `crit_claim` is the key of the
+    /// claim listing the critical claims ([`CatPolicy::crit_claim`]).
+    pub fn parse(payload: &[u8], crit_claim: Option<i64>) -> Result<Self, CatReason> {
         let value = super::cose::decode_one(payload)?;
         let mut claims = Self::default();
         for (key, value) in unique_map(&value)? {
             match key {
                 Value::Integer(k) => {
-                    claims.set(i64::try_from(*k).map_err(|_| CatReason::Malformed)?, value)?
+                    let k = i64::try_from(*k).map_err(|_| CatReason::Malformed)?;
+                    if Some(k) == crit_claim {
+                        claims.crit = array(value)?.iter().map(int).collect::<Result<_, _>>()?;
+                    } else {
+                        claims.set(k, value)?;
+                    }
                 }
                 // Text-keyed claims are private; none is understood, so ignored.
                 Value::Text(_) => {}
@@ -141,7 +144,6 @@ impl CatClaims {
             CATGEOISO3166 => self.catgeoiso3166 = Some(one_or_many_text(v)?),
             CATIF => self.catif = Some(IfRules::parse(v)?),
             CATR => self.catr = Some(Renewal::parse(v)?),
-            CRIT => self.crit = array(v)?.iter().map(int).collect::<Result<_, _>>()?,
             // Unknown claims are ignored unless critical (checked once all are read).
             _ => {}
         }

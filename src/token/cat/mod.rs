@@ -142,6 +142,11 @@ pub struct CatPolicy {
     /// byte string (its generator's default without `expectCwtTag`). Off by default:
     /// not COSE; on for operators whose issuer makes such tokens.
     pub hex_text_payload: bool,
+    /// The claim key under which the issuer lists its critical claims (CTA-5007-B's
+    /// `crit`), refused when it names a claim tollgate does not check. No default: the
+    /// key is the issuer's registry key, set with the issuer's other settings; `None`,
+    /// no claim is read as that list (a COSE `crit` header is always checked).
+    pub crit_claim: Option<i64>,
 }
 
 impl Default for CatPolicy {
@@ -154,6 +159,7 @@ impl Default for CatPolicy {
             require_exp: true,
             require_cwt_tag: false,
             hex_text_payload: false,
+            crit_claim: None,
         }
     }
 }
@@ -217,7 +223,7 @@ pub fn decode_text(text: &str) -> Result<Vec<u8>, CatReason> {
 /// do not depend on the request. Only a token returned from here may be cached.
 pub fn verify(token: &[u8], keys: &CatKeys, policy: &CatPolicy) -> Result<VerifiedCat, CatReason> {
     let opened = cose::open(token, keys, policy)?;
-    let claims = CatClaims::parse(&opened.payload)?;
+    let claims = CatClaims::parse(&opened.payload, policy.crit_claim)?;
     claims.check_static(policy)?;
     Ok(VerifiedCat {
         kid: opened.kid,

@@ -19,6 +19,8 @@ use super::*;
 
 const NOW: u64 = 1_800_000_000;
 const SECRET: &[u8] = b"tollgate-cat-unit-test-hs256-key";
+/// The key these tests configure for the issuer's list of critical claims.
+const CRIT: i64 = 325;
 
 fn int(i: i64) -> Value {
     Value::Integer(i.into())
@@ -101,6 +103,7 @@ fn keys() -> Keys {
 fn policy() -> CatPolicy {
     CatPolicy {
         issuers: vec!["issuer".into()],
+        crit_claim: Some(CRIT),
         ..CatPolicy::default()
     }
 }
