@@ -199,9 +199,10 @@ pub struct VerifiedCat {
     pub digest: [u8; 32],
 }
 
-/// What a granted request gets: what the edge needs to answer and to renew.
+/// What a granted request gets: what the edge needs to answer and to renew (named apart
+/// from the native token's `Grant`, which the edge holds beside it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant<'a> {
+pub struct CatGrant<'a> {
     /// `exp`, when the token has one.
     pub exp: Option<u64>,
     /// `cti`, the token's identifier (the revocation handle), when it has one.
@@ -241,14 +242,14 @@ impl VerifiedCat {
         policy: &CatPolicy,
         now: u64,
         replay: Option<&dyn ReplayGuard>,
-    ) -> Result<Grant<'_>, Refusal> {
+    ) -> Result<CatGrant<'_>, Refusal> {
         self.claims
             .check_request(req, policy, now)
             .map_err(|(reason, claim)| self.refusal(reason, claim))?;
         let report_reuse = self
             .check_replay(replay, now)
             .map_err(|r| self.refusal(r, claims::CATREPLAY))?;
-        Ok(Grant {
+        Ok(CatGrant {
             exp: self.claims.exp,
             cti: self.claims.cti.as_deref(),
             renewal: self.claims.catr.as_ref(),
