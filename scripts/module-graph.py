@@ -10,7 +10,11 @@ top-level module of the library to another (`use crate::x`, `crate::x::…` in c
   2. a pure module (token, manifest, ratelimit, store) uses hyper or http (or their
      body/util crates), or imports anything but the leaves and the other pure modules;
   3. a module imports one it must never touch (FORBIDDEN: the shield cache never sees
-     tokens, the request path or the store).
+     tokens, the request path or the store);
+  4. a confined sub-module (CONFINED: the Common Access Token, token/cat) imports
+     anything of the crate outside itself but the leaves and the paths listed for it.
+     Such a file names what it imports by its full path (`crate::token::keys::X`); a
+     grouped `use crate::{…}` there counts as importing the whole top-level module.
 
 Comments and string literals are ignored. Exit 0 when the graph is clean, 1 with a
 line per violation otherwise. `--self-test` runs the checker on small made-up trees
@@ -30,6 +34,11 @@ PURE = {"token", "manifest", "ratelimit", "store"}
 LEAVES = {"clock", "url", "resource", "private_file"}
 # Modules that must never import certain others, whatever else they may use.
 FORBIDDEN = {"cache": {"token", "edge", "admin", "app", "store"}}
+# Sub-modules that stand alone inside their module: what each may import from the rest
+# of the crate (as `top::sub` paths) besides the leaves. The CAT shares only the key
+# algorithm enum with the native token, so it can be verified, fuzzed and benchmarked
+# without the JWT path.
+CONFINED = {("token", "cat"): {"token::keys"}}
 # External crates a pure module must not use.
 HTTP_CRATES = ("hyper", "hyper_util", "hyper_rustls", "http", "http_body", "http_body_util")
 
@@ -39,6 +48,7 @@ COMMENT_OR_STRING = re.compile(
 )
 USE_BLOCK = re.compile(r"\buse\s+([^;]+);")
 CRATE_PATH = re.compile(r"(?<![\w:])crate::([a-z_][a-z0-9_]*)")
+CRATE_PATH2 = re.compile(r"(?<![\w:])crate::([a-z_][a-z0-9_]*)(?:::([a-z_][a-z0-9_]*))?")
 SUPER_PATH = re.compile(r"(?<![\w:])((?:super::)+)([a-z_][a-z0-9_]*)")
 EXTERN_PATH = re.compile(r"(?<![\w:])(" + "|".join(HTTP_CRATES) + r")::")
 
@@ -95,23 +105,51 @@ def references(src, path, code):
     return mods, set(EXTERN_PATH.findall(code))
 
 
+def confined_references(src, path, code, prefix):
+    """`top::sub` paths a file below `prefix` uses from outside it (leaves by top name)."""
+    me = module_path(src, path)
+    found = set()
+    for top, sub in CRATE_PATH2.findall(code):
+        found.add(f"{top}::{sub}" if sub else top)
+    found |= use_targets(code)
+    for supers, name in SUPER_PATH.findall(code):
+        target = me[: len(me) - supers.count("super::")] + [name]
+        found.add("::".join(target[:2]))
+    inside = "::".join(prefix)
+    return {f for f in found if not (f + "::").startswith(inside + "::") and f != prefix[0] and f.split("::")[0] not in LEAVES}
+
+
+def rust_files(src):
+    """(path, module path, code without comments and strings) for every .rs file."""
+    for root, _dirs, files in os.walk(src):
+        for f in sorted(files):
+            if f.endswith(".rs"):
+                path = os.path.join(root, f)
+                with open(path, encoding="utf-8") as fh:
+                    yield path, module_path(src, path), strip(fh.read())
+
+
+def confined_violations(src):
+    found = []
+    for path, me, code in rust_files(src):
+        for prefix, allowed in sorted(CONFINED.items()):
+            if tuple(me[: len(prefix)]) != prefix:
+                continue
+            for dep in sorted(confined_references(src, path, code, prefix) - allowed):
+                found.append(f"{'/'.join(prefix)} is confined but {os.path.relpath(path, src)} imports {dep} (allowed: {', '.join(sorted(allowed | LEAVES))})")
+    return found
+
+
 def build_graph(src):
     graph = {}
     http = {}
-    for root, _dirs, files in os.walk(src):
-        for f in sorted(files):
-            if not f.endswith(".rs"):
-                continue
-            path = os.path.join(root, f)
-            me = module_path(src, path)
-            if me in (["lib"], ["main"]) or not me:
-                continue
-            with open(path, encoding="utf-8") as fh:
-                code = strip(fh.read())
-            mods, crates = references(src, path, code)
-            graph.setdefault(me[0], set()).update(mods)
-            if crates:
-                http.setdefault(me[0], {})[os.path.relpath(path, src)] = crates
+    for path, me, code in rust_files(src):
+        if me in (["lib"], ["main"]) or not me:
+            continue
+        mods, crates = references(src, path, code)
+        graph.setdefault(me[0], set()).update(mods)
+        if crates:
+            http.setdefault(me[0], {})[os.path.relpath(path, src)] = crates
     known = set(graph)
     return {m: {d for d in deps if d in known} for m, deps in graph.items()}, http
 
@@ -163,6 +201,7 @@ def violations(src):
     for m, never in sorted(FORBIDDEN.items()):
         for dep in sorted(graph.get(m, set()) & never):
             found.append(f"{m} must never import {dep}")
+    found += confined_violations(src)
     return graph, found
 
 
@@ -180,6 +219,8 @@ def self_test():
         "a.rs": "use crate::{token::Grant, url};\n// use crate::a; in a comment\n",
         "token/mod.rs": 'pub mod verify;\nconst S: &str = "crate::a http::x";\n',
         "token/verify.rs": "use super::Grant; use crate::url::hex;\n",
+        "token/cat/mod.rs": "pub mod claims; use crate::token::keys::Algorithm; use crate::url;\n",
+        "token/cat/claims.rs": "use super::CatReason; use super::super::keys::Algorithm;\n",
         "url.rs": "pub fn hex() {}\n",
     }
     bad = {
@@ -187,6 +228,7 @@ def self_test():
         "upper import": {"token/verify.rs": "use super::super::config::Key;", "config.rs": ""},
         "http in pure": {"store/mod.rs": "fn f(_: http::HeaderMap) {}"},
         "forbidden import": {"cache/mod.rs": "use crate::token::Grant;"},
+        "confined import": {"token/cat/claims.rs": "use super::super::verify::Verifier;"},
     }
     failures = []
     with tempfile.TemporaryDirectory() as d:

@@ -14,9 +14,12 @@
 //! - [`authorize`]: does a grant cover this resource, path and client at `now`;
 //! - [`issue`]: minting new tokens with the active signing key;
 //! - [`foreign`]: the other formats a route may accept (nginx secure_link, Akamai
-//!   EdgeAuth), verified into a [`foreign::ForeignGrant`] behind the same cache.
+//!   EdgeAuth), verified into a [`foreign::ForeignGrant`] behind the same cache;
+//! - [`cat`]: the CTA-5007 Common Access Token, a foreign format verified beside the
+//!   native token (its own keys, claims and reasons; shares nothing with the JWT path).
 
 pub mod authorize;
+pub mod cat;
 pub mod claims;
 pub mod foreign;
 pub mod issue;
