@@ -425,33 +425,58 @@ pub struct RouteFile {
     pub formats: Option<Vec<String>>,
 }
 
-/// `[[formats]]`: one foreign token format (README, "Foreign tokens").
+/// `[[formats]]`: one foreign token format (README, "Foreign tokens"), by its `kind`.
+/// Each kind has its own keys, so a key of another kind is refused by name.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FormatFile {
+    /// nginx `secure_link` / `secure_link_md5`.
+    SecureLink(SecureLinkFile),
+    /// Akamai EdgeAuth 2.0.
+    Edgeauth(EdgeAuthFile),
+}
+
+impl FormatFile {
+    /// The name routes list it by (and its metric label).
+    pub fn name(&self) -> &str {
+        match self {
+            FormatFile::SecureLink(f) => &f.name,
+            FormatFile::Edgeauth(f) => &f.name,
+        }
+    }
+}
+
+/// `[[formats]]` with `kind = "secure_link"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FormatFile {
-    /// The name routes list it by (and its metric label).
+pub struct SecureLinkFile {
     pub name: String,
-    /// `secure_link` (nginx) or `edgeauth` (Akamai EdgeAuth 2.0).
-    pub kind: String,
-    /// secure_link: the `secure_link_md5` expression.
-    pub expression: Option<String>,
-    /// secure_link: the digest's query parameter (default `md5`).
+    /// The `secure_link_md5` expression.
+    pub expression: String,
+    /// The digest's query parameter (default `md5`).
     pub md5: Option<String>,
-    /// secure_link: the expiry's query parameter (default `expires`; "" for none).
+    /// The expiry's query parameter (default `expires`; "" for none).
     pub expires: Option<String>,
-    /// edgeauth: the key, hex.
-    pub key: Option<String>,
-    /// edgeauth: `sha256` (default), `sha1` or `md5`.
+}
+
+/// `[[formats]]` with `kind = "edgeauth"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeAuthFile {
+    pub name: String,
+    /// The key, hex.
+    pub key: String,
+    /// `sha256` (default), `sha1` or `md5`.
     pub algorithm: Option<String>,
-    /// edgeauth: the token's query parameter, cookie and header name (default `hdnts`).
+    /// The token's query parameter, cookie and header name (default `hdnts`).
     pub token_name: Option<String>,
-    /// edgeauth: default `~`.
+    /// Default `~`.
     pub field_delimiter: Option<String>,
-    /// edgeauth: default `!`.
+    /// Default `!`.
     pub acl_delimiter: Option<String>,
-    /// edgeauth: the issuer escapes `ip`, `id`, `data` and the URL (default false).
+    /// The issuer escapes `ip`, `id`, `data` and the URL (default false).
     pub escape_early: Option<bool>,
-    /// edgeauth: the issuer's salt, if it uses one.
+    /// The issuer's salt, if it uses one.
     pub salt: Option<String>,
 }
 

@@ -25,15 +25,15 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
     let mut names = HashSet::new();
     file.iter()
         .map(|f| {
-            if f.name.is_empty() || f.name == NATIVE || !names.insert(f.name.as_str()) {
+            let name = f.name();
+            if name.is_empty() || name == NATIVE || !names.insert(name) {
                 return Err(invalid(format!(
-                    "formats: name {:?} is empty, \"native\" or used twice",
-                    f.name
+                    "formats: name {name:?} is empty, \"native\" or used twice"
                 )));
             }
-            let kind = kind(f).map_err(|e| invalid(format!("formats[{}]: {e}", f.name)))?;
+            let kind = kind(f).map_err(|e| invalid(format!("formats[{name}]: {e}")))?;
             Ok(Format {
-                name: f.name.clone(),
+                name: name.to_string(),
                 kind,
             })
         })
@@ -41,32 +41,19 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
 }
 
 fn kind(f: &FormatFile) -> Result<Kind, String> {
-    let secure_link = [&f.expression, &f.md5, &f.expires].map(Option::is_some);
-    let edgeauth = [
-        &f.key,
-        &f.algorithm,
-        &f.token_name,
-        &f.salt,
-        &f.field_delimiter,
-        &f.acl_delimiter,
-    ]
-    .map(Option::is_some);
-    match f.kind.as_str() {
-        "secure_link" if !edgeauth.contains(&true) && f.escape_early.is_none() => {
-            let expression = f.expression.as_deref().ok_or("expression is required")?;
-            SecureLink::new(
-                expression,
-                f.md5.as_deref().unwrap_or("md5"),
-                f.expires.as_deref().unwrap_or("expires"),
-            )
-            .map(Kind::SecureLink)
-        }
-        "edgeauth" if !secure_link.contains(&true) => {
+    match f {
+        FormatFile::SecureLink(f) => SecureLink::new(
+            &f.expression,
+            f.md5.as_deref().unwrap_or("md5"),
+            f.expires.as_deref().unwrap_or("expires"),
+        )
+        .map(Kind::SecureLink),
+        FormatFile::Edgeauth(f) => {
             let algorithm = f.algorithm.as_deref().unwrap_or("sha256");
             EdgeAuth::new(&Settings {
                 name: f.token_name.as_deref().unwrap_or("hdnts"),
                 algorithm: Algorithm::parse(algorithm).ok_or("algorithm: sha256, sha1 or md5")?,
-                key_hex: f.key.as_deref().ok_or("key (hex) is required")?,
+                key_hex: &f.key,
                 field_delimiter: f.field_delimiter.as_deref().unwrap_or("~"),
                 acl_delimiter: f.acl_delimiter.as_deref().unwrap_or("!"),
                 escape_early: f.escape_early.unwrap_or(false),
@@ -74,10 +61,6 @@ fn kind(f: &FormatFile) -> Result<Kind, String> {
             })
             .map(Kind::EdgeAuth)
         }
-        "secure_link" | "edgeauth" => {
-            Err(format!("a key of the other kind on a {} format", f.kind))
-        }
-        other => Err(format!("kind {other:?}: secure_link or edgeauth")),
     }
 }
 
@@ -251,7 +234,7 @@ mod tests {
             (
                 "formats = [\"akamai\"]",
                 format!("{akamai}expression = \"x\"\n"),
-                "other kind",
+                "unknown field `expression`",
             ),
             (
                 "formats = [\"n\"]",
