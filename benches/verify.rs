@@ -2,93 +2,42 @@
 //! after the first) beside a full verification per algorithm (the cache miss, and the
 //! no-cache baseline a gate without a cache would pay on every request).
 //!
-//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth) are measured the same
-//! way: the foreign cache's lookup, then the rules every request re-checks.
+//! Every foreign format's hit is measured the same way: the foreign cache's lookup, then
+//! the rules every request re-checks. The hits are built in `tests/support/hits.rs`,
+//! which `tests/hot_path_alloc.rs` also runs to count their allocations (none).
 //!
 //! Run: `cargo bench --bench verify`. Each group reports time per request; compare the
 //! `hit` line with the `miss/*` lines measured in the same run.
 
+#[path = "../tests/support/hits.rs"]
+mod hits;
+
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tollgate::config;
-use tollgate::resource::{Resource, ResourceType};
+use hits::{client, native, native_hit, resource, ForeignHits, NOW, PATH};
+use tollgate::resource::ResourceType;
 use tollgate::token::issue::random_id;
 use tollgate::token::keys::Algorithm;
-use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
-use tollgate::token::{authorize, mint, KeySet, MintRequest, Revocations, Scope, Target, Verifier};
-
-const NOW: u64 = 1_800_000_000;
-
-fn token_cfg() -> config::Token {
-    config::Token {
-        issuer: "bench".into(),
-        audience: vec![],
-        leeway: Duration::from_secs(30),
-        max_len: 4096,
-        cache_capacity: 100_000,
-        cache_max_ttl: Duration::from_secs(300),
-        path_prefix: "t".into(),
-        query: "token".into(),
-        cookie: "tollgate_token".into(),
-        allow_never_expiring: false,
-        max_lifetime: None,
-    }
-}
-
-fn setup(alg: Algorithm) -> (Verifier, String) {
-    let (private, public) = match alg {
-        Algorithm::Hs256 => {
-            let s = "bench-secret-bench-secret-bench-secret!!".to_string();
-            (s.clone(), s)
-        }
-        _ => generate_pem(alg).expect("generate"),
-    };
-    let keys = KeySet::from_keys(
-        vec![VerifyKey::from_material("k", alg, public.as_bytes()).expect("verify key")],
-        Some(SigningKey::from_material("k", alg, private.as_bytes()).expect("signing key")),
-    );
-    let req = MintRequest {
-        scope: Scope::Resource,
-        rid: Some("demo".into()),
-        rty: Some(ResourceType::Vod),
-        sub: Some("viewer-42".into()),
-        ttl: Some(Duration::from_secs(3600)),
-        ..MintRequest::default()
-    };
-    let (token, _) = mint(&keys, "bench", &req, NOW).expect("mint");
-    (Verifier::new(keys, &token_cfg()), token)
-}
+use tollgate::token::{authorize, Revocations, Target};
 
 fn bench(c: &mut Criterion) {
-    let resource = Resource {
-        id: "demo".into(),
-        resource_type: ResourceType::Vod,
-        org: "org".into(),
-        project: Some("p".into()),
-        public: false,
-        published: true,
-    };
-    let client: IpAddr = "192.0.2.7".parse().expect("ip");
+    let resource = resource();
     let revocations = Revocations::default();
     let target = Target {
         resource_type: ResourceType::Vod,
         rid: "demo",
         resource: Some(&resource),
-        path: "/vod/demo/v0/seg_001.ts",
-        client,
+        path: PATH,
+        client: client(),
     };
 
     let mut g = c.benchmark_group("authorise");
-    let (verifier, token) = setup(Algorithm::EdDsa);
+    let (verifier, token) = native(Algorithm::EdDsa);
     verifier.verify(&token, NOW).expect("prime the cache");
     g.bench_function("hit/eddsa", |b| {
-        b.iter(|| {
-            let grant = verifier.verify(black_box(&token), NOW).expect("valid");
-            authorize(&grant, black_box(&target), NOW, 30, &revocations).expect("allowed")
-        })
+        b.iter(|| native_hit(&verifier, &token, &resource, &revocations))
     });
     // The same hit with a million other tokens revoked by jti: the revocation lookup
     // is a hash probe, whatever the set holds.
@@ -97,20 +46,20 @@ fn bench(c: &mut Criterion) {
         crowded.revoke_jti(&random_id().expect("random id"), None);
     }
     g.bench_function("hit/eddsa/1m-jti-revoked", |b| {
-        b.iter(|| {
-            let grant = verifier.verify(black_box(&token), NOW).expect("valid");
-            authorize(&grant, black_box(&target), NOW, 30, &crowded).expect("allowed")
-        })
+        b.iter(|| native_hit(&verifier, &token, &resource, &crowded))
     });
     drop(crowded);
-    foreign_hits(&mut g, client, &revocations);
+    let foreign = ForeignHits::new();
+    for case in &foreign.cases {
+        g.bench_function(case.name, |b| b.iter(|| foreign.hit(case, &revocations)));
+    }
     for (name, alg) in [
         ("miss/eddsa", Algorithm::EdDsa),
         ("miss/es256", Algorithm::Es256),
         ("miss/rs256", Algorithm::Rs256),
         ("miss/hs256", Algorithm::Hs256),
     ] {
-        let (verifier, token) = setup(alg);
+        let (verifier, token) = native(alg);
         g.bench_function(name, |b| {
             b.iter(|| {
                 let grant = verifier.verify_uncached(black_box(&token)).expect("valid");
@@ -119,93 +68,6 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// A cached hit per foreign format: the cache lookup (keyed by the credential and the
-/// inputs its signature binds) and `foreign::authorize`.
-fn foreign_hits(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    client: IpAddr,
-    revocations: &Revocations,
-) {
-    use base64::Engine as _;
-    use md5::Digest as _;
-    use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
-    use tollgate::token::foreign::{self, Credential, Foreign, Format, Inputs, Kind, SecureLink};
-
-    const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
-    let path = "/vod/demo/v0/seg_001.ts";
-    let expression = "$secure_link_expires$uri$remote_addr bench-secret";
-    let formats = vec![
-        Format {
-            name: "nginx".into(),
-            kind: Kind::SecureLink(SecureLink::new(expression, "md5", "expires").expect("valid")),
-        },
-        Format {
-            name: "akamai".into(),
-            kind: Kind::EdgeAuth(
-                EdgeAuth::new(&Settings {
-                    name: "hdnts",
-                    algorithm: edgeauth::Algorithm::Sha256,
-                    key_hex: KEY,
-                    field_delimiter: "~",
-                    acl_delimiter: "!",
-                    escape_early: false,
-                    salt: None,
-                })
-                .expect("valid"),
-            ),
-        },
-    ];
-    let cfg = token_cfg();
-    let foreign = Foreign::new(
-        formats,
-        cfg.max_len,
-        cfg.cache_capacity,
-        cfg.cache_max_ttl,
-        cfg.leeway,
-    );
-    let inputs = Inputs {
-        path,
-        client,
-        host: "media.example",
-        query: None,
-    };
-    let expires = (NOW + 3600).to_string();
-    let digest = md5::Md5::digest(format!("{expires}{path}{client} bench-secret").as_bytes());
-    let md5 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-    let key: Vec<u8> = (0..KEY.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&KEY[i..i + 2], 16).expect("hex"))
-        .collect();
-    let fields = format!("exp={}~acl=/vod/demo/*~id=viewer-42", NOW + 3600);
-    let tag = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
-        fields.as_bytes(),
-    );
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let token = format!("{fields}~hmac={hex}");
-    for (name, format, cred) in [
-        (
-            "hit/secure_link",
-            0,
-            [Some(md5.as_str()), Some(expires.as_str())],
-        ),
-        ("hit/edgeauth", 1, [Some(token.as_str()), None]),
-    ] {
-        let cred = Credential { fields: cred };
-        foreign
-            .verify_and_cache(format, &cred, &inputs, NOW)
-            .expect("prime the cache");
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let grant = foreign
-                    .cached(format, black_box(&cred), black_box(&inputs), NOW)
-                    .expect("cached");
-                foreign::authorize(&grant, &inputs, NOW, 30, revocations).expect("allowed")
-            })
-        });
-    }
 }
 
 criterion_group! {

@@ -173,7 +173,7 @@ impl Foreign {
         now: u64,
     ) -> Option<Arc<ForeignGrant>> {
         let kind = &self.formats.get(format)?.kind;
-        self.cache.get(&material(format, kind, cred, inputs), now)
+        with_material(format, kind, cred, inputs, |key| self.cache.get(key, now))
     }
 
     /// The miss path: bound the fields, verify, and cache only what verified.
@@ -189,22 +189,49 @@ impl Foreign {
             return Err(TokenError::Malformed);
         }
         let grant = Arc::new(kind.verify(cred, inputs)?);
-        self.cache
-            .insert(&material(format, kind, cred, inputs), &grant, now);
+        with_material(format, kind, cred, inputs, |key| {
+            self.cache.insert(key, &grant, now)
+        });
         Ok(grant)
     }
 }
 
-/// The cache key's bytes: the format, every field (length-prefixed, so no two
-/// credentials share a spelling), then the inputs the signature binds.
-fn material(format: usize, kind: &Kind, cred: &Credential<'_>, inputs: &Inputs<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&(format as u32).to_be_bytes());
-    for field in cred.fields {
-        push_len_prefixed(&mut out, field.unwrap_or("").as_bytes());
-    }
-    kind.binding(cred, inputs, &mut out);
-    out
+thread_local! {
+    /// The buffer cache keys are built in, reused so that a cached hit does not
+    /// allocate (it grows to the longest key this thread has seen, bounded by
+    /// `token.max_len` per field).
+    static MATERIAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on the cache key's bytes: the format, every field (length-prefixed, so no
+/// two credentials share a spelling), then the inputs the signature binds.
+fn with_material<R>(
+    format: usize,
+    kind: &Kind,
+    cred: &Credential<'_>,
+    inputs: &Inputs<'_>,
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    let build = |out: &mut Vec<u8>| {
+        out.clear();
+        out.extend_from_slice(&(format as u32).to_be_bytes());
+        for field in cred.fields {
+            push_len_prefixed(out, field.unwrap_or("").as_bytes());
+        }
+        kind.binding(cred, inputs, out);
+    };
+    MATERIAL.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut out) => {
+            build(&mut out);
+            f(&out)
+        }
+        // Re-entered (nothing does today): a fresh buffer rather than a panic.
+        Err(_) => {
+            let mut out = Vec::new();
+            build(&mut out);
+            f(&out)
+        }
+    })
 }
 
 /// Append `bytes` after its length, so concatenated values cannot run into each other.

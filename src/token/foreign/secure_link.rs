@@ -128,8 +128,14 @@ impl SecureLink {
     /// The values of the expression's variables (the expiry is a field already).
     pub(super) fn binding(&self, inputs: &Inputs<'_>, out: &mut Vec<u8>) {
         for part in &self.parts {
-            if !matches!(part, Part::Literal(_) | Part::Expires) {
-                push_len_prefixed(out, value(part, inputs, "").as_bytes());
+            match part {
+                Part::Literal(_) | Part::Expires => {}
+                // The address's octets, not its text: this runs on every cached hit.
+                Part::RemoteAddr => match inputs.client {
+                    std::net::IpAddr::V4(ip) => push_len_prefixed(out, &ip.octets()),
+                    std::net::IpAddr::V6(ip) => push_len_prefixed(out, &ip.octets()),
+                },
+                _ => push_len_prefixed(out, value(part, inputs, "").as_bytes()),
             }
         }
     }

@@ -1,0 +1,44 @@
+//! A cached hit allocates nothing: for the native token and every foreign format, the
+//! verification cache's lookup and the rules re-checked on every request run without
+//! touching the heap (docs/architecture.md, "The request path"). Counted by dhat's
+//! allocator in testing mode; the cases are the ones `benches/verify.rs` times
+//! (`tests/support/hits.rs`).
+//!
+//! Its own test binary, with one test: a global allocator applies to the whole binary,
+//! and dhat allows one profiler at a time and counts every thread.
+
+#[path = "support/hits.rs"]
+mod hits;
+
+use tollgate::token::keys::Algorithm;
+use tollgate::token::Revocations;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Allocations while `f` runs 100 times, after one warm-up run (which may fill a
+/// thread-local buffer once). dhat counts every thread: each test here runs its cases
+/// one after another and starts no thread.
+fn allocations(f: impl Fn()) -> u64 {
+    f();
+    let before = dhat::HeapStats::get().total_blocks;
+    for _ in 0..100 {
+        f();
+    }
+    dhat::HeapStats::get().total_blocks - before
+}
+
+#[test]
+fn a_cached_hit_does_not_allocate_for_the_native_token_or_any_foreign_format() {
+    let (verifier, token) = hits::native(Algorithm::EdDsa);
+    let (resource, revocations) = (hits::resource(), Revocations::default());
+    let foreign = hits::ForeignHits::new();
+    assert!(!foreign.cases.is_empty());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let n = allocations(|| hits::native_hit(&verifier, &token, &resource, &revocations));
+    assert_eq!(n, 0, "native hit: {n} allocations in 100 hits");
+    for case in &foreign.cases {
+        let n = allocations(|| foreign.hit(case, &revocations));
+        assert_eq!(n, 0, "{}: {n} allocations in 100 hits", case.name);
+    }
+}

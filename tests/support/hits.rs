@@ -1,0 +1,223 @@
+//! One primed cache hit per token format: the request path's common case (every
+//! segment after the first). Shared by `benches/verify.rs`, which times each hit beside
+//! the native one, and `tests/hot_path_alloc.rs`, which counts its heap allocations
+//! (none). A new format adds its case here once, and is both timed and counted.
+
+#![allow(dead_code)] // each including target uses a part
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use md5::Digest as _;
+use tollgate::config;
+use tollgate::resource::{Resource, ResourceType};
+use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
+use tollgate::token::foreign::{
+    self, Credential, Foreign, Format, Inputs, Kind, SecureLink, MAX_FIELDS,
+};
+use tollgate::token::keys::{generate_pem, Algorithm, SigningKey, VerifyKey};
+use tollgate::token::{authorize, mint, KeySet, MintRequest, Revocations, Scope, Target, Verifier};
+
+pub const NOW: u64 = 1_800_000_000;
+pub const PATH: &str = "/vod/demo/v0/seg_001.ts";
+
+pub fn client() -> IpAddr {
+    IpAddr::from([192, 0, 2, 7])
+}
+
+pub fn token_cfg() -> config::Token {
+    config::Token {
+        issuer: "bench".into(),
+        audience: vec![],
+        leeway: Duration::from_secs(30),
+        max_len: 4096,
+        cache_capacity: 100_000,
+        cache_max_ttl: Duration::from_secs(300),
+        path_prefix: "t".into(),
+        query: "token".into(),
+        cookie: "tollgate_token".into(),
+        allow_never_expiring: false,
+        max_lifetime: None,
+    }
+}
+
+/// A verifier with one key of `alg` and a token for `demo` it signed.
+pub fn native(alg: Algorithm) -> (Verifier, String) {
+    let (private, public) = match alg {
+        Algorithm::Hs256 => {
+            let s = "bench-secret-bench-secret-bench-secret!!".to_string();
+            (s.clone(), s)
+        }
+        _ => generate_pem(alg).expect("generate"),
+    };
+    let keys = KeySet::from_keys(
+        vec![VerifyKey::from_material("k", alg, public.as_bytes()).expect("verify key")],
+        Some(SigningKey::from_material("k", alg, private.as_bytes()).expect("signing key")),
+    );
+    let req = MintRequest {
+        scope: Scope::Resource,
+        rid: Some("demo".into()),
+        rty: Some(ResourceType::Vod),
+        sub: Some("viewer-42".into()),
+        ttl: Some(Duration::from_secs(3600)),
+        ..MintRequest::default()
+    };
+    let (token, _) = mint(&keys, "bench", &req, NOW).expect("mint");
+    (Verifier::new(keys, &token_cfg()), token)
+}
+
+pub fn resource() -> Resource {
+    Resource {
+        id: "demo".into(),
+        resource_type: ResourceType::Vod,
+        org: "org".into(),
+        project: Some("p".into()),
+        public: false,
+        published: true,
+    }
+}
+
+/// The native hit: the verification cache, then authorisation.
+pub fn native_hit(
+    verifier: &Verifier,
+    token: &str,
+    resource: &Resource,
+    revocations: &Revocations,
+) {
+    let target = Target {
+        resource_type: ResourceType::Vod,
+        rid: "demo",
+        resource: Some(resource),
+        path: PATH,
+        client: client(),
+    };
+    let grant = verifier.verify(black_box(token), NOW).expect("valid");
+    authorize(&grant, black_box(&target), NOW, 30, revocations).expect("allowed");
+}
+
+/// One foreign credential, as the edge would find it.
+pub struct ForeignCase {
+    pub name: &'static str,
+    pub format: usize,
+    pub fields: [Option<String>; MAX_FIELDS],
+}
+
+impl ForeignCase {
+    pub fn credential(&self) -> Credential<'_> {
+        Credential {
+            fields: std::array::from_fn(|i| self.fields[i].as_deref()),
+        }
+    }
+}
+
+/// The foreign formats, a primed cache and one valid credential per format.
+pub struct ForeignHits {
+    pub foreign: Foreign,
+    pub cases: Vec<ForeignCase>,
+}
+
+const EDGEAUTH_KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const SECURE_LINK_SECRET: &str = "bench-secret";
+
+impl ForeignHits {
+    pub fn new() -> Self {
+        let cfg = token_cfg();
+        let formats = vec![secure_link_format(), edgeauth_format()];
+        let foreign = Foreign::new(
+            formats,
+            cfg.max_len,
+            cfg.cache_capacity,
+            cfg.cache_max_ttl,
+            cfg.leeway,
+        );
+        let cases = vec![secure_link_case(0), edgeauth_case(1)];
+        for case in &cases {
+            foreign
+                .verify_and_cache(case.format, &case.credential(), &inputs(), NOW)
+                .expect("prime the cache");
+        }
+        ForeignHits { foreign, cases }
+    }
+
+    /// The foreign hit: the cache lookup (keyed by the credential and the inputs its
+    /// signature binds), then the rules every request re-checks.
+    pub fn hit(&self, case: &ForeignCase, revocations: &Revocations) {
+        let inputs = inputs();
+        let cred = case.credential();
+        let grant = self
+            .foreign
+            .cached(case.format, black_box(&cred), black_box(&inputs), NOW)
+            .expect("cached");
+        foreign::authorize(&grant, &inputs, NOW, 30, revocations).expect("allowed");
+    }
+}
+
+impl Default for ForeignHits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn inputs() -> Inputs<'static> {
+    Inputs {
+        path: PATH,
+        client: client(),
+        host: "media.example",
+        query: None,
+    }
+}
+
+fn secure_link_format() -> Format {
+    let expression = format!("$secure_link_expires$uri$remote_addr {SECURE_LINK_SECRET}");
+    Format {
+        name: "nginx".into(),
+        kind: Kind::SecureLink(SecureLink::new(&expression, "md5", "expires").expect("valid")),
+    }
+}
+
+fn secure_link_case(format: usize) -> ForeignCase {
+    let expires = (NOW + 3600).to_string();
+    let signed = format!("{expires}{PATH}{} {SECURE_LINK_SECRET}", client());
+    let md5 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(md5::Md5::digest(signed));
+    ForeignCase {
+        name: "hit/secure_link",
+        format,
+        fields: [Some(md5), Some(expires)],
+    }
+}
+
+fn edgeauth_format() -> Format {
+    let settings = Settings {
+        name: "hdnts",
+        algorithm: edgeauth::Algorithm::Sha256,
+        key_hex: EDGEAUTH_KEY,
+        field_delimiter: "~",
+        acl_delimiter: "!",
+        escape_early: false,
+        salt: None,
+    };
+    Format {
+        name: "akamai".into(),
+        kind: Kind::EdgeAuth(EdgeAuth::new(&settings).expect("valid")),
+    }
+}
+
+fn edgeauth_case(format: usize) -> ForeignCase {
+    let key: Vec<u8> = (0..EDGEAUTH_KEY.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&EDGEAUTH_KEY[i..i + 2], 16).expect("hex"))
+        .collect();
+    let fields = format!("exp={}~acl=/vod/demo/*~id=viewer-42", NOW + 3600);
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
+        fields.as_bytes(),
+    );
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    ForeignCase {
+        name: "hit/edgeauth",
+        format,
+        fields: [Some(format!("{fields}~hmac={hex}")), None],
+    }
+}
