@@ -1,6 +1,7 @@
 //! The access log as an operator reads it: one JSON line per edge request, written when
 //! the body is done, with route, status, reason, bytes, timings, client and the token's
-//! `jti` — never the token. (Its own test binary: it installs the process's subscriber.)
+//! `jti` — never the token, native or foreign. (Its own test binary: it installs the
+//! process's subscriber.)
 
 #[path = "it/common/mod.rs"]
 mod common;
@@ -52,6 +53,10 @@ async fn each_edge_request_is_one_json_access_line_with_bytes_and_the_jti_but_ne
     let origin = TestOrigin::start().await;
     let mut setup = Setup::standard(vec![origin.url()]);
     setup.extra += "\n[cache]\nenabled = true\n";
+    setup.extra += &format!(
+        "\n[[routes]]\nname = \"ea\"\npath = \"/ea/{{rid}}/\"\ntype = \"vod\"\norigin = \"o\"\n\
+         formats = [\"akamai\"]\n\n[[formats]]\nname = \"akamai\"\nkind = \"edgeauth\"\nkey = \"{EDGEAUTH_KEY}\"\n"
+    );
     let tg = start(setup).await;
     let tok = tg.token_for("a");
     let ok = get(tg.plain(), &format!("/vod/a/seg-1.ts?token={tok}"), &[]).await;
@@ -62,16 +67,33 @@ async fn each_edge_request_is_one_json_access_line_with_bytes_and_the_jti_but_ne
     let refused = get(tg.plain(), &format!("/vod/a/seg-2.ts?token={bad}"), &[]).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
+    let foreign = edgeauth("exp=4000000000~acl=/ea/a/*");
+    let foreign_ok = get(tg.plain(), &format!("/ea/a/seg-1.ts?hdnts={foreign}"), &[]).await;
+    assert_eq!(foreign_ok.status, StatusCode::OK);
+    let foreign_bad = foreign.replace("4000000000", "4000000001");
+    let foreign_refused = get(
+        tg.plain(),
+        &format!("/ea/a/seg-1.ts?hdnts={foreign_bad}"),
+        &[],
+    )
+    .await;
+    assert_eq!(foreign_refused.status, StatusCode::UNAUTHORIZED);
+
     let mut found = Vec::new();
     for _ in 0..100 {
         found = lines.json();
-        if found.len() >= 3 {
+        if found.len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(found.len(), 3, "one line per request: {found:?}");
+    assert_eq!(found.len(), 5, "one line per request: {found:?}");
     let (first, hit, second) = (&found[0], &found[1], &found[2]);
+    // A foreign credential is named by a hash prefix, whether it verified or not.
+    for line in &found[3..] {
+        let id = line["token"].as_str().expect("a token id");
+        assert!(!id.is_empty() && !id.starts_with("jti:"), "{line}");
+    }
     // The shield cache says what it did; a refused request never reached it.
     assert_eq!(
         (first["cache"].as_str(), hit["cache"].as_str()),
@@ -115,4 +137,29 @@ async fn each_edge_request_is_one_json_access_line_with_bytes_and_the_jti_but_ne
         let signature = secret.rsplit('.').next().expect("signature");
         assert!(!all.contains(signature), "a token reached the access log");
     }
+    for secret in [&foreign, &foreign_bad] {
+        let mac = secret.rsplit("hmac=").next().expect("hmac");
+        assert!(
+            !all.contains(mac),
+            "an EdgeAuth token reached the access log"
+        );
+        assert!(
+            !all.contains("4000000000~acl"),
+            "EdgeAuth fields reached the access log"
+        );
+    }
+}
+
+const EDGEAUTH_KEY: &str = "52a152a152a152a152a152a152a152a1";
+
+/// An Akamai EdgeAuth 2.0 token over `fields`, HMAC-SHA256.
+fn edgeauth(fields: &str) -> String {
+    let key: Vec<u8> = (0..EDGEAUTH_KEY.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&EDGEAUTH_KEY[i..i + 2], 16).expect("hex"))
+        .collect();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let tag = aws_lc_rs::hmac::sign(&key, fields.as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{fields}~hmac={hex}")
 }
