@@ -21,6 +21,7 @@ use super::registry::Resources;
 use super::rewrite::Ask;
 use super::route::Match;
 use super::EdgeError;
+use crate::resource::Resource;
 use crate::token::foreign::{self, Foreign, Inputs};
 use crate::token::{self, Grant, Revocations, TokenError, Verifier};
 
@@ -112,7 +113,7 @@ impl Access {
         }
         if let Some(credential) = req.foreign {
             log.token = Some(TokenId::of_foreign(&credential.credential));
-            return self.check_foreign(&credential, req, limits);
+            return self.check_foreign(&credential, req, resource, limits);
         }
         // A route that does not list "native" reads its token as no credential.
         let presented = req
@@ -161,6 +162,7 @@ impl Access {
         &self,
         credential: &ForeignPresented<'_>,
         req: &Asking<'r>,
+        resource: Option<&Resource>,
         limits: &EdgeLimits,
     ) -> Result<Granted<'r>, EdgeError> {
         let inputs = Inputs {
@@ -179,7 +181,8 @@ impl Access {
                     .inspect_err(|_| limits.verify_failed(req.client))?
             }
         };
-        foreign::authorize(&grant, &inputs, req.now, self.leeway, &self.revocations)?;
+        let (now, leeway) = (req.now, self.leeway);
+        foreign::authorize(&grant, &inputs, resource, now, leeway, &self.revocations)?;
         Ok(Granted::Foreign)
     }
 

@@ -64,7 +64,7 @@ pub fn authorize_until(
     if revocations.is_revoked(grant) {
         return Err(TokenError::Revoked);
     }
-    if !in_scope(grant, target) || !may_play_unpublished(grant, target) {
+    if !in_scope(grant, target) || !may_play_unpublished(grant.admin, target.resource) {
         return Err(TokenError::Scope);
     }
     if !grant.admits_ip(target.client) {
@@ -98,9 +98,9 @@ fn in_scope(grant: &Grant, target: &Target<'_>) -> bool {
 /// an admin token (`adm`). Checked here, not only when issuing, because project and
 /// account tokens name no resource when they are issued, and a resource unpublished
 /// after its tokens were issued must stop playing too. A resource the registry does not
-/// know has no published state to check.
-fn may_play_unpublished(grant: &Grant, target: &Target<'_>) -> bool {
-    grant.admin || target.resource.is_none_or(|r| r.published)
+/// know has no published state to check. A foreign credential is never an admin's.
+pub fn may_play_unpublished(admin: bool, resource: Option<&Resource>) -> bool {
+    admin || resource.is_none_or(|r| r.published)
 }
 
 /// An `acl` pattern: without `*` it is a path prefix; with `*`, each `*` matches any run

@@ -10,7 +10,6 @@ use crate::common;
 
 use std::net::IpAddr;
 
-use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::Method;
@@ -19,7 +18,7 @@ use md5::{Digest, Md5};
 use common::*;
 
 const SECRET: &str = "s3cret-text";
-const KEY: &str = "52a152a152a152a152a152a152a152a1";
+const KEY: &str = EDGEAUTH_KEY;
 
 /// Routes: `/vod/` native only, `/sl/` nginx secure_link only, `/ea/` native and
 /// EdgeAuth (SHA-256), `/ea5/` EdgeAuth with HMAC-MD5 and escape-early.
@@ -89,20 +88,6 @@ fn link(path: &str, expires: u64, addr: &str) -> String {
         "{path}?md5={}&expires={expires}",
         URL_SAFE_NO_PAD.encode(digest)
     )
-}
-
-/// An EdgeAuth token over `fields` (plus `extra`, what is signed but not sent), HMAC-SHA256.
-fn edgeauth(fields: &str, extra: &str) -> String {
-    let key: Vec<u8> = (0..KEY.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&KEY[i..i + 2], 16).expect("hex"))
-        .collect();
-    let tag = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, &key),
-        format!("{fields}{extra}").as_bytes(),
-    );
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{fields}~hmac={hex}")
 }
 
 #[track_caller]

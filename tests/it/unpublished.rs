@@ -5,7 +5,8 @@
 //!
 //! A gate with the standard setup and a store holding org `acme`, project `p9`, vod `v3`
 //! (unpublished) and `v1` (published), and user carol (acme), set up through the
-//! management API.
+//! management API. Its vod route also accepts Akamai EdgeAuth tokens (a foreign
+//! credential is never an admin's).
 
 use crate::common;
 
@@ -29,7 +30,16 @@ struct World {
 
 async fn world() -> World {
     let origin = TestOrigin::start().await;
-    let tg = start(Setup::standard(vec![origin.url()])).await;
+    let mut setup = Setup::standard(vec![origin.url()]);
+    setup.extra = setup.extra.replacen(
+        "path = \"/vod/{rid}/\"\n",
+        "path = \"/vod/{rid}/\"\nformats = [\"native\", \"akamai\"]\n",
+        1,
+    );
+    setup.extra += &format!(
+        "\n[[formats]]\nname = \"akamai\"\nkind = \"edgeauth\"\nkey = \"{EDGEAUTH_KEY}\"\n"
+    );
+    let tg = start(setup).await;
     let w = World { origin, tg };
     w.created("/v1/orgs", json!({"id": "acme", "name": "Acme"}))
         .await;
@@ -186,4 +196,25 @@ async fn a_movingimage_access_token_does_not_play_an_unpublished_resource() {
     let token = v["accessToken"].as_str().expect("accessToken");
     w.assert_plays(token, "/vod/v1/", "movingimage").await;
     w.assert_refused(token, "/vod/v3/", "movingimage").await;
+}
+
+#[tokio::test]
+async fn a_foreign_credential_does_not_play_an_unpublished_resource() {
+    let w = world().await;
+    let token = edgeauth(&format!("exp={}~acl=/vod/*", now() + 600), "");
+    let at = |rid: &str| format!("/vod/{rid}/seg-1.ts?hdnts={token}");
+    let before = w.origin.count();
+    let got = get(w.tg.plain(), &at("v1"), &[]).await;
+    assert_eq!(got.status, 200, "published: {got:?}");
+    let got = get(w.tg.plain(), &at("v3"), &[]).await;
+    assert_eq!(
+        (got.status.as_u16(), got.reason()),
+        (403, "scope"),
+        "{got:?}"
+    );
+    assert_eq!(
+        w.origin.count(),
+        before + 1,
+        "the unpublished one reached the origin"
+    );
 }

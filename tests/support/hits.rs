@@ -150,7 +150,7 @@ impl ForeignHits {
             .foreign
             .cached(case.format, black_box(&cred), black_box(&inputs), NOW)
             .expect("cached");
-        foreign::authorize(&grant, &inputs, NOW, 30, revocations).expect("allowed");
+        foreign::authorize(&grant, &inputs, None, NOW, 30, revocations).expect("allowed");
     }
 }
 

@@ -21,10 +21,11 @@ use std::time::Duration;
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
 
-use super::authorize::acl_matches;
+use super::authorize::{acl_matches, may_play_unpublished};
 use super::revocations::Revocations;
 use super::verify::{Expiring, VerifyCache};
 use super::TokenError;
+use crate::resource::Resource;
 
 /// Most fields a credential has (secure_link: the digest and the expiry).
 pub const MAX_FIELDS: usize = 2;
@@ -240,11 +241,14 @@ pub(crate) fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Does `grant` allow a request for `inputs` at `now`? Checked on every request, cache
-/// hit or not: `nbf`/`exp` with `leeway`, revocation of the id, the address, the path.
+/// Does `grant` allow a request for `inputs` (on `resource`, when the route names a
+/// registered one) at `now`? Checked on every request, cache hit or not: `nbf`/`exp`
+/// with `leeway`, revocation of the id, the address, the path, and the unpublished rule
+/// (a foreign credential is never an admin's).
 pub fn authorize(
     grant: &ForeignGrant,
     inputs: &Inputs<'_>,
+    resource: Option<&Resource>,
     now: u64,
     leeway: u64,
     revocations: &Revocations,
@@ -273,6 +277,9 @@ pub fn authorize(
     }
     if !grant.acl.is_empty() && !grant.acl.iter().any(|p| path_matches(p, inputs.path)) {
         return Err(TokenError::Acl);
+    }
+    if !may_play_unpublished(false, resource) {
+        return Err(TokenError::Scope);
     }
     Ok(())
 }
@@ -309,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_grants_are_authorised_on_time_id_ip_and_path() {
+    fn foreign_grants_are_authorised_on_time_id_ip_path_and_published_state() {
         let revocations = Revocations::default();
         let grant = ForeignGrant {
             exp: Some(1_000),
@@ -318,7 +325,7 @@ mod tests {
             ip: Some("192.0.2.1".parse().expect("ip")),
             acl: vec!["/vod/a/*".into(), "/exact.m3u8".into()],
         };
-        let ok = |path, now| authorize(&grant, &inputs(path), now, 5, &revocations);
+        let ok = |path, now| authorize(&grant, &inputs(path), None, now, 5, &revocations);
         assert_eq!(ok("/vod/a/x.ts", 800), Ok(()));
         assert_eq!(ok("/exact.m3u8", 800), Ok(()));
         assert_eq!(ok("/exact.m3u8x", 800), Err(TokenError::Acl));
@@ -330,9 +337,30 @@ mod tests {
             ..inputs("/vod/a/x.ts")
         };
         assert_eq!(
-            authorize(&grant, &other, 800, 5, &revocations),
+            authorize(&grant, &other, None, 800, 5, &revocations),
             Err(TokenError::Ip)
         );
+        let mut resource = crate::resource::Resource {
+            id: "a".into(),
+            resource_type: crate::resource::ResourceType::Vod,
+            org: "org".into(),
+            project: None,
+            public: false,
+            published: true,
+        };
+        let on = |r: &crate::resource::Resource| {
+            authorize(
+                &grant,
+                &inputs("/vod/a/x.ts"),
+                Some(r),
+                800,
+                5,
+                &revocations,
+            )
+        };
+        assert_eq!(on(&resource), Ok(()));
+        resource.published = false;
+        assert_eq!(on(&resource), Err(TokenError::Scope), "unpublished");
         revocations.revoke_jti("session-1", None);
         assert_eq!(ok("/vod/a/x.ts", 800), Err(TokenError::Revoked));
     }
@@ -390,7 +418,7 @@ mod tests {
         let grant = foreign.cached(0, &cred, &here, 900).expect("hit");
         let revocations = Revocations::default();
         assert_eq!(
-            authorize(&grant, &here, 1_001, 0, &revocations),
+            authorize(&grant, &here, None, 1_001, 0, &revocations),
             Err(TokenError::Expired)
         );
     }
