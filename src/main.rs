@@ -482,7 +482,7 @@ fn manage(
     let cfg = load(config)?;
     let store = tollgate::store::open(&cfg.store.location)
         .with_context(|| format!("opening the store {}", cfg.store.location.describe()))?;
-    let ops = Ops::new(store, tollgate::admin::manage::jti_retention(&cfg.token));
+    let ops = Ops::new(store, tollgate::admin::manage::jti_retention(&cfg));
     let value = op(&ops)?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

@@ -42,10 +42,14 @@ pub struct Ops {
 /// How long this configuration's `jti` revocations are kept: `token.max_lifetime` is
 /// the longest lifetime any token of the gate may have (the admin APIs refuse longer
 /// ones, and `token mint` too), `token.leeway` how long past `exp` the edge accepts.
-pub fn jti_retention(token: &crate::config::Token) -> JtiRetention {
+/// With foreign formats configured, a `jti` may name a session of another issuer's
+/// tokens (EdgeAuth `id`), whose lifetimes this gate does not cap: a revocation without
+/// `exp` is then kept for ever.
+pub fn jti_retention(cfg: &crate::config::Config) -> JtiRetention {
+    let capped = cfg.formats.is_empty();
     JtiRetention {
-        longest_lifetime: token.max_lifetime,
-        leeway: token.leeway,
+        longest_lifetime: cfg.token.max_lifetime.filter(|_| capped),
+        leeway: cfg.token.leeway,
     }
 }
 
@@ -491,6 +495,38 @@ mod tests {
 
     fn at_now() -> u64 {
         NOW
+    }
+
+    /// The example config with `token.max_lifetime = "1h"`, the vod route's `formats`
+    /// line, and `extra` appended.
+    fn config(formats: &str, extra: &str) -> crate::config::Config {
+        let text = include_str!("../../config/tollgate.toml")
+            .replacen("# max_lifetime = \"7d\"", "max_lifetime = \"1h\"", 1)
+            .replacen(
+                "path = \"/vod/{rid}/\"\n",
+                &format!("path = \"/vod/{{rid}}/\"\n{formats}\n"),
+                1,
+            );
+        let path = std::path::Path::new("config/tollgate.toml");
+        crate::config::Config::parse(&format!("{text}\n{extra}"), path).expect("valid")
+    }
+
+    #[test]
+    fn jti_revocations_are_kept_for_ever_once_foreign_formats_may_carry_ids() {
+        let native = jti_retention(&config("", ""));
+        assert_eq!(native.until(NOW, None), Some(NOW + 3600 + 30));
+        let foreign = config(
+            "formats = [\"native\", \"akamai\"]",
+            "[[formats]]\nname = \"akamai\"\nkind = \"edgeauth\"\n\
+             key = \"0a1b2c3d4e5f60718293a4b5c6d7e8f9\"\n",
+        );
+        let retention = jti_retention(&foreign);
+        assert_eq!(
+            retention.until(NOW, None),
+            None,
+            "another issuer's lifetimes"
+        );
+        assert_eq!(retention.until(NOW, Some(NOW + 60)), Some(NOW + 60 + 30));
     }
 
     fn ops(dir: &tempfile::TempDir, longest: Option<Duration>) -> Ops {

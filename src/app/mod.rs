@@ -270,7 +270,7 @@ impl Core {
                     login_per_account: cfg.admin.login_per_account,
                     issue_per_api_token: cfg.limits.issue_per_api_token,
                     azure: cfg.azure.clone(),
-                    jti_retention: crate::admin::manage::jti_retention(&cfg.token),
+                    jti_retention: crate::admin::manage::jti_retention(cfg),
                 },
                 self.metrics.clone(),
                 Some(self.reloader.clone()),
