@@ -232,7 +232,7 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
     }
     for (i, f) in foreign.formats.iter().enumerate() {
         let cookie = f.carriers.cookie.as_str();
-        if !cookie.is_empty() && other.cookies & (1 << i) != 0 {
+        if !cookie.is_empty() && other.cookie_seen && other.format == Some(i) {
             strip_foreign.cookies.push(cookie);
         }
         take_foreign_headers(i, f, foreign.headers.get(i), &mut other, &mut strip_foreign)?;
@@ -298,8 +298,9 @@ struct ForeignFound<'h> {
     format: Option<usize>,
     fields: [Option<&'h str>; MAX_FIELDS],
     source: Option<Source>,
-    /// Bit i: format i of the route had its cookie in the request.
-    cookies: u64,
+    /// The format's cookie was in the request (only one format can be: `add` refuses
+    /// a second as a conflict).
+    cookie_seen: bool,
     max_len: usize,
 }
 
@@ -309,7 +310,7 @@ impl<'h> ForeignFound<'h> {
             format: None,
             fields: [None; MAX_FIELDS],
             source: None,
-            cookies: 0,
+            cookie_seen: false,
             max_len: max_len.min(MAX_TOKEN_LEN),
         }
     }
@@ -681,7 +682,7 @@ fn take_cookie<'a>(
         if let Some(i) = foreign {
             let value = value.ok_or(ExtractError::Malformed)?;
             other.add(i, 0, unquote(value), Source::Cookie)?;
-            other.cookies |= 1 << i.min(63);
+            other.cookie_seen = true;
         } else if formats
             .iter()
             .any(|f| !f.carriers.cookie.is_empty() && decodes_to(cookie_name, &f.carriers.cookie))
@@ -1404,6 +1405,24 @@ mod tests {
         let e = foreign(None, &[], &headers, &formats).expect("ok");
         assert_eq!(e.foreign.map(|f| f.source), Some(Source::Header));
         assert_eq!(e.strip_foreign.headers, vec!["hdnts"]);
+    }
+
+    #[test]
+    fn i5_the_cookie_of_a_routes_70th_format_is_still_stripped() {
+        let formats: Vec<FormatCarriers> = (0..70)
+            .map(|i| FormatCarriers {
+                format: i,
+                carriers: Carriers {
+                    query: vec![format!("q{i}")],
+                    cookie: format!("c{i}"),
+                    header: String::new(),
+                },
+            })
+            .collect();
+        let none: Vec<Vec<&str>> = vec![vec![]; 70];
+        let e = foreign(None, &["x=1; c69=exp=9~hmac=ab"], &none, &formats).expect("ok");
+        assert_eq!(e.foreign.map(|f| f.format), Some(69));
+        assert_eq!(e.strip_foreign.cookies, vec!["c69"]);
     }
 
     #[test]
