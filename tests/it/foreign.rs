@@ -232,7 +232,7 @@ async fn edgeauth_is_refused_expired_tampered_for_another_path_or_address() {
 }
 
 #[tokio::test]
-async fn edgeauth_md5_escape_early_under_its_own_name() {
+async fn edgeauth_md5_escape_early_under_its_own_name_and_its_id_unescaped() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let key: Vec<u8> = (0..KEY.len())
@@ -259,6 +259,15 @@ async fn edgeauth_md5_escape_early_under_its_own_name() {
     let token = format!("{fields}~hmac={hex}");
     let got = get(gate.plain(), &format!("/ea5/a/x.ts?__token__={token}"), &[]).await;
     assert_eq!(got.status, 200, "{got:?}");
+    // The session id as it was given to the generator, before escaping.
+    gate.gate.revocations.revoke_jti("viewer 42", None);
+    let got = get(gate.plain(), &format!("/ea5/a/x.ts?__token__={token}"), &[]).await;
+    assert_refused(
+        &got,
+        403,
+        "revoked",
+        "the escaped id names session `viewer 42`",
+    );
     let got = get(gate.plain(), &format!("/ea5/a/x.ts?hdnts={token}"), &[]).await;
     assert_refused(
         &got,

@@ -140,7 +140,7 @@ impl EdgeAuth {
         Ok(ForeignGrant {
             exp: Some(exp),
             nbf,
-            id: fields.id.map(str::to_owned),
+            id: fields.id.map(|id| self.unescaped(id)).transpose()?,
             ip,
             acl: fields
                 .acl
@@ -193,11 +193,19 @@ impl EdgeAuth {
     }
 
     fn address(&self, ip: &str) -> Result<std::net::IpAddr, TokenError> {
-        let text = match self.escape_early {
-            true => percent_decode(ip).ok_or(TokenError::Malformed)?,
-            false => ip.to_owned(),
-        };
-        text.parse().map_err(|_| TokenError::Malformed)
+        self.unescaped(ip)?
+            .parse()
+            .map_err(|_| TokenError::Malformed)
+    }
+
+    /// A field as the issuer meant it: escape-early generators send `ip` and `id`
+    /// percent-encoded (`viewer 42` as `viewer+42`), and `tollgate revoke jti` names
+    /// the session as it was given to the generator.
+    fn unescaped(&self, value: &str) -> Result<String, TokenError> {
+        match self.escape_early {
+            true => percent_decode(value).ok_or(TokenError::Malformed),
+            false => Ok(value.to_owned()),
+        }
     }
 
     /// What the issuer signed: the fields, the URL of a URL token, the salt.

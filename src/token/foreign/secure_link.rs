@@ -6,7 +6,7 @@
 //!
 //! Supported variables: `$secure_link_expires` (the `expires` value as sent),
 //! `$uri` (the normalised path), `$remote_addr` (the client address), `$host` (lower
-//! case, no port) and `$arg_<name>` (the first query parameter of that name, ASCII
+//! case, no port) and `$arg_<name>` (the first `name=value` query parameter, ASCII
 //! case ignored as nginx does, raw); `${name}` is the same as `$name`. Everything else
 //! is literal text: the secret. nginx semantics: a missing or undecodable digest, a
 //! missing, empty or non-numeric expiry (when the expiry parameter is configured) and a
@@ -154,11 +154,12 @@ fn value<'a>(part: &'a Part, inputs: &Inputs<'a>, expires: &'a str) -> std::borr
     }
 }
 
-/// nginx's `$arg_<name>`: the first `&`-separated parameter whose name equals `name`
-/// ignoring ASCII case, its value raw.
+/// nginx's `$arg_<name>`: the first `&`-separated `name=value` whose name equals
+/// `name` ignoring ASCII case, its value raw; a bare `name` without `=` is skipped, as
+/// nginx's `ngx_http_arg` skips it.
 fn arg<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|param| {
-        let (n, v) = param.split_once('=').unwrap_or((param, ""));
+        let (n, v) = param.split_once('=')?;
         n.eq_ignore_ascii_case(name).then_some(v)
     })
 }
@@ -336,6 +337,20 @@ mod tests {
         assert_eq!(
             grant.exp, None,
             "no expires parameter: the link never expires"
+        );
+        // As nginx's ngx_http_arg: a bare `user` (no `=`) is no value; the next is.
+        let bare = Inputs {
+            query: Some("user&user=alice"),
+            ..inputs
+        };
+        assert!(f.verify(&cred, &bare).is_ok(), "the bare name is skipped");
+        let md5 = link_md5("media.example/p secret-text");
+        let empty = Credential {
+            fields: [Some(md5.as_str()), None],
+        };
+        assert_eq!(
+            f.verify(&empty, &bare).map(|_| ()),
+            Err(TokenError::BadSignature)
         );
     }
 
