@@ -398,13 +398,17 @@ fn route_carriers(cfg: &config::Config) -> Vec<Vec<FormatCarriers>> {
 
 /// The request's host as nginx's `$host` is: lower case, without a port ("" when the
 /// request named none).
-fn request_host(authority: Option<&http::HeaderValue>) -> String {
+fn request_host(authority: Option<&http::HeaderValue>) -> std::borrow::Cow<'_, str> {
     let text = authority.and_then(|a| a.to_str().ok()).unwrap_or("");
     let host = match text.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
         _ => text,
     };
-    host.to_ascii_lowercase()
+    // Borrowed when already lower case (nearly always): this runs on every request.
+    match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => host.to_ascii_lowercase().into(),
+        false => host.into(),
+    }
 }
 
 /// Every value of the header called `name` ("": none) as text.
