@@ -87,11 +87,13 @@ impl EdgeAuth {
         if key.len() < 16 {
             return Err("key: at least 16 bytes (32 hex digits)".into());
         }
+        // `=` splits a field, and `&`, `;`, `#` end the token in a query or cookie
+        // before the gate sees the rest: such a delimiter could never verify.
         let one_char = |what: &str, v: &str| -> Result<char, String> {
             let mut chars = v.chars();
             match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_punctuation() && c != '=' => Ok(c),
-                _ => Err(format!("{what}: one punctuation character other than '='")),
+                (Some(c), None) if c.is_ascii_punctuation() && !"=&;#".contains(c) => Ok(c),
+                _ => Err(format!("{what}: one punctuation character but = & ; #")),
             }
         };
         let name_ok = !s.name.is_empty()
@@ -104,12 +106,17 @@ impl EdgeAuth {
                 s.name
             ));
         }
+        let field_delimiter = one_char("field_delimiter", s.field_delimiter)?;
+        let acl_delimiter = one_char("acl_delimiter", s.acl_delimiter)?;
+        if field_delimiter == acl_delimiter {
+            return Err("field_delimiter and acl_delimiter must differ".into());
+        }
         Ok(EdgeAuth {
             name: s.name.into(),
             algorithm: s.algorithm,
             key,
-            field_delimiter: one_char("field_delimiter", s.field_delimiter)?,
-            acl_delimiter: one_char("acl_delimiter", s.acl_delimiter)?,
+            field_delimiter,
+            acl_delimiter,
             escape_early: s.escape_early,
             salt: s.salt.map(str::to_owned),
         })
@@ -438,6 +445,17 @@ mod tests {
             ..ok
         })
         .is_err());
+        for (field_delimiter, acl_delimiter) in [("&", "!"), (";", "!"), ("~", "#"), ("!", "!")] {
+            let bad = Settings {
+                field_delimiter,
+                acl_delimiter,
+                ..ok
+            };
+            assert!(
+                EdgeAuth::new(&bad).is_err(),
+                "{field_delimiter} {acl_delimiter}"
+            );
+        }
         assert!(EdgeAuth::new(&Settings {
             field_delimiter: "=",
             ..ok

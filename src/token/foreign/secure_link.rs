@@ -68,6 +68,19 @@ impl SecureLink {
         if expires.is_empty() && parts.contains(&Part::Expires) {
             return Err("$secure_link_expires needs an expires parameter".into());
         }
+        // nginx allows it, but an expiry the digest does not cover is one any client
+        // can push back: refuse it rather than honour an unsigned number.
+        let signed = |p: &Part| match p {
+            Part::Expires => true,
+            Part::Arg(name) => name.eq_ignore_ascii_case(expires),
+            _ => false,
+        };
+        if !expires.is_empty() && !parts.iter().any(signed) {
+            return Err(format!(
+                "the expiry is not signed: add $secure_link_expires to the expression, \
+                 or set expires = \"\" for links that never expire (it was {expires:?})"
+            ));
+        }
         Ok(SecureLink {
             parts,
             md5_param: md5.into(),
@@ -364,6 +377,10 @@ mod tests {
         assert!(SecureLink::new("$ secret-text", "md5", "expires").is_err());
         assert!(SecureLink::new("$secure_link_expires secret-text", "md5", "").is_err());
         assert!(SecureLink::new("$uri secret-text", "md5", "md5").is_err());
-        assert!(SecureLink::new("$uri secret-text", "", "expires").is_err());
+        assert!(SecureLink::new("$uri secret-text", "", "e").is_err());
+        let unsigned = SecureLink::new("$uri secret-text", "md5", "expires").map(|_| ());
+        assert!(unsigned.is_err_and(|e| e.contains("not signed")));
+        assert!(SecureLink::new("$uri$arg_Expires secret-text", "md5", "expires").is_ok());
+        assert!(SecureLink::new("$uri secret-text", "md5", "").is_ok());
     }
 }
