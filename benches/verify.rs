@@ -170,6 +170,7 @@ fn foreign_hits(
         client,
         host: "media.example",
         query: None,
+        https: false,
     };
     let expires = (NOW + 3600).to_string();
     let digest = md5::Md5::digest(format!("{expires}{path}{client} bench-secret").as_bytes());

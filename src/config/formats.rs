@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use super::file::{FormatFile, RouteFile};
 use super::{invalid, ConfigError, Route, Token};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
-use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
+use crate::token::foreign::{uri_signing, EdgeAuth, Format, Kind, SecureLink, UriSigning};
 
 /// The name a route lists to accept the native token.
 pub const NATIVE: &str = "native";
@@ -61,6 +61,18 @@ fn kind(f: &FormatFile) -> Result<Kind, String> {
             })
             .map(Kind::EdgeAuth)
         }
+        FormatFile::UriSigning(f) => UriSigning::new(&uri_signing::Settings {
+            package: f.package.as_deref().unwrap_or(uri_signing::DEFAULT_PACKAGE),
+            id: f.id.as_deref(),
+            renewal_kid: f.renewal_kid.as_deref(),
+            require_exp: f.require_exp.unwrap_or(true),
+            issuers: f
+                .issuers
+                .iter()
+                .map(|i| (i.name.as_str(), i.keys.as_slice()))
+                .collect(),
+        })
+        .map(Kind::UriSigning),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Asking<'r> {
     /// signature may cover besides the path and the client.
     pub host: &'r str,
     pub raw_query: Option<&'r str>,
+    /// The request came over HTTPS (directly or as a trusted proxy says).
+    pub https: bool,
     /// The normalised path, token removed: what is authorised is what is forwarded.
     pub path: &'r str,
     pub client: IpAddr,
@@ -168,6 +170,7 @@ impl Access {
             client: req.client,
             host: req.host,
             query: req.raw_query,
+            https: req.https,
         };
         let (format, cred) = (credential.format, &credential.credential);
         let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
@@ -391,6 +394,7 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            https: false,
             manifest,
             now: NOW,
         };
@@ -446,6 +450,7 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            https: false,
             manifest: SEGMENT,
             now: NOW,
         };

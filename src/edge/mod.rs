@@ -255,6 +255,7 @@ impl EdgeService {
             foreign,
             host: &host,
             raw_query: uri.query(),
+            https: client.https,
             path: &stripped.path,
             client: client.ip,
             manifest,

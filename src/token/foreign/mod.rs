@@ -1,5 +1,5 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0), accepted on the routes that list them beside or instead of the
+//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing), accepted on the routes that list them beside or instead of the
 //! native JWT (docs/architecture.md, "Foreign token formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
@@ -7,19 +7,22 @@
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`]) that parses and verifies from plain
+//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and verifies from plain
 //! values. It never touches hyper, http, the edge or the configuration, and never reads
 //! the clock: `now` comes from the caller.
 
 pub mod edgeauth;
 pub mod secure_link;
+pub mod uri_signing;
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
+pub use uri_signing::UriSigning;
 
 use super::authorize::acl_matches;
 use super::revocations::Revocations;
@@ -34,6 +37,7 @@ pub const MAX_FIELDS: usize = 2;
 pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
+    UriSigning(UriSigning),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -49,6 +53,7 @@ impl std::fmt::Debug for Format {
         let kind = match self.kind {
             Kind::SecureLink(_) => "secure_link",
             Kind::EdgeAuth(_) => "edgeauth",
+            Kind::UriSigning(_) => "uri_signing",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
@@ -81,6 +86,8 @@ pub struct Inputs<'a> {
     pub host: &'a str,
     /// The query as the client sent it (credential included), without the `?`.
     pub query: Option<&'a str>,
+    /// The request came over HTTPS (the scheme a signed URI names).
+    pub https: bool,
 }
 
 /// A verified foreign credential: what authorisation checks on every request.
@@ -96,6 +103,8 @@ pub struct ForeignGrant {
     /// Path patterns (EdgeAuth `acl`: `*` matches any run, otherwise exact); empty when
     /// the signature itself binds the path (or nothing narrows it below the route).
     pub acl: Vec<String>,
+    /// What an RFC 9246 token binds: `cdniip`, `cdniuc`, its renewal.
+    pub uri_signing: Option<Box<uri_signing::Bound>>,
 }
 
 impl Expiring for ForeignGrant {
@@ -109,6 +118,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.carriers(),
             Kind::EdgeAuth(f) => f.carriers(),
+            Kind::UriSigning(f) => f.carriers(),
         }
     }
 
@@ -120,6 +130,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
+            Kind::UriSigning(f) => f.verify(cred),
         }
     }
 
@@ -128,6 +139,9 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.binding(inputs, out),
             Kind::EdgeAuth(f) => f.binding(cred, inputs, out),
+            // The signature covers no request value: cdniip and cdniuc are checked
+            // on every request instead.
+            Kind::UriSigning(_) => {}
         }
     }
 }
@@ -173,7 +187,11 @@ impl Foreign {
         now: u64,
     ) -> Option<Arc<ForeignGrant>> {
         let kind = &self.formats.get(format)?.kind;
-        self.cache.get(&material(format, kind, cred, inputs), now)
+        MATERIAL.with(|buf| {
+            let mut key = buf.borrow_mut();
+            material(format, kind, cred, inputs, &mut key);
+            self.cache.get(&key, now)
+        })
     }
 
     /// The miss path: bound the fields, verify, and cache only what verified.
@@ -189,22 +207,33 @@ impl Foreign {
             return Err(TokenError::Malformed);
         }
         let grant = Arc::new(kind.verify(cred, inputs)?);
-        self.cache
-            .insert(&material(format, kind, cred, inputs), &grant, now);
+        let mut key = Vec::with_capacity(128);
+        material(format, kind, cred, inputs, &mut key);
+        self.cache.insert(&key, &grant, now);
         Ok(grant)
     }
 }
 
+thread_local! {
+    /// The cache key of a lookup, rebuilt in place: a hit does not allocate.
+    static MATERIAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The cache key's bytes: the format, every field (length-prefixed, so no two
 /// credentials share a spelling), then the inputs the signature binds.
-fn material(format: usize, kind: &Kind, cred: &Credential<'_>, inputs: &Inputs<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+fn material(
+    format: usize,
+    kind: &Kind,
+    cred: &Credential<'_>,
+    inputs: &Inputs<'_>,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
     out.extend_from_slice(&(format as u32).to_be_bytes());
     for field in cred.fields {
-        push_len_prefixed(&mut out, field.unwrap_or("").as_bytes());
+        push_len_prefixed(out, field.unwrap_or("").as_bytes());
     }
-    kind.binding(cred, inputs, &mut out);
-    out
+    kind.binding(cred, inputs, out);
 }
 
 /// Append `bytes` after its length, so concatenated values cannot run into each other.
@@ -247,7 +276,10 @@ pub fn authorize(
     if !grant.acl.is_empty() && !grant.acl.iter().any(|p| path_matches(p, inputs.path)) {
         return Err(TokenError::Acl);
     }
-    Ok(())
+    match &grant.uri_signing {
+        Some(bound) => bound.authorize(inputs),
+        None => Ok(()),
+    }
 }
 
 /// A foreign path pattern: with `*` (any run of characters, `/` included) the whole
@@ -278,6 +310,7 @@ mod tests {
             client: "192.0.2.1".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
         }
     }
 
@@ -290,6 +323,7 @@ mod tests {
             id: Some("session-1".into()),
             ip: Some("192.0.2.1".parse().expect("ip")),
             acl: vec!["/vod/a/*".into(), "/exact.m3u8".into()],
+            ..ForeignGrant::default()
         };
         let ok = |path, now| authorize(&grant, &inputs(path), now, 5, &revocations);
         assert_eq!(ok("/vod/a/x.ts", 800), Ok(()));
