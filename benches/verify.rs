@@ -2,8 +2,8 @@
 //! after the first) beside a full verification per algorithm (the cache miss, and the
 //! no-cache baseline a gate without a cache would pay on every request).
 //!
-//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth) are measured the same
-//! way: the foreign cache's lookup, then the rules every request re-checks.
+//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth, RFC 9246 URI Signing)
+//! are measured the same way: the foreign cache's lookup, then the rules every request re-checks.
 //!
 //! Run: `cargo bench --bench verify`. Each group reports time per request; compare the
 //! `hit` line with the `miss/*` lines measured in the same run.
@@ -131,6 +131,7 @@ fn foreign_hits(
     use base64::Engine as _;
     use md5::Digest as _;
     use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
+    use tollgate::token::foreign::uri_signing::{self, UriSigning};
     use tollgate::token::foreign::{self, Credential, Foreign, Format, Inputs, Kind, SecureLink};
 
     const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -156,6 +157,10 @@ fn foreign_hits(
                 .expect("valid"),
             ),
         },
+        Format {
+            name: "ats".into(),
+            kind: Kind::UriSigning(uri_signing_format()),
+        },
     ];
     let cfg = token_cfg();
     let foreign = Foreign::new(
@@ -170,7 +175,7 @@ fn foreign_hits(
         client,
         host: "media.example",
         query: None,
-        https: false,
+        https: true,
     };
     let expires = (NOW + 3600).to_string();
     let digest = md5::Md5::digest(format!("{expires}{path}{client} bench-secret").as_bytes());
@@ -186,6 +191,7 @@ fn foreign_hits(
     );
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let token = format!("{fields}~hmac={hex}");
+    let jwt = uri_signing_token();
     for (name, format, cred) in [
         (
             "hit/secure_link",
@@ -193,6 +199,7 @@ fn foreign_hits(
             [Some(md5.as_str()), Some(expires.as_str())],
         ),
         ("hit/edgeauth", 1, [Some(token.as_str()), None]),
+        ("hit/uri_signing", 2, [Some(jwt.as_str()), None]),
     ] {
         let cred = Credential { fields: cred };
         foreign
@@ -207,6 +214,39 @@ fn foreign_hits(
             })
         });
     }
+}
+
+const URI_SIGNING_KEY: &str = "Kh_RkUMj-fzbD37qBnDf_3e_RvQ3RP9PaSmVEpE24AM";
+
+/// An ATS-style issuer with one HS256 key.
+fn uri_signing_format() -> tollgate::token::foreign::UriSigning {
+    use tollgate::token::foreign::uri_signing::{Settings, UriSigning, DEFAULT_PACKAGE};
+    let key = serde_json::json!({"alg": "HS256", "kid": "k1", "kty": "oct", "k": URI_SIGNING_KEY});
+    let keys = vec![key.as_object().expect("object").clone()];
+    UriSigning::new(&Settings {
+        package: DEFAULT_PACKAGE,
+        id: None,
+        renewal_kid: None,
+        require_exp: true,
+        issuers: vec![("bench", &keys)],
+    })
+    .expect("valid")
+}
+
+/// A token binding the client's /24 (`cdniip`), the resource's URI prefix (`cdniuc`,
+/// a regex) and a `jti`: every per-request check a hit makes.
+fn uri_signing_token() -> String {
+    let claims = serde_json::json!({
+        "iss": "bench", "exp": NOW + 3600, "jti": "viewer-42", "cdniv": 1,
+        "cdniip": "192.0.2.0/24", "cdniuc": "regex:https://media\\.example/vod/demo/",
+    });
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(URI_SIGNING_KEY)
+        .expect("key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&key))
+        .expect("sign")
 }
 
 criterion_group! {
