@@ -245,8 +245,12 @@ fn uri_signing_token() -> String {
         .expect("key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("k1".into());
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&key))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .expect("sign")
 }
 
 criterion_group! {

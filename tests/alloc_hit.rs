@@ -44,12 +44,16 @@ fn token() -> String {
         .expect("key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("k1".into());
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&key))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .expect("sign")
 }
 
 #[test]
-fn a_cached_uri_signing_hit_rechecks_the_request_without_allocating() {
+fn l6_a_cached_uri_signing_hit_rechecks_the_request_without_allocating() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let foreign = format();
     let tok = token();

@@ -128,7 +128,7 @@ async fn l5_uri_signing_is_accepted_in_query_and_cookie_and_stripped_before_the_
 }
 
 #[tokio::test]
-async fn uri_signing_is_refused_expired_tampered_for_another_path_or_address() {
+async fn l6_uri_signing_is_refused_expired_tampered_for_another_path_or_address() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let addr = gate.plain();
