@@ -224,3 +224,46 @@ async fn l2_l3_l4_uri_signing_threats_at_the_edge() {
         .map(str::trim);
     assert_eq!(count, Some("3"), "none, twice, crit: {text}");
 }
+
+#[tokio::test]
+async fn i4_a_renewable_uri_signing_token_is_answered_with_its_renewal_cookie() {
+    let origin = TestOrigin::start().await;
+    let gate = start(setup(&origin)).await;
+    let addr = gate.plain();
+    let at = now();
+    let tok = token(
+        at + 600,
+        r#","jti":"s-9","cdniip":"127.0.0.0/8","cdniets":30,"cdnistt":1,"cdnistd":1"#,
+    );
+    let got = get(addr, &format!("/us/a/seg.ts?{PACKAGE}={tok}"), &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let cookie = got
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a renewal cookie");
+    let (pair, path) = cookie.split_once("; Path=").expect("a path");
+    assert_eq!(path, "/us", "cdnistd 1: the first path segment");
+    let renewed = pair
+        .strip_prefix(&format!("{PACKAGE}="))
+        .expect("under the package name");
+    // The renewal is the original's claims with exp = now + cdniets, never more.
+    let payload = renewed.split('.').nth(1).expect("payload");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
+    let exp = claims["exp"].as_u64().expect("exp");
+    assert!((at + 30..=now() + 30).contains(&exp), "{claims}");
+    for kept in [
+        "jti", "cdniip", "cdniuc", "aud", "cdniets", "cdnistt", "cdnistd",
+    ] {
+        assert!(claims.get(kept).is_some(), "{kept} kept: {claims}");
+    }
+    // It plays as a cookie, and it renews again; a token without cdnistt gets none.
+    let got = get(addr, "/us/a/seg.ts", &[("cookie", pair)]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(got.headers.get("set-cookie").is_some());
+    let plain = token(at + 600, "");
+    let got = get(addr, &format!("/us/a/seg.ts?{PACKAGE}={plain}"), &[]).await;
+    assert_eq!(got.status, 200);
+    assert!(got.headers.get("set-cookie").is_none(), "{got:?}");
+}

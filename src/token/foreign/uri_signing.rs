@@ -363,6 +363,15 @@ impl UriSigning {
             cookie_path,
         })
     }
+
+    /// The `Set-Cookie` value the plugin answers a renewal with: a session cookie under
+    /// the package name, with the path `cdnistd` chose.
+    pub fn cookie(&self, renewed: &Renewed) -> String {
+        format!(
+            "{}={}; Path={}",
+            self.inner.package, renewed.token, renewed.cookie_path
+        )
+    }
 }
 
 impl Bound {
