@@ -30,7 +30,6 @@ Prints "interop-uri-signing: N passed, M failed"; exits non-zero on any failure.
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import sys
@@ -39,18 +38,12 @@ import time
 NAME = "interop-uri-signing"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import run_checks, run_main, say, start_server  # noqa: E402
+from tollgate_e2e import edge_get, require_pyjwt, run_checks, run_main, start_server  # noqa: E402
 
-try:
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from jwt.algorithms import ECAlgorithm
-except ImportError:
-    print(f"{NAME}: FATAL: PyJWT with cryptography is not installed for {sys.executable}; "
-          f"install it with: {sys.executable} -m pip install 'pyjwt[crypto]'",
-          file=sys.stderr)
-    print(f"{NAME}: 0 passed, 1 failed")
-    sys.exit(2)
+require_pyjwt(NAME)
+import jwt  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from jwt.algorithms import ECAlgorithm  # noqa: E402
 
 OVERALL_TIMEOUT_S = 120
 ISS = "Kabletown URI Authority"
@@ -100,19 +93,6 @@ keys = [
   {{ alg = "ES256", kid = "ec", kty = "EC", crv = "P-256", x = "{es_jwk['x']}", y = "{es_jwk['y']}" }},
 ]
 """)
-
-
-def get(gate, target, headers=None, source="127.0.0.1"):
-    host, port = gate.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10,
-                                      source_address=(source, 0))
-    try:
-        conn.request("GET", target, headers=headers or {})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, resp.getheader("x-tollgate-reason") or ""
-    finally:
-        conn.close()
 
 
 def cases(now, es_private):
@@ -179,14 +159,13 @@ def check_tokens(ws, checks, servers):
     server = start_server(ws, "serve", servers)
     gate = server.listening()["edge-plain"]
     for what, target, headers, source, status, reason in cases(int(time.time()), es_private):
-        got_status, got_reason = get(gate, target, headers, source)
+        got_status, got_reason = edge_get(gate, target, headers, source)
         checks.check((got_status, got_reason) == (status, reason),
                      f"{what}: {status} {reason}".rstrip(),
                      f"got {got_status} {got_reason!r}")
 
 
 def main():
-    say(NAME, f"PyJWT {jwt.__version__} from {os.path.dirname(jwt.__file__)}")
     return run_checks(NAME, OVERALL_TIMEOUT_S, check_tokens)
 
 

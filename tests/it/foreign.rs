@@ -106,7 +106,7 @@ fn edgeauth(fields: &str, extra: &str) -> String {
 }
 
 #[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
+pub(crate) fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
     assert_eq!(
         (got.status.as_u16(), got.reason()),
         (status, reason),

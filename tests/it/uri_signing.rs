@@ -18,6 +18,8 @@ use http::Method;
 
 use common::*;
 
+use crate::foreign::assert_refused;
+
 const ISS: &str = "Kabletown URI Authority";
 const K: &str = "Kh_RkUMj-fzbD37qBnDf_3e_RvQ3RP9PaSmVEpE24AM";
 const PACKAGE: &str = "URISigningPackage";
@@ -93,15 +95,6 @@ fn token(exp: u64, extra: &str) -> String {
         r#"{{"iss":"{ISS}","aud":"mycdn","exp":{exp},"cdniuc":"regex:https?://[^/]*/us/a/"{extra}}}"#
     );
     jws(r#"{"alg":"HS256","kid":"First Key"}"#, &payload)
-}
-
-#[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
-    assert_eq!(
-        (got.status.as_u16(), got.reason()),
-        (status, reason),
-        "{what}: {got:?}"
-    );
 }
 
 #[tokio::test]
