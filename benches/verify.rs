@@ -131,7 +131,6 @@ fn foreign_hits(
     use base64::Engine as _;
     use md5::Digest as _;
     use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
-    use tollgate::token::foreign::uri_signing::{self, UriSigning};
     use tollgate::token::foreign::{self, Credential, Foreign, Format, Inputs, Kind, SecureLink};
 
     const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -236,6 +235,7 @@ fn uri_signing_format() -> tollgate::token::foreign::UriSigning {
 /// A token binding the client's /24 (`cdniip`), the resource's URI prefix (`cdniuc`,
 /// a regex) and a `jti`: every per-request check a hit makes.
 fn uri_signing_token() -> String {
+    use base64::Engine as _;
     let claims = serde_json::json!({
         "iss": "bench", "exp": NOW + 3600, "jti": "viewer-42", "cdniv": 1,
         "cdniip": "192.0.2.0/24", "cdniuc": "regex:https://media\\.example/vod/demo/",

@@ -551,7 +551,7 @@ fn verify_key(jwk: &serde_json::Map<String, serde_json::Value>) -> Result<(Strin
         return Err(format!("key {kid:?}: its kty does not fit alg {alg:?}"));
     }
     if let AlgorithmParameters::OctetKey(k) = &parsed.algorithm {
-        if secret(&k.value).map_or(true, |s| s.len() < 16) {
+        if secret(&k.value).is_none_or(|s| s.len() < 16) {
             return Err(format!(
                 "key {kid:?}: k must be base64url, at least 16 bytes"
             ));

@@ -91,7 +91,7 @@ fn uri_signing_token_is_accepted_on_its_resource_and_refused_elsewhere() {
     let tok = token(
         r#","sub":"viewer","aud":"mycdn","jti":"s-1","cdniv":1,"cdniuc":"regex:https://media\\.example/vod/demo/.*""#,
     );
-    let here = inputs("/vod/demo/seg1.ts", Some(&"URISigningPackage=x"[..]));
+    let here = inputs("/vod/demo/seg1.ts", Some("URISigningPackage=x"));
     assert_eq!(check(&f, &tok, &here, NOW), Ok(()));
     let grant = verify(&f, &tok).expect("verified");
     assert_eq!(
