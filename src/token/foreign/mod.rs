@@ -1,14 +1,15 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing), accepted on the routes that list them beside or instead of the
-//! native JWT (docs/architecture.md, "Foreign token formats").
+//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing), accepted on the routes that list them
+//! beside or instead of the native JWT (docs/architecture.md, "Foreign token
+//! formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
 //! format's credential travels ([`Carriers`]), the request values a signature may bind
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and verifies from plain
-//! values. It never touches hyper, http, the edge or the configuration, and never reads
+//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and
+//! verifies from plain values. It never touches hyper, http, the edge or the configuration, and never reads
 //! the clock: `now` comes from the caller.
 
 pub mod edgeauth;
