@@ -9,8 +9,8 @@
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
 //! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and
-//! verifies from plain values. It never touches hyper, http, the edge or the configuration, and never reads
-//! the clock: `now` comes from the caller.
+//! verifies from plain values. It never touches hyper, http, the edge or the
+//! configuration, and never reads the clock: `now` comes from the caller.
 
 pub mod edgeauth;
 pub mod secure_link;
