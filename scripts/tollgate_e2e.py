@@ -19,8 +19,10 @@ scripts/e2e-fleet.py and (for `gate_config`) scripts/rss-1gib.sh; not a script i
 - `gate_config`   : the config of a script that writes its own (its base sections, and
                     the script's edge lines and sections after them).
 - `require_pyjwt` : exit 2 unless PyJWT and its crypto backend import; say its version.
+- `edge_get`      : GET from the edge from a chosen local address: (status, reason).
 """
 
+import http.client as http_client  # `http` is this module's request helper
 import json
 import os
 import re
@@ -291,6 +293,21 @@ def http(method, url, body=None, headers=None, timeout=10):
     except urllib.error.HTTPError as e:
         with e:
             return e.code, e.read()
+
+
+def edge_get(gate, target, headers=None, source="127.0.0.1"):
+    """GET `target` from the edge at `gate` ("host:port") from the local address
+    `source` (127.0.0.0/8 gives distinct clients); returns (status, x-tollgate-reason)."""
+    host, port = gate.rsplit(":", 1)
+    conn = http_client.HTTPConnection(host, int(port), timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request("GET", target, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("x-tollgate-reason") or ""
+    finally:
+        conn.close()
 
 
 class Checks:

@@ -434,6 +434,8 @@ pub enum FormatFile {
     SecureLink(SecureLinkFile),
     /// Akamai EdgeAuth 2.0.
     Edgeauth(EdgeAuthFile),
+    /// RFC 9246 URI Signing JWTs (Apache Traffic Server's `uri_signing`).
+    UriSigning(UriSigningFile),
 }
 
 impl FormatFile {
@@ -442,6 +444,7 @@ impl FormatFile {
         match self {
             FormatFile::SecureLink(f) => &f.name,
             FormatFile::Edgeauth(f) => &f.name,
+            FormatFile::UriSigning(f) => &f.name,
         }
     }
 }
@@ -478,6 +481,36 @@ pub struct EdgeAuthFile {
     pub escape_early: Option<bool>,
     /// The issuer's salt, if it uses one.
     pub salt: Option<String>,
+}
+
+/// `[[formats]]` with `kind = "uri_signing"`: the `uri_signing` plugin's config file,
+/// transcribed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UriSigningFile {
+    pub name: String,
+    /// The plugin's `id`: the `aud` this gate answers to (default none: a token with
+    /// an `aud` is refused).
+    pub id: Option<String>,
+    /// The query parameter and cookie (default `URISigningPackage`).
+    pub package: Option<String>,
+    /// The kid renewed tokens are signed with (an HMAC key of one of the issuers).
+    pub renewal_kid: Option<String>,
+    /// Refuse a token without `exp` (default true; the plugin accepts one).
+    pub require_exp: Option<bool>,
+    /// `[[formats.issuers]]`: each issuer (`iss`) and its keys.
+    pub issuers: Vec<UriSigningIssuerFile>,
+}
+
+/// One issuer of URI Signing tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UriSigningIssuerFile {
+    /// The `iss` its tokens carry.
+    pub name: String,
+    /// Its JWKs, each with `kid` and `alg` (`{ kid = "…", alg = "HS256", kty = "oct",
+    /// k = "…" }`).
+    pub keys: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `[[resources]]`

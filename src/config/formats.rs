@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use super::file::{FormatFile, RouteFile};
 use super::{invalid, ConfigError, Route, Token};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
-use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
+use crate::token::foreign::{uri_signing, EdgeAuth, Format, Kind, SecureLink, UriSigning};
 
 /// The name a route lists to accept the native token.
 pub const NATIVE: &str = "native";
@@ -61,6 +61,18 @@ fn kind(f: &FormatFile) -> Result<Kind, String> {
             })
             .map(Kind::EdgeAuth)
         }
+        FormatFile::UriSigning(f) => UriSigning::new(&uri_signing::Settings {
+            package: f.package.as_deref().unwrap_or(uri_signing::DEFAULT_PACKAGE),
+            id: f.id.as_deref(),
+            renewal_kid: f.renewal_kid.as_deref(),
+            require_exp: f.require_exp.unwrap_or(true),
+            issuers: f
+                .issuers
+                .iter()
+                .map(|i| (i.name.as_str(), i.keys.as_slice()))
+                .collect(),
+        })
+        .map(Kind::UriSigning),
     }
 }
 
@@ -196,6 +208,42 @@ mod tests {
         let c = parse("formats = [\"akamai\"]", &edgeauth("akamai")).expect("valid");
         let vod = c.routes.iter().find(|r| r.name == "vod").expect("vod");
         assert!(!vod.native && vod.formats == vec![0]);
+    }
+
+    /// The README's URI Signing migration block (the ES256 key made here).
+    fn uri_signing(extra_issuer_key: &str) -> String {
+        format!(
+            r#"[[formats]]
+name = "ats"
+kind = "uri_signing"
+id = "mycdn"
+renewal_kid = "Second Key"
+
+[[formats.issuers]]
+name = "Kabletown URI Authority"
+keys = [
+  {{ alg = "HS256", kid = "Second Key", kty = "oct", k = "Kh_RkUMj-fzbD37qBnDf_3e_RvQ3RP9PaSmVEpE24AM" }},
+  {extra_issuer_key}
+]
+"#
+        )
+    }
+
+    #[test]
+    fn uri_signing_formats_read_the_plugins_issuers_and_jwks() {
+        let ec = r#"{ alg = "ES256", kid = "ec-1", kty = "EC", crv = "P-256", x = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" }"#;
+        let c = parse("formats = [\"ats\"]", &uri_signing(ec)).expect("valid");
+        let vod = c.routes.iter().find(|r| r.name == "vod").expect("vod");
+        assert_eq!(vod.formats, vec![0]);
+        let rsa_as_hmac = r#"{ alg = "HS256", kid = "r", kty = "RSA", n = "AQAB", e = "AQAB" }"#;
+        let err = parse("formats = [\"ats\"]", &uri_signing(rsa_as_hmac)).expect_err("kty");
+        assert!(
+            err.contains("formats[ats]") && err.contains("does not fit"),
+            "{err}"
+        );
+        let typo = uri_signing(ec).replace("renewal_kid", "renewal_key");
+        let err = parse("formats = [\"ats\"]", &typo).expect_err("unknown key");
+        assert!(err.contains("renewal_key"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::rewrite::Ask;
 use super::route::Match;
 use super::EdgeError;
 use crate::resource::Resource;
-use crate::token::foreign::{self, Foreign, Inputs};
+use crate::token::foreign::{self, Foreign, ForeignGrant, Inputs};
 use crate::token::{self, Grant, Revocations, TokenError, Verifier};
 
 /// What authorisation needs besides the request.
@@ -45,6 +45,8 @@ pub struct Asking<'r> {
     /// signature may cover besides the path and the client.
     pub host: &'r str,
     pub raw_query: Option<&'r str>,
+    /// The request came over HTTPS (directly or as a trusted proxy says).
+    pub https: bool,
     /// The normalised path, token removed: what is authorised is what is forwarded.
     pub path: &'r str,
     pub client: IpAddr,
@@ -64,9 +66,12 @@ pub enum Granted<'r> {
         /// Accepted on the live-session rule: only a renewed manifest may answer.
         session: bool,
     },
-    /// A foreign credential that verified and covers the request (the respond phase
-    /// needs nothing of it: foreign credentials are not renewed or rewritten).
-    Foreign,
+    /// A foreign credential that verified and covers the request: its grant, for a
+    /// format that renews (RFC 9246 `cdnistt`); never rewritten into manifests.
+    Foreign {
+        format: usize,
+        grant: Arc<ForeignGrant>,
+    },
 }
 
 impl Access {
@@ -93,6 +98,20 @@ impl Access {
 
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
+    }
+
+    /// The renewal a foreign credential asks for, as the `Set-Cookie` value its format
+    /// answers with (RFC 9246 `cdnistt` 1: the plugin's session cookie); None for
+    /// everything else.
+    pub fn foreign_renewal(&self, granted: &Granted<'_>, path: &str, now: u64) -> Option<String> {
+        let Granted::Foreign { format, grant } = granted else {
+            return None;
+        };
+        let kept = grant.uri_signing.as_deref()?.renewal.as_ref()?;
+        let foreign::Kind::UriSigning(f) = &self.foreign.formats().get(*format)?.kind else {
+            return None;
+        };
+        f.renew(kept, path, now).map(|r| f.cookie(&r))
     }
 
     /// Verify and authorise `req`, then apply the per-subject limit (it needs the
@@ -170,6 +189,7 @@ impl Access {
             client: req.client,
             host: req.host,
             query: req.raw_query,
+            https: req.https,
         };
         let (format, cred) = (credential.format, &credential.credential);
         let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
@@ -183,7 +203,7 @@ impl Access {
         };
         let (now, leeway) = (req.now, self.leeway);
         foreign::authorize(&grant, &inputs, resource, now, leeway, &self.revocations)?;
-        Ok(Granted::Foreign)
+        Ok(Granted::Foreign { format, grant })
     }
 
     /// The **fresher-wins rule**: a request with two different tokens (a page that appends
@@ -394,12 +414,13 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            https: false,
             manifest,
             now: NOW,
         };
         let limits = EdgeLimits::new(cfg);
         match access.check(&asking, &limits, &mut AccessLog::default())? {
-            Granted::Public | Granted::Foreign => Ok(false),
+            Granted::Public | Granted::Foreign { .. } => Ok(false),
             Granted::Token { session, .. } => Ok(session),
         }
     }
@@ -449,6 +470,7 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            https: false,
             manifest: SEGMENT,
             now: NOW,
         };

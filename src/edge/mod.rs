@@ -255,6 +255,7 @@ impl EdgeService {
             foreign,
             host: &host,
             raw_query: uri.query(),
+            https: client.https,
             path: &stripped.path,
             client: client.ip,
             manifest,
@@ -266,6 +267,7 @@ impl EdgeService {
             self.meters.foreign(&self.format_names[f.format], result);
         }
         let granted = granted?;
+        let renewal = self.access.foreign_renewal(&granted, &stripped.path, now);
         let answer = cache_control::Answer {
             gated: !matches!(granted, Granted::Public),
             resource_type: route.resource_type,
@@ -278,6 +280,7 @@ impl EdgeService {
             cacheability: answer,
             head_only,
             now,
+            renewal,
         };
         let out = Outbound {
             stripped: &stripped,
@@ -357,6 +360,11 @@ impl EdgeService {
         let status = resp.status();
         self.cacheability
             .state(status, resp.headers_mut(), &answered.cacheability);
+        if let Some(cookie) = answered.renewal.as_deref() {
+            if let Ok(value) = http::HeaderValue::from_str(cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
         let Some(plan) = plan else {
             return Ok(resp);
         };
@@ -378,6 +386,8 @@ struct Answered {
     /// A `HEAD` asked for as a `GET` ([`ManifestPolicy::head_as_get`]).
     head_only: bool,
     now: u64,
+    /// A renewed foreign credential's `Set-Cookie` (RFC 9246 `cdnistt` 1).
+    renewal: Option<String>,
 }
 
 /// By route index, the carriers of the foreign formats each route accepts.

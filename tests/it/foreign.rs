@@ -91,7 +91,7 @@ fn link(path: &str, expires: u64, addr: &str) -> String {
 }
 
 #[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
+pub(crate) fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
     assert_eq!(
         (got.status.as_u16(), got.reason()),
         (status, reason),

@@ -28,3 +28,4 @@ mod quickstart;
 mod smoke;
 mod tokens;
 mod unpublished;
+mod uri_signing;

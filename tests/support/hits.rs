@@ -14,6 +14,7 @@ use md5::Digest as _;
 use tollgate::config;
 use tollgate::resource::{Resource, ResourceType};
 use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
+use tollgate::token::foreign::uri_signing::{Settings as UriSettings, UriSigning, DEFAULT_PACKAGE};
 use tollgate::token::foreign::{
     self, Credential, Foreign, Format, Inputs, Kind, SecureLink, MAX_FIELDS,
 };
@@ -124,7 +125,11 @@ const SECURE_LINK_SECRET: &str = "bench-secret";
 impl ForeignHits {
     pub fn new() -> Self {
         let cfg = token_cfg();
-        let formats = vec![secure_link_format(), edgeauth_format()];
+        let formats = vec![
+            secure_link_format(),
+            edgeauth_format(),
+            uri_signing_format(),
+        ];
         let foreign = Foreign::new(
             formats,
             cfg.max_len,
@@ -132,7 +137,7 @@ impl ForeignHits {
             cfg.cache_max_ttl,
             cfg.leeway,
         );
-        let cases = vec![secure_link_case(0), edgeauth_case(1)];
+        let cases = vec![secure_link_case(0), edgeauth_case(1), uri_signing_case(2)];
         for case in &cases {
             foreign
                 .verify_and_cache(case.format, &case.credential(), &inputs(), NOW)
@@ -165,7 +170,8 @@ fn inputs() -> Inputs<'static> {
         path: PATH,
         client: client(),
         host: "media.example",
-        query: None,
+        query: Some("q=1"),
+        https: true,
     }
 }
 
@@ -219,5 +225,44 @@ fn edgeauth_case(format: usize) -> ForeignCase {
         name: "hit/edgeauth",
         format,
         fields: [Some(format!("{fields}~hmac={hex}")), None],
+    }
+}
+
+const URI_SIGNING_KEY: &str = "Kh_RkUMj-fzbD37qBnDf_3e_RvQ3RP9PaSmVEpE24AM";
+
+fn uri_signing_format() -> Format {
+    let key = serde_json::json!({"alg": "HS256", "kid": "k1", "kty": "oct", "k": URI_SIGNING_KEY});
+    let keys = vec![key.as_object().expect("object").clone()];
+    let settings = UriSettings {
+        package: DEFAULT_PACKAGE,
+        id: None,
+        renewal_kid: None,
+        require_exp: true,
+        issuers: vec![("bench", &keys)],
+    };
+    Format {
+        name: "ats".into(),
+        kind: Kind::UriSigning(UriSigning::new(&settings).expect("valid")),
+    }
+}
+
+/// A token binding the client's /24 (`cdniip`), the resource's URI prefix (`cdniuc`,
+/// a regex) and a `jti`: every per-request check a hit makes.
+fn uri_signing_case(format: usize) -> ForeignCase {
+    let claims = serde_json::json!({
+        "iss": "bench", "exp": NOW + 3600, "jti": "viewer-42", "cdniv": 1,
+        "cdniip": "192.0.2.0/24", "cdniuc": "regex:https://media\\.example/vod/demo/",
+    });
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(URI_SIGNING_KEY)
+        .expect("key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let key = jsonwebtoken::EncodingKey::from_secret(&key);
+    let token = jsonwebtoken::encode(&header, &claims, &key).expect("sign");
+    ForeignCase {
+        name: "hit/uri_signing",
+        format,
+        fields: [Some(token), None],
     }
 }

@@ -25,7 +25,7 @@ use super::claims::{array, bytes, int, text, unique_map};
 use super::{CatReason, Request};
 
 /// Upper bound on a compiled pattern: a token's regex cannot make matching expensive.
-const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
 /// A URI component, by its `catu` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

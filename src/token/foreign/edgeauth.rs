@@ -153,6 +153,7 @@ impl EdgeAuth {
                 .acl
                 .map(|acl| acl.split(self.acl_delimiter).map(str::to_owned).collect())
                 .unwrap_or_default(),
+            ..ForeignGrant::default()
         })
     }
 
@@ -339,6 +340,7 @@ mod tests {
             client: "192.0.2.7".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
         }
     }
 

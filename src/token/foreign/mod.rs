@@ -1,18 +1,20 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0), accepted on the routes that list them beside or instead of the
-//! native JWT (docs/architecture.md, "Foreign token formats").
+//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing), accepted on the routes that list them
+//! beside or instead of the native JWT (docs/architecture.md, "Foreign token
+//! formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
 //! format's credential travels ([`Carriers`]), the request values a signature may bind
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`]) that parses and verifies from plain
-//! values. It never touches hyper, http, the edge or the configuration, and never reads
-//! the clock: `now` comes from the caller.
+//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and
+//! verifies from plain values. It never touches hyper, http, the edge or the
+//! configuration, and never reads the clock: `now` comes from the caller.
 
 pub mod edgeauth;
 pub mod secure_link;
+pub mod uri_signing;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
+pub use uri_signing::UriSigning;
 
 use super::authorize::{acl_matches, may_play_unpublished};
 use super::revocations::Revocations;
@@ -35,6 +38,7 @@ pub const MAX_FIELDS: usize = 2;
 pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
+    UriSigning(UriSigning),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -50,6 +54,7 @@ impl std::fmt::Debug for Format {
         let kind = match self.kind {
             Kind::SecureLink(_) => "secure_link",
             Kind::EdgeAuth(_) => "edgeauth",
+            Kind::UriSigning(_) => "uri_signing",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
@@ -82,6 +87,8 @@ pub struct Inputs<'a> {
     pub host: &'a str,
     /// The query as the client sent it (credential included), without the `?`.
     pub query: Option<&'a str>,
+    /// The request came over HTTPS (the scheme a signed URI names).
+    pub https: bool,
 }
 
 /// A verified foreign credential: what authorisation checks on every request.
@@ -97,6 +104,8 @@ pub struct ForeignGrant {
     /// Path patterns (EdgeAuth `acl`: `*` matches any run, otherwise exact); empty when
     /// the signature itself binds the path (or nothing narrows it below the route).
     pub acl: Vec<String>,
+    /// What an RFC 9246 token binds: `cdniip`, `cdniuc`, its renewal.
+    pub uri_signing: Option<Box<uri_signing::Bound>>,
 }
 
 impl Expiring for ForeignGrant {
@@ -110,6 +119,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.carriers(),
             Kind::EdgeAuth(f) => f.carriers(),
+            Kind::UriSigning(f) => f.carriers(),
         }
     }
 
@@ -121,6 +131,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
+            Kind::UriSigning(f) => f.verify(cred),
         }
     }
 
@@ -129,6 +140,9 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.binding(inputs, out),
             Kind::EdgeAuth(f) => f.binding(cred, inputs, out),
+            // The signature covers no request value: cdniip and cdniuc are checked
+            // on every request instead.
+            Kind::UriSigning(_) => {}
         }
     }
 }
@@ -281,7 +295,10 @@ pub fn authorize(
     if !may_play_unpublished(false, resource) {
         return Err(TokenError::Scope);
     }
-    Ok(())
+    match &grant.uri_signing {
+        Some(bound) => bound.authorize(inputs),
+        None => Ok(()),
+    }
 }
 
 /// A foreign path pattern: with `*` (any run of characters, `/` included) the whole
@@ -312,6 +329,7 @@ mod tests {
             client: "192.0.2.1".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
         }
     }
 
@@ -324,6 +342,7 @@ mod tests {
             id: Some("session-1".into()),
             ip: Some("192.0.2.1".parse().expect("ip")),
             acl: vec!["/vod/a/*".into(), "/exact.m3u8".into()],
+            ..ForeignGrant::default()
         };
         let ok = |path, now| authorize(&grant, &inputs(path), None, now, 5, &revocations);
         assert_eq!(ok("/vod/a/x.ts", 800), Ok(()));

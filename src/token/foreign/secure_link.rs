@@ -260,6 +260,7 @@ mod tests {
             client: "127.0.0.1".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
         }
     }
 
