@@ -3,7 +3,9 @@
 //!
 //! **When.** A token that verified *and* authorised the request, carrying `catr`, is
 //! renewed once `exp` − now ≤ `deadline`; without a `deadline`, within the last 60 s
-//! before `exp`, as `@eyevinn/cat`'s validator decides (`shouldRenew`). A refused token
+//! before `exp`, as `@eyevinn/cat`'s validator decides (`shouldRenew`); and only while
+//! the renewal (now + `expadd`) would outlast it, so a renewed token is not renewed
+//! again at once (a redirect renewal would loop). A refused token
 //! is never renewed (threat model I4). The renewal is `token::cat::renew`: the presented
 //! claims with `exp` = now + `expadd` and `iat` = now, minted with the format's
 //! `renew_kid` (or the token's own `kid`); a key without its private half cannot, and
@@ -100,17 +102,22 @@ pub struct Renewed {
     pub code: u16,
 }
 
-/// Is a token with this `exp` due for renewal at `now` under `catr`?
-pub fn due(exp: Option<u64>, deadline: Option<u64>, now: u64) -> bool {
+/// Is a token with this `exp` due for renewal at `now` under `catr`? Only while it is
+/// still valid, inside its deadline, and when the renewal would outlast it (a renewal
+/// that does not — a deadline longer than `expadd` — would be renewed again on every
+/// request, and a redirect renewal would loop).
+pub fn due(exp: Option<u64>, deadline: Option<u64>, expadd: u64, now: u64) -> bool {
     let Some(exp) = exp else { return false };
-    now < exp && exp - now <= deadline.unwrap_or(DEFAULT_DEADLINE)
+    now < exp
+        && exp - now <= deadline.unwrap_or(DEFAULT_DEADLINE)
+        && now.saturating_add(expadd) > exp
 }
 
 /// The renewal for a token that authorised this request, if `catr` asks for one now.
 pub fn renew(format: &CatFormat, cached: &CachedCat, source: Source, now: u64) -> Option<Renewed> {
     let cat = &cached.cat;
     let catr = cat.claims.catr.as_ref()?;
-    if !due(cat.claims.exp, catr.deadline, now) {
+    if !due(cat.claims.exp, catr.deadline, catr.expadd, now) {
         return None;
     }
     let delivery = match (catr.kind, source) {
@@ -232,12 +239,15 @@ mod tests {
 
     #[test]
     fn renewal_is_due_within_the_deadline_or_the_last_minute() {
-        assert!(!due(Some(1_000), Some(100), 899));
-        assert!(due(Some(1_000), Some(100), 900));
-        assert!(due(Some(1_000), None, 940));
-        assert!(!due(Some(1_000), None, 939));
+        assert!(!due(Some(1_000), Some(100), 300, 899));
+        assert!(due(Some(1_000), Some(100), 300, 900));
+        assert!(due(Some(1_000), None, 300, 940));
+        assert!(!due(Some(1_000), None, 300, 939));
         // An expired token is refused before renewal is asked about; never due.
-        assert!(!due(Some(1_000), Some(100), 1_000));
-        assert!(!due(None, Some(100), 900));
+        assert!(!due(Some(1_000), Some(100), 300, 1_000));
+        assert!(!due(None, Some(100), 300, 900));
+        // A renewal that would not outlast the token is not made (no redirect loop).
+        assert!(!due(Some(1_000), Some(3_600), 100, 900));
+        assert!(due(Some(1_000), Some(3_600), 101, 900));
     }
 }

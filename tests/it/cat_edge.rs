@@ -311,3 +311,211 @@ async fn catif_answers_a_refusal_with_the_tokens_status_and_headers() {
     assert_eq!(got.reason(), "expired");
     assert_eq!(origin.count(), 0);
 }
+
+/// The claims map of a CAT's text, verified with `k1`, without `exp` and `iat`; and its
+/// `exp` and `iat`.
+fn claims_of(text: &str) -> (Vec<(Value, Value)>, Option<u64>, Option<u64>) {
+    let mut keys = CatKeys::new();
+    keys.insert(b"k1".to_vec(), CatKey::hs256(&secret()));
+    let policy = CatPolicy::default();
+    let bytes = cat::decode_text(text).expect("base64url");
+    let verified = cat::verify(&bytes, &keys, &policy).expect("verifies with k1");
+    let value: Value = ciborium::de::from_reader(verified.payload.as_slice()).expect("cbor");
+    let Value::Map(entries) = value else {
+        panic!("claims are a map")
+    };
+    let rest = entries
+        .into_iter()
+        .filter(|(k, _)| *k != int(EXP) && *k != int(IAT))
+        .collect();
+    (rest, verified.claims.exp, verified.claims.iat)
+}
+
+/// The renewed token in a response header value (`token; params`).
+fn header_token(got: &Got) -> String {
+    let value = got.headers[HEADER].to_str().expect("text");
+    value.split(';').next().expect("token").trim().to_string()
+}
+
+#[tokio::test]
+async fn catr_header_renewal_sets_the_header_and_exposes_it() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(30, vec![catr(2), catu_prefix("/cat/a/")]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let renewed = header_token(&got);
+    assert_ne!(renewed, tok);
+    let expose = format!("{:?}", got.headers.get_all("access-control-expose-headers"));
+    assert!(expose.contains(HEADER), "{expose}");
+    let (_, exp, iat) = claims_of(&renewed);
+    let (n, exp) = (now(), exp.expect("exp"));
+    assert!(
+        exp >= n + 118 && exp <= n + 122,
+        "exp = now + expadd: {exp} vs {n}"
+    );
+    assert!(iat.is_some_and(|iat| iat + 2 >= n && iat <= n + 2));
+    // The renewal opens what the original did.
+    let again = get(gate.plain(), "/cat/a/seg-2.ts", &[(HEADER, &renewed)]).await;
+    assert_eq!(again.status, 200, "{again:?}");
+}
+
+#[tokio::test]
+async fn catr_automatic_renews_through_the_carrier_the_token_came_in() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(30, vec![catr(0)]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert!(got.headers.contains_key(HEADER), "header → header: {got:?}");
+    let cookie = format!("{HEADER}={tok}");
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[("cookie", &cookie)]).await;
+    let set = got.headers["set-cookie"]
+        .to_str()
+        .expect("text")
+        .to_string();
+    assert!(
+        set.starts_with(&format!("{HEADER}=")),
+        "cookie → cookie: {set}"
+    );
+    assert!(!got.headers.contains_key(HEADER));
+}
+
+#[tokio::test]
+async fn catr_cookie_renewal_sets_the_cookie_with_its_params() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let catr = (
+        CATR,
+        map(vec![
+            (0, int(1)),
+            (1, int(120)),
+            (2, int(3600)),
+            (3, txt("cat-renewed")),
+            (5, Value::Array(vec![txt("Path=/cat/"), txt("Secure")])),
+        ]),
+    );
+    let tok = token(30, vec![catr]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let set = got.headers["set-cookie"].to_str().expect("text");
+    let (pair, params) = set.split_once("; ").expect("params");
+    let renewed = pair.strip_prefix("cat-renewed=").expect("cookie-name");
+    assert_eq!(params, "Path=/cat/; Secure");
+    assert_eq!(claims_of(renewed).0, claims_of(&tok).0);
+}
+
+#[tokio::test]
+async fn catr_redirect_renewal_answers_with_the_renewed_url_without_the_origin() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(30, vec![catr(3)]);
+    let got = get(
+        gate.plain(),
+        &format!("/cat/a/seg-1.ts?keep=1&CAT={tok}"),
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 302, "{got:?}");
+    let location = got.headers["location"].to_str().expect("text");
+    let renewed = location
+        .strip_prefix("/cat/a/seg-1.ts?keep=1&CAT=")
+        .expect("same URL, the token replaced");
+    assert_ne!(renewed, tok);
+    assert_eq!(claims_of(renewed).0, claims_of(&tok).0);
+    assert_eq!(
+        origin.count(),
+        0,
+        "a redirect renewal does not ask the origin"
+    );
+    let followed = get(gate.plain(), location, &[]).await;
+    assert_eq!(followed.status, 200, "{followed:?}");
+}
+
+#[tokio::test]
+async fn catr_automatic_from_the_query_rewrites_the_playlist_with_the_renewed_token() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(30, vec![catr(0), catu_prefix("/cat/a/")]);
+    let got = get(gate.plain(), &format!("/cat/a/index.m3u8?CAT={tok}"), &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let body = String::from_utf8(got.body.to_vec()).expect("utf-8");
+    let children: Vec<&str> = body.lines().filter(|l| l.starts_with("seg-")).collect();
+    assert_eq!(children.len(), 2, "{body}");
+    let renewed = children[0]
+        .strip_prefix("seg-1.ts?CAT=")
+        .expect("child carries the token");
+    assert_ne!(renewed, tok, "a due token's children get the renewal");
+    assert_eq!(claims_of(renewed).0, claims_of(&tok).0);
+    assert_eq!(last_seen(&origin).0, "/cat/a/index.m3u8");
+    // Not due: the children carry the request's own token.
+    let fresh = token(7200, vec![catr(0)]);
+    let got = get(gate.plain(), &format!("/cat/a/index.m3u8?CAT={fresh}"), &[]).await;
+    let body = String::from_utf8(got.body.to_vec()).expect("utf-8");
+    assert!(body.contains(&format!("seg-1.ts?CAT={fresh}")), "{body}");
+}
+
+#[tokio::test]
+async fn catr_is_not_renewed_before_its_deadline() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    // Due within 60 s of exp without a deadline: 600 s left is not due.
+    let catr = (CATR, map(vec![(0, int(2)), (1, int(120))]));
+    let tok = token(600, vec![catr]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert_eq!(got.status, 200);
+    assert!(!got.headers.contains_key(HEADER), "{got:?}");
+}
+
+#[tokio::test]
+async fn i4_a_renewal_keeps_every_claim_of_the_presented_token_but_exp_and_iat() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(
+        30,
+        vec![
+            catr(2),
+            catu_prefix("/cat/a/"),
+            (CATM, Value::Array(vec![txt("GET")])),
+            (IAT, int(now() as i64 - 500)),
+            // An unknown claim travels unchanged too.
+            (9999, txt("issuer-private")),
+        ],
+    );
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    let renewed = header_token(&got);
+    let (before, exp0, _) = claims_of(&tok);
+    let (after, exp1, _) = claims_of(&renewed);
+    assert_eq!(after, before, "only exp and iat change");
+    assert!(exp1 > exp0);
+    // Still confined to its path: a renewal opens nothing the original did not.
+    let other = get(gate.plain(), "/cat/b/seg-1.ts", &[(HEADER, &renewed)]).await;
+    assert_refused(&other, 403, "scope", "renewal for another path");
+}
+
+#[tokio::test]
+async fn i4_a_refused_token_is_never_renewed() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let addr = gate.plain();
+    let expired = token(-3600, vec![catr(2)]);
+    let got = get(addr, "/cat/a/seg-1.ts", &[(HEADER, &expired)]).await;
+    assert_refused(&got, 403, "expired", "expired");
+    assert!(!got.headers.contains_key(HEADER), "{got:?}");
+    let elsewhere = token(30, vec![catr(2), catu_prefix("/cat/a/")]);
+    let got = get(addr, "/cat/b/seg-1.ts", &[(HEADER, &elsewhere)]).await;
+    assert_refused(&got, 403, "scope", "another path");
+    assert!(!got.headers.contains_key(HEADER), "{got:?}");
+    let redirect = token(30, vec![catr(3), catu_prefix("/cat/a/")]);
+    let got = get(addr, &format!("/cat/b/seg-1.ts?CAT={redirect}"), &[]).await;
+    assert_refused(&got, 403, "scope", "redirect mode, another path");
+    assert!(!got.headers.contains_key("location"));
+    let mut raw = URL_SAFE_NO_PAD
+        .decode(token(30, vec![catr(2)]))
+        .expect("b64");
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let tampered = URL_SAFE_NO_PAD.encode(raw);
+    let got = get(addr, "/cat/a/seg-1.ts", &[(HEADER, &tampered)]).await;
+    assert_refused(&got, 401, "bad_signature", "tampered");
+    assert!(!got.headers.contains_key(HEADER), "{got:?}");
+}
