@@ -458,12 +458,17 @@ async fn catr_automatic_from_the_query_rewrites_the_playlist_with_the_renewed_to
 async fn catr_is_not_renewed_before_its_deadline() {
     let origin = origin().await;
     let gate = start(setup(&origin)).await;
-    // Due within 60 s of exp without a deadline: 600 s left is not due.
-    let catr = (CATR, map(vec![(0, int(2)), (1, int(120))]));
-    let tok = token(600, vec![catr]);
+    // Due within 60 s of exp without a deadline: 600 s left is not due, though the
+    // renewal (an hour) would outlast the token.
+    let catr = (CATR, map(vec![(0, int(2)), (1, int(3600))]));
+    let tok = token(600, vec![catr.clone()]);
     let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
     assert_eq!(got.status, 200);
     assert!(!got.headers.contains_key(HEADER), "{got:?}");
+    // In its last minute it is.
+    let tok = token(30, vec![catr]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert!(got.headers.contains_key(HEADER), "{got:?}");
 }
 
 #[tokio::test]
