@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hits::{client, native, native_hit, resource, ForeignHits, NOW, PATH};
+use hits::{client, native, native_hit, resource, CatHit, ForeignHits, NOW, PATH};
 use tollgate::resource::ResourceType;
 use tollgate::token::issue::random_id;
 use tollgate::token::keys::Algorithm;
@@ -53,6 +53,8 @@ fn bench(c: &mut Criterion) {
     for case in &foreign.cases {
         g.bench_function(case.name, |b| b.iter(|| foreign.hit(case, &revocations)));
     }
+    let cat = CatHit::new();
+    g.bench_function("hit/cat", |b| b.iter(|| cat.hit(&revocations)));
     for (name, alg) in [
         ("miss/eddsa", Algorithm::EdDsa),
         ("miss/es256", Algorithm::Es256),

@@ -37,6 +37,7 @@ fn a_cached_hit_does_not_allocate_for_the_native_token_or_any_foreign_format() {
     let (verifier, token) = hits::native(Algorithm::EdDsa);
     let (resource, revocations) = (hits::resource(), Revocations::default());
     let foreign = hits::ForeignHits::new();
+    let cat = hits::CatHit::new();
     assert!(!foreign.cases.is_empty());
     let _profiler = dhat::Profiler::builder().testing().build();
     let n = allocations(|| hits::native_hit(&verifier, &token, &resource, &revocations));
@@ -45,4 +46,6 @@ fn a_cached_hit_does_not_allocate_for_the_native_token_or_any_foreign_format() {
         let n = allocations(|| foreign.hit(case, &revocations));
         assert_eq!(n, 0, "{}: {n} allocations in 100 hits", case.name);
     }
+    let n = allocations(|| cat.hit(&revocations));
+    assert_eq!(n, 0, "hit/cat: {n} allocations in 100 hits");
 }

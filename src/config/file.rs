@@ -436,6 +436,8 @@ pub enum FormatFile {
     Edgeauth(EdgeAuthFile),
     /// RFC 9246 URI Signing JWTs (Apache Traffic Server's `uri_signing`).
     UriSigning(UriSigningFile),
+    /// The CTA-5007 Common Access Token.
+    Cat(CatFile),
 }
 
 impl FormatFile {
@@ -445,6 +447,7 @@ impl FormatFile {
             FormatFile::SecureLink(f) => &f.name,
             FormatFile::Edgeauth(f) => &f.name,
             FormatFile::UriSigning(f) => &f.name,
+            FormatFile::Cat(f) => &f.name,
         }
     }
 }
@@ -511,6 +514,47 @@ pub struct UriSigningIssuerFile {
     /// Its JWKs, each with `kid` and `alg` (`{ kid = "…", alg = "HS256", kty = "oct",
     /// k = "…" }`).
     pub keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `[[formats]]` with `kind = "cat"`: the CTA-5007 Common Access Token (README,
+/// "Common Access Token").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatFile {
+    pub name: String,
+    /// The request header carrying the token. Default `CTA-Common-Access-Token`; "" off.
+    pub header: Option<String>,
+    /// The query parameter carrying the token. Default `CAT`; "" off.
+    pub query: Option<String>,
+    /// The cookie carrying the token. Default `CTA-Common-Access-Token`; "" off.
+    pub cookie: Option<String>,
+    /// When set, `iss` must equal it.
+    pub issuer: Option<String>,
+    /// When set, `aud` must name it.
+    pub audience: Option<String>,
+    /// The `kid` renewed tokens (`catr`) are minted with. Default: the presented
+    /// token's own `kid`.
+    pub renew_kid: Option<String>,
+    /// The keys, each pinned to its algorithm (at least one).
+    #[serde(default)]
+    pub keys: Vec<CatKeyFile>,
+}
+
+/// `[[formats.keys]]` of a `cat` format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatKeyFile {
+    /// The COSE `kid` as UTF-8 text.
+    pub kid: Option<String>,
+    /// The COSE `kid` as hex, for a binary `kid` (instead of `kid`).
+    pub kid_hex: Option<String>,
+    /// `HS256`, `ES256` or `EdDSA`: pinned, the token cannot choose.
+    pub alg: String,
+    /// HS256: the secret, hex.
+    pub key: Option<String>,
+    /// ES256/EdDSA: a PEM file, a PKCS#8 private key (verifies and signs renewals) or an
+    /// SPKI public key (verifies only).
+    pub key_file: Option<String>,
 }
 
 /// `[[resources]]`

@@ -100,7 +100,7 @@ pub(crate) fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
 }
 
 /// What the origin received last: the target and the Cookie and `hdnts` headers.
-fn last_seen(origin: &TestOrigin) -> (String, String) {
+pub(crate) fn last_seen(origin: &TestOrigin) -> (String, String) {
     let seen = origin.requests().pop().expect("the origin saw the request");
     let headers = format!("{:?}", seen.headers);
     (seen.target, headers)

@@ -5,8 +5,8 @@
 //!
 //! A gate with the standard setup and a store holding org `acme`, project `p9`, vod `v3`
 //! (unpublished) and `v1` (published), and user carol (acme), set up through the
-//! management API. Its vod route also accepts Akamai EdgeAuth tokens (a foreign
-//! credential is never an admin's).
+//! management API. Its vod route also accepts Akamai EdgeAuth tokens and Common Access
+//! Tokens (a foreign credential is never an admin's).
 
 use crate::common;
 
@@ -33,11 +33,14 @@ async fn world() -> World {
     let mut setup = Setup::standard(vec![origin.url()]);
     setup.extra = setup.extra.replacen(
         "path = \"/vod/{rid}/\"\n",
-        "path = \"/vod/{rid}/\"\nformats = [\"native\", \"akamai\"]\n",
+        "path = \"/vod/{rid}/\"\nformats = [\"native\", \"akamai\", \"cat\"]\n",
         1,
     );
     setup.extra += &format!(
-        "\n[[formats]]\nname = \"akamai\"\nkind = \"edgeauth\"\nkey = \"{EDGEAUTH_KEY}\"\n"
+        "\n[[formats]]\nname = \"akamai\"\nkind = \"edgeauth\"\nkey = \"{EDGEAUTH_KEY}\"\n\
+         \n[[formats]]\nname = \"cat\"\nkind = \"cat\"\n\
+         [[formats.keys]]\nkid = \"k1\"\nalg = \"HS256\"\nkey = \"{}\"\n",
+        crate::cat_edge::KEY
     );
     let tg = start(setup).await;
     let w = World { origin, tg };
@@ -201,20 +204,16 @@ async fn a_movingimage_access_token_does_not_play_an_unpublished_resource() {
 #[tokio::test]
 async fn a_foreign_credential_does_not_play_an_unpublished_resource() {
     let w = world().await;
-    let token = edgeauth(&format!("exp={}~acl=/vod/*", now() + 600), "");
-    let at = |rid: &str| format!("/vod/{rid}/seg-1.ts?hdnts={token}");
-    let before = w.origin.count();
-    let got = get(w.tg.plain(), &at("v1"), &[]).await;
-    assert_eq!(got.status, 200, "published: {got:?}");
-    let got = get(w.tg.plain(), &at("v3"), &[]).await;
-    assert_eq!(
-        (got.status.as_u16(), got.reason()),
-        (403, "scope"),
-        "{got:?}"
-    );
-    assert_eq!(
-        w.origin.count(),
-        before + 1,
-        "the unpublished one reached the origin"
-    );
+    let edgeauth = edgeauth(&format!("exp={}~acl=/vod/*", now() + 600), "");
+    let cat = crate::cat_edge::token(600, vec![]);
+    for query in [format!("hdnts={edgeauth}"), format!("CAT={cat}")] {
+        let at = |rid: &str| format!("/vod/{rid}/seg-1.ts?{query}");
+        let before = w.origin.count();
+        let got = get(w.tg.plain(), &at("v1"), &[]).await;
+        assert_eq!(got.status, 200, "published: {got:?}");
+        let got = get(w.tg.plain(), &at("v3"), &[]).await;
+        let refused = (got.status.as_u16(), got.reason());
+        assert_eq!(refused, (403, "scope"), "{query}: {got:?}");
+        assert_eq!(w.origin.count(), before + 1, "{query}: reached the origin");
+    }
 }

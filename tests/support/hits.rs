@@ -266,3 +266,134 @@ fn uri_signing_case(format: usize) -> ForeignCase {
         fields: [Some(token), None],
     }
 }
+
+/// A cached Common Access Token hit: the lookup keyed by the token's text, then
+/// `authorize` with the request's facts (a token with `iss`, `exp`, `cti`, `catu` host
+/// suffix and path prefix, `catm`, `catnip` and `catr`, HS256), and its text `cti`
+/// against the `jti` revocations, as the edge does.
+pub struct CatHit {
+    foreign: Foreign,
+    text: String,
+    policy: tollgate::token::cat::CatPolicy,
+}
+
+impl CatHit {
+    pub fn new() -> Self {
+        use tollgate::token::cat;
+        use tollgate::token::foreign::cat::{KeyMaterial, Settings};
+        use tollgate::token::foreign::CatFormat;
+
+        let secret = [7u8; 32];
+        let text = cat::encode_text(&cat_token(&secret));
+        let format = CatFormat::new(Settings {
+            header: "CTA-Common-Access-Token",
+            query: "CAT",
+            cookie: "CTA-Common-Access-Token",
+            issuer: Some("bench"),
+            audience: None,
+            renew_kid: None,
+            keys: vec![(b"k1".to_vec(), KeyMaterial::Hs256(&secret))],
+            leeway: 30,
+            max_len: 4096,
+        })
+        .expect("format");
+        let cfg = token_cfg();
+        let formats = vec![Format {
+            name: "cat".into(),
+            kind: Kind::Cat(Box::new(format)),
+        }];
+        let foreign = Foreign::new(
+            formats,
+            cfg.max_len,
+            cfg.cache_capacity,
+            cfg.cache_max_ttl,
+            cfg.leeway,
+        );
+        foreign
+            .cat_verify_and_cache(0, &text, NOW)
+            .expect("prime the cache");
+        let policy = foreign.cat(0).expect("cat").policy().clone();
+        CatHit {
+            foreign,
+            text,
+            policy,
+        }
+    }
+
+    pub fn hit(&self, revocations: &Revocations) {
+        let req = tollgate::token::cat::Request {
+            scheme: "https",
+            host: "media.example.com",
+            port: 443,
+            path: PATH,
+            query: "",
+            method: "GET",
+            client_ip: Some(client()),
+            headers: &[],
+            country: None,
+            asn: None,
+        };
+        let cached = self
+            .foreign
+            .cat_cached(0, black_box(&self.text), NOW)
+            .expect("cached");
+        let grant = cached
+            .cat
+            .authorize(black_box(&req), &self.policy, NOW, None)
+            .expect("allowed");
+        let cti = grant.cti.and_then(|c| std::str::from_utf8(c).ok());
+        assert!(!cti.is_some_and(|c| revocations.is_jti_revoked(c)));
+    }
+}
+
+impl Default for CatHit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A COSE_Mac0 CAT over the claims [`CatHit`] checks.
+fn cat_token(secret: &[u8]) -> Vec<u8> {
+    use ciborium::value::Value;
+    use coset::{iana, CoseMac0Builder, HeaderBuilder, TaggedCborSerializable};
+
+    let i = |n: i64| Value::Integer(n.into());
+    let t = |s: &str| Value::Text(s.into());
+    let m = |e: Vec<(i64, Value)>| Value::Map(e.into_iter().map(|(k, v)| (i(k), v)).collect());
+    let claims = m(vec![
+        (1, t("bench")),
+        (4, i(NOW as i64 + 3600)),
+        (7, Value::Bytes(b"bench-cti".to_vec())),
+        (
+            312,
+            m(vec![
+                (1, m(vec![(2, t("example.com"))])),
+                (3, m(vec![(1, t("/vod/demo/"))])),
+            ]),
+        ),
+        (313, Value::Array(vec![t("GET"), t("HEAD")])),
+        (
+            311,
+            Value::Array(vec![Value::Tag(
+                52,
+                Box::new(Value::Array(vec![i(24), Value::Bytes(vec![192, 0, 2])])),
+            )]),
+        ),
+        (323, m(vec![(0, i(2)), (1, i(120)), (2, i(60))])),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::ser::into_writer(&claims, &mut payload).expect("cbor");
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    CoseMac0Builder::new()
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::HMAC_256_256)
+                .key_id(b"k1".to_vec())
+                .build(),
+        )
+        .payload(payload)
+        .create_tag(b"", |d| aws_lc_rs::hmac::sign(&key, d).as_ref().to_vec())
+        .build()
+        .to_tagged_vec()
+        .expect("cose")
+}

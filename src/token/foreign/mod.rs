@@ -1,17 +1,21 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing), accepted on the routes that list them
-//! beside or instead of the native JWT (docs/architecture.md, "Foreign token
-//! formats").
+//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing, the CTA-5007 Common Access Token),
+//! accepted on the routes that list them beside or instead of the native JWT
+//! (docs/architecture.md, "Foreign token formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
 //! format's credential travels ([`Carriers`]), the request values a signature may bind
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`]) that parses and
-//! verifies from plain values. It never touches hyper, http, the edge or the
-//! configuration, and never reads the clock: `now` comes from the caller.
+//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`], [`cat`]) that parses
+//! and verifies from plain values. A CAT binds no request input, so its cache
+//! ([`Foreign::cat_cached`]) is keyed by the token alone and holds the verified token,
+//! whose claims `VerifiedCat::authorize` re-checks on every request. It never touches
+//! hyper, http, the edge or the configuration, and never reads the clock: `now` comes
+//! from the caller.
 
+pub mod cat;
 pub mod edgeauth;
 pub mod secure_link;
 pub mod uri_signing;
@@ -20,11 +24,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cat::CatFormat;
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
 pub use uri_signing::UriSigning;
 
 use super::authorize::{acl_matches, may_play_unpublished};
+use super::cat::{CatReason, MemoryReplayGuard, VerifiedCat};
 use super::revocations::Revocations;
 use super::verify::{Expiring, VerifyCache};
 use super::TokenError;
@@ -39,6 +45,7 @@ pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
     UriSigning(UriSigning),
+    Cat(Box<CatFormat>),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -55,6 +62,7 @@ impl std::fmt::Debug for Format {
             Kind::SecureLink(_) => "secure_link",
             Kind::EdgeAuth(_) => "edgeauth",
             Kind::UriSigning(_) => "uri_signing",
+            Kind::Cat(_) => "cat",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
@@ -120,6 +128,7 @@ impl Kind {
             Kind::SecureLink(f) => f.carriers(),
             Kind::EdgeAuth(f) => f.carriers(),
             Kind::UriSigning(f) => f.carriers(),
+            Kind::Cat(f) => f.carriers(),
         }
     }
 
@@ -132,6 +141,8 @@ impl Kind {
             Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
             Kind::UriSigning(f) => f.verify(cred),
+            // A CAT is verified through `Foreign::cat_verify_and_cache`, never here.
+            Kind::Cat(_) => Err(TokenError::Malformed),
         }
     }
 
@@ -143,6 +154,7 @@ impl Kind {
             // The signature covers no request value: cdniip and cdniuc are checked
             // on every request instead.
             Kind::UriSigning(_) => {}
+            Kind::Cat(_) => {}
         }
     }
 }
@@ -151,7 +163,23 @@ impl Kind {
 pub struct Foreign {
     formats: Vec<Format>,
     cache: VerifyCache<ForeignGrant>,
+    cats: VerifyCache<CachedCat>,
+    /// `catreplay` 1: this gate's memory of single-use tokens (a fleet shares nothing).
+    replay: MemoryReplayGuard,
     max_len: usize,
+}
+
+/// A verified CAT in the cache, with the format that verified it: a hit under another
+/// format (other keys, other policy) is a miss.
+pub struct CachedCat {
+    pub format: usize,
+    pub cat: VerifiedCat,
+}
+
+impl Expiring for CachedCat {
+    fn exp(&self) -> Option<u64> {
+        self.cat.claims.exp
+    }
 }
 
 impl Foreign {
@@ -167,6 +195,8 @@ impl Foreign {
         Foreign {
             formats,
             cache: VerifyCache::new(cache_capacity, cache_max_ttl, leeway),
+            cats: VerifyCache::new(cache_capacity, cache_max_ttl, leeway),
+            replay: MemoryReplayGuard::new(cache_capacity.max(1024)),
             max_len,
         }
     }
@@ -177,6 +207,40 @@ impl Foreign {
 
     pub fn cache(&self) -> &VerifyCache<ForeignGrant> {
         &self.cache
+    }
+
+    /// The `cat` format at `format`, if it is one.
+    pub fn cat(&self, format: usize) -> Option<&CatFormat> {
+        match &self.formats.get(format)?.kind {
+            Kind::Cat(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn replay_guard(&self) -> &MemoryReplayGuard {
+        &self.replay
+    }
+
+    /// The verified CAT for this token text under `format`, if it verified before: one
+    /// keyed hash, one shard lock, a constant-time compare, no allocation.
+    pub fn cat_cached(&self, format: usize, text: &str, now: u64) -> Option<Arc<CachedCat>> {
+        self.cats
+            .get(text.as_bytes(), now)
+            .filter(|c| c.format == format)
+    }
+
+    /// The miss path for a CAT: verify under `format`'s keys and policy, and cache only
+    /// what verified.
+    pub fn cat_verify_and_cache(
+        &self,
+        format: usize,
+        text: &str,
+        now: u64,
+    ) -> Result<Arc<CachedCat>, CatReason> {
+        let cat = self.cat(format).ok_or(CatReason::Malformed)?.verify(text)?;
+        let cached = Arc::new(CachedCat { format, cat });
+        self.cats.insert(text.as_bytes(), &cached, now);
+        Ok(cached)
     }
 
     /// The cached grant for this credential and these inputs, if it verified before.
