@@ -252,7 +252,7 @@ impl VerifiedCat {
             .check_request(req, policy, now)
             .map_err(|(reason, claim)| self.refusal(reason, claim))?;
         let report_reuse = self
-            .check_replay(replay, now)
+            .check_replay(replay, policy, now)
             .map_err(|r| self.refusal(r, claims::CATREPLAY))?;
         Ok(CatGrant {
             exp: self.claims.exp,
@@ -267,13 +267,22 @@ impl VerifiedCat {
         self.claims.cti.as_deref().unwrap_or(&self.digest)
     }
 
-    fn check_replay(&self, guard: Option<&dyn ReplayGuard>, now: u64) -> Result<bool, CatReason> {
+    fn check_replay(
+        &self,
+        guard: Option<&dyn ReplayGuard>,
+        policy: &CatPolicy,
+        now: u64,
+    ) -> Result<bool, CatReason> {
         match self.claims.catreplay {
             None | Some(claims::Replay::Permitted) => Ok(false),
             Some(claims::Replay::Detect) => Ok(true),
             Some(claims::Replay::Prohibited) => {
                 let guard = guard.ok_or(CatReason::ReplayUnenforced)?;
-                let until = self.claims.exp.unwrap_or(u64::MAX);
+                // The last second the token is accepted: `exp` plus the leeway.
+                let until = self
+                    .claims
+                    .exp
+                    .map_or(u64::MAX, |exp| exp.saturating_add(policy.leeway));
                 if guard.first_use(self.replay_id(), until, now) {
                     Ok(false)
                 } else {

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 /// Records a token's first use.
 pub trait ReplayGuard: Send + Sync {
-    /// True the first time `id` is presented; false after. The record may be dropped
-    /// once `until` (the token's `exp`) has passed, when the token is refused anyway.
+    /// True the first time `id` is presented; false after. `until` is the last second
+    /// the token is accepted (`exp` plus the leeway): the record may be dropped only
+    /// after it, when the token is refused as expired anyway.
     fn first_use(&self, id: &[u8], until: u64, now: u64) -> bool;
 }
 
@@ -19,14 +20,24 @@ pub trait ReplayGuard: Send + Sync {
 /// records are dropped first; if none has expired, a new token is refused (fail closed:
 /// forgetting a live record would let that token be replayed).
 pub struct MemoryReplayGuard {
-    seen: Mutex<HashMap<Vec<u8>, u64>>,
+    inner: Mutex<Seen>,
     capacity: usize,
+}
+
+struct Seen {
+    until: HashMap<Vec<u8>, u64>,
+    /// The earliest `until` held: a full guard with nothing expired refuses without
+    /// scanning (one scan per expiry, not per refused token).
+    earliest: u64,
 }
 
 impl MemoryReplayGuard {
     pub fn new(capacity: usize) -> Self {
         Self {
-            seen: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Seen {
+                until: HashMap::new(),
+                earliest: u64::MAX,
+            }),
             capacity,
         }
     }
@@ -34,19 +45,46 @@ impl MemoryReplayGuard {
 
 impl ReplayGuard for MemoryReplayGuard {
     fn first_use(&self, id: &[u8], until: u64, now: u64) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
+        let Ok(mut seen) = self.inner.lock() else {
             return false;
         };
-        if seen.contains_key(id) {
+        if seen.until.contains_key(id) {
             return false;
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, until| *until > now);
-            if seen.len() >= self.capacity {
+        if seen.until.len() >= self.capacity {
+            if seen.earliest >= now {
+                return false;
+            }
+            seen.until.retain(|_, until| *until >= now);
+            seen.earliest = seen.until.values().copied().min().unwrap_or(u64::MAX);
+            if seen.until.len() >= self.capacity {
                 return false;
             }
         }
-        seen.insert(id.to_vec(), until);
+        seen.earliest = seen.earliest.min(until);
+        seen.until.insert(id.to_vec(), until);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_outlives_exp_by_the_leeway_even_in_a_full_guard() {
+        let guard = MemoryReplayGuard::new(1);
+        // A single-use token with exp 100, accepted until 130 (30 s leeway).
+        assert!(guard.first_use(b"a", 130, 90));
+        // Full: another token cannot evict it while it may still be accepted.
+        assert!(!guard.first_use(b"b", 200, 100), "a is live until 130");
+        assert!(!guard.first_use(b"b", 200, 130), "a is live at 130");
+        assert!(
+            !guard.first_use(b"a", 130, 130),
+            "a replayed at its last second"
+        );
+        // After it, its record makes room.
+        assert!(guard.first_use(b"b", 200, 131));
+        assert!(!guard.first_use(b"b", 200, 150));
     }
 }

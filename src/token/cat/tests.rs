@@ -573,6 +573,41 @@ fn j5_catgeoiso3166_without_a_geo_source_is_refused_with_its_own_reason() {
 }
 
 #[test]
+fn j6_a_single_use_token_stays_single_use_through_the_leeway_in_a_full_guard() {
+    let k = keys();
+    let policy = CatPolicy {
+        leeway: 30,
+        ..policy()
+    };
+    let single_use = |cti: &[u8]| {
+        let claims = vec![
+            (ISS, txt("issuer")),
+            (EXP, int(NOW as i64 + 60)),
+            (CTI, Value::Bytes(cti.to_vec())),
+            (CATREPLAY, int(1)),
+        ];
+        verify(&mac0(cbor(&map(claims))), &k.keys, &policy).expect("verifies")
+    };
+    let (a, b) = (single_use(b"id-1"), single_use(b"id-2"));
+    let guard = MemoryReplayGuard::new(1);
+    let r = req(PATH, &[]);
+    let at = |cat: &VerifiedCat, now| {
+        cat.authorize(&r, &policy, now, Some(&guard))
+            .map(|_| ())
+            .map_err(|e| e.reason)
+    };
+    assert_eq!(at(&a, NOW), Ok(()));
+    // Past `exp` but inside the leeway `a` is still accepted, so its record stays.
+    let late = NOW + 60 + 20;
+    assert_eq!(at(&b, late), Err(CatReason::Replay), "the guard is full");
+    assert_eq!(
+        at(&a, late),
+        Err(CatReason::Replay),
+        "a replayed in the leeway"
+    );
+}
+
+#[test]
 fn j6_catreplay_prohibited_is_refused_on_reuse_and_without_a_store() {
     let k = keys();
     let token = mac0(with(vec![(CATREPLAY, int(1))]));
