@@ -16,6 +16,43 @@ pub fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// Hex text (either case, an even number of digits) as bytes; None for anything else
+/// (`u8::from_str_radix` would take a sign: `+f` is not hex).
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(hex_value(pair[0])? << 4 | hex_value(pair[1])?))
+        .collect()
+}
+
+/// `%XX` escapes decoded, once (and `+` as a space when `plus_is_space`, as a form's
+/// query reads); None for a `%` not followed by two hex digits, which is refused
+/// rather than guessed at.
+pub fn percent_decode(input: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'%' => {
+                out.push(escape_at(input, i)?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
 /// The byte a `%XX` escape at `bytes[i]` stands for, if it is a complete escape.
 pub fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
     if bytes.get(i) != Some(&b'%') {
@@ -68,6 +105,24 @@ pub fn is_token_name_lookalike(piece: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_digits_only_in_pairs_and_escapes_are_complete() {
+        assert_eq!(super::decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
+        for bad in ["+f", "0", "0g", "-1"] {
+            assert_eq!(super::decode_hex(bad), None, "{bad}");
+        }
+        assert_eq!(
+            super::percent_decode(b"a%20b+c", true),
+            Some(b"a b c".to_vec())
+        );
+        assert_eq!(
+            super::percent_decode(b"a%20b+c", false),
+            Some(b"a b+c".to_vec())
+        );
+        assert_eq!(super::percent_decode(b"%2", false), None);
+        assert_eq!(super::percent_decode(b"%zz", false), None);
+    }
+
     use super::is_token_name_lookalike as look;
 
     #[test]

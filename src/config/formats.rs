@@ -118,7 +118,9 @@ fn cat_format(f: &CatFile, paths: &Paths<'_>, token: &Token) -> Result<CatFormat
 fn cat_kid(k: &CatKeyFile) -> Result<Vec<u8>, String> {
     match (&k.kid, &k.kid_hex) {
         (Some(kid), None) => Ok(kid.as_bytes().to_vec()),
-        (None, Some(hex)) => decode_hex(hex).ok_or_else(|| format!("kid_hex {hex:?} is not hex")),
+        (None, Some(hex)) => {
+            crate::url::decode_hex(hex).ok_or_else(|| format!("kid_hex {hex:?} is not hex"))
+        }
         _ => Err("keys: each key has exactly one of kid and kid_hex".into()),
     }
 }
@@ -127,7 +129,7 @@ fn cat_kid(k: &CatKeyFile) -> Result<Vec<u8>, String> {
 /// whether that PEM is a private key.
 fn cat_key_bytes(k: &CatKeyFile, paths: &Paths<'_>) -> Result<(Vec<u8>, bool), String> {
     match (k.alg.as_str(), &k.key, &k.key_file) {
-        ("HS256", Some(hex), None) => decode_hex(hex)
+        ("HS256", Some(hex), None) => crate::url::decode_hex(hex)
             .map(|b| (b, true))
             .ok_or_else(|| "key: not hex".to_string()),
         ("ES256" | "EdDSA", None, Some(file)) => {
@@ -160,19 +162,6 @@ fn cat_material<'a>(
         (alg, true) => KeyMaterial::Pkcs8 { alg, der: bytes },
         (alg, false) => KeyMaterial::Spki { alg, der: bytes },
     })
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
 }
 
 /// Set each route's `native` and `formats` from its list; every format must be listed

@@ -29,7 +29,6 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
 
 use crate::body::{self, Body, BoxError};
-use crate::url::hex_value;
 
 /// Largest chunk a file body yields; bounds per-response memory however large the file.
 const CHUNK: usize = 64 * 1024;
@@ -159,7 +158,7 @@ fn decode_path(path: &str) -> Option<PathBuf> {
     let rest = path.strip_prefix('/')?;
     // Decode before splitting so an escaped separator (`%2f`) or dot (`%2e`) is judged as
     // the filesystem will see it.
-    let decoded = percent_decode(rest.as_bytes())?;
+    let decoded = crate::url::percent_decode(rest.as_bytes(), false)?;
     let mut relative = PathBuf::new();
     for segment in decoded.split(|&byte| byte == b'/') {
         // Empty segments would make `a//b` and `a/b` the same file; the root itself and
@@ -193,23 +192,6 @@ fn os_str(bytes: &[u8]) -> Option<&OsStr> {
 #[cfg(not(unix))]
 fn os_str(bytes: &[u8]) -> Option<&OsStr> {
     std::str::from_utf8(bytes).ok().map(OsStr::new)
-}
-
-/// `%XX` → byte, once. A `%` not followed by two hex digits is refused rather than
-/// guessed at, since the gate would have escaped a literal `%` as `%25`.
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut bytes = input.iter();
-    while let Some(&byte) = bytes.next() {
-        if byte == b'%' {
-            let high = hex_value(*bytes.next()?)?;
-            let low = hex_value(*bytes.next()?)?;
-            out.push(high << 4 | low);
-        } else {
-            out.push(byte);
-        }
-    }
-    Some(out)
 }
 
 /// Content type from the requested name's extension.

@@ -211,19 +211,7 @@ fn decode_params(sub: &str, rg: &str, account: &str) -> Result<PathParams, Error
 
 /// `%XX` escapes decoded; None for a broken escape or bytes that are not UTF-8.
 fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(crate::url::escape_at(bytes, i)?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::url::percent_decode(raw.as_bytes(), false)?).ok()
 }
 
 fn validate(p: PathParams) -> Result<PathParams, Error> {

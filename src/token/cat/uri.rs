@@ -215,17 +215,7 @@ fn digest_value(v: &Value) -> Result<Vec<u8>, CatReason> {
 }
 
 pub(super) fn decode_hex(hex: &str) -> Result<Vec<u8>, CatReason> {
-    if hex.len() % 2 != 0 {
-        return Err(CatReason::Malformed);
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(CatReason::Malformed)
-        })
-        .collect()
+    crate::url::decode_hex(hex).ok_or(CatReason::Malformed)
 }
 
 /// A query with its parameters in name order (equal names keep their order) and no

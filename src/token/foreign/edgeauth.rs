@@ -83,7 +83,7 @@ pub struct Settings<'a> {
 impl EdgeAuth {
     /// The error says what is wrong, for the config.
     pub fn new(s: &Settings<'_>) -> Result<Self, String> {
-        let key = decode_hex(s.key_hex.trim()).ok_or("key: not hex")?;
+        let key = crate::url::decode_hex(s.key_hex.trim()).ok_or("key: not hex")?;
         if key.len() < 16 {
             return Err("key: at least 16 bytes (32 hex digits)".into());
         }
@@ -239,7 +239,7 @@ impl EdgeAuth {
 
     /// The HMAC, compared in constant time.
     fn check_mac(&self, source: &[u8], mac_hex: &str) -> Result<(), TokenError> {
-        let mac = decode_hex(mac_hex).ok_or(TokenError::Malformed)?;
+        let mac = crate::url::decode_hex(mac_hex).ok_or(TokenError::Malformed)?;
         let ok = match self.algorithm {
             Algorithm::Sha256 => aws_hmac(hmac::HMAC_SHA256, &self.key, source, &mac),
             Algorithm::Sha1 => {
@@ -255,21 +255,6 @@ impl EdgeAuth {
 
 fn aws_hmac(alg: hmac::Algorithm, key: &[u8], source: &[u8], mac: &[u8]) -> bool {
     hmac::verify(&hmac::Key::new(alg, key), source, mac).is_ok()
-}
-
-/// Lower- or upper-case hex, an even number of digits.
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
-        return None;
-    }
-    s.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let hi = crate::url::hex_value(pair[0])?;
-            let lo = crate::url::hex_value(pair[1])?;
-            Some(hi << 4 | lo)
-        })
-        .collect()
 }
 
 /// Python's `quote_plus` with lower-case escapes, as the reference escapes early:
@@ -288,31 +273,9 @@ fn quote_plus_lower(s: &str) -> String {
     out
 }
 
-/// `%XX` decoding (`+` is a space, as `quote_plus` wrote it); None on a broken escape
-/// or non-UTF-8.
+/// `quote_plus`'s inverse: `%XX` and `+` as a space, as text.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = crate::url::hex_value(*bytes.get(i + 1)?)?;
-                let lo = crate::url::hex_value(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::url::percent_decode(s.as_bytes(), true)?).ok()
 }
 
 #[cfg(test)]
@@ -347,7 +310,7 @@ mod tests {
     /// A token signed as the reference generator signs it (independently of the
     /// verifier: aws-lc-rs HMAC over the same text).
     fn sign(fields: &str, extra: &str) -> String {
-        let key = decode_hex(KEY).expect("hex");
+        let key = crate::url::decode_hex(KEY).expect("hex");
         let tag = hmac::sign(
             &hmac::Key::new(hmac::HMAC_SHA256, &key),
             format!("{fields}{extra}").as_bytes(),
