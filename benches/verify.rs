@@ -170,6 +170,8 @@ fn foreign_hits(
         client,
         host: "media.example",
         query: None,
+        https: true,
+        authority: "media.example",
     };
     let expires = (NOW + 3600).to_string();
     let digest = md5::Md5::digest(format!("{expires}{path}{client} bench-secret").as_bytes());
@@ -189,11 +191,11 @@ fn foreign_hits(
         (
             "hit/secure_link",
             0,
-            [Some(md5.as_str()), Some(expires.as_str())],
+            vec![Some(md5.as_str()), Some(expires.as_str())],
         ),
-        ("hit/edgeauth", 1, [Some(token.as_str()), None]),
+        ("hit/edgeauth", 1, vec![Some(token.as_str())]),
     ] {
-        let cred = Credential { fields: cred };
+        let cred = Credential::of(&cred);
         foreign
             .verify_and_cache(format, &cred, &inputs, NOW)
             .expect("prime the cache");

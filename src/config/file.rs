@@ -434,6 +434,8 @@ pub enum FormatFile {
     SecureLink(SecureLinkFile),
     /// Akamai EdgeAuth 2.0.
     Edgeauth(EdgeAuthFile),
+    /// CloudFront signed URLs and signed cookies.
+    Cloudfront(CloudFrontFile),
 }
 
 impl FormatFile {
@@ -442,6 +444,7 @@ impl FormatFile {
         match self {
             FormatFile::SecureLink(f) => &f.name,
             FormatFile::Edgeauth(f) => &f.name,
+            FormatFile::Cloudfront(f) => &f.name,
         }
     }
 }
@@ -478,6 +481,30 @@ pub struct EdgeAuthFile {
     pub escape_early: Option<bool>,
     /// The issuer's salt, if it uses one.
     pub salt: Option<String>,
+}
+
+/// `[[formats]]` with `kind = "cloudfront"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontFile {
+    pub name: String,
+    /// `scheme://host[:port]` of the URLs you sign (what viewers see, e.g. behind a
+    /// CDN); default: the scheme the client used to reach the gate and its `Host`.
+    pub url_prefix: Option<String>,
+    /// The key group's public keys.
+    #[serde(default)]
+    pub keys: Vec<CloudFrontKeyFile>,
+}
+
+/// `[[formats.keys]]` of a CloudFront format: one public key of the key group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontKeyFile {
+    /// The `Key-Pair-Id` URLs and cookies name it by (CloudFront's public key ID).
+    pub id: String,
+    /// Its public key, PEM (`BEGIN PUBLIC KEY`): RSA 2048 or ECDSA P-256; the key
+    /// type decides the signature algorithm.
+    pub public_key_file: String,
 }
 
 /// `[[resources]]`

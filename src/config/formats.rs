@@ -7,21 +7,23 @@
 //! with each other, with the native token's or with a header the request itself needs
 //! (`Cookie`, `Authorization`, `Host`, framing), a route listing an unknown or
 //! repeated name or nothing, and a format no route lists (a typo would otherwise leave
-//! a route on the native token alone without a word). It never reads key files or
-//! touches sockets.
+//! a route on the native token alone without a word). It reads one kind of file, a
+//! CloudFront format's public keys (so a reload, which parses the file again, reloads
+//! them all or nothing), and never touches sockets.
 
 use std::collections::{HashMap, HashSet};
 
-use super::file::{FormatFile, RouteFile};
+use super::file::{CloudFrontFile, FormatFile, RouteFile};
+use super::validate::Paths;
 use super::{invalid, ConfigError, Route, Token};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
-use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
+use crate::token::foreign::{CloudFront, EdgeAuth, Format, Kind, SecureLink};
 
 /// The name a route lists to accept the native token.
 pub const NATIVE: &str = "native";
 
 /// Every `[[formats]]` entry, checked and built.
-pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
+pub(super) fn formats(file: &[FormatFile], paths: &Paths<'_>) -> Result<Vec<Format>, ConfigError> {
     let mut names = HashSet::new();
     file.iter()
         .map(|f| {
@@ -31,7 +33,7 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
                     "formats: name {name:?} is empty, \"native\" or used twice"
                 )));
             }
-            let kind = kind(f).map_err(|e| invalid(format!("formats[{name}]: {e}")))?;
+            let kind = kind(f, paths).map_err(|e| invalid(format!("formats[{name}]: {e}")))?;
             Ok(Format {
                 name: name.to_string(),
                 kind,
@@ -40,7 +42,7 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
         .collect()
 }
 
-fn kind(f: &FormatFile) -> Result<Kind, String> {
+fn kind(f: &FormatFile, paths: &Paths<'_>) -> Result<Kind, String> {
     match f {
         FormatFile::SecureLink(f) => SecureLink::new(
             &f.expression,
@@ -61,7 +63,23 @@ fn kind(f: &FormatFile) -> Result<Kind, String> {
             })
             .map(Kind::EdgeAuth)
         }
+        FormatFile::Cloudfront(f) => cloudfront(f, paths).map(Kind::CloudFront),
     }
+}
+
+/// A CloudFront format: its public keys read from their files.
+fn cloudfront(f: &CloudFrontFile, paths: &Paths<'_>) -> Result<CloudFront, String> {
+    let keys = f
+        .keys
+        .iter()
+        .map(|k| {
+            let path = paths.resolve(&k.public_key_file);
+            std::fs::read(&path)
+                .map(|pem| (k.id.clone(), pem))
+                .map_err(|e| format!("keys[{}]: cannot read {}: {e}", k.id, path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    CloudFront::new(f.url_prefix.as_deref(), &keys)
 }
 
 /// Set each route's `native` and `formats` from its list; every format must be listed
@@ -137,11 +155,9 @@ fn distinct_carriers(route: &[usize], formats: &[Format], token: &Token) -> Resu
             .query
             .iter()
             .map(|q| ("query parameter", q.as_str()))
-            .chain(
-                [("cookie", c.cookie.as_str()), ("header", c.header.as_str())]
-                    .into_iter()
-                    .filter(|(_, n)| !n.is_empty()),
-            );
+            .chain(c.cookies.iter().map(|n| ("cookie", n.as_str())))
+            .chain([("header", c.header.as_str())])
+            .filter(|(_, n)| !n.is_empty());
         for (what, name) in all {
             if !names.insert((what, name.to_ascii_lowercase())) {
                 return Err(format!("{name:?}: this {what} is taken (by another format, the native token or the request itself)"));

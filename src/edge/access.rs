@@ -44,6 +44,10 @@ pub struct Asking<'r> {
     /// signature may cover besides the path and the client.
     pub host: &'r str,
     pub raw_query: Option<&'r str>,
+    /// The request's authority as sent and whether the client used TLS: the URL a
+    /// CloudFront policy names.
+    pub authority: &'r str,
+    pub https: bool,
     /// The normalised path, token removed: what is authorised is what is forwarded.
     pub path: &'r str,
     pub client: IpAddr,
@@ -168,6 +172,8 @@ impl Access {
             client: req.client,
             host: req.host,
             query: req.raw_query,
+            https: req.https,
+            authority: req.authority,
         };
         let (format, cred) = (credential.format, &credential.credential);
         let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
@@ -391,6 +397,8 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            authority: "localhost",
+            https: false,
             manifest,
             now: NOW,
         };
@@ -446,6 +454,8 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            authority: "localhost",
+            https: false,
             manifest: SEGMENT,
             now: NOW,
         };

@@ -14,10 +14,11 @@
 //!   (split on `&` *or* `;`, and in a path segment's `;` parameters) refuses the request.
 //!
 //! The same rule holds for the credentials of the foreign formats the route accepts
-//! ([`FormatCarriers`]: query parameters, a cookie, a header per format): the parser
-//! that finds a field removes it, a lookalike of a field's query name is refused, a
-//! field is 1 to `max_len` bytes of visible ASCII, and a second value for a field, a
-//! second format, or a native token beside a foreign credential is a conflict.
+//! ([`FormatCarriers`]: a query parameter and a cookie per field, a header for the
+//! first): the parser that finds a field removes it (every carrier of every field), a
+//! lookalike of a field's query or cookie name is refused, a field is 1 to `max_len`
+//! bytes of visible ASCII, and a second value for a field, a second format, or a
+//! native token beside a foreign credential is a conflict.
 //!
 //! It must not verify, decode, log or store the token, touch hyper types, or
 //! re-normalise the path (that is `path.rs`).
@@ -231,9 +232,10 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
         strip_cookie |= take_cookie(names, foreign.formats, header, &mut found, &mut other)?;
     }
     for (i, f) in foreign.formats.iter().enumerate() {
-        let cookie = f.carriers.cookie.as_str();
-        if !cookie.is_empty() && other.cookies & (1 << i) != 0 {
-            strip_foreign.cookies.push(cookie);
+        for (field, cookie) in f.carriers.cookies.iter().enumerate() {
+            if !cookie.is_empty() && other.cookies & cookie_bit(i, field) != 0 {
+                strip_foreign.cookies.push(cookie.as_str());
+            }
         }
         take_foreign_headers(i, f, foreign.headers.get(i), &mut other, &mut strip_foreign)?;
     }
@@ -298,7 +300,8 @@ struct ForeignFound<'h> {
     format: Option<usize>,
     fields: [Option<&'h str>; MAX_FIELDS],
     source: Option<Source>,
-    /// Bit i: format i of the route had its cookie in the request.
+    /// [`cookie_bit`]`(i, field)`: that cookie of the route's format i was in the
+    /// request.
     cookies: u64,
     max_len: usize,
 }
@@ -347,6 +350,25 @@ impl<'h> ForeignFound<'h> {
             source: self.source?,
         })
     }
+}
+
+/// The bit of [`ForeignFound::cookies`] for field `field` of the route's format `i`.
+/// Past 64 (format, field) pairs the bits are shared: a shared bit can only strip a
+/// cookie name the request did not carry, which removes nothing.
+fn cookie_bit(i: usize, field: usize) -> u64 {
+    1 << (i * MAX_FIELDS + field).min(63)
+}
+
+/// The route's format (position in its list) and field a cookie name carries.
+fn cookie_field(formats: &[FormatCarriers], name: &str) -> Option<(usize, usize)> {
+    formats.iter().enumerate().find_map(|(i, f)| {
+        let field = f
+            .carriers
+            .cookies
+            .iter()
+            .position(|c| !c.is_empty() && c == name)?;
+        Some((i, field))
+    })
 }
 
 /// A foreign field is 1..=`max_len` bytes of visible ASCII: no space, control or
@@ -675,16 +697,14 @@ fn take_cookie<'a>(
     let mut present = false;
     for piece in cookie_pieces(header) {
         let (cookie_name, value) = cookie_name_value(piece);
-        let foreign = formats
-            .iter()
-            .position(|f| !f.carriers.cookie.is_empty() && f.carriers.cookie == cookie_name);
-        if let Some(i) = foreign {
+        if let Some((i, field)) = cookie_field(formats, cookie_name) {
             let value = value.ok_or(ExtractError::Malformed)?;
-            other.add(i, 0, unquote(value), Source::Cookie)?;
-            other.cookies |= 1 << i.min(63);
+            other.add(i, field, unquote(value), Source::Cookie)?;
+            other.cookies |= cookie_bit(i, field);
         } else if formats
             .iter()
-            .any(|f| !f.carriers.cookie.is_empty() && decodes_to(cookie_name, &f.carriers.cookie))
+            .flat_map(|f| f.carriers.cookies.iter())
+            .any(|c| !c.is_empty() && decodes_to(cookie_name, c))
         {
             return Err(ExtractError::Malformed);
         } else if name.is_empty() {
@@ -1360,7 +1380,7 @@ mod tests {
     fn formats() -> Vec<FormatCarriers> {
         let carriers = |query: &[&str], other: &str| Carriers {
             query: query.iter().map(|q| q.to_string()).collect(),
-            cookie: other.into(),
+            cookies: vec![other.into()],
             header: other.into(),
         };
         vec![
@@ -1393,7 +1413,7 @@ mod tests {
         let e = foreign(Some("a=1&md5=AbC_-&b=2&expires=99"), &[], &none, &formats).expect("ok");
         let f = e.foreign.expect("credential");
         assert_eq!((f.format, f.source), (3, Source::Query));
-        assert_eq!(f.credential.fields, [Some("AbC_-"), Some("99")]);
+        assert_eq!(f.credential, Credential::of(&[Some("AbC_-"), Some("99")]));
         assert_eq!(e.query.as_deref(), Some("a=1&b=2"));
         let e = foreign(None, &["x=1; hdnts=exp=9~acl=/*~hmac=ab"], &none, &formats).expect("ok");
         let f = e.foreign.expect("credential");

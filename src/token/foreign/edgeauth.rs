@@ -119,7 +119,7 @@ impl EdgeAuth {
     pub fn carriers(&self) -> Carriers {
         Carriers {
             query: vec![self.name.clone()],
-            cookie: self.name.clone(),
+            cookies: vec![self.name.clone()],
             header: self.name.clone(),
         }
     }
@@ -146,6 +146,7 @@ impl EdgeAuth {
                 .acl
                 .map(|acl| acl.split(self.acl_delimiter).map(str::to_owned).collect())
                 .unwrap_or_default(),
+            ..ForeignGrant::default()
         })
     }
 
@@ -321,6 +322,8 @@ mod tests {
             client: "192.0.2.7".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
+            authority: "media.example",
         }
     }
 
@@ -337,9 +340,7 @@ mod tests {
     }
 
     fn verify(f: &EdgeAuth, token: &str, path: &str) -> Result<ForeignGrant, TokenError> {
-        let cred = Credential {
-            fields: [Some(token), None],
-        };
+        let cred = Credential::of(&[Some(token)]);
         f.verify(&cred, &inputs(path))
     }
 

@@ -1,5 +1,5 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0), accepted on the routes that list them beside or instead of the
+//! Akamai EdgeAuth 2.0, CloudFront signed URLs and cookies), accepted on the routes that list them beside or instead of the
 //! native JWT (docs/architecture.md, "Foreign token formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
@@ -7,10 +7,11 @@
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`]) that parses and verifies from plain
+//! is one file ([`secure_link`], [`edgeauth`], [`cloudfront`]) that parses and verifies from plain
 //! values. It never touches hyper, http, the edge or the configuration, and never reads
 //! the clock: `now` comes from the caller.
 
+pub mod cloudfront;
 pub mod edgeauth;
 pub mod secure_link;
 
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cloudfront::CloudFront;
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
 
@@ -26,14 +28,16 @@ use super::revocations::Revocations;
 use super::verify::{Expiring, VerifyCache};
 use super::TokenError;
 
-/// Most fields a credential has (secure_link: the digest and the expiry).
-pub const MAX_FIELDS: usize = 2;
+/// Most fields a credential has (CloudFront: `Policy`, `Expires`, `Signature`,
+/// `Key-Pair-Id`, `Hash-Algorithm`).
+pub const MAX_FIELDS: usize = 5;
 
 /// What a format's credential is made of, by kind.
 #[derive(Clone)]
 pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
+    CloudFront(CloudFront),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -49,18 +53,19 @@ impl std::fmt::Debug for Format {
         let kind = match self.kind {
             Kind::SecureLink(_) => "secure_link",
             Kind::EdgeAuth(_) => "edgeauth",
+            Kind::CloudFront(_) => "cloudfront",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
 }
 
-/// Where a format's credential travels. `query[i]` carries field `i`; the cookie and
-/// the header (when named; "" is off) carry field 0, the whole credential of a
-/// one-field format.
+/// Where a format's credential travels. `query[i]` and `cookies[i]` carry field `i`
+/// (a cookie name "" or missing: that field has no cookie); the header (when named;
+/// "" is off) carries field 0, the whole credential of a one-field format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Carriers {
     pub query: Vec<String>,
-    pub cookie: String,
+    pub cookies: Vec<String>,
     pub header: String,
 }
 
@@ -68,6 +73,17 @@ pub struct Carriers {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Credential<'a> {
     pub fields: [Option<&'a str>; MAX_FIELDS],
+}
+
+impl<'a> Credential<'a> {
+    /// The first fields given, the rest absent (more than [`MAX_FIELDS`] are dropped).
+    pub fn of(given: &[Option<&'a str>]) -> Self {
+        let mut fields = [None; MAX_FIELDS];
+        for (slot, value) in fields.iter_mut().zip(given) {
+            *slot = *value;
+        }
+        Credential { fields }
+    }
 }
 
 /// The request values a format's signature may cover, as plain values.
@@ -81,6 +97,10 @@ pub struct Inputs<'a> {
     pub host: &'a str,
     /// The query as the client sent it (credential included), without the `?`.
     pub query: Option<&'a str>,
+    /// The scheme the client used: TLS to the gate (CloudFront's URL).
+    pub https: bool,
+    /// The request's authority (`Host`) as the client sent it, port included.
+    pub authority: &'a str,
 }
 
 /// A verified foreign credential: what authorisation checks on every request.
@@ -96,6 +116,11 @@ pub struct ForeignGrant {
     /// Path patterns (EdgeAuth `acl`: `*` matches any run, otherwise exact); empty when
     /// the signature itself binds the path (or nothing narrows it below the route).
     pub acl: Vec<String>,
+    /// The client network allowed (CloudFront `AWS:SourceIp`).
+    pub net: Option<ipnet::IpNet>,
+    /// The URL pattern the request's URL must match (a CloudFront custom policy's
+    /// `Resource`).
+    pub resource: Option<cloudfront::UrlScope>,
 }
 
 impl Expiring for ForeignGrant {
@@ -109,6 +134,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.carriers(),
             Kind::EdgeAuth(f) => f.carriers(),
+            Kind::CloudFront(f) => f.carriers(),
         }
     }
 
@@ -120,6 +146,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
+            Kind::CloudFront(f) => f.verify(cred, inputs),
         }
     }
 
@@ -128,6 +155,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.binding(inputs, out),
             Kind::EdgeAuth(f) => f.binding(cred, inputs, out),
+            Kind::CloudFront(f) => f.binding(cred, inputs, out),
         }
     }
 }
@@ -173,7 +201,14 @@ impl Foreign {
         now: u64,
     ) -> Option<Arc<ForeignGrant>> {
         let kind = &self.formats.get(format)?.kind;
-        self.cache.get(&material(format, kind, cred, inputs), now)
+        KEY_BUFFER.with_borrow_mut(|buf| {
+            write_material(buf, format, kind, cred, inputs);
+            let hit = self.cache.get(buf, now);
+            if buf.capacity() > KEY_BUFFER_KEEP {
+                *buf = Vec::new(); // a rare huge key does not stay resident per thread
+            }
+            hit
+        })
     }
 
     /// The miss path: bound the fields, verify, and cache only what verified.
@@ -195,16 +230,37 @@ impl Foreign {
     }
 }
 
+thread_local! {
+    /// The cache key of a lookup is built here: a hit allocates nothing once a
+    /// thread's buffer has grown to its usual size.
+    static KEY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A key buffer grown past this is dropped after the lookup.
+const KEY_BUFFER_KEEP: usize = 16 * 1024;
+
 /// The cache key's bytes: the format, every field (length-prefixed, so no two
 /// credentials share a spelling), then the inputs the signature binds.
 fn material(format: usize, kind: &Kind, cred: &Credential<'_>, inputs: &Inputs<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
+    write_material(&mut out, format, kind, cred, inputs);
+    out
+}
+
+/// [`material`] into `out`, which is cleared first.
+fn write_material(
+    out: &mut Vec<u8>,
+    format: usize,
+    kind: &Kind,
+    cred: &Credential<'_>,
+    inputs: &Inputs<'_>,
+) {
+    out.clear();
     out.extend_from_slice(&(format as u32).to_be_bytes());
     for field in cred.fields {
-        push_len_prefixed(&mut out, field.unwrap_or("").as_bytes());
+        push_len_prefixed(out, field.unwrap_or("").as_bytes());
     }
-    kind.binding(cred, inputs, &mut out);
-    out
+    kind.binding(cred, inputs, out);
 }
 
 /// Append `bytes` after its length, so concatenated values cannot run into each other.
@@ -244,7 +300,13 @@ pub fn authorize(
     if grant.ip.is_some_and(|ip| ip != inputs.client) {
         return Err(TokenError::Ip);
     }
+    if grant.net.is_some_and(|net| !net.contains(&inputs.client)) {
+        return Err(TokenError::Ip);
+    }
     if !grant.acl.is_empty() && !grant.acl.iter().any(|p| path_matches(p, inputs.path)) {
+        return Err(TokenError::Acl);
+    }
+    if grant.resource.as_ref().is_some_and(|r| !r.matches(inputs)) {
         return Err(TokenError::Acl);
     }
     Ok(())
@@ -278,6 +340,8 @@ mod tests {
             client: "192.0.2.1".parse().expect("ip"),
             host: "media.example",
             query: None,
+            https: false,
+            authority: "media.example",
         }
     }
 
@@ -290,6 +354,7 @@ mod tests {
             id: Some("session-1".into()),
             ip: Some("192.0.2.1".parse().expect("ip")),
             acl: vec!["/vod/a/*".into(), "/exact.m3u8".into()],
+            ..ForeignGrant::default()
         };
         let ok = |path, now| authorize(&grant, &inputs(path), now, 5, &revocations);
         assert_eq!(ok("/vod/a/x.ts", 800), Ok(()));
@@ -336,9 +401,7 @@ mod tests {
     #[test]
     fn the_foreign_cache_is_keyed_by_the_credential_and_the_inputs_its_signature_binds() {
         let (foreign, md5) = secure_link();
-        let cred = Credential {
-            fields: [Some(md5.as_str()), Some("1000")],
-        };
+        let cred = Credential::of(&[Some(md5.as_str()), Some("1000")]);
         let here = inputs("/p");
         let elsewhere = Inputs {
             client: "192.0.2.2".parse().expect("ip"),
