@@ -11,6 +11,7 @@ mod admin_tls;
 mod azure;
 mod cache;
 mod cat_fixtures;
+mod cloudfront;
 mod file_origin;
 mod fleet;
 mod foreign;
