@@ -1485,6 +1485,60 @@ mod tests {
         );
     }
 
+    /// A five-field format with a cookie per field (CloudFront's carriers).
+    fn cloudfront() -> Vec<FormatCarriers> {
+        let names = |prefix: &str| -> Vec<String> {
+            [
+                "Policy",
+                "Expires",
+                "Signature",
+                "Key-Pair-Id",
+                "Hash-Algorithm",
+            ]
+            .iter()
+            .map(|n| format!("{prefix}{n}"))
+            .collect()
+        };
+        vec![FormatCarriers {
+            format: 7,
+            carriers: Carriers {
+                query: names(""),
+                cookies: names("CloudFront-"),
+                header: String::new(),
+            },
+        }]
+    }
+
+    #[test]
+    fn k1_every_field_travels_in_its_own_cookie_and_every_one_is_stripped() {
+        let formats = cloudfront();
+        let none: Vec<Vec<&str>> = vec![vec![]];
+        let cookie =
+            "a=1; CloudFront-Expires=9; CloudFront-Signature=s~_; CloudFront-Key-Pair-Id=K";
+        let e = foreign(None, &[cookie], &none, &formats).expect("ok");
+        let f = e.foreign.expect("credential");
+        assert_eq!((f.format, f.source), (7, Source::Cookie));
+        let want = [None, Some("9"), Some("s~_"), Some("K")];
+        assert_eq!(f.credential, Credential::of(&want));
+        assert_eq!(
+            e.strip_foreign.cookies,
+            vec![
+                "CloudFront-Expires",
+                "CloudFront-Signature",
+                "CloudFront-Key-Pair-Id"
+            ]
+        );
+        // A field in the URL and its cookie: one value is one credential, two conflict.
+        let q = Some("Expires=9&Key-Pair-Id=K");
+        let e = foreign(q, &[cookie], &none, &formats).expect("same values");
+        assert_eq!(e.query, None);
+        let other = foreign(Some("Key-Pair-Id=L"), &[cookie], &none, &formats);
+        assert_eq!(other.map(|e| e.foreign), Err(ExtractError::Conflict));
+        // A cookie name spelt another way is refused, not forwarded.
+        let encoded = foreign(None, &["CloudFront%2DPolicy=x"], &none, &formats);
+        assert_eq!(encoded.map(|e| e.foreign), Err(ExtractError::Malformed));
+    }
+
     #[test]
     fn the_routing_path_drops_only_a_path_token() {
         let names = TokenNames::default();
