@@ -2,8 +2,8 @@
 //! after the first) beside a full verification per algorithm (the cache miss, and the
 //! no-cache baseline a gate without a cache would pay on every request).
 //!
-//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth) are measured the same
-//! way: the foreign cache's lookup, then the rules every request re-checks.
+//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth, CloudFront canned and
+//! custom policies) are measured the same way: the foreign cache's lookup, then the rules every request re-checks.
 //!
 //! Run: `cargo bench --bench verify`. Each group reports time per request; compare the
 //! `hit` line with the `miss/*` lines measured in the same run.
@@ -131,10 +131,13 @@ fn foreign_hits(
     use base64::Engine as _;
     use md5::Digest as _;
     use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
-    use tollgate::token::foreign::{self, Credential, Foreign, Format, Inputs, Kind, SecureLink};
+    use tollgate::token::foreign::{
+        self, CloudFront, Credential, Foreign, Format, Inputs, Kind, SecureLink,
+    };
 
     const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
     let path = "/vod/demo/v0/seg_001.ts";
+    let cf_key = CloudFrontKey::new();
     let expression = "$secure_link_expires$uri$remote_addr bench-secret";
     let formats = vec![
         Format {
@@ -154,6 +157,12 @@ fn foreign_hits(
                     salt: None,
                 })
                 .expect("valid"),
+            ),
+        },
+        Format {
+            name: "cloudfront".into(),
+            kind: Kind::CloudFront(
+                CloudFront::new(None, &[("KEC".into(), cf_key.public_pem.clone())]).expect("valid"),
             ),
         },
     ];
@@ -187,6 +196,16 @@ fn foreign_hits(
     );
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let token = format!("{fields}~hmac={hex}");
+    // CloudFront: a canned policy for this URL, and a custom one for a wildcard
+    // resource bound to the client's network.
+    let canned = cf_key.sign(&format!(
+        r#"{{"Statement":[{{"Resource":"https://media.example{path}","Condition":{{"DateLessThan":{{"AWS:EpochTime":{expires}}}}}}}]}}"#
+    ));
+    let policy_json = format!(
+        r#"{{"Statement":[{{"Resource":"https://media.example/vod/demo/*","Condition":{{"DateLessThan":{{"AWS:EpochTime":{expires}}},"IpAddress":{{"AWS:SourceIp":"192.0.2.0/24"}}}}}}]}}"#
+    );
+    let custom = cf_key.sign(&policy_json);
+    let policy = cloudfront_b64(policy_json.as_bytes());
     for (name, format, cred) in [
         (
             "hit/secure_link",
@@ -194,6 +213,28 @@ fn foreign_hits(
             vec![Some(md5.as_str()), Some(expires.as_str())],
         ),
         ("hit/edgeauth", 1, vec![Some(token.as_str())]),
+        (
+            "hit/cloudfront/canned",
+            2,
+            vec![
+                None,
+                Some(expires.as_str()),
+                Some(canned.as_str()),
+                Some("KEC"),
+                Some("SHA256"),
+            ],
+        ),
+        (
+            "hit/cloudfront/custom",
+            2,
+            vec![
+                Some(policy.as_str()),
+                None,
+                Some(custom.as_str()),
+                Some("KEC"),
+                Some("SHA256"),
+            ],
+        ),
     ] {
         let cred = Credential::of(&cred);
         foreign
@@ -208,6 +249,42 @@ fn foreign_hits(
             })
         });
     }
+}
+
+/// An ECDSA P-256 key a CloudFront key group would hold.
+struct CloudFrontKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    public_pem: Vec<u8>,
+}
+
+impl CloudFrontKey {
+    fn new() -> Self {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
+        use base64::Engine as _;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+        let der = pair.public_key().as_der().expect("der");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let public_pem =
+            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n").into_bytes();
+        CloudFrontKey { pair, public_pem }
+    }
+
+    /// The policy's signature (SHA-256), CloudFront base64.
+    fn sign(&self, policy: &str) -> String {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, policy.as_bytes()).expect("sign");
+        cloudfront_b64(sig.as_ref())
+    }
+}
+
+fn cloudfront_b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .replace('+', "-")
+        .replace('=', "_")
+        .replace('/', "~")
 }
 
 criterion_group! {
