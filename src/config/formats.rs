@@ -215,6 +215,33 @@ mod tests {
     }
 
     #[test]
+    fn cloudfront_keys_are_read_from_their_files_and_must_be_rsa_or_p256() {
+        use crate::token::keys::{generate_pem, Algorithm};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, alg| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, generate_pem(alg).expect("key").1).expect("write");
+            path.display().to_string()
+        };
+        let (p256, ed25519) = (
+            write("ec.pem", Algorithm::Es256),
+            write("ed.pem", Algorithm::EdDsa),
+        );
+        let format = |path: &str| {
+            format!("[[formats]]\nname = \"cf\"\nkind = \"cloudfront\"\n[[formats.keys]]\nid = \"K1\"\npublic_key_file = {path:?}\n")
+        };
+        let c = parse("formats = [\"cf\"]", &format(&p256)).expect("valid");
+        assert!(
+            matches!(&c.formats[0].kind, crate::token::foreign::Kind::CloudFront(cf) if cf.key_type("K1").is_some())
+        );
+        let missing = dir.path().join("nope.pem").display().to_string();
+        for (path, says) in [(missing, "cannot read"), (ed25519, "RSA")] {
+            let err = parse("formats = [\"cf\"]", &format(&path)).expect_err(says);
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
     fn route_formats_are_validated() {
         let akamai = edgeauth("akamai");
         let cases = [

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::Method;
 
+use crate::foreign::{assert_refused, last_seen};
 use common::*;
 
 /// A key pair made by the test: what a CloudFront key group's private half signs.
@@ -203,21 +204,6 @@ fn custom(signer: &Signer, policy: &str) -> (String, String) {
 fn custom_query(signer: &Signer, id: &str, policy: &str) -> String {
     let (policy, sig) = custom(signer, policy);
     format!("Policy={policy}&Signature={sig}&Key-Pair-Id={id}&Hash-Algorithm=SHA256")
-}
-
-#[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
-    assert_eq!(
-        (got.status.as_u16(), got.reason()),
-        (status, reason),
-        "{what}: {got:?}"
-    );
-}
-
-/// What the origin received last: the target and the headers.
-fn last_seen(origin: &TestOrigin) -> (String, String) {
-    let seen = origin.requests().pop().expect("the origin saw the request");
-    (seen.target, format!("{:?}", seen.headers))
 }
 
 #[tokio::test]
