@@ -438,6 +438,8 @@ pub enum FormatFile {
     UriSigning(UriSigningFile),
     /// The CTA-5007 Common Access Token.
     Cat(CatFile),
+    /// CloudFront signed URLs and signed cookies.
+    Cloudfront(CloudFrontFile),
 }
 
 impl FormatFile {
@@ -448,6 +450,7 @@ impl FormatFile {
             FormatFile::Edgeauth(f) => &f.name,
             FormatFile::UriSigning(f) => &f.name,
             FormatFile::Cat(f) => &f.name,
+            FormatFile::Cloudfront(f) => &f.name,
         }
     }
 }
@@ -555,6 +558,30 @@ pub struct CatKeyFile {
     /// ES256/EdDSA: a PEM file, a PKCS#8 private key (verifies and signs renewals) or an
     /// SPKI public key (verifies only).
     pub key_file: Option<String>,
+}
+
+/// `[[formats]]` with `kind = "cloudfront"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontFile {
+    pub name: String,
+    /// `scheme://host[:port]` of the URLs you sign (what viewers see, e.g. behind a
+    /// CDN); default: the scheme the client used to reach the gate and its `Host`.
+    pub url_prefix: Option<String>,
+    /// The key group's public keys.
+    #[serde(default)]
+    pub keys: Vec<CloudFrontKeyFile>,
+}
+
+/// `[[formats.keys]]` of a CloudFront format: one public key of the key group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontKeyFile {
+    /// The `Key-Pair-Id` URLs and cookies name it by (CloudFront's public key ID).
+    pub id: String,
+    /// Its public key, PEM (`BEGIN PUBLIC KEY`): RSA 2048 or ECDSA P-256; the key
+    /// type decides the signature algorithm.
+    pub public_key_file: String,
 }
 
 /// `[[resources]]`

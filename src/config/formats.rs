@@ -8,20 +8,21 @@
 //! (`Cookie`, `Authorization`, `Host`, framing), a route listing an unknown or
 //! repeated name or nothing, and a format no route lists (a typo would otherwise leave
 //! a route on the native token alone without a word). It reads the PEM key files of
-//! `cat` formats (relative to the configuration's directory) and never touches sockets.
+//! `cat` and `cloudfront` formats (relative to the configuration's directory; a reload,
+//! which parses the file again, reloads them all or nothing) and never touches sockets.
 
 use std::collections::{HashMap, HashSet};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 
-use super::file::{CatFile, CatKeyFile, FormatFile, RouteFile};
+use super::file::{CatFile, CatKeyFile, CloudFrontFile, FormatFile, RouteFile};
 use super::validate::Paths;
 use super::{invalid, ConfigError, Route, Token};
 use crate::token::foreign::cat::{self, KeyMaterial};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
 use crate::token::foreign::{
-    uri_signing, CatFormat, EdgeAuth, Format, Kind, SecureLink, UriSigning,
+    uri_signing, CatFormat, CloudFront, EdgeAuth, Format, Kind, SecureLink, UriSigning,
 };
 
 /// The name a route lists to accept the native token.
@@ -86,7 +87,23 @@ fn kind(f: &FormatFile, paths: &Paths<'_>, token: &Token) -> Result<Kind, String
                 .collect(),
         })
         .map(Kind::UriSigning),
+        FormatFile::Cloudfront(f) => cloudfront(f, paths).map(Kind::CloudFront),
     }
+}
+
+/// A CloudFront format: its public keys read from their files.
+fn cloudfront(f: &CloudFrontFile, paths: &Paths<'_>) -> Result<CloudFront, String> {
+    let keys = f
+        .keys
+        .iter()
+        .map(|k| {
+            let path = paths.resolve(&k.public_key_file);
+            std::fs::read(&path)
+                .map(|pem| (k.id.clone(), pem))
+                .map_err(|e| format!("keys[{}]: cannot read {}: {e}", k.id, path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    CloudFront::new(f.url_prefix.as_deref(), &keys)
 }
 
 /// A `cat` format: its carriers (defaults as CTA-5007 names them), policy and keys.
@@ -237,11 +254,9 @@ fn distinct_carriers(route: &[usize], formats: &[Format], token: &Token) -> Resu
             .query
             .iter()
             .map(|q| ("query parameter", q.as_str()))
-            .chain(
-                [("cookie", c.cookie.as_str()), ("header", c.header.as_str())]
-                    .into_iter()
-                    .filter(|(_, n)| !n.is_empty()),
-            );
+            .chain(c.cookies.iter().map(|n| ("cookie", n.as_str())))
+            .chain([("header", c.header.as_str())])
+            .filter(|(_, n)| !n.is_empty());
         for (what, name) in all {
             if !names.insert((what, name.to_ascii_lowercase())) {
                 return Err(format!("{name:?}: this {what} is taken (by another format, the native token or the request itself)"));
@@ -335,6 +350,33 @@ keys = [
     }
 
     #[test]
+    fn cloudfront_keys_are_read_from_their_files_and_must_be_rsa_or_p256() {
+        use crate::token::keys::{generate_pem, Algorithm};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, alg| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, generate_pem(alg).expect("key").1).expect("write");
+            path.display().to_string()
+        };
+        let (p256, ed25519) = (
+            write("ec.pem", Algorithm::Es256),
+            write("ed.pem", Algorithm::EdDsa),
+        );
+        let format = |path: &str| {
+            format!("[[formats]]\nname = \"cf\"\nkind = \"cloudfront\"\n[[formats.keys]]\nid = \"K1\"\npublic_key_file = {path:?}\n")
+        };
+        let c = parse("formats = [\"cf\"]", &format(&p256)).expect("valid");
+        assert!(
+            matches!(&c.formats[0].kind, crate::token::foreign::Kind::CloudFront(cf) if cf.key_type("K1").is_some())
+        );
+        let missing = dir.path().join("nope.pem").display().to_string();
+        for (path, says) in [(missing, "cannot read"), (ed25519, "RSA")] {
+            let err = parse("formats = [\"cf\"]", &format(&path)).expect_err(says);
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
     fn route_formats_are_validated() {
         let akamai = edgeauth("akamai");
         let cases = [
@@ -412,7 +454,7 @@ keys = [
         let carriers = c.formats[0].kind.carriers();
         assert_eq!(carriers.query, vec!["CAT".to_string()]);
         assert_eq!(carriers.header, "CTA-Common-Access-Token");
-        assert_eq!(carriers.cookie, "CTA-Common-Access-Token");
+        assert_eq!(carriers.cookies, vec!["CTA-Common-Access-Token"]);
         let c = parse(
             "formats = [\"cat\"]",
             &cat(
@@ -422,7 +464,7 @@ keys = [
         )
         .expect("valid");
         let carriers = c.formats[0].kind.carriers();
-        assert!(carriers.query.is_empty() && carriers.cookie.is_empty());
+        assert!(carriers.query.is_empty() && carriers.cookies.iter().all(String::is_empty));
         assert_eq!(carriers.header, "x-cat");
         let policy = cat_format(&c).policy();
         assert_eq!(

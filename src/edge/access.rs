@@ -49,6 +49,8 @@ pub struct Asking<'r> {
     /// signature may cover besides the path and the client.
     pub host: &'r str,
     pub raw_query: Option<&'r str>,
+    /// The request's authority as sent: the URL a CloudFront policy names.
+    pub authority: &'r str,
     /// The request came over HTTPS (directly or as a trusted proxy says).
     pub https: bool,
     /// The normalised path, token removed: what is authorised is what is forwarded.
@@ -234,6 +236,7 @@ impl Access {
             host: req.host,
             query: req.raw_query,
             https: req.https,
+            authority: req.authority,
         };
         let (format, cred) = (credential.format, &credential.credential);
         let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
@@ -541,6 +544,7 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            authority: "localhost",
             https: false,
             manifest,
             cat: CatFacts::default(),
@@ -601,6 +605,7 @@ mod tests {
             foreign: None,
             host: "localhost",
             raw_query: None,
+            authority: "localhost",
             https: false,
             manifest: SEGMENT,
             cat: CatFacts::default(),

@@ -14,10 +14,11 @@
 //!   (split on `&` *or* `;`, and in a path segment's `;` parameters) refuses the request.
 //!
 //! The same rule holds for the credentials of the foreign formats the route accepts
-//! ([`FormatCarriers`]: query parameters, a cookie, a header per format): the parser
-//! that finds a field removes it, a lookalike of a field's query name is refused, a
-//! field is 1 to `max_len` bytes of visible ASCII, and a second value for a field, a
-//! second format, or a native token beside a foreign credential is a conflict.
+//! ([`FormatCarriers`]: a query parameter and a cookie per field, a header for the
+//! first): the parser that finds a field removes it (every carrier of every field), a
+//! lookalike of a field's query or cookie name is refused, a field is 1 to `max_len`
+//! bytes of visible ASCII, and a second value for a field, a second format, or a
+//! native token beside a foreign credential is a conflict.
 //!
 //! It must not verify, decode, log or store the token, touch hyper types, or
 //! re-normalise the path (that is `path.rs`).
@@ -231,9 +232,11 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
         strip_cookie |= take_cookie(names, foreign.formats, header, &mut found, &mut other)?;
     }
     for (i, f) in foreign.formats.iter().enumerate() {
-        let cookie = f.carriers.cookie.as_str();
-        if !cookie.is_empty() && other.cookie_seen && other.format == Some(i) {
-            strip_foreign.cookies.push(cookie);
+        for (field, cookie) in f.carriers.cookies.iter().enumerate() {
+            let seen = other.format == Some(i) && other.cookie_fields & (1 << field) != 0;
+            if !cookie.is_empty() && seen {
+                strip_foreign.cookies.push(cookie.as_str());
+            }
         }
         take_foreign_headers(i, f, foreign.headers.get(i), &mut other, &mut strip_foreign)?;
     }
@@ -298,9 +301,9 @@ struct ForeignFound<'h> {
     format: Option<usize>,
     fields: [Option<&'h str>; MAX_FIELDS],
     source: Option<Source>,
-    /// The format's cookie was in the request (only one format can be: `add` refuses
-    /// a second as a conflict).
-    cookie_seen: bool,
+    /// Bit `field`: that field's cookie was in the request (of `format`: only one
+    /// format can be, `add` refuses a second as a conflict; fields < MAX_FIELDS).
+    cookie_fields: u8,
     max_len: usize,
 }
 
@@ -310,7 +313,7 @@ impl<'h> ForeignFound<'h> {
             format: None,
             fields: [None; MAX_FIELDS],
             source: None,
-            cookie_seen: false,
+            cookie_fields: 0,
             max_len: max_len.min(MAX_TOKEN_LEN),
         }
     }
@@ -348,6 +351,18 @@ impl<'h> ForeignFound<'h> {
             source: self.source?,
         })
     }
+}
+
+/// The route's format (position in its list) and field a cookie name carries.
+fn cookie_field(formats: &[FormatCarriers], name: &str) -> Option<(usize, usize)> {
+    formats.iter().enumerate().find_map(|(i, f)| {
+        let field = f
+            .carriers
+            .cookies
+            .iter()
+            .position(|c| !c.is_empty() && c == name)?;
+        Some((i, field))
+    })
 }
 
 /// A foreign field is 1..=`max_len` bytes of visible ASCII: no space, control or
@@ -676,16 +691,14 @@ fn take_cookie<'a>(
     let mut present = false;
     for piece in cookie_pieces(header) {
         let (cookie_name, value) = cookie_name_value(piece);
-        let foreign = formats
-            .iter()
-            .position(|f| !f.carriers.cookie.is_empty() && f.carriers.cookie == cookie_name);
-        if let Some(i) = foreign {
+        if let Some((i, field)) = cookie_field(formats, cookie_name) {
             let value = value.ok_or(ExtractError::Malformed)?;
-            other.add(i, 0, unquote(value), Source::Cookie)?;
-            other.cookie_seen = true;
+            other.add(i, field, unquote(value), Source::Cookie)?;
+            other.cookie_fields |= 1 << field;
         } else if formats
             .iter()
-            .any(|f| !f.carriers.cookie.is_empty() && decodes_to(cookie_name, &f.carriers.cookie))
+            .flat_map(|f| f.carriers.cookies.iter())
+            .any(|c| !c.is_empty() && decodes_to(cookie_name, c))
         {
             return Err(ExtractError::Malformed);
         } else if name.is_empty() {
@@ -1361,7 +1374,7 @@ mod tests {
     fn formats() -> Vec<FormatCarriers> {
         let carriers = |query: &[&str], other: &str| Carriers {
             query: query.iter().map(|q| q.to_string()).collect(),
-            cookie: other.into(),
+            cookies: vec![other.into()],
             header: other.into(),
         };
         vec![
@@ -1394,7 +1407,7 @@ mod tests {
         let e = foreign(Some("a=1&md5=AbC_-&b=2&expires=99"), &[], &none, &formats).expect("ok");
         let f = e.foreign.expect("credential");
         assert_eq!((f.format, f.source), (3, Source::Query));
-        assert_eq!(f.credential.fields, [Some("AbC_-"), Some("99")]);
+        assert_eq!(f.credential, Credential::of(&[Some("AbC_-"), Some("99")]));
         assert_eq!(e.query.as_deref(), Some("a=1&b=2"));
         let e = foreign(None, &["x=1; hdnts=exp=9~acl=/*~hmac=ab"], &none, &formats).expect("ok");
         let f = e.foreign.expect("credential");
@@ -1414,7 +1427,7 @@ mod tests {
                 format: i,
                 carriers: Carriers {
                     query: vec![format!("q{i}")],
-                    cookie: format!("c{i}"),
+                    cookies: vec![format!("c{i}")],
                     header: String::new(),
                 },
             })
@@ -1482,6 +1495,60 @@ mod tests {
             (plain.foreign, plain.query.as_deref()),
             (None, Some("md5=a&hdnts=b"))
         );
+    }
+
+    /// A five-field format with a cookie per field (CloudFront's carriers).
+    fn cloudfront() -> Vec<FormatCarriers> {
+        let names = |prefix: &str| -> Vec<String> {
+            [
+                "Policy",
+                "Expires",
+                "Signature",
+                "Key-Pair-Id",
+                "Hash-Algorithm",
+            ]
+            .iter()
+            .map(|n| format!("{prefix}{n}"))
+            .collect()
+        };
+        vec![FormatCarriers {
+            format: 7,
+            carriers: Carriers {
+                query: names(""),
+                cookies: names("CloudFront-"),
+                header: String::new(),
+            },
+        }]
+    }
+
+    #[test]
+    fn k1_every_field_travels_in_its_own_cookie_and_every_one_is_stripped() {
+        let formats = cloudfront();
+        let none: Vec<Vec<&str>> = vec![vec![]];
+        let cookie =
+            "a=1; CloudFront-Expires=9; CloudFront-Signature=s~_; CloudFront-Key-Pair-Id=K";
+        let e = foreign(None, &[cookie], &none, &formats).expect("ok");
+        let f = e.foreign.expect("credential");
+        assert_eq!((f.format, f.source), (7, Source::Cookie));
+        let want = [None, Some("9"), Some("s~_"), Some("K")];
+        assert_eq!(f.credential, Credential::of(&want));
+        assert_eq!(
+            e.strip_foreign.cookies,
+            vec![
+                "CloudFront-Expires",
+                "CloudFront-Signature",
+                "CloudFront-Key-Pair-Id"
+            ]
+        );
+        // A field in the URL and its cookie: one value is one credential, two conflict.
+        let q = Some("Expires=9&Key-Pair-Id=K");
+        let e = foreign(q, &[cookie], &none, &formats).expect("same values");
+        assert_eq!(e.query, None);
+        let other = foreign(Some("Key-Pair-Id=L"), &[cookie], &none, &formats);
+        assert_eq!(other.map(|e| e.foreign), Err(ExtractError::Conflict));
+        // A cookie name spelt another way is refused, not forwarded.
+        let encoded = foreign(None, &["CloudFront%2DPolicy=x"], &none, &formats);
+        assert_eq!(encoded.map(|e| e.foreign), Err(ExtractError::Malformed));
     }
 
     #[test]

@@ -261,12 +261,18 @@ impl EdgeService {
             query: stripped.query.as_deref().unwrap_or(""),
             headers: Some(&head.headers),
         };
+        // A shared-bytes clone (no copy): the original moves on to the forwarder.
+        let authority = admitted.authority.clone();
         let asking = Asking {
             route: &route,
             presented,
             foreign,
             host: &host,
             raw_query: uri.query(),
+            authority: authority
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or(""),
             https: client.https,
             path: &stripped.path,
             client: client.ip,

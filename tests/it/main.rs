@@ -12,6 +12,7 @@ mod azure;
 mod cache;
 mod cat_edge;
 mod cat_fixtures;
+mod cloudfront;
 mod file_origin;
 mod fleet;
 mod foreign;

@@ -102,14 +102,14 @@ pub fn native_hit(
 pub struct ForeignCase {
     pub name: &'static str,
     pub format: usize,
-    pub fields: [Option<String>; MAX_FIELDS],
+    pub fields: Vec<Option<String>>,
 }
 
 impl ForeignCase {
     pub fn credential(&self) -> Credential<'_> {
-        Credential {
-            fields: std::array::from_fn(|i| self.fields[i].as_deref()),
-        }
+        let fields: [Option<&str>; MAX_FIELDS] =
+            std::array::from_fn(|i| self.fields.get(i).and_then(|f| f.as_deref()));
+        Credential::of(&fields)
     }
 }
 
@@ -125,10 +125,12 @@ const SECURE_LINK_SECRET: &str = "bench-secret";
 impl ForeignHits {
     pub fn new() -> Self {
         let cfg = token_cfg();
+        let cloudfront = CloudFrontKey::new();
         let formats = vec![
             secure_link_format(),
             edgeauth_format(),
             uri_signing_format(),
+            cloudfront_format(&cloudfront),
         ];
         let foreign = Foreign::new(
             formats,
@@ -137,7 +139,13 @@ impl ForeignHits {
             cfg.cache_max_ttl,
             cfg.leeway,
         );
-        let cases = vec![secure_link_case(0), edgeauth_case(1), uri_signing_case(2)];
+        let cases = vec![
+            secure_link_case(0),
+            edgeauth_case(1),
+            uri_signing_case(2),
+            cloudfront_canned_case(3, &cloudfront),
+            cloudfront_custom_case(3, &cloudfront),
+        ];
         for case in &cases {
             foreign
                 .verify_and_cache(case.format, &case.credential(), &inputs(), NOW)
@@ -172,6 +180,7 @@ fn inputs() -> Inputs<'static> {
         host: "media.example",
         query: Some("q=1"),
         https: true,
+        authority: "media.example",
     }
 }
 
@@ -190,7 +199,7 @@ fn secure_link_case(format: usize) -> ForeignCase {
     ForeignCase {
         name: "hit/secure_link",
         format,
-        fields: [Some(md5), Some(expires)],
+        fields: vec![Some(md5), Some(expires)],
     }
 }
 
@@ -224,7 +233,7 @@ fn edgeauth_case(format: usize) -> ForeignCase {
     ForeignCase {
         name: "hit/edgeauth",
         format,
-        fields: [Some(format!("{fields}~hmac={hex}")), None],
+        fields: vec![Some(format!("{fields}~hmac={hex}"))],
     }
 }
 
@@ -263,7 +272,7 @@ fn uri_signing_case(format: usize) -> ForeignCase {
     ForeignCase {
         name: "hit/uri_signing",
         format,
-        fields: [Some(token), None],
+        fields: vec![Some(token)],
     }
 }
 
@@ -396,4 +405,87 @@ fn cat_token(secret: &[u8]) -> Vec<u8> {
         .build()
         .to_tagged_vec()
         .expect("cose")
+}
+
+/// An ECDSA P-256 key a CloudFront key group would hold.
+struct CloudFrontKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    public_pem: Vec<u8>,
+}
+
+impl CloudFrontKey {
+    fn new() -> Self {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+        let der = pair.public_key().as_der().expect("der");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let public_pem =
+            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n").into_bytes();
+        CloudFrontKey { pair, public_pem }
+    }
+
+    /// The policy's signature (SHA-256), CloudFront base64.
+    fn sign(&self, policy: &str) -> String {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, policy.as_bytes()).expect("sign");
+        cloudfront_b64(sig.as_ref())
+    }
+}
+
+fn cloudfront_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .replace('+', "-")
+        .replace('=', "_")
+        .replace('/', "~")
+}
+
+fn cloudfront_format(key: &CloudFrontKey) -> Format {
+    let keys = [("KEC".to_string(), key.public_pem.clone())];
+    Format {
+        name: "cloudfront".into(),
+        kind: Kind::CloudFront(
+            tollgate::token::foreign::CloudFront::new(None, &keys).expect("valid"),
+        ),
+    }
+}
+
+/// A canned policy for this very URL (SHA-256).
+fn cloudfront_canned_case(format: usize, key: &CloudFrontKey) -> ForeignCase {
+    let expires = (NOW + 3600).to_string();
+    let signature = key.sign(&format!(
+        r#"{{"Statement":[{{"Resource":"https://media.example{PATH}?q=1","Condition":{{"DateLessThan":{{"AWS:EpochTime":{expires}}}}}}}]}}"#
+    ));
+    ForeignCase {
+        name: "hit/cloudfront/canned",
+        format,
+        fields: vec![
+            None,
+            Some(expires),
+            Some(signature),
+            Some("KEC".into()),
+            Some("SHA256".into()),
+        ],
+    }
+}
+
+/// A custom policy: a wildcard resource bound to the client's network (SHA-256).
+fn cloudfront_custom_case(format: usize, key: &CloudFrontKey) -> ForeignCase {
+    let policy = format!(
+        r#"{{"Statement":[{{"Resource":"https://media.example/vod/demo/*","Condition":{{"DateLessThan":{{"AWS:EpochTime":{}}},"IpAddress":{{"AWS:SourceIp":"192.0.2.0/24"}}}}}}]}}"#,
+        NOW + 3600
+    );
+    let signature = key.sign(&policy);
+    ForeignCase {
+        name: "hit/cloudfront/custom",
+        format,
+        fields: vec![
+            Some(cloudfront_b64(policy.as_bytes())),
+            None,
+            Some(signature),
+            Some("KEC".into()),
+            Some("SHA256".into()),
+        ],
+    }
 }

@@ -121,7 +121,7 @@ impl CatFormat {
                 true => Vec::new(),
                 false => vec![self.query.clone()],
             },
-            cookie: self.cookie.clone(),
+            cookies: vec![self.cookie.clone()],
             header: self.header.clone(),
         }
     }

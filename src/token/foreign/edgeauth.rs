@@ -126,7 +126,7 @@ impl EdgeAuth {
     pub fn carriers(&self) -> Carriers {
         Carriers {
             query: vec![self.name.clone()],
-            cookie: self.name.clone(),
+            cookies: vec![self.name.clone()],
             header: self.name.clone(),
         }
     }
@@ -304,6 +304,7 @@ mod tests {
             host: "media.example",
             query: None,
             https: false,
+            authority: "media.example",
         }
     }
 
@@ -320,9 +321,7 @@ mod tests {
     }
 
     fn verify(f: &EdgeAuth, token: &str, path: &str) -> Result<ForeignGrant, TokenError> {
-        let cred = Credential {
-            fields: [Some(token), None],
-        };
+        let cred = Credential::of(&[Some(token)]);
         f.verify(&cred, &inputs(path))
     }
 

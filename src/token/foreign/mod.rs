@@ -1,21 +1,22 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0, RFC 9246 URI Signing, the CTA-5007 Common Access Token),
-//! accepted on the routes that list them beside or instead of the native JWT
-//! (docs/architecture.md, "Foreign token formats").
+//! Akamai EdgeAuth 2.0, CloudFront signed URLs and cookies, RFC 9246 URI Signing, the
+//! CTA-5007 Common Access Token), accepted on the routes that list them beside or
+//! instead of the native JWT (docs/architecture.md, "Foreign token formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
 //! format's credential travels ([`Carriers`]), the request values a signature may bind
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`], [`uri_signing`], [`cat`]) that parses
-//! and verifies from plain values. A CAT binds no request input, so its cache
+//! is one file ([`secure_link`], [`edgeauth`], [`cloudfront`], [`uri_signing`], [`cat`])
+//! that parses and verifies from plain values. A CAT binds no request input, so its cache
 //! ([`Foreign::cat_cached`]) is keyed by the token alone and holds the verified token,
 //! whose claims `VerifiedCat::authorize` re-checks on every request. It never touches
 //! hyper, http, the edge or the configuration, and never reads the clock: `now` comes
 //! from the caller.
 
 pub mod cat;
+pub mod cloudfront;
 pub mod edgeauth;
 pub mod secure_link;
 pub mod uri_signing;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use cat::CatFormat;
+pub use cloudfront::CloudFront;
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
 pub use uri_signing::UriSigning;
@@ -36,8 +38,9 @@ use super::verify::{Expiring, VerifyCache};
 use super::TokenError;
 use crate::resource::Resource;
 
-/// Most fields a credential has (secure_link: the digest and the expiry).
-pub const MAX_FIELDS: usize = 2;
+/// Most fields a credential has (CloudFront: `Policy`, `Expires`, `Signature`,
+/// `Key-Pair-Id`, `Hash-Algorithm`).
+pub const MAX_FIELDS: usize = 5;
 
 /// What a format's credential is made of, by kind.
 #[derive(Clone)]
@@ -46,6 +49,7 @@ pub enum Kind {
     EdgeAuth(EdgeAuth),
     UriSigning(UriSigning),
     Cat(Box<CatFormat>),
+    CloudFront(CloudFront),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -63,18 +67,19 @@ impl std::fmt::Debug for Format {
             Kind::EdgeAuth(_) => "edgeauth",
             Kind::UriSigning(_) => "uri_signing",
             Kind::Cat(_) => "cat",
+            Kind::CloudFront(_) => "cloudfront",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
 }
 
-/// Where a format's credential travels. `query[i]` carries field `i`; the cookie and
-/// the header (when named; "" is off) carry field 0, the whole credential of a
-/// one-field format.
+/// Where a format's credential travels. `query[i]` and `cookies[i]` carry field `i`
+/// (a cookie name "" or missing: that field has no cookie); the header (when named;
+/// "" is off) carries field 0, the whole credential of a one-field format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Carriers {
     pub query: Vec<String>,
-    pub cookie: String,
+    pub cookies: Vec<String>,
     pub header: String,
 }
 
@@ -82,6 +87,17 @@ pub struct Carriers {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Credential<'a> {
     pub fields: [Option<&'a str>; MAX_FIELDS],
+}
+
+impl<'a> Credential<'a> {
+    /// The first fields given, the rest absent (more than [`MAX_FIELDS`] are dropped).
+    pub fn of(given: &[Option<&'a str>]) -> Self {
+        let mut fields = [None; MAX_FIELDS];
+        for (slot, value) in fields.iter_mut().zip(given) {
+            *slot = *value;
+        }
+        Credential { fields }
+    }
 }
 
 /// The request values a format's signature may cover, as plain values.
@@ -95,8 +111,10 @@ pub struct Inputs<'a> {
     pub host: &'a str,
     /// The query as the client sent it (credential included), without the `?`.
     pub query: Option<&'a str>,
-    /// The request came over HTTPS (the scheme a signed URI names).
+    /// The scheme the client used: TLS to the gate (CloudFront's URL).
     pub https: bool,
+    /// The request's authority (`Host`) as the client sent it, port included.
+    pub authority: &'a str,
 }
 
 /// A verified foreign credential: what authorisation checks on every request.
@@ -114,6 +132,11 @@ pub struct ForeignGrant {
     pub acl: Vec<String>,
     /// What an RFC 9246 token binds: `cdniip`, `cdniuc`, its renewal.
     pub uri_signing: Option<Box<uri_signing::Bound>>,
+    /// The client network allowed (CloudFront `AWS:SourceIp`).
+    pub net: Option<ipnet::IpNet>,
+    /// The URL pattern the request's URL must match (a CloudFront custom policy's
+    /// `Resource`).
+    pub resource: Option<cloudfront::UrlScope>,
 }
 
 impl Expiring for ForeignGrant {
@@ -129,6 +152,7 @@ impl Kind {
             Kind::EdgeAuth(f) => f.carriers(),
             Kind::UriSigning(f) => f.carriers(),
             Kind::Cat(f) => f.carriers(),
+            Kind::CloudFront(f) => f.carriers(),
         }
     }
 
@@ -143,6 +167,7 @@ impl Kind {
             Kind::UriSigning(f) => f.verify(cred),
             // A CAT is verified through `Foreign::cat_verify_and_cache`, never here.
             Kind::Cat(_) => Err(TokenError::Malformed),
+            Kind::CloudFront(f) => f.verify(cred, inputs),
         }
     }
 
@@ -155,6 +180,7 @@ impl Kind {
             // on every request instead.
             Kind::UriSigning(_) => {}
             Kind::Cat(_) => {}
+            Kind::CloudFront(f) => f.binding(cred, inputs, out),
         }
     }
 }
@@ -353,7 +379,13 @@ pub fn authorize(
     if grant.ip.is_some_and(|ip| ip != inputs.client) {
         return Err(TokenError::Ip);
     }
+    if grant.net.is_some_and(|net| !net.contains(&inputs.client)) {
+        return Err(TokenError::Ip);
+    }
     if !grant.acl.is_empty() && !grant.acl.iter().any(|p| path_matches(p, inputs.path)) {
+        return Err(TokenError::Acl);
+    }
+    if grant.resource.as_ref().is_some_and(|r| !r.matches(inputs)) {
         return Err(TokenError::Acl);
     }
     if !may_play_unpublished(false, resource) {
@@ -394,6 +426,7 @@ mod tests {
             host: "media.example",
             query: None,
             https: false,
+            authority: "media.example",
         }
     }
 
@@ -474,9 +507,7 @@ mod tests {
     #[test]
     fn the_foreign_cache_is_keyed_by_the_credential_and_the_inputs_its_signature_binds() {
         let (foreign, md5) = secure_link();
-        let cred = Credential {
-            fields: [Some(md5.as_str()), Some("1000")],
-        };
+        let cred = Credential::of(&[Some(md5.as_str()), Some("1000")]);
         let here = inputs("/p");
         let elsewhere = Inputs {
             client: "192.0.2.2".parse().expect("ip"),

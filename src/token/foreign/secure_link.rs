@@ -261,6 +261,7 @@ mod tests {
             host: "media.example",
             query: None,
             https: false,
+            authority: "media.example",
         }
     }
 
@@ -276,9 +277,7 @@ mod tests {
         expires: &str,
         path: &str,
     ) -> Result<ForeignGrant, TokenError> {
-        let cred = Credential {
-            fields: [Some(md5), Some(expires)],
-        };
+        let cred = Credential::of(&[Some(md5), Some(expires)]);
         f.verify(&cred, &inputs(path))
     }
 
@@ -296,9 +295,7 @@ mod tests {
             verify(&f, &md5, "2147483646", "/s/link"),
             Err(TokenError::BadSignature)
         );
-        let cred = Credential {
-            fields: [Some(md5.as_str()), Some("2147483647")],
-        };
+        let cred = Credential::of(&[Some(md5.as_str()), Some("2147483647")]);
         let elsewhere = Inputs {
             client: "127.0.0.2".parse().expect("ip"),
             ..inputs("/s/link")
@@ -312,9 +309,7 @@ mod tests {
     fn i3_secure_link_refuses_missing_or_unparsable_fields_as_nginx_does() {
         let f = SecureLink::new(EXPR, "md5", "expires").expect("valid");
         let md5 = link_md5("2147483647/s/link127.0.0.1 secret");
-        let missing = Credential {
-            fields: [Some(md5.as_str()), None],
-        };
+        let missing = Credential::of(&[Some(md5.as_str())]);
         assert_eq!(
             f.verify(&missing, &inputs("/s/link")),
             Err(TokenError::Malformed)
@@ -344,9 +339,7 @@ mod tests {
             ..inputs("/p")
         };
         let md5 = link_md5("media.example/palice secret-text");
-        let cred = Credential {
-            fields: [Some(md5.as_str()), None],
-        };
+        let cred = Credential::of(&[Some(md5.as_str())]);
         let grant = f.verify(&cred, &inputs).expect("accepted");
         assert_eq!(
             grant.exp, None,
@@ -359,9 +352,7 @@ mod tests {
         };
         assert!(f.verify(&cred, &bare).is_ok(), "the bare name is skipped");
         let md5 = link_md5("media.example/p secret-text");
-        let empty = Credential {
-            fields: [Some(md5.as_str()), None],
-        };
+        let empty = Credential::of(&[Some(md5.as_str())]);
         assert_eq!(
             f.verify(&empty, &bare).map(|_| ()),
             Err(TokenError::BadSignature)

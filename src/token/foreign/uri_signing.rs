@@ -260,7 +260,7 @@ impl UriSigning {
     pub fn carriers(&self) -> Carriers {
         Carriers {
             query: vec![self.inner.package.clone()],
-            cookie: self.inner.package.clone(),
+            cookies: vec![self.inner.package.clone()],
             header: String::new(),
         }
     }

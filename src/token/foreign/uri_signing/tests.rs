@@ -70,13 +70,12 @@ fn inputs<'a>(path: &'a str, query: Option<&'a str>) -> Inputs<'a> {
         host: "media.example",
         query,
         https: true,
+        authority: "media.example",
     }
 }
 
 fn verify(f: &UriSigning, token: &str) -> Result<ForeignGrant, TokenError> {
-    f.verify(&Credential {
-        fields: [Some(token), None],
-    })
+    f.verify(&Credential::of(&[Some(token)]))
 }
 
 /// Verify, then authorise `path` at `now` as the edge does on every request.
@@ -312,9 +311,7 @@ fn l3_uri_signing_overlong_tokens_are_refused_before_decoding() {
     }];
     let foreign = Foreign::new(formats, 512, 16, Duration::from_secs(60), Duration::ZERO);
     let long = token(&format!(r#","sub":"{}""#, "x".repeat(600)));
-    let cred = Credential {
-        fields: [Some(long.as_str()), None],
-    };
+    let cred = Credential::of(&[Some(long.as_str())]);
     assert_eq!(
         foreign.verify_and_cache(0, &cred, &inputs("/a", None), NOW),
         Err(TokenError::Malformed)
