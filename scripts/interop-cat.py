@@ -8,7 +8,7 @@ refused by a running tollgate as the specification and the reference decide.
      name (/vod/movie/v0/seg_001.m4s), the route `/vod/{rid}/` with
      `formats = ["cat"]`, the route `/nat/{rid}/` with the native token only, one
      `[[formats]]` of kind `cat` with the fixtures' TEST keys (HS256 `hs`, ES256 `es`
-     and EdDSA `es` as SPKI public keys) and `issuer = "fixture-issuer"`,
+     and EdDSA `ed` as SPKI public keys) and `issuer = "fixture-issuer"`,
      `edge.trusted_proxies = ["127.0.0.1"]` (so each request can present the fixtures'
      client address in X-Forwarded-For), limits off;
   3. mints afresh, at the current time, scripts/cat-fixtures.py's cases with `cwt`
@@ -24,8 +24,8 @@ refused by a running tollgate as the specification and the reference decide.
      `CTA-Common-Access-Token` cookie; and a valid CAT on the route that lists only the
      native token (`401 missing`: that route does not look for it);
   5. checks the status and `x-tollgate-reason` of each: 200 for "ok", otherwise the
-     case's reason code with 401 (the token cannot be trusted) or 403 (it does not allow
-     this request).
+     case's reason code with 401 (the token cannot be trusted), 403 (it does not allow
+     this request) or 431 (too long).
 
 Usage: python3 scripts/interop-cat.py
 Env:   TOLLGATE_BIN           use this binary instead of building one
@@ -73,7 +73,7 @@ EYEVINN = os.path.join(HERE, "cat-eyevinn")
 
 # Reasons for which the token itself cannot be trusted (401); every other refusal is a
 # token that does not allow this request (403), as for the native token.
-UNTRUSTED = {"malformed", "too_long", "unknown_kid", "bad_signature", "algorithm",
+UNTRUSTED = {"malformed", "unknown_kid", "bad_signature", "algorithm",
              "critical", "version", "issuer", "audience", "missing"}
 # Presented in all three carriers (the rest in the header only).
 CORE = {"hs256_valid_tagged", "es256_valid", "eddsa_valid", "expired", "tampered_hs256",
@@ -225,6 +225,8 @@ def present(gate, case, carrier, path=None):
 def expected(verdict):
     if verdict == "ok":
         return 200, ""
+    if verdict == "too_long":  # as for an overlong native token
+        return 431, verdict
     return (401 if verdict in UNTRUSTED else 403), verdict
 
 
