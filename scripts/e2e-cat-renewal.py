@@ -167,16 +167,16 @@ def mint(cti, life, catr):
     return fx.b64(fx.mint(claims, fx.hs_key(kid=KID, secret=SECRET)))
 
 
-def renewal(kind, life, **extra):
-    """A `catr`: type, expadd = the lifetime, deadline = half of it, and `extra` keys."""
-    return {0: kind, 1: life, 2: life // 2, **extra}
-
-
 def players(edge_port, life, renew):
     """(label, URL, play.mjs options) per player, each with its own freshly minted CAT."""
-    catr = (lambda kind, **extra: renewal(kind, life, **extra)) if renew else (lambda *_, **__: None)
-    shaka = mint("shaka-header", life, catr(2, **{4: HEADER}))
-    cookie = mint("hlsjs-cookie", life, catr(1, **{3: COOKIE, 5: ["Path=/"]}))
+
+    def catr(kind, extra=None):
+        """type, expadd = the lifetime, deadline = half of it, and `extra` keys; no
+        `catr` at all under E2E_CAT_BREAK=norenew."""
+        return {0: kind, 1: life, 2: life // 2, **(extra or {})} if renew else None
+
+    shaka = mint("shaka-header", life, catr(2, {4: HEADER}))
+    cookie = mint("hlsjs-cookie", life, catr(1, {3: COOKIE, 5: ["Path=/"]}))
     query = mint("hlsjs-rewrite", life, catr(0))
     media = f"http://127.0.0.1:{edge_port}/live/{RID}/master.m3u8"
     # The cookie run's media is on the page's host name (another port): first-party.

@@ -96,18 +96,18 @@ function parseArgs(argv) {
     credentials: false, appendToken: false, liveS: 0, pageHost: '127.0.0.1', pagePort: 0,
     catHeader: null, catCookie: null,
   };
-  const pair = (name) => {
-    const v = argv[++i] || '';
-    const at = v.indexOf('=');
-    if (at < 1) usage(`${name} needs NAME=TOKEN`);
-    return { name: v.slice(0, at), value: v.slice(at + 1) };
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (name) => {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v) || v <= 0) usage(`${name} needs a positive number`);
       return v;
+    };
+    const pair = (name) => {
+      const v = argv[++i] || '';
+      const at = v.indexOf('=');
+      if (at < 1) usage(`${name} needs NAME=TOKEN`);
+      return { name: v.slice(0, at), value: v.slice(at + 1) };
     };
     if (a === '--timeout-s') opts.timeoutS = num(a);
     else if (a === '--rate') opts.rate = num(a);
