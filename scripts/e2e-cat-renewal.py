@@ -222,13 +222,23 @@ def foreign_counts(admin):
     return counts
 
 
+def network_errors(summary):
+    """The player's own network error events, fatal or not (hls.js `networkError`;
+    shaka's category 1, codes 1xxx): a refused request the player retried past."""
+    return [e for e in summary.get("hls_errors", [])
+            if e.get("type") == "networkError"
+            or (e.get("type") == "shaka" and str(e.get("details", "")).startswith("1"))]
+
+
 def check_players(ws, checks, life, play_s):
     for label, run in ws.runs.items():
         s = run.summary
-        checks.check(run.rc == 0,
+        errors = network_errors(s)
+        checks.check(run.rc == 0 and not errors,
                      f"{label}: played {play_s}s (> 3 x {life}s token lifetime), every request "
                      f"answered ({s.get('fragments_loaded')} fragments, "
-                     f"{s.get('media_requests')} requests, live {s.get('live')})",
+                     f"{s.get('media_requests')} requests, live {s.get('live')}, "
+                     f"{len(errors)} player network errors)",
                      f"exit {run.rc}, stop {s.get('stop')}, reasons {s.get('reasons')}, "
                      f"failed {s.get('failed', [])[:3]}, player errors "
                      f"{s.get('hls_errors', [])[:3]}")
@@ -245,8 +255,8 @@ def check_gate(server, checks, started, life, play_s):
     checks.check(last - started >= 3 * life,
                  f"the gate served until {last - started:.0f}s after the tokens were minted "
                  f"(want >= {3 * life}s: three lifetimes)")
-    counts = foreign_counts(server.admin)
-    bad = {k: v for k, v in counts.items() if k != "ok" and v}
+    counts = {k: v for k, v in foreign_counts(server.admin).items() if v}
+    bad = {k: v for k, v in counts.items() if k != "ok"}
     checks.check(counts.get("ok", 0) > 0 and not bad,
                  f"tollgate_foreign_requests_total{{format=\"cat\"}}: {counts}",
                  f"refusals {bad}")
