@@ -2,8 +2,10 @@
 //! after the first) beside a full verification per algorithm (the cache miss, and the
 //! no-cache baseline a gate without a cache would pay on every request).
 //!
-//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth) are measured the same
-//! way: the foreign cache's lookup, then the rules every request re-checks.
+//! The foreign formats' hits (nginx secure_link, Akamai EdgeAuth, the Common Access
+//! Token) are measured the same way: the foreign cache's lookup, then the rules every
+//! request re-checks (for a CAT, `VerifiedCat::authorize` over its `catu`, `catm`,
+//! `catnip` and times).
 //!
 //! Run: `cargo bench --bench verify`. Each group reports time per request; compare the
 //! `hit` line with the `miss/*` lines measured in the same run.
@@ -104,6 +106,7 @@ fn bench(c: &mut Criterion) {
     });
     drop(crowded);
     foreign_hits(&mut g, client, &revocations);
+    cat_hit(&mut g, client);
     for (name, alg) in [
         ("miss/eddsa", Algorithm::EdDsa),
         ("miss/es256", Algorithm::Es256),
@@ -206,6 +209,115 @@ fn foreign_hits(
             })
         });
     }
+}
+
+/// A cached CAT hit: the lookup keyed by the token's text, then `authorize` with the
+/// request's facts (a token with `iss`, `exp`, `cti`, `catu` host suffix and path
+/// prefix, `catm`, `catnip` and `catr`, HS256).
+fn cat_hit(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    client: IpAddr,
+) {
+    use aws_lc_rs::hmac;
+    use ciborium::value::Value;
+    use coset::{iana, CoseMac0Builder, HeaderBuilder, TaggedCborSerializable};
+    use tollgate::token::cat::{self, Request};
+    use tollgate::token::foreign::cat::{KeyMaterial, Settings};
+    use tollgate::token::foreign::{CatFormat, Foreign, Format, Kind};
+
+    let secret = [7u8; 32];
+    let i = |n: i64| Value::Integer(n.into());
+    let t = |s: &str| Value::Text(s.into());
+    let m = |e: Vec<(i64, Value)>| Value::Map(e.into_iter().map(|(k, v)| (i(k), v)).collect());
+    let claims = m(vec![
+        (1, t("bench")),
+        (4, i(NOW as i64 + 3600)),
+        (7, Value::Bytes(b"bench-cti".to_vec())),
+        (
+            312,
+            m(vec![
+                (1, m(vec![(2, t("example.com"))])),
+                (3, m(vec![(1, t("/vod/demo/"))])),
+            ]),
+        ),
+        (313, Value::Array(vec![t("GET"), t("HEAD")])),
+        (
+            311,
+            Value::Array(vec![Value::Tag(
+                52,
+                Box::new(Value::Array(vec![i(24), Value::Bytes(vec![192, 0, 2])])),
+            )]),
+        ),
+        (323, m(vec![(0, i(2)), (1, i(120)), (2, i(60))])),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::ser::into_writer(&claims, &mut payload).expect("cbor");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+    let token = CoseMac0Builder::new()
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::HMAC_256_256)
+                .key_id(b"k1".to_vec())
+                .build(),
+        )
+        .payload(payload)
+        .create_tag(b"", |d| hmac::sign(&key, d).as_ref().to_vec())
+        .build()
+        .to_tagged_vec()
+        .expect("cose");
+    let text = cat::encode_text(&token);
+    let format = CatFormat::new(Settings {
+        header: "CTA-Common-Access-Token",
+        query: "CAT",
+        cookie: "CTA-Common-Access-Token",
+        issuer: Some("bench"),
+        audience: None,
+        renew_kid: None,
+        keys: vec![(b"k1".to_vec(), KeyMaterial::Hs256(&secret))],
+        leeway: 30,
+        max_len: 4096,
+    })
+    .expect("format");
+    let formats = vec![Format {
+        name: "cat".into(),
+        kind: Kind::Cat(Box::new(format)),
+    }];
+    let cfg = token_cfg();
+    let foreign = Foreign::new(
+        formats,
+        cfg.max_len,
+        cfg.cache_capacity,
+        cfg.cache_max_ttl,
+        cfg.leeway,
+    );
+    foreign
+        .cat_verify_and_cache(0, &text, NOW)
+        .expect("prime the cache");
+    let policy = foreign.cat(0).expect("cat").policy().clone();
+    let req = Request {
+        scheme: "https",
+        host: "media.example.com",
+        port: 443,
+        path: "/vod/demo/v0/seg_001.ts",
+        query: "",
+        method: "GET",
+        client_ip: Some(client),
+        headers: &[],
+        country: None,
+        asn: None,
+    };
+    g.bench_function("hit/cat", |b| {
+        b.iter(|| {
+            let cached = foreign
+                .cat_cached(0, black_box(&text), NOW)
+                .expect("cached");
+            cached
+                .cat
+                .authorize(black_box(&req), &policy, NOW, None)
+                .map(|grant| grant.exp)
+                .expect("allowed")
+        })
+    });
 }
 
 criterion_group! {

@@ -25,7 +25,7 @@ use crate::token::{verify, Revocations, Verifier};
 pub const FORWARDED_OUTCOMES: [&str; 3] = ["ok", "origin_4xx", "origin_5xx"];
 
 /// Every refusal reason an edge request can end with (the `x-tollgate-reason` codes).
-pub const EDGE_REASONS: [&str; 27] = [
+pub const EDGE_REASONS: [&str; 35] = [
     "missing",
     "malformed",
     "bad_signature",
@@ -53,6 +53,15 @@ pub const EDGE_REASONS: [&str; 27] = [
     "origin_refused",
     "origin_timeout",
     "internal",
+    // The Common Access Token's own reasons (`token::cat::CatReason::code`).
+    "algorithm",
+    "critical",
+    "version",
+    "header",
+    "geo",
+    "geo_unavailable",
+    "replay",
+    "replay_unenforced",
 ];
 
 /// The one reason not in [`EDGE_REASONS`] because it reads better last.

@@ -434,6 +434,8 @@ pub enum FormatFile {
     SecureLink(SecureLinkFile),
     /// Akamai EdgeAuth 2.0.
     Edgeauth(EdgeAuthFile),
+    /// The CTA-5007 Common Access Token.
+    Cat(CatFile),
 }
 
 impl FormatFile {
@@ -442,6 +444,7 @@ impl FormatFile {
         match self {
             FormatFile::SecureLink(f) => &f.name,
             FormatFile::Edgeauth(f) => &f.name,
+            FormatFile::Cat(f) => &f.name,
         }
     }
 }
@@ -478,6 +481,46 @@ pub struct EdgeAuthFile {
     pub escape_early: Option<bool>,
     /// The issuer's salt, if it uses one.
     pub salt: Option<String>,
+}
+
+/// `[[formats]]` with `kind = "cat"`: the CTA-5007 Common Access Token (README,
+/// "Common Access Token").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatFile {
+    pub name: String,
+    /// The request header carrying the token. Default `CTA-Common-Access-Token`; "" off.
+    pub header: Option<String>,
+    /// The query parameter carrying the token. Default `CAT`; "" off.
+    pub query: Option<String>,
+    /// The cookie carrying the token. Default `CTA-Common-Access-Token`; "" off.
+    pub cookie: Option<String>,
+    /// When set, `iss` must equal it.
+    pub issuer: Option<String>,
+    /// When set, `aud` must name it.
+    pub audience: Option<String>,
+    /// The `kid` renewed tokens (`catr`) are minted with. Default: the presented
+    /// token's own `kid`.
+    pub renew_kid: Option<String>,
+    /// The keys, each pinned to its algorithm.
+    pub keys: Vec<CatKeyFile>,
+}
+
+/// `[[formats.keys]]` of a `cat` format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatKeyFile {
+    /// The COSE `kid` as UTF-8 text.
+    pub kid: Option<String>,
+    /// The COSE `kid` as hex, for a binary `kid` (instead of `kid`).
+    pub kid_hex: Option<String>,
+    /// `HS256`, `ES256` or `EdDSA`: pinned, the token cannot choose.
+    pub alg: String,
+    /// HS256: the secret, hex.
+    pub key: Option<String>,
+    /// ES256/EdDSA: a PEM file, a PKCS#8 private key (verifies and signs renewals) or an
+    /// SPKI public key (verifies only).
+    pub key_file: Option<String>,
 }
 
 /// `[[resources]]`

@@ -7,21 +7,30 @@
 //! with each other, with the native token's or with a header the request itself needs
 //! (`Cookie`, `Authorization`, `Host`, framing), a route listing an unknown or
 //! repeated name or nothing, and a format no route lists (a typo would otherwise leave
-//! a route on the native token alone without a word). It never reads key files or
-//! touches sockets.
+//! a route on the native token alone without a word). It reads the PEM key files of
+//! `cat` formats (relative to the configuration's directory) and never touches sockets.
 
 use std::collections::{HashMap, HashSet};
 
-use super::file::{FormatFile, RouteFile};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
+
+use super::file::{CatFile, CatKeyFile, FormatFile, RouteFile};
+use super::validate::Paths;
 use super::{invalid, ConfigError, Route, Token};
+use crate::token::foreign::cat::{self, KeyMaterial};
 use crate::token::foreign::edgeauth::{Algorithm, Settings};
-use crate::token::foreign::{EdgeAuth, Format, Kind, SecureLink};
+use crate::token::foreign::{CatFormat, EdgeAuth, Format, Kind, SecureLink};
 
 /// The name a route lists to accept the native token.
 pub const NATIVE: &str = "native";
 
 /// Every `[[formats]]` entry, checked and built.
-pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
+pub(super) fn formats(
+    file: &[FormatFile],
+    paths: &Paths<'_>,
+    token: &Token,
+) -> Result<Vec<Format>, ConfigError> {
     let mut names = HashSet::new();
     file.iter()
         .map(|f| {
@@ -31,7 +40,8 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
                     "formats: name {name:?} is empty, \"native\" or used twice"
                 )));
             }
-            let kind = kind(f).map_err(|e| invalid(format!("formats[{name}]: {e}")))?;
+            let kind =
+                kind(f, paths, token).map_err(|e| invalid(format!("formats[{name}]: {e}")))?;
             Ok(Format {
                 name: name.to_string(),
                 kind,
@@ -40,8 +50,9 @@ pub(super) fn formats(file: &[FormatFile]) -> Result<Vec<Format>, ConfigError> {
         .collect()
 }
 
-fn kind(f: &FormatFile) -> Result<Kind, String> {
+fn kind(f: &FormatFile, paths: &Paths<'_>, token: &Token) -> Result<Kind, String> {
     match f {
+        FormatFile::Cat(f) => cat_format(f, paths, token).map(|c| Kind::Cat(Box::new(c))),
         FormatFile::SecureLink(f) => SecureLink::new(
             &f.expression,
             f.md5.as_deref().unwrap_or("md5"),
@@ -62,6 +73,92 @@ fn kind(f: &FormatFile) -> Result<Kind, String> {
             .map(Kind::EdgeAuth)
         }
     }
+}
+
+/// A `cat` format: its carriers (defaults as CTA-5007 names them), policy and keys.
+fn cat_format(f: &CatFile, paths: &Paths<'_>, token: &Token) -> Result<CatFormat, String> {
+    let mut materials = Vec::with_capacity(f.keys.len());
+    for k in &f.keys {
+        materials.push((cat_kid(k)?, cat_key_bytes(k, paths)?));
+    }
+    let keys = f
+        .keys
+        .iter()
+        .zip(&materials)
+        .map(|(k, (kid, bytes))| Ok((kid.clone(), cat_material(k, bytes)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    CatFormat::new(cat::Settings {
+        header: f.header.as_deref().unwrap_or(cat::DEFAULT_HEADER),
+        query: f.query.as_deref().unwrap_or(cat::DEFAULT_QUERY),
+        cookie: f.cookie.as_deref().unwrap_or(cat::DEFAULT_COOKIE),
+        issuer: f.issuer.as_deref(),
+        audience: f.audience.as_deref(),
+        renew_kid: f.renew_kid.as_deref().map(str::as_bytes),
+        keys,
+        leeway: token.leeway.as_secs(),
+        max_len: token.max_len,
+    })
+}
+
+/// `kid` (UTF-8 text) or `kid_hex` (bytes), exactly one.
+fn cat_kid(k: &CatKeyFile) -> Result<Vec<u8>, String> {
+    match (&k.kid, &k.kid_hex) {
+        (Some(kid), None) => Ok(kid.as_bytes().to_vec()),
+        (None, Some(hex)) => decode_hex(hex).ok_or_else(|| format!("kid_hex {hex:?} is not hex")),
+        _ => Err("keys: each key has exactly one of kid and kid_hex".into()),
+    }
+}
+
+/// The key's bytes: the HS256 secret (hex) or the DER of the PEM in `key_file`, with
+/// whether that PEM is a private key.
+fn cat_key_bytes(k: &CatKeyFile, paths: &Paths<'_>) -> Result<(Vec<u8>, bool), String> {
+    match (k.alg.as_str(), &k.key, &k.key_file) {
+        ("HS256", Some(hex), None) => decode_hex(hex)
+            .map(|b| (b, true))
+            .ok_or_else(|| "key: not hex".to_string()),
+        ("ES256" | "EdDSA", None, Some(file)) => {
+            let path = paths.resolve(file);
+            let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Ok(der) = PrivatePkcs8KeyDer::from_pem_slice(&pem) {
+                return Ok((der.secret_pkcs8_der().to_vec(), true));
+            }
+            SubjectPublicKeyInfoDer::from_pem_slice(&pem)
+                .map(|der| (der.to_vec(), false))
+                .map_err(|_| {
+                    format!(
+                        "{}: neither a PKCS#8 private key nor an SPKI public key (PEM)",
+                        path.display()
+                    )
+                })
+        }
+        ("HS256", _, _) => Err("an HS256 key has `key` (hex) and no key_file".into()),
+        ("ES256" | "EdDSA", _, _) => Err(format!("an {} key has `key_file` and no key", k.alg)),
+        (alg, _, _) => Err(format!("alg {alg:?}: HS256, ES256 or EdDSA")),
+    }
+}
+
+fn cat_material<'a>(
+    k: &'a CatKeyFile,
+    (bytes, private): &'a (Vec<u8>, bool),
+) -> Result<KeyMaterial<'a>, String> {
+    Ok(match (k.alg.as_str(), private) {
+        ("HS256", _) => KeyMaterial::Hs256(bytes),
+        (alg, true) => KeyMaterial::Pkcs8 { alg, der: bytes },
+        (alg, false) => KeyMaterial::Spki { alg, der: bytes },
+    })
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
 }
 
 /// Set each route's `native` and `formats` from its list; every format must be listed

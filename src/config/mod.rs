@@ -328,7 +328,7 @@ impl Config {
         let keys = validate::keys(&file.keys, paths)?;
         let (origins, origin_index) = validate::origins(&file.origins, paths)?;
         let cache = validate::cache(&file.cache)?;
-        let formats = formats::formats(&file.formats)?;
+        let formats = formats::formats(&file.formats, paths, &token)?;
         let mut routes = validate::routes(&file.routes, &origins, &origin_index, &cache)?;
         formats::assign(&mut routes, &file.routes, &formats, &token)?;
         let resources = validate::resources(&file.resources)?;

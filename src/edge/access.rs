@@ -9,19 +9,23 @@
 //! This module also owns the **live-session rule** ([`Access::session`]): the one
 //! exception to "an expired token is refused"; and the **fresher-wins rule**
 //! ([`Access::fresher`]): the one case where two different tokens in a request are not
-//! a conflict. It never touches the request's headers, the origin or the response.
+//! a conflict. It never changes the request's headers (it reads them only for a Common
+//! Access Token's `cath`), and never touches the origin or the response.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::extract::{ExtractError, ForeignPresented, Presented};
+use http::HeaderMap;
+
+use super::extract::{ExtractError, ForeignPresented, Presented, Source};
 use super::limit::EdgeLimits;
 use super::log::{AccessLog, TokenId};
 use super::registry::Resources;
 use super::rewrite::Ask;
 use super::route::Match;
 use super::EdgeError;
-use crate::token::foreign::{self, Foreign, Inputs};
+use crate::token::cat::{self, CatReason, IfAction, Refusal};
+use crate::token::foreign::{self, CachedCat, Foreign, Inputs};
 use crate::token::{self, Grant, Revocations, TokenError, Verifier};
 
 /// What authorisation needs besides the request.
@@ -49,7 +53,24 @@ pub struct Asking<'r> {
     pub client: IpAddr,
     /// The manifest decision for this request.
     pub manifest: Ask,
+    /// What a Common Access Token's claims may bind besides the above.
+    pub cat: CatFacts<'r>,
     pub now: u64,
+}
+
+/// The request facts a CAT's claims bind (`cat::Request`) that [`Asking`] does not
+/// already hold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatFacts<'r> {
+    /// The client reached the gate over TLS (directly or via a trusted proxy).
+    pub https: bool,
+    /// The port the client used (the scheme's default when the request named none).
+    pub port: u16,
+    pub method: &'r str,
+    /// The query as forwarded: every credential removed.
+    pub query: &'r str,
+    /// The request's headers, read only for `cath`.
+    pub headers: Option<&'r HeaderMap>,
 }
 
 /// Why a request may pass.
@@ -66,6 +87,21 @@ pub enum Granted<'r> {
     /// A foreign credential that verified and covers the request (the respond phase
     /// needs nothing of it: foreign credentials are not renewed or rewritten).
     Foreign,
+    /// A Common Access Token that verified and authorised the request: the respond
+    /// phase may renew it (`catr`) through the carrier it came in.
+    Cat {
+        cached: Arc<CachedCat>,
+        /// The token's text, as presented.
+        text: &'r str,
+        source: Source,
+    },
+    /// A Common Access Token refused on a claim its `catif` names: the answer is the
+    /// token's (status and headers), the reason is still the refusal's.
+    CatRefused {
+        format: usize,
+        reason: CatReason,
+        action: IfAction,
+    },
 }
 
 impl Access {
@@ -94,6 +130,11 @@ impl Access {
         &self.verifier
     }
 
+    /// The foreign formats (a `cat` format's keys mint its renewals).
+    pub fn foreign(&self) -> &Foreign {
+        &self.foreign
+    }
+
     /// Verify and authorise `req`, then apply the per-subject limit (it needs the
     /// verified subject). The token's id goes to the access log.
     pub fn check<'r>(
@@ -112,6 +153,9 @@ impl Access {
         }
         if let Some(credential) = req.foreign {
             log.token = Some(TokenId::of_foreign(&credential.credential));
+            if self.foreign.cat(credential.format).is_some() {
+                return self.check_cat(&credential, req, limits);
+            }
             return self.check_foreign(&credential, req, limits);
         }
         // A route that does not list "native" reads its token as no credential.
@@ -181,6 +225,84 @@ impl Access {
         };
         foreign::authorize(&grant, &inputs, req.now, self.leeway, &self.revocations)?;
         Ok(Granted::Foreign)
+    }
+
+    /// A Common Access Token: the cached verification (keyed by the token alone: a CAT
+    /// binds no request input) or one made now while the client has budget; then
+    /// `authorize` on every request, hit or not, and the `cti` against the revocations.
+    /// A refusal on a claim the token's `catif` names is answered as the token says.
+    fn check_cat<'r>(
+        &self,
+        credential: &ForeignPresented<'r>,
+        req: &Asking<'r>,
+        limits: &EdgeLimits,
+    ) -> Result<Granted<'r>, EdgeError> {
+        let (format, text) = (credential.format, credential.credential.fields[0]);
+        let text = text.ok_or(EdgeError::Missing)?;
+        let cfg = self.foreign.cat(format).ok_or(EdgeError::Missing)?;
+        let cached = match self.foreign.cat_cached(format, text, req.now) {
+            Some(cached) => cached,
+            None => {
+                limits.may_verify(req.client)?;
+                self.foreign
+                    .cat_verify_and_cache(format, text, req.now)
+                    .map_err(|r| {
+                        limits.verify_failed(req.client);
+                        EdgeError::Cat(r)
+                    })?
+            }
+        };
+        // Headers are gathered only for a token that binds them (`cath`).
+        let headers: Vec<(&str, &str)> = match (&cached.cat.claims.cath, req.cat.headers) {
+            (Some(_), Some(h)) => h
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let facts = cat::Request {
+            scheme: if req.cat.https { "https" } else { "http" },
+            host: req.host,
+            port: req.cat.port,
+            path: req.path,
+            query: req.cat.query,
+            method: req.cat.method,
+            client_ip: Some(req.client),
+            headers: &headers,
+            country: None,
+            asn: None,
+        };
+        let replay = self.foreign.replay_guard();
+        match cached
+            .cat
+            .authorize(&facts, cfg.policy(), req.now, Some(replay))
+        {
+            Ok(_) => {}
+            Err(Refusal {
+                reason,
+                catif: Some(action),
+            }) => {
+                return Ok(Granted::CatRefused {
+                    format,
+                    reason,
+                    action,
+                })
+            }
+            Err(refusal) => return Err(EdgeError::Cat(refusal.reason)),
+        }
+        // A `cti` in text is revocable like a `jti` (`tollgate revoke --jti`).
+        let cti = cached.cat.claims.cti.as_deref();
+        if cti
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .is_some_and(|c| self.revocations.is_jti_revoked(c))
+        {
+            return Err(EdgeError::Token(TokenError::Revoked));
+        }
+        Ok(Granted::Cat {
+            cached,
+            text,
+            source: credential.source,
+        })
     }
 
     /// The **fresher-wins rule**: a request with two different tokens (a page that appends
@@ -392,11 +514,15 @@ mod tests {
             host: "localhost",
             raw_query: None,
             manifest,
+            cat: CatFacts::default(),
             now: NOW,
         };
         let limits = EdgeLimits::new(cfg);
         match access.check(&asking, &limits, &mut AccessLog::default())? {
-            Granted::Public | Granted::Foreign => Ok(false),
+            Granted::Public
+            | Granted::Foreign
+            | Granted::Cat { .. }
+            | Granted::CatRefused { .. } => Ok(false),
             Granted::Token { session, .. } => Ok(session),
         }
     }
@@ -447,6 +573,7 @@ mod tests {
             host: "localhost",
             raw_query: None,
             manifest: SEGMENT,
+            cat: CatFacts::default(),
             now: NOW,
         };
         let granted = access.check(&asking, &EdgeLimits::new(&cfg), &mut AccessLog::default());

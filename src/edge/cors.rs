@@ -77,12 +77,7 @@ impl Cors {
                 );
             }
         }
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(
-                "Content-Length, Content-Range, Content-Type, ETag, x-tollgate-reason",
-            ),
-        );
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed(headers));
     }
 
     /// Answer an OPTIONS request; preflights need no token.
@@ -112,6 +107,24 @@ impl Cors {
             );
         }
         Ok(resp)
+    }
+}
+
+/// The headers a player may read: the gate's list, and any the answer already exposes
+/// (a Common Access Token renewal header, edge/catr.rs).
+fn exposed(headers: &HeaderMap) -> HeaderValue {
+    const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, ETag, x-tollgate-reason";
+    let mut list = String::new();
+    for v in headers.get_all(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+        if let Ok(v) = v.to_str() {
+            list.push_str(", ");
+            list.push_str(v);
+        }
+    }
+    match list.is_empty() {
+        true => HeaderValue::from_static(EXPOSED),
+        false => HeaderValue::from_str(&format!("{EXPOSED}{list}"))
+            .unwrap_or(HeaderValue::from_static(EXPOSED)),
     }
 }
 

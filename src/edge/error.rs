@@ -11,6 +11,7 @@ use http::{Response, StatusCode};
 use super::extract::ExtractError;
 use crate::body::{self, Body};
 use crate::origin::OriginError;
+use crate::token::cat::CatReason;
 use crate::token::TokenError;
 
 /// Why the edge refused or failed a request.
@@ -20,6 +21,9 @@ pub enum EdgeError {
     Missing,
     #[error(transparent)]
     Token(TokenError),
+    /// A Common Access Token refused, with its own reason code.
+    #[error("common access token refused: {}", .0.code())]
+    Cat(CatReason),
     #[error(transparent)]
     Extract(ExtractError),
     #[error("malformed path")]
@@ -61,6 +65,9 @@ impl EdgeError {
             Self::Missing => StatusCode::UNAUTHORIZED,
             Self::Token(t) if t.is_forbidden() => StatusCode::FORBIDDEN,
             Self::Token(_) => StatusCode::UNAUTHORIZED,
+            Self::Cat(r) if cat_is_forbidden(r) => StatusCode::FORBIDDEN,
+            Self::Cat(CatReason::TooLong) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Cat(_) => StatusCode::UNAUTHORIZED,
             // A token with the wrong alphabet is an untrusted token, like a bad signature.
             Self::Extract(ExtractError::Malformed) => StatusCode::UNAUTHORIZED,
             Self::Extract(ExtractError::TooLong) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -84,6 +91,7 @@ impl EdgeError {
         match self {
             Self::Missing => "missing",
             Self::Token(t) => t.reason(),
+            Self::Cat(r) => r.code(),
             Self::Extract(ExtractError::Malformed) => "malformed",
             Self::Extract(ExtractError::TooLong) => "too_long",
             Self::Extract(ExtractError::Conflict) => "conflict",
@@ -124,6 +132,25 @@ impl EdgeError {
     }
 }
 
+/// As for the native token: a CAT that verified but does not allow this request is 403;
+/// one that cannot be trusted at all is 401.
+fn cat_is_forbidden(r: CatReason) -> bool {
+    use CatReason::*;
+    matches!(
+        r,
+        Expired
+            | NotYetValid
+            | Uri
+            | Method
+            | Ip
+            | Header
+            | Geo
+            | GeoUnavailable
+            | Replay
+            | ReplayUnenforced
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +188,16 @@ mod tests {
             EdgeError::Token(TokenError::Scope),
             EdgeError::Token(TokenError::Acl),
             EdgeError::Token(TokenError::Ip),
+            EdgeError::Cat(CatReason::Algorithm),
+            EdgeError::Cat(CatReason::Critical),
+            EdgeError::Cat(CatReason::Version),
+            EdgeError::Cat(CatReason::Uri),
+            EdgeError::Cat(CatReason::Method),
+            EdgeError::Cat(CatReason::Header),
+            EdgeError::Cat(CatReason::Geo),
+            EdgeError::Cat(CatReason::GeoUnavailable),
+            EdgeError::Cat(CatReason::Replay),
+            EdgeError::Cat(CatReason::ReplayUnenforced),
         ];
         for e in all {
             assert!(

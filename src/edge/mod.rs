@@ -24,6 +24,7 @@
 pub mod access;
 pub mod admit;
 pub mod cache_control;
+pub mod catr;
 pub mod client;
 pub mod cors;
 pub mod error;
@@ -51,13 +52,15 @@ use crate::resource::Resource;
 use crate::server::ConnInfo;
 use crate::token::foreign::Foreign;
 use crate::token::{Revocations, Verifier};
-use access::{Access, Asking, Granted};
+use access::{Access, Asking, CatFacts, Granted};
 use admit::{Admission, Admitted};
 use cache_control::Cacheability;
+use catr::{Delivery, Renewed};
 use client::Clients;
 use cors::Cors;
 pub use error::EdgeError;
 use extract::{FormatCarriers, TokenNames};
+use extract::{Source, Stripped};
 use forward::{Forwarder, Outbound};
 use limit::EdgeLimits;
 use log::{AccessLog, Meters};
@@ -249,6 +252,13 @@ impl EdgeService {
             .manifest
             .ask(&stripped.path, presented.map(|p| p.source));
         let host = request_host(admitted.authority.as_ref());
+        let cat_facts = CatFacts {
+            https: client.https,
+            port: request_port(admitted.authority.as_ref(), client.https),
+            method: head.method.as_str(),
+            query: stripped.query.as_deref().unwrap_or(""),
+            headers: Some(&head.headers),
+        };
         let asking = Asking {
             route: &route,
             presented,
@@ -258,14 +268,23 @@ impl EdgeService {
             path: &stripped.path,
             client: client.ip,
             manifest,
+            cat: cat_facts,
             now,
         };
         let granted = self.access.check(&asking, &self.limits, log);
         if let Some(f) = foreign {
-            let result = granted.as_ref().map_or_else(|e| e.reason(), |_| "ok");
+            let result = match &granted {
+                Ok(Granted::CatRefused { reason, .. }) => reason.code(),
+                Ok(_) => "ok",
+                Err(e) => e.reason(),
+            };
             self.meters.foreign(&self.format_names[f.format], result);
         }
         let granted = granted?;
+        let cat = match self.cat_step(&granted, &stripped, manifest, client.https, now, log) {
+            Ok(cat) => cat,
+            Err(answer) => return Ok(answer),
+        };
         let answer = cache_control::Answer {
             gated: !matches!(granted, Granted::Public),
             resource_type: route.resource_type,
@@ -290,20 +309,84 @@ impl EdgeService {
             head: &head,
             stripped: &stripped,
             has_body: out.body.is_some(),
-            whole: plan.is_some(),
+            whole: plan.is_some() || cat.as_ref().is_some_and(|c| c.rewrite.is_some()),
         };
         let shielded = self.shield.serve(cache_req, &self.forwarder, log).await?;
         if let Shielded::Answer(resp) = shielded {
-            return self.respond(resp, plan, &answer, log).await;
+            return self.respond(resp, plan, cat, &answer, log).await;
         }
         self.forwarder.prepare(&mut head.headers, &out);
         self.manifest
             .prepare_request(plan.as_ref(), &mut head.headers);
+        if cat
+            .as_ref()
+            .is_some_and(|c| c.rewrite.is_some() && c.path_kind.is_some())
+        {
+            self.manifest.prepare_cat_request(&mut head.headers);
+        }
         let resp = self
             .forwarder
             .send(route.origin, &mut head, out, log)
             .await?;
-        self.respond(resp, plan, &answer, log).await
+        self.respond(resp, plan, cat, &answer, log).await
+    }
+
+    /// A Common Access Token's part of the request step: a refusal its `catif` answers
+    /// is answered here, as is a redirect renewal (the origin is not asked); otherwise
+    /// what the respond phase adds (a renewal header or cookie, a playlist rewrite for
+    /// a token that came in the query).
+    fn cat_step(
+        &self,
+        granted: &Granted<'_>,
+        stripped: &Stripped<'_>,
+        manifest: rewrite::Ask,
+        secure: bool,
+        now: u64,
+        log: &mut AccessLog,
+    ) -> Result<Option<CatPlan>, Response<Body>> {
+        let foreign = self.access.foreign();
+        let (cached, text, source) = match granted {
+            Granted::CatRefused {
+                format,
+                reason,
+                action,
+            } => {
+                log.reason = reason.code();
+                let format = foreign.cat(*format);
+                return Err(catr::if_answer(action, reason.code(), format));
+            }
+            Granted::Cat {
+                cached,
+                text,
+                source,
+            } => (cached, *text, *source),
+            _ => return Ok(None),
+        };
+        let Some(format) = foreign.cat(cached.format) else {
+            return Ok(None);
+        };
+        let renewed = catr::renew(format, cached, source, now);
+        if let Some(r) = renewed
+            .as_ref()
+            .filter(|r| r.delivery == Delivery::Redirect)
+        {
+            return Err(catr::redirect(r, &stripped.path, stripped.query.as_deref()));
+        }
+        // A token in the query reaches a playlist's children only in their URIs: they
+        // get the renewed token when there is one, else the request's own.
+        let rewrite =
+            (source == Source::Query && manifest.candidate && !format.query_name().is_empty())
+                .then(|| match &renewed {
+                    Some(r) => (r.token.clone(), true),
+                    None => (text.to_string(), false),
+                });
+        Ok(Some(CatPlan {
+            renewed: renewed.filter(|r| r.delivery != Delivery::Manifest),
+            rewrite,
+            param: format.query_name().to_string(),
+            path_kind: manifest.kind,
+            secure,
+        }))
     }
 
     /// What the respond phase needs for a token-carrying request whose answer may be a
@@ -351,12 +434,16 @@ impl EdgeService {
         &self,
         mut resp: Response<Body>,
         plan: Option<Plan>,
+        cat: Option<CatPlan>,
         answered: &Answered,
         log: &mut AccessLog,
     ) -> Result<Response<Body>, EdgeError> {
         let status = resp.status();
         self.cacheability
             .state(status, resp.headers_mut(), &answered.cacheability);
+        if let Some(cat) = cat {
+            return self.respond_cat(resp, cat, log).await;
+        }
         let Some(plan) = plan else {
             return Ok(resp);
         };
@@ -370,6 +457,47 @@ impl EdgeService {
             false => resp,
         })
     }
+}
+
+impl EdgeService {
+    /// The respond phase of a CAT request: the renewal header or cookie, the playlist
+    /// rewrite for a token from the query.
+    async fn respond_cat(
+        &self,
+        mut resp: Response<Body>,
+        cat: CatPlan,
+        log: &mut AccessLog,
+    ) -> Result<Response<Body>, EdgeError> {
+        if let Some(renewed) = &cat.renewed {
+            catr::decorate(resp.headers_mut(), renewed, cat.secure);
+        }
+        let Some((token, renewed)) = &cat.rewrite else {
+            return Ok(resp);
+        };
+        self.manifest
+            .finish_cat(
+                resp,
+                cat.path_kind,
+                &cat.param,
+                token,
+                *renewed,
+                &mut log.manifest,
+            )
+            .await
+    }
+}
+
+/// What the respond phase does for a Common Access Token that authorised the request.
+struct CatPlan {
+    /// A renewal delivered in a header or a cookie.
+    renewed: Option<Renewed>,
+    /// For a token from the query on a possible playlist: the token its children get,
+    /// and whether it is a renewal.
+    rewrite: Option<(String, bool)>,
+    /// The format's query parameter.
+    param: String,
+    path_kind: Option<crate::manifest::Kind>,
+    secure: bool,
 }
 
 /// What the respond phase needs to know about the request besides its plan.
@@ -405,6 +533,15 @@ fn request_host(authority: Option<&http::HeaderValue>) -> String {
         _ => text,
     };
     host.to_ascii_lowercase()
+}
+
+/// The port the client asked for: the authority's, else the scheme's default.
+fn request_port(authority: Option<&http::HeaderValue>, https: bool) -> u16 {
+    let text = authority.and_then(|a| a.to_str().ok()).unwrap_or("");
+    text.rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(if https { 443 } else { 80 })
 }
 
 /// Every value of the header called `name` ("": none) as text.

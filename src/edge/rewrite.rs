@@ -135,25 +135,38 @@ impl ManifestPolicy {
     /// rewritten: the whole body, uncompressed, unconditional — or there would be nothing
     /// to rewrite.
     pub fn prepare_request(&self, plan: Option<&Plan>, headers: &mut HeaderMap) {
-        if !plan.is_some_and(|p| self.delivers(p.source) && p.path_kind.is_some()) {
-            return;
+        if plan.is_some_and(|p| self.delivers(p.source) && p.path_kind.is_some()) {
+            whole_and_plain(headers);
         }
-        for h in [
-            header::RANGE,
-            header::IF_RANGE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_MATCH,
-            header::IF_UNMODIFIED_SINCE,
-        ] {
-            headers.remove(h);
-        }
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
     }
 
+    /// Prepare the origin request of a likely manifest a CAT rewrite will touch.
+    pub fn prepare_cat_request(&self, headers: &mut HeaderMap) {
+        if self.cfg.rewrite {
+            whole_and_plain(headers);
+        }
+    }
+}
+
+/// The whole body, uncompressed, unconditional: a manifest to be rewritten.
+fn whole_and_plain(headers: &mut HeaderMap) {
+    for h in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
+        headers.remove(h);
+    }
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+}
+
+impl ManifestPolicy {
     /// Turn the origin's answer into the client's: rewrite, renew, set the cookie.
     pub async fn finish(
         &self,
@@ -199,68 +212,120 @@ impl ManifestPolicy {
             *outcome = if renewed { "renewed" } else { "cookie" };
             return Ok(Response::from_parts(parts, body));
         }
+        let param = self.query_name.as_str();
+        match self
+            .rewrite_body(parts, body, kind, param, &child, outcome)
+            .await?
+        {
+            Rewritten::Done(mut resp) => {
+                self.decorate(resp.headers_mut(), plan, &child, child_exp, now);
+                *outcome = delivered;
+                Ok(resp)
+            }
+            Rewritten::Untouched(_) if plan.session => Err(expired),
+            Rewritten::Untouched(resp) => Ok(resp),
+        }
+    }
+
+    /// A Common Access Token that came in the query: a playlist answer (200, a manifest
+    /// by type or extension) is rewritten so that its child URIs carry `token` in the
+    /// query parameter `param` (edge/catr.rs). Anything else passes as it is.
+    pub async fn finish_cat(
+        &self,
+        resp: Response<Body>,
+        path_kind: Option<Kind>,
+        param: &str,
+        token: &str,
+        renewed: bool,
+        outcome: &mut Outcome,
+    ) -> Result<Response<Body>, EdgeError> {
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let kind = Kind::detect(content_type, path_kind);
+        let Some(kind) = kind.filter(|_| self.cfg.rewrite && resp.status() == StatusCode::OK)
+        else {
+            return Ok(resp);
+        };
+        let (parts, body) = resp.into_parts();
+        Ok(
+            match self
+                .rewrite_body(parts, body, kind, param, token, outcome)
+                .await?
+            {
+                Rewritten::Done(mut resp) => {
+                    fresh_headers(resp.headers_mut());
+                    *outcome = if renewed { "renewed" } else { "rewritten" };
+                    resp
+                }
+                Rewritten::Untouched(resp) => resp,
+            },
+        )
+    }
+
+    /// Buffer and rewrite a manifest body so that child URLs carry `token` in `param`;
+    /// an encoded, oversized or unparsable body passes untouched (with its reason).
+    async fn rewrite_body(
+        &self,
+        mut parts: http::response::Parts,
+        body: Body,
+        kind: Kind,
+        param: &str,
+        token: &str,
+        outcome: &mut Outcome,
+    ) -> Result<Rewritten, EdgeError> {
         let encoded = parts
             .headers
             .get(header::CONTENT_ENCODING)
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        if encoded {
-            *outcome = "encoded";
-            log_untouched(kind, "encoded");
-            return if plan.session {
-                Err(expired)
-            } else {
-                Ok(Response::from_parts(parts, body))
-            };
-        }
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let untouched = |reason: &'static str, outcome: &mut Outcome| {
+            *outcome = reason;
+            log_untouched(kind, reason);
+        };
+        if encoded {
+            untouched("encoded", outcome);
+            return Ok(Rewritten::Untouched(Response::from_parts(parts, body)));
+        }
         if declared.is_some_and(|n| n > self.cfg.max_bytes as u64) {
-            *outcome = "too_large";
-            log_untouched(kind, "too_large");
-            return if plan.session {
-                Err(expired)
-            } else {
-                Ok(Response::from_parts(parts, body))
-            };
+            untouched("too_large", outcome);
+            return Ok(Rewritten::Untouched(Response::from_parts(parts, body)));
         }
         let bytes = match buffer(body, self.cfg.max_bytes).await? {
             Buffered::Whole(b) => b,
             Buffered::Partial(head, rest) => {
-                *outcome = "too_large";
-                log_untouched(kind, "too_large");
-                if plan.session {
-                    return Err(expired);
-                }
-                return Ok(Response::from_parts(parts, prefixed(head, rest)));
+                untouched("too_large", outcome);
+                let resp = Response::from_parts(parts, prefixed(head, rest));
+                return Ok(Rewritten::Untouched(resp));
             }
         };
-
-        let encoded = Rewrite::encode_token(&child);
+        let encoded = Rewrite::encode_token(token);
         let rw = Rewrite {
-            param: &self.query_name,
+            param,
             token: &encoded,
             allow_hosts: &self.cfg.allow_hosts,
         };
-        let out = match manifest::rewrite(kind, &bytes, &rw) {
-            Ok(out) => out,
-            Err(reason) => {
-                *outcome = reason.as_str();
-                log_untouched(kind, reason.as_str());
-                if plan.session {
-                    return Err(expired);
-                }
-                return Ok(Response::from_parts(parts, body::full(bytes)));
+        match manifest::rewrite(kind, &bytes, &rw) {
+            Ok(out) => {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+                Ok(Rewritten::Done(Response::from_parts(
+                    parts,
+                    body::full(out),
+                )))
             }
-        };
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-        self.decorate(&mut parts.headers, plan, &child, child_exp, now);
-        *outcome = delivered;
-        Ok(Response::from_parts(parts, body::full(out)))
+            Err(reason) => {
+                untouched(reason.as_str(), outcome);
+                let resp = Response::from_parts(parts, body::full(bytes));
+                Ok(Rewritten::Untouched(resp))
+            }
+        }
     }
 
     /// The request's token, or — for a session token near or past its `exp` — a renewed
@@ -293,18 +358,7 @@ impl ManifestPolicy {
         child_exp: Option<u64>,
         now: u64,
     ) {
-        for h in [
-            header::ETAG,
-            header::LAST_MODIFIED,
-            header::ACCEPT_RANGES,
-            header::EXPIRES,
-        ] {
-            headers.remove(h);
-        }
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-cache"),
-        );
+        fresh_headers(headers);
         if self.sets_cookie(plan.source) {
             let max_age = child_exp
                 .map(|exp| format!("; Max-Age={}", exp.saturating_sub(now)))
@@ -328,6 +382,30 @@ impl ManifestPolicy {
             }
         }
     }
+}
+
+/// A rewritten body is the gate's, for this client: the origin's validators describe
+/// other bytes.
+fn fresh_headers(headers: &mut HeaderMap) {
+    for h in [
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::ACCEPT_RANGES,
+        header::EXPIRES,
+    ] {
+        headers.remove(h);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+}
+
+/// What [`ManifestPolicy::rewrite_body`] made of a manifest.
+enum Rewritten {
+    Done(Response<Body>),
+    /// Passed through as the origin sent it (the reason is in the outcome).
+    Untouched(Response<Body>),
 }
 
 fn log_untouched(kind: Kind, reason: &'static str) {

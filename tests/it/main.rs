@@ -10,6 +10,7 @@ mod common;
 mod admin_tls;
 mod azure;
 mod cache;
+mod cat_edge;
 mod cat_fixtures;
 mod file_origin;
 mod fleet;

@@ -258,15 +258,24 @@ fn net_allows(entries: &[NetEntry], ip: Option<IpAddr>, asn: Option<u32>) -> boo
 /// matched on its values joined with ", " (RFC 9110's field combination).
 fn headers_match(rules: &[(String, Vec<Matcher>)], headers: &[(&str, &str)]) -> bool {
     rules.iter().all(|(name, matchers)| {
-        let values: Vec<&str> = headers
+        let mut values = headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
-            .collect();
-        if values.is_empty() {
+            .map(|(_, v)| *v);
+        let Some(first) = values.next() else {
             return false;
-        }
-        let joined = values.join(", ");
+        };
+        // One value (the usual case) is matched as it is, without a copy.
+        let joined = match values.next() {
+            None => std::borrow::Cow::Borrowed(first),
+            Some(second) => std::borrow::Cow::Owned(
+                [first, second]
+                    .into_iter()
+                    .chain(values)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
         matchers.iter().all(|m| m.matches(&joined))
     })
 }

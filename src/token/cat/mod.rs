@@ -24,6 +24,7 @@
 
 pub mod claims;
 pub mod cose;
+pub mod mint;
 pub mod renewal;
 pub mod replay;
 pub mod uri;
@@ -32,6 +33,7 @@ use std::net::IpAddr;
 
 pub use claims::CatClaims;
 pub use cose::{CatKey, CatKeys};
+pub use mint::{encode_text, renew, CatSigner};
 pub use renewal::{IfAction, Renewal, RenewalKind};
 pub use replay::{MemoryReplayGuard, ReplayGuard};
 
@@ -197,6 +199,8 @@ pub struct VerifiedCat {
     /// SHA-256 of the token's bytes: the replay handle of a token without `cti`, and the
     /// log handle (never the token itself).
     pub digest: [u8; 32],
+    /// The claims map as the issuer encoded it: what a renewal copies ([`mint::renew`]).
+    pub payload: Vec<u8>,
 }
 
 /// What a granted request gets: what the edge needs to answer and to renew (named apart
@@ -230,6 +234,7 @@ pub fn verify(token: &[u8], keys: &CatKeys, policy: &CatPolicy) -> Result<Verifi
         kid: opened.kid,
         claims,
         digest: sha256(token),
+        payload: opened.payload,
     })
 }
 

@@ -1,5 +1,5 @@
 //! Foreign token formats: the credentials other gates verify (nginx `secure_link`,
-//! Akamai EdgeAuth 2.0), accepted on the routes that list them beside or instead of the
+//! Akamai EdgeAuth 2.0, the CTA-5007 Common Access Token), accepted on the routes that list them beside or instead of the
 //! native JWT (docs/architecture.md, "Foreign token formats").
 //!
 //! This module owns what every format shares: the format list ([`Foreign`]), where a
@@ -7,10 +7,13 @@
 //! ([`Inputs`]), the grant a verified credential becomes ([`ForeignGrant`]), the
 //! verification cache (the native [`VerifyCache`], keyed by the credential *and* the
 //! bound inputs) and the rules re-checked on every request ([`authorize`]). Each format
-//! is one file ([`secure_link`], [`edgeauth`]) that parses and verifies from plain
-//! values. It never touches hyper, http, the edge or the configuration, and never reads
+//! is one file ([`secure_link`], [`edgeauth`], [`cat`]) that parses and verifies from
+//! plain values. A CAT binds no request input, so its cache ([`Foreign::cat_cached`]) is
+//! keyed by the token alone and holds the verified token, whose claims
+//! `VerifiedCat::authorize` re-checks on every request. It never touches hyper, http, the edge or the configuration, and never reads
 //! the clock: `now` comes from the caller.
 
+pub mod cat;
 pub mod edgeauth;
 pub mod secure_link;
 
@@ -18,10 +21,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cat::CatFormat;
 pub use edgeauth::EdgeAuth;
 pub use secure_link::SecureLink;
 
 use super::authorize::acl_matches;
+use super::cat::{CatReason, MemoryReplayGuard, VerifiedCat};
 use super::revocations::Revocations;
 use super::verify::{Expiring, VerifyCache};
 use super::TokenError;
@@ -34,6 +39,7 @@ pub const MAX_FIELDS: usize = 2;
 pub enum Kind {
     SecureLink(SecureLink),
     EdgeAuth(EdgeAuth),
+    Cat(Box<CatFormat>),
 }
 
 /// One configured format: the name routes list it by (also its metric label).
@@ -49,6 +55,7 @@ impl std::fmt::Debug for Format {
         let kind = match self.kind {
             Kind::SecureLink(_) => "secure_link",
             Kind::EdgeAuth(_) => "edgeauth",
+            Kind::Cat(_) => "cat",
         };
         write!(f, "Format({:?}, {kind})", self.name)
     }
@@ -109,6 +116,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.carriers(),
             Kind::EdgeAuth(f) => f.carriers(),
+            Kind::Cat(f) => f.carriers(),
         }
     }
 
@@ -120,6 +128,8 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.verify(cred, inputs),
             Kind::EdgeAuth(f) => f.verify(cred, inputs),
+            // A CAT is verified through `Foreign::cat_verify_and_cache`, never here.
+            Kind::Cat(_) => Err(TokenError::Malformed),
         }
     }
 
@@ -128,6 +138,7 @@ impl Kind {
         match self {
             Kind::SecureLink(f) => f.binding(inputs, out),
             Kind::EdgeAuth(f) => f.binding(cred, inputs, out),
+            Kind::Cat(_) => {}
         }
     }
 }
@@ -136,7 +147,23 @@ impl Kind {
 pub struct Foreign {
     formats: Vec<Format>,
     cache: VerifyCache<ForeignGrant>,
+    cats: VerifyCache<CachedCat>,
+    /// `catreplay` 1: this gate's memory of single-use tokens (a fleet shares nothing).
+    replay: MemoryReplayGuard,
     max_len: usize,
+}
+
+/// A verified CAT in the cache, with the format that verified it: a hit under another
+/// format (other keys, other policy) is a miss.
+pub struct CachedCat {
+    pub format: usize,
+    pub cat: VerifiedCat,
+}
+
+impl Expiring for CachedCat {
+    fn exp(&self) -> Option<u64> {
+        self.cat.claims.exp
+    }
 }
 
 impl Foreign {
@@ -152,6 +179,8 @@ impl Foreign {
         Foreign {
             formats,
             cache: VerifyCache::new(cache_capacity, cache_max_ttl, leeway),
+            cats: VerifyCache::new(cache_capacity, cache_max_ttl, leeway),
+            replay: MemoryReplayGuard::new(cache_capacity.max(1024)),
             max_len,
         }
     }
@@ -162,6 +191,40 @@ impl Foreign {
 
     pub fn cache(&self) -> &VerifyCache<ForeignGrant> {
         &self.cache
+    }
+
+    /// The `cat` format at `format`, if it is one.
+    pub fn cat(&self, format: usize) -> Option<&CatFormat> {
+        match &self.formats.get(format)?.kind {
+            Kind::Cat(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn replay_guard(&self) -> &MemoryReplayGuard {
+        &self.replay
+    }
+
+    /// The verified CAT for this token text under `format`, if it verified before: one
+    /// keyed hash, one shard lock, a constant-time compare, no allocation.
+    pub fn cat_cached(&self, format: usize, text: &str, now: u64) -> Option<Arc<CachedCat>> {
+        self.cats
+            .get(text.as_bytes(), now)
+            .filter(|c| c.format == format)
+    }
+
+    /// The miss path for a CAT: verify under `format`'s keys and policy, and cache only
+    /// what verified.
+    pub fn cat_verify_and_cache(
+        &self,
+        format: usize,
+        text: &str,
+        now: u64,
+    ) -> Result<Arc<CachedCat>, CatReason> {
+        let cat = self.cat(format).ok_or(CatReason::Malformed)?.verify(text)?;
+        let cached = Arc::new(CachedCat { format, cat });
+        self.cats.insert(text.as_bytes(), &cached, now);
+        Ok(cached)
     }
 
     /// The cached grant for this credential and these inputs, if it verified before.
