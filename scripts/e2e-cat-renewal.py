@@ -297,7 +297,7 @@ def main():
         server = Server(ws, "cat")
         server.wait_ready()
         edge_port = browsers.edge(server, "edge-plain").rsplit(":", 1)[1]
-        say(NAME, f"gate (pid {server.pid}) on port {edge_port}; three players for {play_s}s "
+        say(NAME, f"gate (pid {server.pid}) on port {edge_port}; {len(ws.runs)} players for {play_s}s "
                   f"with {life}s tokens")
         started = time.time()
         play_all(ws, edge_port, life, not brk, play_s)
