@@ -502,7 +502,8 @@ pub struct CatFile {
     /// The `kid` renewed tokens (`catr`) are minted with. Default: the presented
     /// token's own `kid`.
     pub renew_kid: Option<String>,
-    /// The keys, each pinned to its algorithm.
+    /// The keys, each pinned to its algorithm (at least one).
+    #[serde(default)]
     pub keys: Vec<CatKeyFile>,
 }
 

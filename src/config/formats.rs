@@ -349,4 +349,123 @@ mod tests {
             assert!(err.contains(says), "{route} / {extra}: {err}");
         }
     }
+
+    const CAT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn cat(extra: &str, keys: &str) -> String {
+        format!("[[formats]]\nname = \"cat\"\nkind = \"cat\"\n{extra}\n{keys}")
+    }
+
+    fn hs_key(kid: &str) -> String {
+        format!("[[formats.keys]]\nkid = \"{kid}\"\nalg = \"HS256\"\nkey = \"{CAT_KEY}\"\n")
+    }
+
+    fn cat_format(c: &Config) -> &crate::token::foreign::CatFormat {
+        match &c.formats[0].kind {
+            crate::token::foreign::Kind::Cat(f) => f,
+            _ => panic!("not a cat format"),
+        }
+    }
+
+    #[test]
+    fn a_cat_format_has_cta_5007_carriers_by_default_and_each_can_be_renamed_or_off() {
+        let c = parse("formats = [\"cat\"]", &cat("", &hs_key("k1"))).expect("valid");
+        let carriers = c.formats[0].kind.carriers();
+        assert_eq!(carriers.query, vec!["CAT".to_string()]);
+        assert_eq!(carriers.header, "CTA-Common-Access-Token");
+        assert_eq!(carriers.cookie, "CTA-Common-Access-Token");
+        let c = parse(
+            "formats = [\"cat\"]",
+            &cat(
+                "query = \"\"\nheader = \"x-cat\"\ncookie = \"\"\nissuer = \"i\"\naudience = \"a\"",
+                &hs_key("k1"),
+            ),
+        )
+        .expect("valid");
+        let carriers = c.formats[0].kind.carriers();
+        assert!(carriers.query.is_empty() && carriers.cookie.is_empty());
+        assert_eq!(carriers.header, "x-cat");
+        let policy = cat_format(&c).policy();
+        assert_eq!(
+            (policy.issuers.clone(), policy.audiences.clone()),
+            (vec!["i".to_string()], vec!["a".to_string()])
+        );
+    }
+
+    #[test]
+    fn cat_keys_are_pinned_and_renew_kid_needs_a_private_half() {
+        use crate::token::keys::{generate_pem, Algorithm};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files = String::new();
+        for (kid, alg) in [("es", Algorithm::Es256), ("ed", Algorithm::EdDsa)] {
+            let (private, public) = generate_pem(alg).expect("generate");
+            let private_path = dir.path().join(format!("{kid}.pem"));
+            let public_path = dir.path().join(format!("{kid}.pub.pem"));
+            std::fs::write(&private_path, private).expect("write");
+            std::fs::write(&public_path, public).expect("write");
+            let alg = alg.as_str();
+            files.push_str(&format!(
+                "[[formats.keys]]\nkid = \"{kid}\"\nalg = \"{alg}\"\nkey_file = \"{}\"\n[[formats.keys]]\nkid = \"{kid}-pub\"\nalg = \"{alg}\"\nkey_file = \"{}\"\n",
+                private_path.display(),
+                public_path.display()
+            ));
+        }
+        let keys = format!("{}{files}", hs_key("hs"));
+        let c = parse("formats = [\"cat\"]", &cat("renew_kid = \"es\"", &keys)).expect("valid");
+        let f = cat_format(&c);
+        assert_eq!(
+            f.renewal_signer(b"hs").map(|(kid, _)| kid),
+            Some(&b"es"[..])
+        );
+        let c = parse("formats = [\"cat\"]", &cat("", &keys)).expect("valid");
+        let f = cat_format(&c);
+        assert!(f.renewal_signer(b"ed").is_some(), "a PKCS#8 key renews");
+        assert!(f.renewal_signer(b"ed-pub").is_none(), "an SPKI key cannot");
+        let cases = [
+            (cat("renew_kid = \"es-pub\"", &keys), "renew_kid"),
+            (cat("renew_kid = \"nope\"", &keys), "renew_kid"),
+            (cat("", ""), "at least one"),
+            (
+                cat("", &format!("{}{}", hs_key("k"), hs_key("k"))),
+                "used twice",
+            ),
+            (cat("", &hs_key("k").replace(CAT_KEY, "0011")), "32 bytes"),
+            (
+                cat("", &hs_key("k").replace("HS256", "RS256")),
+                "HS256, ES256 or EdDSA",
+            ),
+            (
+                cat(
+                    "",
+                    &hs_key("k").replace("alg = \"HS256\"", "alg = \"ES256\""),
+                ),
+                "key_file",
+            ),
+            (
+                cat("", &format!("{}kid_hex = \"00\"\n", hs_key("k"))),
+                "exactly one of kid",
+            ),
+            (
+                cat(
+                    "",
+                    &hs_key("k").replace("key =", "key_file = \"/nonexistent\"\nkey ="),
+                ),
+                "no key_file",
+            ),
+            (cat("expression = \"x\"", &hs_key("k")), "unknown field"),
+        ];
+        for (extra, says) in cases {
+            let err = parse("formats = [\"cat\"]", &extra).expect_err(says);
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+        let c = parse(
+            "formats = [\"cat\"]",
+            &cat(
+                "",
+                &hs_key("k").replace("kid = \"k\"", "kid_hex = \"00ff\""),
+            ),
+        )
+        .expect("kid_hex");
+        assert!(cat_format(&c).renewal_signer(&[0x00, 0xff]).is_some());
+    }
 }

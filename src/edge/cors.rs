@@ -179,6 +179,21 @@ mod tests {
     }
 
     #[test]
+    fn c7_a_header_the_answer_already_exposes_stays_exposed() {
+        let cors = Cors::new(&["*".to_owned()]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("CTA-Common-Access-Token"),
+        );
+        let origin = HeaderValue::from_static("https://any.example");
+        cors.decorate(Some(&origin), &mut h);
+        let exposed = h[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().expect("text");
+        assert!(exposed.contains("x-tollgate-reason"), "{exposed}");
+        assert!(exposed.ends_with(", CTA-Common-Access-Token"), "{exposed}");
+    }
+
+    #[test]
     fn no_origins_configured_adds_nothing() {
         let h = decorated(&Cors::new(&[]), "https://player.example");
         assert!(h.is_empty());

@@ -283,7 +283,7 @@ impl EdgeService {
         let granted = granted?;
         let cat = match self.cat_step(&granted, &stripped, manifest, client.https, now, log) {
             Ok(cat) => cat,
-            Err(answer) => return Ok(answer),
+            Err(answer) => return Ok(*answer),
         };
         let answer = cache_control::Answer {
             gated: !matches!(granted, Granted::Public),
@@ -343,7 +343,7 @@ impl EdgeService {
         secure: bool,
         now: u64,
         log: &mut AccessLog,
-    ) -> Result<Option<CatPlan>, Response<Body>> {
+    ) -> Result<Option<CatPlan>, Box<Response<Body>>> {
         let foreign = self.access.foreign();
         let (cached, text, source) = match granted {
             Granted::CatRefused {
@@ -353,7 +353,7 @@ impl EdgeService {
             } => {
                 log.reason = reason.code();
                 let format = foreign.cat(*format);
-                return Err(catr::if_answer(action, reason.code(), format));
+                return Err(Box::new(catr::if_answer(action, reason.code(), format)));
             }
             Granted::Cat {
                 cached,
@@ -370,7 +370,8 @@ impl EdgeService {
             .as_ref()
             .filter(|r| r.delivery == Delivery::Redirect)
         {
-            return Err(catr::redirect(r, &stripped.path, stripped.query.as_deref()));
+            let answer = catr::redirect(r, &stripped.path, stripped.query.as_deref());
+            return Err(Box::new(answer));
         }
         // A token in the query reaches a playlist's children only in their URIs: they
         // get the renewed token when there is one, else the request's own.

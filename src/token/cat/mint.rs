@@ -177,3 +177,77 @@ fn with_times(payload: &[u8], exp: u64, iat: u64) -> Result<Vec<u8>, CatReason> 
 pub fn encode_text(token: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::cat::{verify, CatKeys, CatPolicy};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn claims() -> Vec<u8> {
+        let i = |n: i64| Value::Integer(n.into());
+        let m = Value::Map(vec![
+            (i(1), Value::Text("issuer".into())),
+            (i(4), i(NOW as i64 + 30)),
+            (i(7), Value::Bytes(b"cti".to_vec())),
+            (i(9999), Value::Text("private".into())),
+        ]);
+        encode(&m).expect("cbor")
+    }
+
+    fn signers() -> Vec<CatSigner> {
+        let es = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("es");
+        let es = es.to_pkcs8v1().expect("pkcs8");
+        let ed = Ed25519KeyPair::generate()
+            .expect("ed")
+            .to_pkcs8v1()
+            .expect("pkcs8");
+        vec![
+            CatSigner::hs256(&[9u8; 32]),
+            CatSigner::es256_pkcs8(es.as_ref()).expect("es256"),
+            CatSigner::ed25519_pkcs8(ed.as_ref()).expect("ed25519"),
+        ]
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_the_signers_own_key_in_each_algorithm() {
+        for signer in signers() {
+            let mut keys = CatKeys::new();
+            keys.insert(b"k".to_vec(), signer.verify_key());
+            let token = signer.mint(claims(), b"k").expect("mint");
+            let cat = verify(&token, &keys, &CatPolicy::default()).expect("verifies");
+            assert_eq!(cat.claims.exp, Some(NOW + 30), "{signer:?}");
+        }
+    }
+
+    #[test]
+    fn i4_renew_changes_exp_and_iat_only() {
+        for signer in signers() {
+            let mut keys = CatKeys::new();
+            keys.insert(b"k".to_vec(), signer.verify_key());
+            let original = signer.mint(claims(), b"k").expect("mint");
+            let cat = verify(&original, &keys, &CatPolicy::default()).expect("verifies");
+            let (renewed, exp) = renew(&cat, NOW + 10, 120, b"k", &signer).expect("renew");
+            assert_eq!(exp, NOW + 130);
+            let again = verify(&renewed, &keys, &CatPolicy::default()).expect("verifies");
+            assert_eq!(
+                (again.claims.exp, again.claims.iat),
+                (Some(NOW + 130), Some(NOW + 10))
+            );
+            let strip = |payload: &[u8]| -> Vec<(Value, Value)> {
+                let v = decode_one(payload).expect("cbor");
+                unique_map(&v)
+                    .expect("map")
+                    .iter()
+                    .filter(|(k, _)| {
+                        *k != Value::Integer(EXP.into()) && *k != Value::Integer(IAT.into())
+                    })
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(strip(&again.payload), strip(&cat.payload), "{signer:?}");
+            assert_eq!(strip(&cat.payload).len(), 3);
+        }
+    }
+}
