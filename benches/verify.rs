@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
     });
     drop(crowded);
     foreign_hits(&mut g, client, &revocations);
-    cat_hit(&mut g, client);
+    cat_hit(&mut g, client, &revocations);
     for (name, alg) in [
         ("miss/eddsa", Algorithm::EdDsa),
         ("miss/es256", Algorithm::Es256),
@@ -213,10 +213,12 @@ fn foreign_hits(
 
 /// A cached CAT hit: the lookup keyed by the token's text, then `authorize` with the
 /// request's facts (a token with `iss`, `exp`, `cti`, `catu` host suffix and path
-/// prefix, `catm`, `catnip` and `catr`, HS256).
+/// prefix, `catm`, `catnip` and `catr`, HS256), and its text `cti` against the `jti`
+/// revocations, as the edge does.
 fn cat_hit(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     client: IpAddr,
+    revocations: &Revocations,
 ) {
     use aws_lc_rs::hmac;
     use ciborium::value::Value;
@@ -311,11 +313,13 @@ fn cat_hit(
             let cached = foreign
                 .cat_cached(0, black_box(&text), NOW)
                 .expect("cached");
-            cached
+            let grant = cached
                 .cat
                 .authorize(black_box(&req), &policy, NOW, None)
-                .map(|grant| grant.exp)
-                .expect("allowed")
+                .expect("allowed");
+            let cti = grant.cti.and_then(|c| std::str::from_utf8(c).ok());
+            assert!(!cti.is_some_and(|c| revocations.is_jti_revoked(c)));
+            grant.exp
         })
     });
 }

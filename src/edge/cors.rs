@@ -188,7 +188,9 @@ mod tests {
         );
         let origin = HeaderValue::from_static("https://any.example");
         cors.decorate(Some(&origin), &mut h);
-        let exposed = h[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().expect("text");
+        let exposed = h[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+            .to_str()
+            .expect("text");
         assert!(exposed.contains("x-tollgate-reason"), "{exposed}");
         assert!(exposed.ends_with(", CTA-Common-Access-Token"), "{exposed}");
     }

@@ -458,12 +458,17 @@ async fn catr_automatic_from_the_query_rewrites_the_playlist_with_the_renewed_to
 async fn catr_is_not_renewed_before_its_deadline() {
     let origin = origin().await;
     let gate = start(setup(&origin)).await;
-    // Due within 60 s of exp without a deadline: 600 s left is not due.
-    let catr = (CATR, map(vec![(0, int(2)), (1, int(120))]));
-    let tok = token(600, vec![catr]);
+    // Due within 60 s of exp without a deadline: 600 s left is not due, though the
+    // renewal (an hour) would outlast the token.
+    let catr = (CATR, map(vec![(0, int(2)), (1, int(3600))]));
+    let tok = token(600, vec![catr.clone()]);
     let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
     assert_eq!(got.status, 200);
     assert!(!got.headers.contains_key(HEADER), "{got:?}");
+    // In its last minute it is.
+    let tok = token(30, vec![catr]);
+    let got = get(gate.plain(), "/cat/a/seg-1.ts", &[(HEADER, &tok)]).await;
+    assert!(got.headers.contains_key(HEADER), "{got:?}");
 }
 
 #[tokio::test]
@@ -518,4 +523,40 @@ async fn i4_a_refused_token_is_never_renewed() {
     let got = get(addr, "/cat/a/seg-1.ts", &[(HEADER, &tampered)]).await;
     assert_refused(&got, 401, "bad_signature", "tampered");
     assert!(!got.headers.contains_key(HEADER), "{got:?}");
+}
+
+#[tokio::test]
+async fn catif_mints_the_token_a_header_asks_for_with_the_formats_key() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let claims = map(vec![
+        (EXP, int(now() as i64 + 60)),
+        (CTI, Value::Bytes(b"login".to_vec())),
+    ]);
+    let catif = (
+        CATIF,
+        map(vec![(
+            EXP,
+            Value::Array(vec![
+                int(307),
+                Value::Map(vec![(
+                    txt("Location"),
+                    Value::Array(vec![txt("https://login.example/?CAT="), claims]),
+                )]),
+                Value::Bytes(b"k1".to_vec()),
+            ]),
+        )]),
+    );
+    let tok = token(-3600, vec![catif]);
+    let got = get(gate.plain(), "/cat/a/x.ts", &[(HEADER, &tok)]).await;
+    assert_eq!((got.status.as_u16(), got.reason()), (307, "expired"));
+    let location = got.headers["location"].to_str().expect("text");
+    let minted = location
+        .strip_prefix("https://login.example/?CAT=")
+        .expect("the prefix, then the token");
+    let (rest, _, _) = claims_of(minted);
+    assert!(
+        rest.contains(&(int(CTI), Value::Bytes(b"login".to_vec()))),
+        "{rest:?}"
+    );
 }
