@@ -17,6 +17,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tollgate::config;
 use tollgate::resource::{Resource, ResourceType};
+use tollgate::token::foreign::{Foreign, Format};
 use tollgate::token::issue::random_id;
 use tollgate::token::keys::Algorithm;
 use tollgate::token::keys::{generate_pem, SigningKey, VerifyKey};
@@ -134,7 +135,7 @@ fn foreign_hits(
     use base64::Engine as _;
     use md5::Digest as _;
     use tollgate::token::foreign::edgeauth::{self, EdgeAuth, Settings};
-    use tollgate::token::foreign::{self, Credential, Foreign, Format, Inputs, Kind, SecureLink};
+    use tollgate::token::foreign::{self, Credential, Inputs, Kind, SecureLink};
 
     const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
     let path = "/vod/demo/v0/seg_001.ts";
@@ -160,14 +161,7 @@ fn foreign_hits(
             ),
         },
     ];
-    let cfg = token_cfg();
-    let foreign = Foreign::new(
-        formats,
-        cfg.max_len,
-        cfg.cache_capacity,
-        cfg.cache_max_ttl,
-        cfg.leeway,
-    );
+    let foreign = foreign_cache(formats);
     let inputs = Inputs {
         path,
         client,
@@ -225,7 +219,7 @@ fn cat_hit(
     use coset::{iana, CoseMac0Builder, HeaderBuilder, TaggedCborSerializable};
     use tollgate::token::cat::{self, Request};
     use tollgate::token::foreign::cat::{KeyMaterial, Settings};
-    use tollgate::token::foreign::{CatFormat, Foreign, Format, Kind};
+    use tollgate::token::foreign::{CatFormat, Kind};
 
     let secret = [7u8; 32];
     let i = |n: i64| Value::Integer(n.into());
@@ -284,14 +278,7 @@ fn cat_hit(
         name: "cat".into(),
         kind: Kind::Cat(Box::new(format)),
     }];
-    let cfg = token_cfg();
-    let foreign = Foreign::new(
-        formats,
-        cfg.max_len,
-        cfg.cache_capacity,
-        cfg.cache_max_ttl,
-        cfg.leeway,
-    );
+    let foreign = foreign_cache(formats);
     foreign
         .cat_verify_and_cache(0, &text, NOW)
         .expect("prime the cache");
@@ -322,6 +309,18 @@ fn cat_hit(
             grant.exp
         })
     });
+}
+
+/// The foreign formats' verifier, sized as the native cache.
+fn foreign_cache(formats: Vec<Format>) -> Foreign {
+    let cfg = token_cfg();
+    Foreign::new(
+        formats,
+        cfg.max_len,
+        cfg.cache_capacity,
+        cfg.cache_max_ttl,
+        cfg.leeway,
+    )
 }
 
 criterion_group! {

@@ -5,10 +5,12 @@
 //! own file: [`admit`] (framing, authority, header limits, method) → [`path`]
 //! (normalise) → [`extract`] (the whole token-carrier rule) → [`route`] → [`client`]
 //! (who is asking, resolved once) → [`limit`] (per client) → [`access`] (verify and
-//! authorise, the live-session and fresher-wins rules) → [`shield`] (the cache: a hit,
+//! authorise, the live-session and fresher-wins rules) → for a Common Access Token,
+//! [`catr`] (its `catif` answer, a redirect renewal) → [`shield`] (the cache: a hit,
 //! or one shared fill per key) → [`forward`] (what the origin sees; ask it) → respond:
 //! [`cache_control`] (every answer's cacheability), then [`rewrite`] (manifests,
-//! rewritten per viewer over cached or fresh bytes alike). A refusal
+//! rewritten per viewer over cached or fresh bytes alike; a CAT's renewal header or
+//! cookie). A refusal
 //! anywhere is an [`EdgeError`], turned into its response by the one mapping in
 //! [`error`]; [`handle`](EdgeService::handle) adds CORS ([`cors`]) and the request's
 //! record ([`log`]).

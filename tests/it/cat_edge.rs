@@ -23,6 +23,8 @@ use http_body_util::Full;
 use tollgate::token::cat::{self, CatKey, CatKeys, CatPolicy};
 
 use common::*;
+// The foreign formats' own: a refusal's status and reason, what the origin saw last.
+use crate::foreign::{assert_refused, last_seen};
 
 /// The HS256 secret of kid `k1`, hex (32 bytes).
 const KEY: &str = "6b31c0ffee6b31c0ffee6b31c0ffee6b31c0ffee6b31c0ffee6b31c0ffee6b31";
@@ -147,21 +149,6 @@ fn catr(kind: i64) -> (i64, Value) {
         CATR,
         map(vec![(0, int(kind)), (1, int(120)), (2, int(3600))]),
     )
-}
-
-#[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
-    assert_eq!(
-        (got.status.as_u16(), got.reason()),
-        (status, reason),
-        "{what}: {got:?}"
-    );
-}
-
-/// What the origin received last: its target and its headers, as text.
-fn last_seen(origin: &TestOrigin) -> (String, String) {
-    let seen = origin.requests().pop().expect("the origin saw the request");
-    (seen.target, format!("{:?}", seen.headers))
 }
 
 #[tokio::test]

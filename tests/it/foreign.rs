@@ -106,7 +106,7 @@ fn edgeauth(fields: &str, extra: &str) -> String {
 }
 
 #[track_caller]
-fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
+pub(crate) fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
     assert_eq!(
         (got.status.as_u16(), got.reason()),
         (status, reason),
@@ -115,7 +115,7 @@ fn assert_refused(got: &Got, status: u16, reason: &str, what: &str) {
 }
 
 /// What the origin received last: the target and the Cookie and `hdnts` headers.
-fn last_seen(origin: &TestOrigin) -> (String, String) {
+pub(crate) fn last_seen(origin: &TestOrigin) -> (String, String) {
     let seen = origin.requests().pop().expect("the origin saw the request");
     let headers = format!("{:?}", seen.headers);
     (seen.target, headers)
