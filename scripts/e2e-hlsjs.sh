@@ -18,7 +18,8 @@
 #        play.mjs options: --timeout-s N (default 60), --rate R (default 4),
 #                          --all-levels (fetch a fragment from every variant),
 #                          --player hlsjs|shaka, --credentials, --append-token,
-#                          --live-s N, --page-host NAME --page-port P
+#                          --live-s N, --page-host NAME --page-port P,
+#                          --cat-header NAME=TOKEN, --cat-cookie NAME=TOKEN
 #                          (see the head of play.mjs)
 # Env:   E2E_INSECURE=1  Chromium ignores certificate errors (self-signed/dev CA)
 #        E2E_CHROMIUM    browser binary (default /usr/bin/chromium)
@@ -32,7 +33,7 @@ chromium=${E2E_CHROMIUM:-/usr/bin/chromium}
 
 say() { printf 'e2e-hlsjs: %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 2; }
-redact() { sed -E 's/([?&;][Tt][Oo][Kk][Ee][Nn]=)[^&#[:space:]]*/\1…/g' <<<"$1"; }
+redact() { sed -E 's/([?&;]([Tt][Oo][Kk][Ee][Nn]|CAT)=)[^&#[:space:]]*/\1…/g' <<<"$1"; }
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2

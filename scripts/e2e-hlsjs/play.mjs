@@ -5,6 +5,7 @@
 //   node play.mjs <master-url-with-token> [--timeout-s N] [--rate R] [--all-levels]
 //                 [--player hlsjs|shaka] [--credentials] [--append-token]
 //                 [--live-s N] [--page-host NAME --page-port P]
+//                 [--cat-header NAME=TOKEN] [--cat-cookie NAME=TOKEN]
 //
 // 1. Serves a tiny page (and hls.js, shaka-player from node_modules/) from
 //    http://127.0.0.1:<random port>. That origin differs from the media URL's,
@@ -35,6 +36,15 @@
 //               127.0.0.1 inside Chromium (--host-resolver-rules), so a page on
 //               page.test and media on media.test are different *sites*: the
 //               media's cookies are third-party cookies to the page.
+// --cat-header NAME=TOKEN  (shaka) a Common Access Token in a request header: a
+//               request filter (shaka's documented networking hook) puts TOKEN in
+//               NAME on a request that has none; shaka's own CAT support
+//               (`networking.commonAccessTokenHeaderName`, set to NAME) then sends the
+//               renewed token each response carries in that header (`catr` type 2).
+// --cat-cookie NAME=TOKEN  a Common Access Token in a cookie: the page sets it for its
+//               own host (path /) before the player starts; cookies ignore ports, so
+//               media on that host on another port gets it with --credentials, and the
+//               gate's renewed `Set-Cookie` (`catr` type 1) replaces it.
 // Env: E2E_INSECURE=1  add --ignore-certificate-errors (self-signed / dev CA)
 //      E2E_CHROMIUM    browser binary (default /usr/bin/chromium)
 //
@@ -61,7 +71,7 @@ const t0 = Date.now();
 
 /** Replace the value of every `token=` query parameter with an ellipsis. */
 function redact(s) {
-  return String(s ?? '').replace(/([?&;]token=)[^&#\s"']*/gi, '$1…');
+  return String(s ?? '').replace(/([?&;](?:token|CAT)=)[^&#\s"']*/gi, '$1…');
 }
 
 function log(msg) {
@@ -75,7 +85,7 @@ function usage(msg) {
   process.stderr.write(
     'usage: node play.mjs <master-url-with-token> [--timeout-s N] [--rate R] [--all-levels]\n' +
     '       [--player hlsjs|shaka] [--credentials] [--append-token] [--live-s N]\n' +
-    '       [--page-host NAME --page-port P]\n',
+    '       [--page-host NAME --page-port P] [--cat-header NAME=TOKEN] [--cat-cookie NAME=TOKEN]\n',
   );
   process.exit(2);
 }
@@ -84,6 +94,7 @@ function parseArgs(argv) {
   const opts = {
     url: null, timeoutS: 60, rate: 4, allLevels: false, player: 'hlsjs',
     credentials: false, appendToken: false, liveS: 0, pageHost: '127.0.0.1', pagePort: 0,
+    catHeader: null, catCookie: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -91,6 +102,12 @@ function parseArgs(argv) {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v) || v <= 0) usage(`${name} needs a positive number`);
       return v;
+    };
+    const pair = (name) => {
+      const v = argv[++i] || '';
+      const at = v.indexOf('=');
+      if (at < 1) usage(`${name} needs NAME=TOKEN`);
+      return { name: v.slice(0, at), value: v.slice(at + 1) };
     };
     if (a === '--timeout-s') opts.timeoutS = num(a);
     else if (a === '--rate') opts.rate = num(a);
@@ -100,6 +117,8 @@ function parseArgs(argv) {
     else if (a === '--live-s') opts.liveS = num(a);
     else if (a === '--page-port') opts.pagePort = num(a);
     else if (a === '--page-host') opts.pageHost = argv[++i] || usage('--page-host needs a name');
+    else if (a === '--cat-header') opts.catHeader = pair(a);
+    else if (a === '--cat-cookie') opts.catCookie = pair(a);
     else if (a === '--player') {
       opts.player = argv[++i];
       if (!['hlsjs', 'shaka'].includes(opts.player)) usage('--player is hlsjs or shaka');
@@ -117,6 +136,8 @@ function parseArgs(argv) {
   opts.token = u.searchParams.get('token');
   if (opts.appendToken && !opts.token) usage('--append-token needs a ?token= in the URL');
   if (opts.appendToken && opts.player !== 'hlsjs') usage('--append-token is an hls.js run');
+  if (opts.catHeader && opts.player !== 'shaka') usage('--cat-header is a shaka run');
+  if (opts.catCookie && !opts.credentials) usage('--cat-cookie needs --credentials');
   return opts;
 }
 
@@ -197,6 +218,12 @@ window.__startShaka = async (src, rate, o) => {
   const net = player.getNetworkingEngine();
   const SEGMENT = shaka.net.NetworkingEngine.RequestType.SEGMENT;
   if (o.credentials) net.registerRequestFilter((_, req) => { req.allowCrossSiteCredentials = true; });
+  if (o.catHeader) {
+    // The first request's CAT; later ones carry what shaka learned from the responses.
+    const name = o.catHeader.name.toLowerCase();
+    player.configure('networking.commonAccessTokenHeaderName', name);
+    net.registerRequestFilter((_, req) => { if (!(name in req.headers)) req.headers[name] = o.catHeader.value; });
+  }
   net.registerResponseFilter((type) => { if (type === SEGMENT) S.fragsLoaded++; });
   player.addEventListener('error', (e) => {
     const d = e.detail || {};
@@ -425,7 +452,10 @@ async function main(opts) {
       throw new HarnessError(`this Chromium has no usable MediaSource (hls.js isSupported=false); probe=${JSON.stringify(probe)}`);
     }
 
-    const o = { credentials: opts.credentials, appendToken: opts.appendToken, token: opts.token, liveS: opts.liveS };
+    const o = { credentials: opts.credentials, appendToken: opts.appendToken, token: opts.token, liveS: opts.liveS, catHeader: opts.catHeader };
+    if (opts.catCookie) {
+      await page.evaluate((c) => { document.cookie = `${c.name}=${c.value}; path=/`; }, opts.catCookie);
+    }
     const rate = opts.liveS ? 1 : opts.rate;
     if (opts.player === 'shaka') {
       await page.evaluate(([src, r, o]) => { window.__startShaka(src, r, o); }, [opts.url, rate, o]);
@@ -489,6 +519,8 @@ async function main(opts) {
       shaka: shakaVersion,
       credentials: opts.credentials,
       append_token: opts.appendToken,
+      cat_header: opts.catHeader ? opts.catHeader.name : null,
+      cat_cookie: opts.catCookie ? opts.catCookie.name : null,
       live: S.live,
       mse_h264_aac: probe.h264_aac_mp4,
       mse: { 'avc1.64001f,mp4a.40.2': probe.h264_aac_mp4, 'avc1.4d401e': probe.h264_main_mp4,
