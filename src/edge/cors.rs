@@ -21,7 +21,13 @@ pub struct Cors {
     named: Vec<String>,
     /// `"*"` was listed: any other origin may read without credentials.
     any: bool,
+    /// The request headers a preflight allows: the gate's own, and the header each
+    /// foreign format's credential may travel in (a Common Access Token player sends
+    /// `CTA-Common-Access-Token` from the page).
+    allow_headers: HeaderValue,
 }
+
+const ALLOW_HEADERS: &str = "Authorization, Range, If-None-Match, If-Modified-Since, If-Range";
 
 /// How one request's `Origin` is allowed.
 enum Allowed<'a> {
@@ -32,10 +38,27 @@ enum Allowed<'a> {
 }
 
 impl Cors {
-    pub fn new(origins: &[String]) -> Self {
+    /// `credential_headers`: the header carriers of the configured foreign formats.
+    pub fn new<'h>(
+        origins: &[String],
+        credential_headers: impl IntoIterator<Item = &'h str>,
+    ) -> Self {
+        let mut allow = ALLOW_HEADERS.to_string();
+        for name in credential_headers.into_iter().filter(|h| !h.is_empty()) {
+            if !allow
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase())
+            {
+                allow.push_str(", ");
+                allow.push_str(name);
+            }
+        }
         Cors {
             named: origins.iter().filter(|o| *o != "*").cloned().collect(),
             any: origins.iter().any(|o| o == "*"),
+            // Header names are validated tokens (config): the fallback is never taken.
+            allow_headers: HeaderValue::from_str(&allow)
+                .unwrap_or(HeaderValue::from_static(ALLOW_HEADERS)),
         }
     }
 
@@ -97,9 +120,7 @@ impl Cors {
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(
-                    "Authorization, Range, If-None-Match, If-Modified-Since, If-Range",
-                ),
+                self.allow_headers.clone(),
             );
             h.insert(
                 header::ACCESS_CONTROL_MAX_AGE,
@@ -140,8 +161,23 @@ mod tests {
     }
 
     #[test]
+    fn c7_a_preflight_allows_each_foreign_formats_credential_header() {
+        let cors = Cors::new(&["*".to_owned()], ["CTA-Common-Access-Token", "", "range"]);
+        let mut req = HeaderMap::new();
+        req.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://p.example"),
+        );
+        let resp = cors.preflight(&req).expect("allowed");
+        let allow = resp.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .expect("text");
+        assert_eq!(allow, format!("{ALLOW_HEADERS}, CTA-Common-Access-Token"));
+    }
+
+    #[test]
     fn c7_star_is_a_literal_star_without_credentials() {
-        let cors = Cors::new(&["*".to_owned()]);
+        let cors = Cors::new(&["*".to_owned()], []);
         let h = decorated(&cors, "https://any.example");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
@@ -150,7 +186,7 @@ mod tests {
 
     #[test]
     fn c7_named_origins_are_reflected_with_credentials_others_get_nothing() {
-        let cors = Cors::new(&["https://player.example".to_owned()]);
+        let cors = Cors::new(&["https://player.example".to_owned()], []);
         let h = decorated(&cors, "https://PLAYER.example");
         assert_eq!(
             h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -170,7 +206,7 @@ mod tests {
 
     #[test]
     fn c7_a_named_origin_beside_star_keeps_its_credentials() {
-        let cors = Cors::new(&["*".to_owned(), "https://player.example".to_owned()]);
+        let cors = Cors::new(&["*".to_owned(), "https://player.example".to_owned()], []);
         let h = decorated(&cors, "https://player.example");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
         let h = decorated(&cors, "https://other.example");
@@ -180,7 +216,7 @@ mod tests {
 
     #[test]
     fn c7_a_header_the_answer_already_exposes_stays_exposed() {
-        let cors = Cors::new(&["*".to_owned()]);
+        let cors = Cors::new(&["*".to_owned()], []);
         let mut h = HeaderMap::new();
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -197,7 +233,7 @@ mod tests {
 
     #[test]
     fn no_origins_configured_adds_nothing() {
-        let h = decorated(&Cors::new(&[]), "https://player.example");
+        let h = decorated(&Cors::new(&[], []), "https://player.example");
         assert!(h.is_empty());
     }
 }

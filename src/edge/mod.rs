@@ -120,6 +120,11 @@ impl EdgeService {
             cfg.token.cache_max_ttl,
             cfg.token.leeway,
         ));
+        let credential_headers: Vec<String> = cfg
+            .formats
+            .iter()
+            .map(|f| f.kind.carriers().header)
+            .collect();
         Ok(EdgeService {
             admission: Admission::new(&cfg.edge),
             names: TokenNames {
@@ -144,7 +149,10 @@ impl EdgeService {
             forwarder: Forwarder::new(cfg, &metrics)?,
             manifest: ManifestPolicy::new(cfg),
             cacheability: Cacheability::new(cfg),
-            cors: Cors::new(&cfg.edge.cors_origins),
+            cors: Cors::new(
+                &cfg.edge.cors_origins,
+                credential_headers.iter().map(String::as_str),
+            ),
             meters: Meters::new(metrics, cfg.routes.iter().map(|r| r.name.as_str())),
             clock: crate::clock::now,
         })
