@@ -24,7 +24,6 @@ Needs: pip install akamai-edgeauth
 Prints "interop-edgeauth: N passed, M failed"; exits non-zero on any failure.
 """
 
-import http.client
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ import time
 NAME = "interop-edgeauth"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tollgate_e2e import run_checks, run_main, say, start_server  # noqa: E402
+from tollgate_e2e import edge_get as get, run_checks, run_main, say, start_server  # noqa: E402
 
 try:
     from akamai.edgeauth import EdgeAuth
@@ -89,19 +88,6 @@ key = "{key}"
 algorithm = "md5"
 field_delimiter = ","
 """)
-
-
-def get(gate, target, headers=None, source="127.0.0.1"):
-    host, port = gate.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10,
-                                      source_address=(source, 0))
-    try:
-        conn.request("GET", target, headers=headers or {})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, resp.getheader("x-tollgate-reason") or ""
-    finally:
-        conn.close()
 
 
 def cases(now):
