@@ -45,10 +45,8 @@ impl Cors {
     ) -> Self {
         let mut allow = ALLOW_HEADERS.to_string();
         for name in credential_headers.into_iter().filter(|h| !h.is_empty()) {
-            if !allow
-                .to_ascii_lowercase()
-                .contains(&name.to_ascii_lowercase())
-            {
+            // Whole entries: a name inside another (`If` in `If-Range`) is still added.
+            if !allow.split(", ").any(|h| h.eq_ignore_ascii_case(name)) {
                 allow.push_str(", ");
                 allow.push_str(name);
             }
@@ -162,7 +160,10 @@ mod tests {
 
     #[test]
     fn c7_a_preflight_allows_each_foreign_formats_credential_header() {
-        let cors = Cors::new(&["*".to_owned()], ["CTA-Common-Access-Token", "", "range"]);
+        let cors = Cors::new(
+            &["*".to_owned()],
+            ["CTA-Common-Access-Token", "", "range", "If"],
+        );
         let mut req = HeaderMap::new();
         req.insert(
             header::ORIGIN,
@@ -172,7 +173,10 @@ mod tests {
         let allow = resp.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
             .to_str()
             .expect("text");
-        assert_eq!(allow, format!("{ALLOW_HEADERS}, CTA-Common-Access-Token"));
+        assert_eq!(
+            allow,
+            format!("{ALLOW_HEADERS}, CTA-Common-Access-Token, If")
+        );
     }
 
     #[test]
