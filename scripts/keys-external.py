@@ -9,8 +9,11 @@ signers (OpenSSL 3.0, Python `cryptography`, PyJWT), and the gate accepts what t
   4. `cryptography`'s `load_pem_private_key` reads it, and its public key is the same;
   5. PyJWT signs a resource token with it; a gate whose config lists the key verifies
      it (`200` for the sample's master playlist), and refuses it under another kid;
-  6. and, so that a pass means something: the same key in PKCS#8 v2 (version 1 and the
-     `[1]` public key, as tollgate wrote it before) is refused by both readers.
+  6. the written key is the RFC 8410 PKCS#8 v1 form byte for byte (version 0, no `[1]`
+     public key), and, so that a pass means something: OpenSSL 3.0 refuses the same key
+     as PKCS#8 v2 (version 1 and the `[1]` public key, as tollgate wrote it before), and
+     `cryptography` refuses it under another algorithm's OID. (`cryptography` 51 and later
+     read v2, so the v2 control is OpenSSL's alone; the script prints what it did.)
 
 Usage: python3 scripts/keys-external.py         (from any directory)
 Env:   TOLLGATE_BIN     use this binary instead of building one
@@ -33,6 +36,7 @@ from tollgate_e2e import (Fatal, http, require_pyjwt, run_checks, run_main,  # n
 
 require_pyjwt(NAME)
 import jwt  # noqa: E402  PyJWT
+from cryptography.exceptions import UnsupportedAlgorithm  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 OVERALL_TIMEOUT_S = 90  # the whole script after the build
@@ -65,19 +69,38 @@ def as_pkcs8_v2(key):
     return pem(bytes([0x30, len(body)]) + body)
 
 
+V1_PREFIX = bytes.fromhex("302e020100300506032b657004220420")  # RFC 8410 section 7
+
+
+def der_of(pem_text):
+    body = "".join(line for line in pem_text.splitlines() if not line.startswith("-----"))
+    return base64.b64decode(body)
+
+
 def check_readers(checks, ws, private_path, public_pem):
-    """Steps 3, 4 and 6: both readers take the written key, and neither takes v2."""
+    """Steps 3, 4 and 6: both readers take the written key, which is the v1 form."""
     rc, derived = openssl("pkey", "-in", private_path, "-pubout")
     checks.check(rc == 0, "openssl pkey reads the written private key", f"exit {rc}")
     checks.check(derived.strip() == public_pem.strip(),
                  "openssl derives the written public key from it")
     with open(private_path, "rb") as f:
-        key = serialization.load_pem_private_key(f.read(), password=None)
+        written = f.read()
+    key = serialization.load_pem_private_key(written, password=None)
     checks.ok("cryptography load_pem_private_key reads the written private key")
     ours = key.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
     checks.check(ours.decode().strip() == public_pem.strip(),
                  "cryptography derives the written public key from it")
+    der = der_of(written.decode())
+    checks.check(len(der) == 48 and der.startswith(V1_PREFIX),
+                 "the written key is PKCS#8 v1 as RFC 8410 gives it (version 0, no public key)",
+                 f"{len(der)} bytes, starts {der[:16].hex()}")
+    check_controls(checks, ws, key)
+    return key
+
+
+def check_controls(checks, ws, key):
+    """Step 6's controls: the readers above can refuse."""
     v2 = as_pkcs8_v2(key)
     v2_path = ws.path("v2.pem")
     with open(v2_path, "w") as f:
@@ -86,10 +109,23 @@ def check_readers(checks, ws, private_path, public_pem):
     checks.check(rc != 0, "control: openssl refuses the same key as PKCS#8 v2")
     try:
         serialization.load_pem_private_key(v2.encode(), password=None)
-        checks.fail("control: cryptography read the key as PKCS#8 v2")
+        print(f"{NAME}: note: this cryptography reads PKCS#8 v2 too", flush=True)
     except ValueError:
-        checks.ok("control: cryptography refuses the same key as PKCS#8 v2")
-    return key
+        print(f"{NAME}: note: this cryptography refuses PKCS#8 v2", flush=True)
+    unassigned_oid = bytes.fromhex("2b657f")  # 1.3.101.127, not Ed25519's 1.3.101.112
+    wrong = bytearray(der_of(pem_of_key(key)))
+    at = wrong.index(bytes.fromhex("2b6570"))
+    wrong[at:at + 3] = unassigned_oid
+    try:
+        serialization.load_pem_private_key(pem(bytes(wrong)).encode(), password=None)
+        checks.fail("control: cryptography read the key under an unassigned OID")
+    except (ValueError, UnsupportedAlgorithm):
+        checks.ok("control: cryptography refuses the key under another algorithm's OID")
+
+
+def pem_of_key(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
 
 
 def add_verify_key(ws, public_path):
