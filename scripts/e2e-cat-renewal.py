@@ -6,7 +6,8 @@ browser players for more than three token lifetimes, all at once.
   2. writes its own config in a temp dir: a `file://` origin on `media/`, route
      `/live/{rid}/` (type live) with `formats = ["cat"]`, one `[[formats]]` of kind
      `cat` (HS256 key `k1`, the default carriers: header and cookie
-     `CTA-Common-Access-Token`, query `CAT`), `edge.cors_origins` naming the three pages;
+     `CTA-Common-Access-Token`, query `CAT`, `live_session = "1h"`),
+     `edge.cors_origins` naming the three pages;
   3. starts ffmpeg as the live encoder (scripts/e2e-live.py's: 1 s HLS segments, a
      sliding window) writing media/live/cam/;
   4. mints three CATs with Python `cwt` (PyPI), not tollgate: `exp` = now + LIFETIME
@@ -26,7 +27,9 @@ browser players for more than three token lifetimes, all at once.
          and the media share a host name (page.test), so the cookie is first-party;
        - **hls.js, manifest-rewrite renewal** (`catr` type 0, automatic; the CAT in the
          master URL's query): nothing in the player; the gate puts renewed tokens in the
-         playlists' URLs;
+         playlists' URLs. hls.js reloads the media playlist at the URL the master gave
+         it, whose token expires after one lifetime: the format's `live_session` lets
+         that reload through, answered only with a playlist carrying a renewed token;
   6. checks: each player played the whole time with every request answered (play.mjs:
      no response >= 400, no failed request, no fatal player error, the media time kept
      up); the gate's access log has no 4xx and shows requests through the whole run;
@@ -37,6 +40,9 @@ Env:   TOLLGATE_BIN            use this binary instead of building one
        E2E_CAT_LIFETIME_S=N    the tokens' lifetime (60-120, default 60)
        E2E_CAT_BREAK=norenew   mint the tokens without `catr` (the run must fail once
                                the first lifetime is over: this proves it can)
+       E2E_CAT_BREAK=nosession leave `live_session` out of the format (hlsjs-rewrite
+                               must fail: hls.js reloads the media playlist at the URL
+                               the master gave it, whose token expires)
        E2E_KEEP_TMP=1          keep the temp dir (config, gate/encoder/player logs)
        E2E_CAT_ONLY=LABEL,...  run only these players (shaka-header, hlsjs-cookie,
                                hlsjs-rewrite), e.g. to look at one
@@ -96,6 +102,7 @@ CAT_FORMAT = f"""
 [[formats]]
 name = "cat"
 kind = "cat"
+live_session = "1h"
 
 [[formats.keys]]
 kid = "{KID}"
@@ -133,7 +140,7 @@ class RenewalWorkspace:
     """A temp dir: media/live/cam (the encoder's output and a master playlist) and the
     config (the shape tollgate_e2e.Server expects: name, bin, dir, config, path)."""
 
-    def __init__(self, bin_path, runs_labels):
+    def __init__(self, bin_path, runs_labels, live_session=True):
         self.name = NAME
         self.bin = bin_path
         self.dir = tempfile.mkdtemp(prefix=f"tollgate-{NAME}.",
@@ -145,10 +152,11 @@ class RenewalWorkspace:
         self.runs = {label: Run(self.dir, label) for label in runs_labels}
         origins = ", ".join(f'"{r.page_origin}"' for r in self.runs.values())
         route = live.MEDIA.replace('origin = "media"\n', 'origin = "media"\nformats = ["cat"]\n')
+        fmt = CAT_FORMAT if live_session else CAT_FORMAT.replace('live_session = "1h"\n', "")
         self.config = self.path("tollgate.toml")
         with open(self.config, "w", encoding="utf-8") as f:
             f.write(gate_config(NAME, "1s", edge=f"cors_origins = [{origins}]\n",
-                                body=route + CAT_FORMAT))
+                                body=route + fmt))
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -277,8 +285,8 @@ def only_players():
 def main():
     keep = bool(os.environ.get("E2E_KEEP_TMP"))
     brk = os.environ.get("E2E_CAT_BREAK", "")
-    if brk not in ("", "norenew"):
-        raise Fatal(f"E2E_CAT_BREAK={brk!r}: use norenew")
+    if brk not in ("", "norenew", "nosession"):
+        raise Fatal(f"E2E_CAT_BREAK={brk!r}: use norenew or nosession")
     life = lifetime()
     play_s = 3 * life + 20
     checks = Checks(NAME)
@@ -288,9 +296,12 @@ def main():
     watchdog(play_s + 420)
     os.environ["NO_COLOR"] = "1"  # plain access-log lines
     begun = time.monotonic()
-    ws = RenewalWorkspace(bin_path, only_players())
-    if brk:
+    ws = RenewalWorkspace(bin_path, only_players(), live_session=brk != "nosession")
+    if brk == "norenew":
         say(NAME, "E2E_CAT_BREAK=norenew: the tokens carry no catr -- this run is meant to FAIL")
+    if brk == "nosession":
+        say(NAME, "E2E_CAT_BREAK=nosession: the format has no live_session -- hlsjs-rewrite "
+                  "is meant to FAIL")
     encoder = server = None
     try:
         encoder = live.start_encoder(ws.live, ws.dir, ws.path("encoder.err"))

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             asn: Some(64500),
         };
         let _ = claims.check_static(&policy);
-        let _ = claims.check_request(&req, &policy, 1_800_000_000);
+        let _ = claims.check_request(&req, &policy, 1_800_000_000, 0);
         if let Some(rule) = &claims.catu {
             let _ = rule.path_prefix();
         }

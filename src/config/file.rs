@@ -538,6 +538,12 @@ pub struct CatFile {
     /// The `kid` renewed tokens (`catr`) are minted with. Default: the presented
     /// token's own `kid`.
     pub renew_kid: Option<String>,
+    /// How long past its `exp` a renewable token (`catr` automatic) that came in the
+    /// query may still load a manifest, answered only with the manifest rewritten to
+    /// carry a renewed token: a live player that reloads its playlist at its first URL
+    /// (hls.js) keeps playing. Segments never get it. Default off.
+    #[serde(default, with = "humantime_serde")]
+    pub live_session: Option<Duration>,
     /// The keys, each pinned to its algorithm (at least one).
     #[serde(default)]
     pub keys: Vec<CatKeyFile>,

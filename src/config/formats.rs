@@ -128,6 +128,7 @@ fn cat_format(f: &CatFile, paths: &Paths<'_>, token: &Token) -> Result<CatFormat
         keys,
         leeway: token.leeway.as_secs(),
         max_len: token.max_len,
+        live_session: f.live_session.map_or(0, |d| d.as_secs()),
     })
 }
 
@@ -471,6 +472,32 @@ keys = [
             (policy.issuers.clone(), policy.audiences.clone()),
             (vec!["i".to_string()], vec!["a".to_string()])
         );
+    }
+
+    #[test]
+    fn live_session_needs_a_key_that_can_mint() {
+        use crate::token::keys::{generate_pem, Algorithm};
+        let c = parse(
+            "formats = [\"cat\"]",
+            &cat("live_session = \"4h\"", &hs_key("hs")),
+        )
+        .expect("valid");
+        assert_eq!(cat_format(&c).live_session(), 4 * 3600);
+        let c = parse("formats = [\"cat\"]", &cat("", &hs_key("hs"))).expect("valid");
+        assert_eq!(cat_format(&c).live_session(), 0, "off by default");
+        // A public key alone verifies but cannot mint the renewal a session needs.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, public) = generate_pem(Algorithm::EdDsa).expect("generate");
+        let path = dir.path().join("ed.pub.pem");
+        std::fs::write(&path, public).expect("write");
+        let keys = format!(
+            "[[formats.keys]]\nkid = \"ed\"\nalg = \"EdDSA\"\nkey_file = \"{}\"\n",
+            path.display()
+        );
+        parse("formats = [\"cat\"]", &cat("", &keys)).expect("verifying alone is fine");
+        let err = parse("formats = [\"cat\"]", &cat("live_session = \"1h\"", &keys))
+            .expect_err("no key can mint");
+        assert!(err.contains("live_session"), "{err}");
     }
 
     #[test]

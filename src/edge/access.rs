@@ -102,6 +102,9 @@ pub enum Granted<'r> {
         /// The token's text, as presented.
         text: &'r str,
         source: Source,
+        /// Accepted on the live-session allowance: only a manifest rewritten to carry
+        /// a renewed token may answer.
+        session: bool,
     },
     /// A Common Access Token refused on a claim its `catif` names: the answer is the
     /// token's (status and headers), the reason is still the refusal's.
@@ -300,11 +303,19 @@ impl Access {
             asn: None,
         };
         let replay = self.foreign.replay_guard();
-        match cached
-            .cat
-            .authorize(&facts, cfg.policy(), req.now, Some(replay))
-        {
-            Ok(_) => {}
+        let policy = cfg.policy();
+        let verdict = match cached.cat.authorize(&facts, policy, req.now, Some(replay)) {
+            Err(Refusal {
+                reason: CatReason::Expired,
+                ..
+            }) if cat_session_may_apply(cfg, &cached, credential.source, req) => cached
+                .cat
+                .authorize_within(&facts, policy, req.now, cfg.live_session(), Some(replay))
+                .map(|_| true),
+            other => other.map(|_| false),
+        };
+        let session = match verdict {
+            Ok(session) => session,
             Err(Refusal {
                 reason,
                 catif: Some(action),
@@ -316,7 +327,7 @@ impl Access {
                 })
             }
             Err(refusal) => return Err(EdgeError::Cat(refusal.reason)),
-        }
+        };
         // A `cti` in text is revocable like a `jti` (`tollgate revoke --jti`).
         let cti = cached.cat.claims.cti.as_deref();
         if cti
@@ -333,6 +344,7 @@ impl Access {
             cached,
             text,
             source: credential.source,
+            session,
         })
     }
 
@@ -450,6 +462,41 @@ impl Access {
         )
         .map_err(EdgeError::Token)
     }
+}
+
+/// The **live-session allowance** for a Common Access Token, the CAT's side of the
+/// live-session rule ([`Access::session`]). A live player that cannot send a header
+/// or a cookie (hls.js) reloads its media playlist at the URL the master gave it, so
+/// that URL's token expires while the player plays. Such a request may still pass, its
+/// other claims checked as always, up to the format's `live_session` past `exp`, when:
+///
+/// - the token asks for automatic renewal (`catr` type 0) and came in the query, so the
+///   renewal travels in a rewritten manifest's child URIs;
+/// - the path names a manifest (`.m3u8`, `.mpd`);
+/// - the format has a key to mint the renewal with;
+/// - the token is not single-use (`catreplay` 1: `authorize_within` gives it none).
+///
+/// The answer is then *only* a manifest rewritten to carry a renewed token
+/// (`rewrite.rs` turns any other into the 403 `expired`). Segments never pass expired.
+/// Unlike a native token's `sxp`, a CAT names no session end, so the bound is the
+/// operator's: `live_session` past the stuck URL's `exp` (docs/threat-model.md, J12).
+fn cat_session_may_apply(
+    cfg: &foreign::CatFormat,
+    cached: &CachedCat,
+    source: Source,
+    req: &Asking<'_>,
+) -> bool {
+    let automatic = cached
+        .cat
+        .claims
+        .catr
+        .as_ref()
+        .is_some_and(|r| r.kind == cat::RenewalKind::Automatic);
+    cfg.live_session() > 0
+        && automatic
+        && source == Source::Query
+        && req.manifest.kind.is_some()
+        && cfg.renewal_signer(&cached.cat.kid).is_some()
 }
 
 #[cfg(test)]

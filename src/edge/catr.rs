@@ -113,11 +113,19 @@ pub fn due(exp: Option<u64>, deadline: Option<u64>, expadd: u64, now: u64) -> bo
         && now.saturating_add(expadd) > exp
 }
 
-/// The renewal for a token that authorised this request, if `catr` asks for one now.
-pub fn renew(format: &CatFormat, cached: &CachedCat, source: Source, now: u64) -> Option<Renewed> {
+/// The renewal for a token that authorised this request, if `catr` asks for one now;
+/// always, for a request admitted on the live-session allowance (`session`: its token
+/// has expired, and the answer must carry a renewal).
+pub fn renew(
+    format: &CatFormat,
+    cached: &CachedCat,
+    source: Source,
+    now: u64,
+    session: bool,
+) -> Option<Renewed> {
     let cat = &cached.cat;
     let catr = cat.claims.catr.as_ref()?;
-    if !due(cat.claims.exp, catr.deadline, catr.expadd, now) {
+    if !session && !due(cat.claims.exp, catr.deadline, catr.expadd, now) {
         return None;
     }
     let delivery = match (catr.kind, source) {

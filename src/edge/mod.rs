@@ -364,7 +364,7 @@ impl EdgeService {
         log: &mut AccessLog,
     ) -> Result<Option<CatPlan>, Box<Response<Body>>> {
         let foreign = self.access.foreign();
-        let (cached, text, source) = match granted {
+        let (cached, text, source, session) = match granted {
             Granted::CatRefused {
                 format,
                 reason,
@@ -378,13 +378,20 @@ impl EdgeService {
                 cached,
                 text,
                 source,
-            } => (cached, *text, *source),
+                session,
+            } => (cached, *text, *source, *session),
             _ => return Ok(None),
         };
+        let expired = EdgeError::Token(crate::token::TokenError::Expired);
         let Some(format) = foreign.cat(cached.format) else {
+            // A session is answered only with a renewal; without its format, none.
+            if session {
+                log.reason = expired.reason();
+                return Err(Box::new(expired.into_response()));
+            }
             return Ok(None);
         };
-        let renewed = catr::renew(format, cached, source, now);
+        let renewed = catr::renew(format, cached, source, now, session);
         if let Some(r) = renewed
             .as_ref()
             .filter(|r| r.delivery == Delivery::Redirect)
@@ -403,6 +410,7 @@ impl EdgeService {
         Ok(Some(CatPlan {
             renewed: renewed.filter(|r| r.delivery != Delivery::Manifest),
             rewrite,
+            session,
             param: format.query_name().to_string(),
             path_kind: manifest.kind,
             secure,
@@ -497,17 +505,19 @@ impl EdgeService {
             catr::decorate(resp.headers_mut(), renewed, cat.secure);
         }
         let Some((token, renewed)) = &cat.rewrite else {
-            return Ok(resp);
+            return match cat.session {
+                true => Err(EdgeError::Token(crate::token::TokenError::Expired)),
+                false => Ok(resp),
+            };
+        };
+        let child = rewrite::CatChild {
+            param: &cat.param,
+            token,
+            renewed: *renewed,
+            session: cat.session,
         };
         self.manifest
-            .finish_cat(
-                resp,
-                cat.path_kind,
-                &cat.param,
-                token,
-                *renewed,
-                &mut log.manifest,
-            )
+            .finish_cat(resp, cat.path_kind, child, &mut log.manifest)
             .await
     }
 }
@@ -519,6 +529,9 @@ struct CatPlan {
     /// For a token from the query on a possible playlist: the token its children get,
     /// and whether it is a renewal.
     rewrite: Option<(String, bool)>,
+    /// Admitted on the live-session allowance (access.rs): only a playlist rewritten
+    /// with a renewed token may answer.
+    session: bool,
     /// The format's query parameter.
     param: String,
     path_kind: Option<crate::manifest::Kind>,

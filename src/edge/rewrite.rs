@@ -63,6 +63,17 @@ pub struct Plan {
     pub path_kind: Option<Kind>,
 }
 
+/// What a playlist's children get for a Common Access Token from the query.
+pub struct CatChild<'a> {
+    /// The format's query parameter.
+    pub param: &'a str,
+    /// The token the child URIs carry: a renewal, or the request's own.
+    pub token: &'a str,
+    pub renewed: bool,
+    /// Admitted on the live-session allowance: only a renewed playlist may answer.
+    pub session: bool,
+}
+
 /// The manifest decision for one request, made once ([`ManifestPolicy::ask`]) and read
 /// by every later phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,40 +239,48 @@ impl ManifestPolicy {
     }
 
     /// A Common Access Token that came in the query: a playlist answer (200, a manifest
-    /// by type or extension) is rewritten so that its child URIs carry `token` in the
-    /// query parameter `param` (edge/catr.rs). Anything else passes as it is.
+    /// by type or extension) is rewritten so that its child URIs carry the child's
+    /// token in its query parameter (edge/catr.rs). Anything else passes as it is,
+    /// except to a request admitted on the live-session allowance (access.rs): that
+    /// gets a playlist carrying a renewed token or the 403 `expired` it would have been.
     pub async fn finish_cat(
         &self,
         resp: Response<Body>,
         path_kind: Option<Kind>,
-        param: &str,
-        token: &str,
-        renewed: bool,
+        child: CatChild<'_>,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, EdgeError> {
+        let expired = EdgeError::Token(TokenError::Expired);
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let kind = Kind::detect(content_type, path_kind);
-        let Some(kind) = kind.filter(|_| self.cfg.rewrite && resp.status() == StatusCode::OK)
-        else {
-            return Ok(resp);
+        let status = resp.status();
+        // Errors carry no media and pass through, as for a native session.
+        let carries = status.is_success() || status.is_redirection();
+        let Some(kind) = kind.filter(|_| self.cfg.rewrite && status == StatusCode::OK) else {
+            return match child.session && carries {
+                true => Err(expired),
+                false => Ok(resp),
+            };
         };
+        if child.session && !child.renewed {
+            return Err(expired);
+        }
         let (parts, body) = resp.into_parts();
-        Ok(
-            match self
-                .rewrite_body(parts, body, kind, param, token, outcome)
-                .await?
-            {
-                Rewritten::Done(mut resp) => {
-                    fresh_headers(resp.headers_mut());
-                    *outcome = if renewed { "renewed" } else { "rewritten" };
-                    resp
-                }
-                Rewritten::Untouched(resp) => resp,
-            },
-        )
+        match self
+            .rewrite_body(parts, body, kind, child.param, child.token, outcome)
+            .await?
+        {
+            Rewritten::Done(mut resp) => {
+                fresh_headers(resp.headers_mut());
+                *outcome = if child.renewed { "renewed" } else { "rewritten" };
+                Ok(resp)
+            }
+            Rewritten::Untouched(_) if child.session => Err(expired),
+            Rewritten::Untouched(resp) => Ok(resp),
+        }
     }
 
     /// Buffer and rewrite a manifest body so that child URLs carry `token` in `param`;

@@ -33,6 +33,7 @@ const HEADER: &str = "CTA-Common-Access-Token";
 const EXP: i64 = 4;
 const IAT: i64 = 6;
 const CTI: i64 = 7;
+const CATREPLAY: i64 = 308;
 const CATNIP: i64 = 311;
 const CATU: i64 = 312;
 const CATM: i64 = 313;
@@ -78,10 +79,14 @@ key = "{KEY}"
     setup
 }
 
-/// The origin: a media playlist for `.m3u8`, the target otherwise.
+/// The origin: a media playlist for `.m3u8` (text for `broken.m3u8`, a 404 for
+/// `gone.m3u8`), the target otherwise.
 async fn origin() -> TestOrigin {
     TestOrigin::start_with(Arc::new(|s: &Seen| {
-        let (ctype, body) = if s.target.contains(".m3u8") {
+        let status = if s.target.contains("gone.m3u8") { 404 } else { 200 };
+        let (ctype, body) = if s.target.contains("broken.m3u8") {
+            ("text/plain", "not a playlist".to_string())
+        } else if s.target.contains(".m3u8") {
             (
                 "application/vnd.apple.mpegurl",
                 "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nseg-1.ts\n#EXTINF:4,\nseg-2.ts\n"
@@ -91,7 +96,7 @@ async fn origin() -> TestOrigin {
             ("video/mp2t", format!("origin:{}", s.target))
         };
         Response::builder()
-            .status(200)
+            .status(status)
             .header("content-type", ctype)
             .body(Full::new(Bytes::from(body)))
             .expect("response")
@@ -546,4 +551,99 @@ async fn catif_mints_the_token_a_header_asks_for_with_the_formats_key() {
         rest.contains(&(int(CTI), Value::Bytes(b"login".to_vec()))),
         "{rest:?}"
     );
+}
+
+/// [`setup`] with the live-session allowance: an hour past `exp`.
+fn setup_live(origin: &TestOrigin) -> Setup {
+    let mut setup = setup(origin);
+    setup.extra = setup
+        .extra
+        .replace("kind = \"cat\"\n", "kind = \"cat\"\nlive_session = \"1h\"\n");
+    assert!(setup.extra.contains("live_session"), "{}", setup.extra);
+    setup
+}
+
+/// The child URIs' token of a rewritten playlist.
+fn child_token(got: &Got) -> String {
+    let body = String::from_utf8(got.body.to_vec()).expect("utf-8");
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("seg-1.ts"))
+        .unwrap_or_else(|| panic!("no child in {body}"));
+    line.strip_prefix("seg-1.ts?CAT=")
+        .unwrap_or_else(|| panic!("the child carries no token: {line}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn j12_an_expired_renewable_cat_from_the_query_reloads_a_live_playlist_within_live_session() {
+    let origin = origin().await;
+    let gate = start(setup_live(&origin)).await;
+    let addr = gate.plain();
+    // Ten minutes expired, automatic renewal: the URL a live player is stuck with.
+    let stuck = token(-600, vec![catr(0), catu_prefix("/cat/a/")]);
+    let got = get(addr, &format!("/cat/a/index.m3u8?CAT={stuck}"), &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let renewed = child_token(&got);
+    assert_ne!(renewed, stuck);
+    let (claims, exp, _) = claims_of(&renewed);
+    assert_eq!(claims, claims_of(&stuck).0, "the same claims but exp and iat");
+    assert!(exp.expect("exp") > now(), "the children's token is valid");
+    // The children's token plays the segment; the stuck one does not.
+    let seg = get(addr, &format!("/cat/a/seg-1.ts?CAT={renewed}"), &[]).await;
+    assert_eq!(seg.status, 200, "{seg:?}");
+    assert_refused(
+        &get(addr, &format!("/cat/a/seg-1.ts?CAT={stuck}"), &[]).await,
+        403,
+        "expired",
+        "a segment never gets the allowance",
+    );
+    // Other claims are checked as always.
+    assert_refused(
+        &get(addr, &format!("/cat/b/index.m3u8?CAT={stuck}"), &[]).await,
+        403,
+        "scope",
+        "another path",
+    );
+    // An origin error passes; an answer that is not a renewed playlist does not.
+    let gone = get(addr, &format!("/cat/a/gone.m3u8?CAT={stuck}"), &[]).await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert_refused(
+        &get(addr, &format!("/cat/a/broken.m3u8?CAT={stuck}"), &[]).await,
+        403,
+        "expired",
+        "a 200 that is no playlist",
+    );
+}
+
+#[tokio::test]
+async fn j12_the_live_session_allowance_needs_every_condition() {
+    let origin = origin().await;
+    let live = start(setup_live(&origin)).await;
+    let plain = start(setup(&origin)).await;
+    let playlist = "/cat/a/index.m3u8";
+    let refused = |got: Got, what: &str| assert_refused(&got, 403, "expired", what);
+    let stuck = token(-600, vec![catr(0)]);
+    refused(
+        get(plain.plain(), &format!("{playlist}?CAT={stuck}"), &[]).await,
+        "a format without live_session",
+    );
+    refused(
+        get(live.plain(), playlist, &[(HEADER, &stuck)]).await,
+        "a token in the header (its renewal is the header's)",
+    );
+    for (what, tok) in [
+        ("no catr", token(-600, vec![])),
+        ("catr by header", token(-600, vec![catr(2)])),
+        ("past live_session", token(-7200, vec![catr(0)])),
+        ("single use", token(-600, vec![catr(0), (CATREPLAY, int(1))])),
+    ] {
+        refused(
+            get(live.plain(), &format!("{playlist}?CAT={tok}"), &[]).await,
+            what,
+        );
+    }
+    // The control: the same shape inside its allowance passes.
+    let got = get(live.plain(), &format!("{playlist}?CAT={stuck}"), &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
 }

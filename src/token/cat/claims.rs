@@ -176,14 +176,18 @@ impl CatClaims {
     }
 
     /// Everything that depends on the request and the time. On refusal, also the claim
-    /// that failed (for `catif`).
+    /// that failed (for `catif`). `grace` seconds past `exp` (and the leeway) are still
+    /// accepted: 0 except for the edge's live-session allowance ([`VerifiedCat::authorize_within`]).
+    ///
+    /// [`VerifiedCat::authorize_within`]: super::VerifiedCat::authorize_within
     pub fn check_request(
         &self,
         req: &Request<'_>,
         policy: &CatPolicy,
         now: u64,
+        grace: u64,
     ) -> Result<(), Refused> {
-        self.check_time(policy, now)?;
+        self.check_time(policy, now, grace)?;
         if self.catu.as_ref().is_some_and(|u| !u.matches(req)) {
             return Err((CatReason::Uri, CATU));
         }
@@ -213,10 +217,10 @@ impl CatClaims {
     }
 
     /// Inclusive to the second at both ends, as the native token's (`token/authorize.rs`).
-    fn check_time(&self, policy: &CatPolicy, now: u64) -> Result<(), Refused> {
+    fn check_time(&self, policy: &CatPolicy, now: u64, grace: u64) -> Result<(), Refused> {
         if self
             .exp
-            .is_some_and(|exp| exp.saturating_add(policy.leeway) < now)
+            .is_some_and(|exp| exp.saturating_add(policy.leeway).saturating_add(grace) < now)
         {
             return Err((CatReason::Expired, EXP));
         }

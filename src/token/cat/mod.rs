@@ -248,8 +248,26 @@ impl VerifiedCat {
         now: u64,
         replay: Option<&dyn ReplayGuard>,
     ) -> Result<CatGrant<'_>, Refusal> {
+        self.authorize_within(req, policy, now, 0, replay)
+    }
+
+    /// [`Self::authorize`] for a token that may have expired up to `grace` seconds ago
+    /// (past its `exp` and the leeway): every other claim holds as always. The edge's
+    /// live-session allowance for a manifest reload is its one caller with a `grace`.
+    /// A single-use token (`catreplay` 1) gets no grace: its use is remembered only
+    /// until `exp` and the leeway.
+    pub fn authorize_within(
+        &self,
+        req: &Request<'_>,
+        policy: &CatPolicy,
+        now: u64,
+        grace: u64,
+        replay: Option<&dyn ReplayGuard>,
+    ) -> Result<CatGrant<'_>, Refusal> {
+        let single_use = self.claims.catreplay == Some(claims::Replay::Prohibited);
+        let grace = if single_use { 0 } else { grace };
         self.claims
-            .check_request(req, policy, now)
+            .check_request(req, policy, now, grace)
             .map_err(|(reason, claim)| self.refusal(reason, claim))?;
         let report_reuse = self
             .check_replay(replay, policy, now)

@@ -743,3 +743,38 @@ fn cat_text_form_is_base64url_without_padding() {
     assert_eq!(decode_text(&text), Ok(token));
     assert_eq!(decode_text("not+base64url/"), Err(CatReason::Malformed));
 }
+
+#[test]
+fn j12_authorize_within_extends_exp_alone_and_never_for_a_single_use_token() {
+    let k = keys();
+    let p = policy();
+    let r = req(PATH, &[]);
+    let at = |token: &[u8], now, grace| {
+        let cat = verify(token, &k.keys, &p).expect("verifies");
+        cat.authorize_within(&r, &p, now, grace, None)
+            .map(|_| ())
+            .map_err(|e| e.reason)
+    };
+    let plain = mac0(with(vec![]));
+    // `exp` is NOW + 60: an hour past it and the leeway, a grace of an hour reaches
+    // and not a second further.
+    let late = NOW + 60 + p.leeway + 3600;
+    assert_eq!(at(&plain, late, 0), Err(CatReason::Expired));
+    assert_eq!(at(&plain, late, 3600), Ok(()));
+    assert_eq!(at(&plain, late + 1, 3600), Err(CatReason::Expired));
+    // Every other claim still holds: another path is refused for its path.
+    let elsewhere = mac0(with(vec![(
+        CATU,
+        map(vec![(3, map(vec![(1, txt("/elsewhere/"))]))]),
+    )]));
+    assert_eq!(at(&elsewhere, late, 3600), Err(CatReason::Uri));
+    // A single-use token's use is remembered only until exp: no grace for it.
+    let single_use = mac0(with(vec![(CATREPLAY, int(1))]));
+    let guard = MemoryReplayGuard::new(16);
+    let cat = verify(&single_use, &k.keys, &p).expect("verifies");
+    let refused = cat
+        .authorize_within(&r, &p, late, 3600, Some(&guard))
+        .map(|_| ())
+        .map_err(|e| e.reason);
+    assert_eq!(refused, Err(CatReason::Expired));
+}

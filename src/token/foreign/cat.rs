@@ -49,6 +49,9 @@ pub struct Settings<'a> {
     pub leeway: u64,
     /// Longest token, bytes (`token.max_len`).
     pub max_len: usize,
+    /// Seconds past `exp` a renewable token from the query may still load a manifest
+    /// that carries its renewal on (the live-session allowance); 0: off.
+    pub live_session: u64,
 }
 
 /// A configured `cat` format.
@@ -61,6 +64,7 @@ pub struct CatFormat {
     header: String,
     query: String,
     cookie: String,
+    live_session: u64,
 }
 
 /// The DER prefixes of an SPKI holding a P-256 point or an Ed25519 key: the key is what
@@ -97,6 +101,9 @@ impl CatFormat {
                 return Err("renew_kid: names no key with a private half (HS256 secret or PKCS#8 private key)".into());
             }
         }
+        if s.live_session > 0 && signers.is_empty() {
+            return Err("live_session: a session is served only with a renewed token, and no key has a private half to mint one".into());
+        }
         Ok(CatFormat {
             keys,
             signers,
@@ -111,6 +118,7 @@ impl CatFormat {
             header: s.header.into(),
             query: s.query.into(),
             cookie: s.cookie.into(),
+            live_session: s.live_session,
         })
     }
 
@@ -123,6 +131,7 @@ impl CatFormat {
             },
             cookies: vec![self.cookie.clone()],
             header: self.header.clone(),
+            ..Carriers::default()
         }
     }
 
@@ -142,6 +151,11 @@ impl CatFormat {
 
     pub fn cookie_name(&self) -> &str {
         &self.cookie
+    }
+
+    /// Seconds past `exp` the live-session allowance reaches (0: off).
+    pub fn live_session(&self) -> u64 {
+        self.live_session
     }
 
     /// The envelope and the request-independent claims (the cacheable step).
