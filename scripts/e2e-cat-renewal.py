@@ -256,7 +256,7 @@ def check_players(ws, checks, life, play_s):
                      f"{s.get('hls_errors', [])[:3]}")
 
 
-def check_gate(server, checks, started, life, play_s):
+def check_gate(server, checks, started, life, play_s, players_run):
     lines = live.access_lines(server.err)
     refused = [a for a in lines if 400 <= a.status < 500]
     served = [a for a in lines if a.status in OK]
@@ -267,6 +267,14 @@ def check_gate(server, checks, started, life, play_s):
     checks.check(last - started >= 3 * life,
                  f"the gate served until {last - started:.0f}s after the tokens were minted "
                  f"(want >= {3 * life}s: three lifetimes)")
+    if "hlsjs-rewrite" in players_run:
+        # The query CAT of hls.js's media playlist URL expired one lifetime in: every
+        # playlist after that was the live-session allowance, answered renewed.
+        after = started + life + 2
+        renewed = [a for a in served if a.manifest == "renewed" and a.t > after]
+        checks.check(len(renewed) >= 20,
+                     f"hlsjs-rewrite: {len(renewed)} playlists answered renewed after its "
+                     f"first token expired (want >= 20: the live-session allowance)")
     counts = {k: v for k, v in foreign_counts(server.admin).items() if v}
     bad = {k: v for k, v in counts.items() if k != "ok"}
     checks.check(counts.get("ok", 0) > 0 and not bad,
@@ -311,9 +319,9 @@ def main():
         say(NAME, f"gate (pid {server.pid}) on port {edge_port}; {len(ws.runs)} players for {play_s}s "
                   f"with {life}s tokens")
         started = time.time()
-        play_all(ws, edge_port, life, not brk, play_s)
+        play_all(ws, edge_port, life, brk != "norenew", play_s)
         check_players(ws, checks, life, play_s)
-        check_gate(server, checks, started, life, play_s)
+        check_gate(server, checks, started, life, play_s, ws.runs)
         checks.check(encoder.alive(), "the encoder ran throughout")
     except Exception as e:  # still clean up, and count it
         count_failure(NAME, checks, e)

@@ -10,7 +10,8 @@ refused by tollgate as Apache Traffic Server's `uri_signing` plugin would.
   3. mints with `jwt.encode`: tokens with `cdniuc` as a regex and as a SHA-256 hash,
      `cdniip`-bound, `aud`, `jti`, `cdnicrit`, with and without a `kid`, expired,
      not yet valid, tampered, unsigned (`alg: none`); and sends them in the
-     `URISigningPackage` query parameter and cookie;
+     `URISigningPackage` query parameter, cookie and path parameter
+     (`seg-1.ts;URISigningPackage=…`, the plugin's path-style form);
   4. checks tollgate's status and reason for each: accepted on its resource, `expired`,
      `not_yet_valid`, `bad_signature` when tampered or signed with another key, `acl`
      for another path, `ip` from another address (127.0.0.2), `audience`, and
@@ -121,6 +122,10 @@ def cases(now, es_private):
         ("HS256 token in the query", at(good), {}, "127.0.0.1", 200, ""),
         ("HS256 token in the cookie", seg, {"Cookie": f"a=1; {PACKAGE}={good}"},
          "127.0.0.1", 200, ""),
+        ("HS256 token in a path parameter", f"{seg};{PACKAGE}={good}", {}, "127.0.0.1",
+         200, ""),
+        ("tampered, in a path parameter", f"{seg};{PACKAGE}={tampered}", {}, "127.0.0.1",
+         401, "bad_signature"),
         ("another segment under the regex", at(good, "/us/demo/seg-2.ts"), {}, "127.0.0.1",
          200, ""),
         ("ES256 token (PyJWT's ECDSA)", at(es), {}, "127.0.0.1", 200, ""),

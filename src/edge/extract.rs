@@ -14,8 +14,8 @@
 //!   (split on `&` *or* `;`, and in a path segment's `;` parameters) refuses the request.
 //!
 //! The same rule holds for the credentials of the foreign formats the route accepts
-//! ([`FormatCarriers`]: a query parameter and a cookie per field, a header for the
-//! first): the parser that finds a field removes it (every carrier of every field), a
+//! ([`FormatCarriers`]: a query parameter and a cookie per field, a header and a path
+//! parameter for the first): the parser that finds a field removes it (every carrier of every field), a
 //! lookalike of a field's query or cookie name is refused, a field is 1 to `max_len`
 //! bytes of visible ASCII, and a second value for a field, a second format, or a
 //! native token beside a foreign credential is a conflict.
@@ -105,8 +105,8 @@ pub struct Extracted<'a, 'h> {
     pub source: Option<Source>,
     /// A second, different token and where it was first found (see [`Presented::rival`]).
     pub rival: Option<(&'h str, Source)>,
-    /// The path with the `/t/<tok>` prefix removed (borrowed when there was none). Always
-    /// starts with '/'. The removal is a sub-slice too, so today it is always borrowed.
+    /// The path with the `/t/<tok>` prefix removed (a sub-slice) and a foreign format's
+    /// path parameter removed (a copy, only then). Always starts with '/'.
     pub path: Cow<'a, str>,
     /// The query with every token parameter removed, None when nothing is left or there was
     /// none. Borrowed unless a token parameter sat between two kept ones.
@@ -221,6 +221,7 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
     let mut other = ForeignFound::new(names.max_len);
 
     let path = take_path(&names.path_prefix, path, &mut found)?;
+    let path = take_path_params(foreign.formats, path, &mut other)?;
     let query = match query {
         Some(query) => take_query(names, foreign.formats, query, &mut found, &mut other)?,
         None => None,
@@ -490,9 +491,9 @@ fn take_path<'a: 'h, 'h>(
     prefix: &str,
     path: &'a str,
     found: &mut Found<'h>,
-) -> Result<Cow<'a, str>, ExtractError> {
+) -> Result<&'a str, ExtractError> {
     let Some(after) = strip_prefix_segment(path, prefix) else {
-        return Ok(Cow::Borrowed(path));
+        return Ok(path);
     };
     // A bare `/t/<tok>` has no resource after it; forwarding `/` would be a guess.
     let Some(end) = after.find('/') else {
@@ -505,7 +506,71 @@ fn take_path<'a: 'h, 'h>(
     if strip_prefix_segment(rest, prefix).is_some() {
         return Err(ExtractError::Malformed);
     }
-    Ok(Cow::Borrowed(rest))
+    Ok(rest)
+}
+
+/// A foreign format's path-style parameter (RFC 9246's `;URISigningPackage=<jwt>`, in
+/// any segment, as Apache Traffic Server's `uri_signing` plugin reads it) is taken as
+/// the format's field 0 and removed with its `;`, so the path that is authorised and
+/// forwarded is the path without it. Segments are split on `/`, parameters on `;`; a
+/// parameter of that name without `=` is a broken carrier. Borrowed unless one was
+/// taken. Any other spelling of the name stays, and `leaves_a_lookalike` refuses it.
+fn take_path_params<'a: 'h, 'h>(
+    formats: &[FormatCarriers],
+    path: &'a str,
+    other: &mut ForeignFound<'h>,
+) -> Result<Cow<'a, str>, ExtractError> {
+    let named = |name: &str| {
+        formats
+            .iter()
+            .position(|f| !f.carriers.path_param.is_empty() && f.carriers.path_param == name)
+    };
+    if !path.contains(';') || !formats.iter().any(|f| !f.carriers.path_param.is_empty()) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let mut kept = String::with_capacity(path.len());
+    let mut took = false;
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            kept.push('/');
+        }
+        let start = kept.len();
+        let mut params = segment.split(';');
+        kept.push_str(params.next().unwrap_or(""));
+        let mut took_here = false;
+        for param in params {
+            let (name, value) = match param.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (param, None),
+            };
+            match named(name) {
+                Some(format) => {
+                    other.add(
+                        format,
+                        0,
+                        value.ok_or(ExtractError::Malformed)?,
+                        Source::Path,
+                    )?;
+                    took_here = true;
+                }
+                None => {
+                    kept.push(';');
+                    kept.push_str(param);
+                }
+            }
+        }
+        // `a/..;URISigningPackage=…/b` was normalised with `..;…` as a name; without
+        // the parameter it would be a dot segment the origin resolves (threat model
+        // L7), and an empty one a `//`. Refused, not re-normalised.
+        if took_here && matches!(&kept[start..], "" | "." | "..") {
+            return Err(ExtractError::Malformed);
+        }
+        took |= took_here;
+    }
+    Ok(match took {
+        true => Cow::Owned(kept),
+        false => Cow::Borrowed(path),
+    })
 }
 
 /// `path` without a leading `/<prefix>/`, if it has one. No allocation: the check is done
@@ -1376,6 +1441,7 @@ mod tests {
             query: query.iter().map(|q| q.to_string()).collect(),
             cookies: vec![other.into()],
             header: other.into(),
+            ..Carriers::default()
         };
         vec![
             FormatCarriers {
@@ -1429,6 +1495,7 @@ mod tests {
                     query: vec![format!("q{i}")],
                     cookies: vec![format!("c{i}")],
                     header: String::new(),
+                    ..Carriers::default()
                 },
             })
             .collect();
@@ -1497,6 +1564,85 @@ mod tests {
         );
     }
 
+    /// RFC 9246 URI Signing's carriers: `URISigningPackage` in the query, a cookie and
+    /// a path parameter.
+    fn uri_signing() -> Vec<FormatCarriers> {
+        let package = "URISigningPackage".to_string();
+        vec![FormatCarriers {
+            format: 9,
+            carriers: Carriers {
+                query: vec![package.clone()],
+                cookies: vec![package.clone()],
+                header: String::new(),
+                path_param: package,
+            },
+        }]
+    }
+
+    fn at_path<'a>(
+        path: &'a str,
+        query: Option<&'a str>,
+        formats: &'a [FormatCarriers],
+    ) -> Result<Extracted<'a, 'a>, ExtractError> {
+        let foreign = ForeignIn {
+            formats,
+            headers: &[],
+        };
+        extract(&TokenNames::default(), foreign, path, query, &[], &[])
+    }
+
+    #[test]
+    fn l7_a_path_parameter_carries_the_package_and_is_removed_from_the_path() {
+        let formats = uri_signing();
+        for (path, left) in [
+            ("/us/a/seg.ts;URISigningPackage=h.p.s", "/us/a/seg.ts"),
+            ("/us/a;URISigningPackage=h.p.s/seg.ts", "/us/a/seg.ts"),
+            (
+                "/us/a/seg.ts;x=1;URISigningPackage=h.p.s;y=2",
+                "/us/a/seg.ts;x=1;y=2",
+            ),
+        ] {
+            let e = at_path(path, None, &formats).expect(path);
+            let f = e.foreign.expect(path);
+            assert_eq!((f.format, f.source), (9, Source::Path), "{path}");
+            assert_eq!(f.credential.fields[0], Some("h.p.s"), "{path}");
+            assert_eq!(e.path, left, "{path}");
+        }
+        // The same package in the query too is one credential; another is a conflict.
+        let both = at_path(
+            "/us/a/seg.ts;URISigningPackage=h.p.s",
+            Some("URISigningPackage=h.p.s"),
+            &formats,
+        );
+        assert_eq!(both.map(|e| e.query), Ok(None));
+        let other = at_path(
+            "/us/a/seg.ts;URISigningPackage=h.p.s",
+            Some("URISigningPackage=h.p.t"),
+            &formats,
+        );
+        assert_eq!(other.map(|e| e.foreign), Err(ExtractError::Conflict));
+        // A broken carrier, or another spelling of the name, is refused.
+        for bad in [
+            "/us/a/seg.ts;URISigningPackage",
+            "/us/a/seg.ts;URISigningPackage=",
+            "/us/a/seg.ts;urisigningpackage=h.p.s",
+            "/us/a/..;URISigningPackage=h.p.s/seg.ts",
+            "/us/a/.;URISigningPackage=h.p.s/seg.ts",
+            "/us/a/;URISigningPackage=h.p.s/seg.ts",
+            "/us/a/seg.ts;URISigning%50ackage=h.p.s",
+        ] {
+            assert_eq!(
+                at_path(bad, None, &formats).map(|e| e.foreign),
+                Err(ExtractError::Malformed),
+                "{bad}"
+            );
+        }
+        // A route without the format reads no path parameter: it is the origin's.
+        let plain = at_path("/us/a/seg.ts;URISigningPackage=h.p.s", None, &[]).expect("ok");
+        assert_eq!(plain.foreign, None);
+        assert_eq!(plain.path, "/us/a/seg.ts;URISigningPackage=h.p.s");
+    }
+
     /// A five-field format with a cookie per field (CloudFront's carriers).
     fn cloudfront() -> Vec<FormatCarriers> {
         let names = |prefix: &str| -> Vec<String> {
@@ -1517,6 +1663,7 @@ mod tests {
                 query: names(""),
                 cookies: names("CloudFront-"),
                 header: String::new(),
+                ..Carriers::default()
             },
         }]
     }

@@ -231,10 +231,11 @@ impl EdgeService {
         let normal = path::normalise(uri.path()).map_err(|_| EdgeError::MalformedPath)?;
         let cookies = header_strs(&head.headers, header::COOKIE)?;
         let authorizations = header_strs(&head.headers, header::AUTHORIZATION)?;
-        let carriers = self
+        let read_for = self
             .routes
             .find(extract::routing_path(&self.names, &normal))
-            .map_or(&[][..], |r| self.carriers[r.index].as_slice());
+            .map(|r| r.index);
+        let carriers = read_for.map_or(&[][..], |r| self.carriers[r].as_slice());
         let foreign_headers = carriers
             .iter()
             .map(|f| named_header_strs(&head.headers, &f.carriers.header))
@@ -254,6 +255,11 @@ impl EdgeService {
         .split();
         let route = self.routes.find(&stripped.path).ok_or(EdgeError::NoRoute)?;
         log.route = Some(route.index);
+        // The carriers read were this route's: a path parameter taken out of the path
+        // must not move the request to a route whose formats were not the ones read.
+        if read_for != Some(route.index) {
+            return Err(EdgeError::MalformedPath);
+        }
         let client = self.clients.resolve(conn, &head.headers);
         log.client = Some(client.ip);
         self.limits.ip(route.index, client.ip)?;

@@ -275,7 +275,11 @@ impl ManifestPolicy {
         {
             Rewritten::Done(mut resp) => {
                 fresh_headers(resp.headers_mut());
-                *outcome = if child.renewed { "renewed" } else { "rewritten" };
+                *outcome = if child.renewed {
+                    "renewed"
+                } else {
+                    "rewritten"
+                };
                 Ok(resp)
             }
             Rewritten::Untouched(_) if child.session => Err(expired),

@@ -83,7 +83,11 @@ key = "{KEY}"
 /// `gone.m3u8`), the target otherwise.
 async fn origin() -> TestOrigin {
     TestOrigin::start_with(Arc::new(|s: &Seen| {
-        let status = if s.target.contains("gone.m3u8") { 404 } else { 200 };
+        let status = if s.target.contains("gone.m3u8") {
+            404
+        } else {
+            200
+        };
         let (ctype, body) = if s.target.contains("broken.m3u8") {
             ("text/plain", "not a playlist".to_string())
         } else if s.target.contains(".m3u8") {
@@ -556,9 +560,10 @@ async fn catif_mints_the_token_a_header_asks_for_with_the_formats_key() {
 /// [`setup`] with the live-session allowance: an hour past `exp`.
 fn setup_live(origin: &TestOrigin) -> Setup {
     let mut setup = setup(origin);
-    setup.extra = setup
-        .extra
-        .replace("kind = \"cat\"\n", "kind = \"cat\"\nlive_session = \"1h\"\n");
+    setup.extra = setup.extra.replace(
+        "kind = \"cat\"\n",
+        "kind = \"cat\"\nlive_session = \"1h\"\n",
+    );
     assert!(setup.extra.contains("live_session"), "{}", setup.extra);
     setup
 }
@@ -587,7 +592,11 @@ async fn j12_an_expired_renewable_cat_from_the_query_reloads_a_live_playlist_wit
     let renewed = child_token(&got);
     assert_ne!(renewed, stuck);
     let (claims, exp, _) = claims_of(&renewed);
-    assert_eq!(claims, claims_of(&stuck).0, "the same claims but exp and iat");
+    assert_eq!(
+        claims,
+        claims_of(&stuck).0,
+        "the same claims but exp and iat"
+    );
     assert!(exp.expect("exp") > now(), "the children's token is valid");
     // The children's token plays the segment; the stuck one does not.
     let seg = get(addr, &format!("/cat/a/seg-1.ts?CAT={renewed}"), &[]).await;
@@ -636,7 +645,10 @@ async fn j12_the_live_session_allowance_needs_every_condition() {
         ("no catr", token(-600, vec![])),
         ("catr by header", token(-600, vec![catr(2)])),
         ("past live_session", token(-7200, vec![catr(0)])),
-        ("single use", token(-600, vec![catr(0), (CATREPLAY, int(1))])),
+        (
+            "single use",
+            token(-600, vec![catr(0), (CATREPLAY, int(1))]),
+        ),
     ] {
         refused(
             get(live.plain(), &format!("{playlist}?CAT={tok}"), &[]).await,

@@ -260,3 +260,83 @@ async fn i4_a_renewable_uri_signing_token_is_answered_with_its_renewal_cookie() 
     assert_eq!(got.status, 200);
     assert!(got.headers.get("set-cookie").is_none(), "{got:?}");
 }
+
+#[tokio::test]
+async fn l7_uri_signing_in_a_path_parameter_is_accepted_stripped_and_cannot_hide_a_dot_segment() {
+    let origin = TestOrigin::start().await;
+    let gate = start(setup(&origin)).await;
+    let addr = gate.plain();
+    let tok = token(now() + 600, "");
+    for (target, forwarded) in [
+        (
+            format!("/us/a/seg.ts;{PACKAGE}={tok}?keep=1"),
+            "/us/a/seg.ts?keep=1",
+        ),
+        (format!("/us/a;{PACKAGE}={tok}/seg.ts"), "/us/a/seg.ts"),
+    ] {
+        let got = get(addr, &target, &[]).await;
+        assert_eq!(got.status, 200, "{target}: {got:?}");
+        let seen = origin.requests().pop().expect("seen");
+        assert_eq!(
+            seen.target, forwarded,
+            "the package never reaches the origin"
+        );
+    }
+    // `cdniuc` is matched on the path without the package: another resource is refused.
+    let got = get(addr, &format!("/us/b/seg.ts;{PACKAGE}={tok}"), &[]).await;
+    assert_refused(&got, 403, "acl", "another path");
+    // Removing the package must not leave a dot segment for the origin to resolve
+    // (`/us/a/..;…/seg.ts` would reach it as `/us/seg.ts` under `a`'s token; the path
+    // rules refuse `..;` first) or an empty one (`/us/a//seg.ts`).
+    let got = get(addr, &format!("/us/a/..;{PACKAGE}={tok}/seg.ts"), &[]).await;
+    assert_refused(&got, 400, "bad_path", "a dot segment behind the package");
+    let got = get(addr, &format!("/us/a/;{PACKAGE}={tok}/seg.ts"), &[]).await;
+    assert_refused(
+        &got,
+        401,
+        "malformed",
+        "an empty segment behind the package",
+    );
+    // On a route that does not list the format the parameter is the origin's.
+    let got = get(addr, &format!("/vod/a/seg.ts;{PACKAGE}={tok}"), &[]).await;
+    assert_refused(&got, 401, "missing", "native route");
+    assert_eq!(
+        origin.count(),
+        2,
+        "only the two accepted requests reached the origin"
+    );
+}
+
+#[tokio::test]
+async fn l7_a_path_parameter_cannot_move_the_request_to_a_route_that_does_not_list_the_format() {
+    let origin = TestOrigin::start().await;
+    let mut setup = setup(&origin);
+    // The longest prefix wins: `/us/x/…` is this native-only route, `/us/x;…/…` is `/us/`.
+    setup.extra.push_str(
+        "\n[[routes]]\nname = \"us-x\"\npath = \"/us/x/{rid}/\"\ntype = \"vod\"\norigin = \"o\"\n",
+    );
+    let gate = start(setup).await;
+    let tok = jws(
+        r#"{"alg":"HS256","kid":"First Key"}"#,
+        &format!(
+            r#"{{"iss":"{ISS}","aud":"mycdn","exp":{},"cdniuc":"regex:https?://[^/]*/us/"}}"#,
+            now() + 600
+        ),
+    );
+    let got = get(
+        gate.plain(),
+        &format!("/us/x;{PACKAGE}={tok}/a/seg.ts"),
+        &[],
+    )
+    .await;
+    assert_refused(
+        &got,
+        400,
+        "bad_path",
+        "another route once the package is removed",
+    );
+    // The control: the same token on its own route's path plays.
+    let got = get(gate.plain(), &format!("/us/a/seg.ts;{PACKAGE}={tok}"), &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(origin.count(), 1);
+}

@@ -304,6 +304,7 @@ impl CatHit {
             keys: vec![(b"k1".to_vec(), KeyMaterial::Hs256(&secret))],
             leeway: 30,
             max_len: 4096,
+            live_session: 0,
         })
         .expect("format");
         let cfg = token_cfg();

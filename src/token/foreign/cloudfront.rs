@@ -168,6 +168,7 @@ impl CloudFront {
             query: QUERY.map(str::to_owned).to_vec(),
             cookies: COOKIES.map(str::to_owned).to_vec(),
             header: String::new(),
+            ..Carriers::default()
         }
     }
 

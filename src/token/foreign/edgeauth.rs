@@ -128,6 +128,7 @@ impl EdgeAuth {
             query: vec![self.name.clone()],
             cookies: vec![self.name.clone()],
             header: self.name.clone(),
+            ..Carriers::default()
         }
     }
 

@@ -75,12 +75,15 @@ impl std::fmt::Debug for Format {
 
 /// Where a format's credential travels. `query[i]` and `cookies[i]` carry field `i`
 /// (a cookie name "" or missing: that field has no cookie); the header (when named;
-/// "" is off) carries field 0, the whole credential of a one-field format.
+/// "" is off) carries field 0, the whole credential of a one-field format; so does the
+/// path parameter (when named: `;<name>=<value>` in any path segment, RFC 9246's
+/// path-style carrier).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Carriers {
     pub query: Vec<String>,
     pub cookies: Vec<String>,
     pub header: String,
+    pub path_param: String,
 }
 
 /// A credential as the edge found it: one value per field, byte for byte.

@@ -262,6 +262,7 @@ impl UriSigning {
             query: vec![self.inner.package.clone()],
             cookies: vec![self.inner.package.clone()],
             header: String::new(),
+            path_param: self.inner.package.clone(),
         }
     }
 
