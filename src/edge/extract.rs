@@ -342,6 +342,15 @@ impl<'h> ForeignFound<'h> {
         Ok(())
     }
 
+    /// Has the query already given a credential of route format `i`, one whose signed
+    /// URL decides alone ([`Carriers::url_over_cookies`])? Its cookies are then removed
+    /// but not read.
+    fn url_decides(&self, formats: &[FormatCarriers], i: usize) -> bool {
+        self.format == Some(i)
+            && self.source == Some(Source::Query)
+            && formats.get(i).is_some_and(|f| f.carriers.url_over_cookies)
+    }
+
     fn presented(&self, formats: &[FormatCarriers]) -> Option<ForeignPresented<'h>> {
         let format = self.format?;
         Some(ForeignPresented {
@@ -758,7 +767,9 @@ fn take_cookie<'a>(
         let (cookie_name, value) = cookie_name_value(piece);
         if let Some((i, field)) = cookie_field(formats, cookie_name) {
             let value = value.ok_or(ExtractError::Malformed)?;
-            other.add(i, field, unquote(value), Source::Cookie)?;
+            if !other.url_decides(formats, i) {
+                other.add(i, field, unquote(value), Source::Cookie)?;
+            }
             other.cookie_fields |= 1 << field;
         } else if formats
             .iter()
@@ -1575,6 +1586,7 @@ mod tests {
                 cookies: vec![package.clone()],
                 header: String::new(),
                 path_param: package,
+                url_over_cookies: false,
             },
         }]
     }
@@ -1663,6 +1675,7 @@ mod tests {
                 query: names(""),
                 cookies: names("CloudFront-"),
                 header: String::new(),
+                url_over_cookies: true,
                 ..Carriers::default()
             },
         }]
@@ -1687,11 +1700,24 @@ mod tests {
                 "CloudFront-Key-Pair-Id"
             ]
         );
-        // A field in the URL and its cookie: one value is one credential, two conflict.
-        let q = Some("Expires=9&Key-Pair-Id=K");
-        let e = foreign(q, &[cookie], &none, &formats).expect("same values");
+        // A signed URL beside signed cookies: the URL decides alone, as CloudFront
+        // does, and the cookies are still removed.
+        let q = Some("Expires=8&Key-Pair-Id=L");
+        let e = foreign(q, &[cookie], &none, &formats).expect("the URL decides");
         assert_eq!(e.query, None);
-        let other = foreign(Some("Key-Pair-Id=L"), &[cookie], &none, &formats);
+        let f = e.foreign.expect("credential");
+        assert_eq!(
+            (f.source, f.credential),
+            (
+                Source::Query,
+                Credential::of(&[None, Some("8"), None, Some("L")])
+            )
+        );
+        assert_eq!(e.strip_foreign.cookies.len(), 3, "{:?}", e.strip_foreign);
+        // Without that rule a field in the URL and its cookie with two values conflict.
+        let mut strict = cloudfront();
+        strict[0].carriers.url_over_cookies = false;
+        let other = foreign(Some("Key-Pair-Id=L"), &[cookie], &none, &strict);
         assert_eq!(other.map(|e| e.foreign), Err(ExtractError::Conflict));
         // A cookie name spelt another way is refused, not forwarded.
         let encoded = foreign(None, &["CloudFront%2DPolicy=x"], &none, &formats);

@@ -168,6 +168,7 @@ impl CloudFront {
             query: QUERY.map(str::to_owned).to_vec(),
             cookies: COOKIES.map(str::to_owned).to_vec(),
             header: String::new(),
+            url_over_cookies: true,
             ..Carriers::default()
         }
     }

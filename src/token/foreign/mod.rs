@@ -84,6 +84,10 @@ pub struct Carriers {
     pub cookies: Vec<String>,
     pub header: String,
     pub path_param: String,
+    /// A credential in the query makes the format's cookies ignored (they are still
+    /// removed): CloudFront decides by a signed URL alone when signed cookies came too.
+    /// Otherwise a field in both with two values is a conflict.
+    pub url_over_cookies: bool,
 }
 
 /// A credential as the edge found it: one value per field, byte for byte.

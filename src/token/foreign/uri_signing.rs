@@ -263,6 +263,7 @@ impl UriSigning {
             cookies: vec![self.inner.package.clone()],
             header: String::new(),
             path_param: self.inner.package.clone(),
+            url_over_cookies: false,
         }
     }
 
