@@ -316,7 +316,12 @@ impl EdgeService {
         };
         // The token leaves the headers' borrow here: the plan keeps its own copy.
         let plan = self.plan(granted, &route, manifest, client.https)?;
-        let head_only = self.manifest.head_as_get(plan.as_ref(), &mut head.method);
+        let cat_rewrites = cat
+            .as_ref()
+            .is_some_and(|c| c.rewrite.is_some() && c.path_kind.is_some());
+        let head_only = self
+            .manifest
+            .head_as_get(plan.as_ref(), cat_rewrites, &mut head.method);
         let answer = Answered {
             cacheability: answer,
             head_only,
@@ -480,17 +485,16 @@ impl EdgeService {
                 resp.headers_mut().append(header::SET_COOKIE, value);
             }
         }
-        if let Some(cat) = cat {
-            return self.respond_cat(resp, cat, log).await;
-        }
-        let Some(plan) = plan else {
-            return Ok(resp);
+        let resp = match (cat, plan) {
+            (Some(cat), _) => self.respond_cat(resp, cat, log).await?,
+            (None, Some(plan)) => {
+                let keys = self.access.verifier().keys();
+                self.manifest
+                    .finish(resp, &plan, answered.now, &keys, &mut log.manifest)
+                    .await?
+            }
+            (None, None) => return Ok(resp),
         };
-        let keys = self.access.verifier().keys();
-        let resp = self
-            .manifest
-            .finish(resp, &plan, answered.now, &keys, &mut log.manifest)
-            .await?;
         Ok(match answered.head_only {
             true => resp.map(|_| body::empty()),
             false => resp,

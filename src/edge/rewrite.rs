@@ -133,9 +133,17 @@ impl ManifestPolicy {
 
     /// A `HEAD` of a manifest that will be rewritten is fetched as a `GET`: the rewritten
     /// length, which the `HEAD` answer must state, exists only once the body is rewritten.
-    /// True when `method` was changed (the caller then drops the body it gets back).
-    pub fn head_as_get(&self, plan: Option<&Plan>, method: &mut Method) -> bool {
-        let switch = *method == Method::HEAD && self.rewrites_whole(plan);
+    /// `cat_rewrites`: a Common Access Token from the query, on a manifest path, whose
+    /// playlist `finish_cat` rewrites. True when `method` was changed (the caller then
+    /// drops the body it gets back).
+    pub fn head_as_get(
+        &self,
+        plan: Option<&Plan>,
+        cat_rewrites: bool,
+        method: &mut Method,
+    ) -> bool {
+        let cat_rewrites = cat_rewrites && self.cfg.rewrite;
+        let switch = *method == Method::HEAD && (self.rewrites_whole(plan) || cat_rewrites);
         if switch {
             *method = Method::GET;
         }

@@ -659,3 +659,22 @@ async fn j12_the_live_session_allowance_needs_every_condition() {
     let got = get(live.plain(), &format!("{playlist}?CAT={stuck}"), &[]).await;
     assert_eq!(got.status, 200, "{got:?}");
 }
+
+#[tokio::test]
+async fn a_head_of_a_playlist_with_a_query_cat_states_the_rewritten_length() {
+    let origin = origin().await;
+    let gate = start(setup(&origin)).await;
+    let tok = token(7200, vec![catr(0)]);
+    let target = format!("/cat/a/index.m3u8?CAT={tok}");
+    let got = get(gate.plain(), &target, &[]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let head = request(gate.plain(), Method::HEAD, &target, &[]).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.headers.get("content-length").map(|v| v.to_str().unwrap_or("")),
+        Some(got.body.len().to_string().as_str()),
+        "the HEAD states the rewritten playlist's length, not the origin's"
+    );
+    assert!(got.body.len() > 70, "the children carry the token: {got:?}");
+}
