@@ -15,8 +15,9 @@
 //!
 //! The same rule holds for the credentials of the foreign formats the route accepts
 //! ([`FormatCarriers`]: a query parameter and a cookie per field, a header and a path
-//! parameter for the first): the parser that finds a field removes it (every carrier of every field), a
-//! lookalike of a field's query or cookie name is refused, a field is 1 to `max_len`
+//! parameter for the first): the parser that finds a field removes it (every carrier
+//! of every field), a lookalike of a field's query, path-parameter or cookie name is
+//! refused, a field is 1 to `max_len`
 //! bytes of visible ASCII, and a second value for a field, a second format, or a
 //! native token beside a foreign credential is a conflict.
 //!
@@ -257,7 +258,9 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
     let mut query_names = foreign
         .formats
         .iter()
-        .flat_map(|f| f.carriers.query.iter().map(String::as_str))
+        .flat_map(|f| f.carriers.query.iter().chain([&f.carriers.path_param]))
+        .map(String::as_str)
+        .filter(|name| !name.is_empty())
         .chain([names.query.as_str()]);
     if query_names.any(|name| leaves_a_lookalike(&path, query.as_deref(), name)) {
         return Err(ExtractError::Malformed);

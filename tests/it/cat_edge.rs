@@ -672,7 +672,9 @@ async fn a_head_of_a_playlist_with_a_query_cat_states_the_rewritten_length() {
     assert_eq!(head.status, 200, "{head:?}");
     assert!(head.body.is_empty());
     assert_eq!(
-        head.headers.get("content-length").map(|v| v.to_str().unwrap_or("")),
+        head.headers
+            .get("content-length")
+            .map(|v| v.to_str().unwrap_or("")),
         Some(got.body.len().to_string().as_str()),
         "the HEAD states the rewritten playlist's length, not the origin's"
     );
