@@ -10,8 +10,9 @@ refused by tollgate as Apache Traffic Server's `uri_signing` plugin would.
   3. mints with `jwt.encode`: tokens with `cdniuc` as a regex and as a SHA-256 hash,
      `cdniip`-bound, `aud`, `jti`, `cdnicrit`, with and without a `kid`, expired,
      not yet valid, tampered, unsigned (`alg: none`); and sends them in the
-     `URISigningPackage` query parameter, cookie and path parameter
-     (`seg-1.ts;URISigningPackage=…`, the plugin's path-style form);
+     `URISigningPackage` query parameter, cookie, path parameter
+     (`seg-1.ts;URISigningPackage=…`) and path segment (`/URISigningPackage=…/`), the
+     plugin's two path forms;
   4. checks tollgate's status and reason for each: accepted on its resource, `expired`,
      `not_yet_valid`, `bad_signature` when tampered or signed with another key, `acl`
      for another path, `ip` from another address (127.0.0.2), `audience`, and
@@ -126,6 +127,8 @@ def cases(now, es_private):
          200, ""),
         ("tampered, in a path parameter", f"{seg};{PACKAGE}={tampered}", {}, "127.0.0.1",
          401, "bad_signature"),
+        ("HS256 token as a path segment", f"/us/demo/{PACKAGE}={good}/seg-1.ts", {},
+         "127.0.0.1", 200, ""),
         ("another segment under the regex", at(good, "/us/demo/seg-2.ts"), {}, "127.0.0.1",
          200, ""),
         ("ES256 token (PyJWT's ECDSA)", at(es), {}, "127.0.0.1", 200, ""),

@@ -521,11 +521,12 @@ fn take_path<'a: 'h, 'h>(
     Ok(rest)
 }
 
-/// A foreign format's path-style parameter (RFC 9246's `;URISigningPackage=<jwt>`, in
-/// any segment, as Apache Traffic Server's `uri_signing` plugin reads it) is taken as
-/// the format's field 0 and removed with its `;`, so the path that is authorised and
-/// forwarded is the path without it. Segments are split on `/`, parameters on `;`; a
-/// parameter of that name without `=` is a broken carrier. Borrowed unless one was
+/// A foreign format's package in the path, as Apache Traffic Server's `uri_signing`
+/// plugin reads RFC 9246's: a path parameter (`seg.ts;URISigningPackage=<jwt>`, in any
+/// segment), removed with its `;`, or a whole segment (`/a/URISigningPackage=<jwt>/b`),
+/// removed with its `/`. It is the format's field 0, and the path that is authorised
+/// and forwarded is the path without it. A parameter of that name without `=` is a
+/// broken carrier; so is a segment package with a `;` in it. Borrowed unless one was
 /// taken. Any other spelling of the name stays, and `leaves_a_lookalike` refuses it.
 fn take_path_params<'a: 'h, 'h>(
     formats: &[FormatCarriers],
@@ -537,52 +538,87 @@ fn take_path_params<'a: 'h, 'h>(
             .iter()
             .position(|f| !f.carriers.path_param.is_empty() && f.carriers.path_param == name)
     };
-    if !path.contains(';') || !formats.iter().any(|f| !f.carriers.path_param.is_empty()) {
+    if !path.contains([';', '=']) || !formats.iter().any(|f| !f.carriers.path_param.is_empty()) {
         return Ok(Cow::Borrowed(path));
     }
     let mut kept = String::with_capacity(path.len());
     let mut took = false;
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
+            let package = segment
+                .split_once('=')
+                .and_then(|(n, v)| Some((named(n)?, v)));
+            if let Some((format, value)) = package {
+                if value.contains(';') {
+                    return Err(ExtractError::Malformed);
+                }
+                other.add(format, 0, value, Source::Path)?;
+                took = true;
+                continue;
+            }
+            if segment_looks_like_a_package(segment, formats) {
+                return Err(ExtractError::Malformed);
+            }
             kept.push('/');
         }
-        let start = kept.len();
-        let mut params = segment.split(';');
-        kept.push_str(params.next().unwrap_or(""));
-        let mut took_here = false;
-        for param in params {
-            let (name, value) = match param.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (param, None),
-            };
-            match named(name) {
-                Some(format) => {
-                    other.add(
-                        format,
-                        0,
-                        value.ok_or(ExtractError::Malformed)?,
-                        Source::Path,
-                    )?;
-                    took_here = true;
-                }
-                None => {
-                    kept.push(';');
-                    kept.push_str(param);
-                }
+        took |= take_segment_params(segment, &named, &mut kept, other)?;
+    }
+    match (took, kept.is_empty()) {
+        (false, _) => Ok(Cow::Borrowed(path)),
+        // `/URISigningPackage=…` alone names no resource; forwarding `/` would be a guess.
+        (true, true) => Err(ExtractError::Malformed),
+        (true, false) => Ok(Cow::Owned(kept)),
+    }
+}
+
+/// A whole segment `<name>=…` whose name is another spelling of a format's package name
+/// (`urisigningpackage=`, `URISigning%50ackage=`): an origin reading packages after a
+/// `/` could take it for one the gate did not read.
+fn segment_looks_like_a_package(segment: &str, formats: &[FormatCarriers]) -> bool {
+    let head = segment.split(';').next().unwrap_or("");
+    head.contains('=')
+        && formats.iter().any(|f| {
+            !f.carriers.path_param.is_empty()
+                && is_token_name_lookalike(head, &f.carriers.path_param)
+        })
+}
+
+/// One segment's `;` parameters: a package is taken, the rest is appended to `kept`.
+/// True when one was taken.
+fn take_segment_params<'h>(
+    segment: &'h str,
+    named: &dyn Fn(&str) -> Option<usize>,
+    kept: &mut String,
+    other: &mut ForeignFound<'h>,
+) -> Result<bool, ExtractError> {
+    let start = kept.len();
+    let mut params = segment.split(';');
+    kept.push_str(params.next().unwrap_or(""));
+    let mut took = false;
+    for param in params {
+        let (name, value) = match param.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (param, None),
+        };
+        match named(name) {
+            Some(format) => {
+                let value = value.ok_or(ExtractError::Malformed)?;
+                other.add(format, 0, value, Source::Path)?;
+                took = true;
+            }
+            None => {
+                kept.push(';');
+                kept.push_str(param);
             }
         }
-        // `a/..;URISigningPackage=…/b` was normalised with `..;…` as a name; without
-        // the parameter it would be a dot segment the origin resolves (threat model
-        // L7), and an empty one a `//`. Refused, not re-normalised.
-        if took_here && matches!(&kept[start..], "" | "." | "..") {
-            return Err(ExtractError::Malformed);
-        }
-        took |= took_here;
     }
-    Ok(match took {
-        true => Cow::Owned(kept),
-        false => Cow::Borrowed(path),
-    })
+    // `a/..;URISigningPackage=…/b` was normalised with `..;…` as a name; without the
+    // parameter it would be a dot segment the origin resolves (threat model L7), and an
+    // empty one a `//`. Refused, not re-normalised.
+    if took && matches!(&kept[start..], "" | "." | "..") {
+        return Err(ExtractError::Malformed);
+    }
+    Ok(took)
 }
 
 /// `path` without a leading `/<prefix>/`, if it has one. No allocation: the check is done
@@ -1607,7 +1643,7 @@ mod tests {
     }
 
     #[test]
-    fn l7_a_path_parameter_carries_the_package_and_is_removed_from_the_path() {
+    fn l7_a_package_in_the_path_is_taken_and_removed_from_the_path() {
         let formats = uri_signing();
         for (path, left) in [
             ("/us/a/seg.ts;URISigningPackage=h.p.s", "/us/a/seg.ts"),
@@ -1616,6 +1652,8 @@ mod tests {
                 "/us/a/seg.ts;x=1;URISigningPackage=h.p.s;y=2",
                 "/us/a/seg.ts;x=1;y=2",
             ),
+            ("/us/a/URISigningPackage=h.p.s/seg.ts", "/us/a/seg.ts"),
+            ("/us/a/seg.ts/URISigningPackage=h.p.s", "/us/a/seg.ts"),
         ] {
             let e = at_path(path, None, &formats).expect(path);
             let f = e.foreign.expect(path);
@@ -1645,6 +1683,10 @@ mod tests {
             "/us/a/.;URISigningPackage=h.p.s/seg.ts",
             "/us/a/;URISigningPackage=h.p.s/seg.ts",
             "/us/a/seg.ts;URISigning%50ackage=h.p.s",
+            "/us/a/URISigningPackage=h.p.s;x=1/seg.ts",
+            "/URISigningPackage=h.p.s",
+            "/us/a/urisigningpackage=h.p.s/seg.ts",
+            "/us/a/URISigning%50ackage=h.p.s/seg.ts",
         ] {
             assert_eq!(
                 at_path(bad, None, &formats).map(|e| e.foreign),

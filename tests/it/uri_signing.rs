@@ -262,7 +262,7 @@ async fn i4_a_renewable_uri_signing_token_is_answered_with_its_renewal_cookie() 
 }
 
 #[tokio::test]
-async fn l7_uri_signing_in_a_path_parameter_is_accepted_stripped_and_cannot_hide_a_dot_segment() {
+async fn l7_uri_signing_in_the_path_is_accepted_stripped_and_cannot_hide_a_dot_segment() {
     let origin = TestOrigin::start().await;
     let gate = start(setup(&origin)).await;
     let addr = gate.plain();
@@ -273,6 +273,7 @@ async fn l7_uri_signing_in_a_path_parameter_is_accepted_stripped_and_cannot_hide
             "/us/a/seg.ts?keep=1",
         ),
         (format!("/us/a;{PACKAGE}={tok}/seg.ts"), "/us/a/seg.ts"),
+        (format!("/us/a/{PACKAGE}={tok}/seg.ts"), "/us/a/seg.ts"),
     ] {
         let got = get(addr, &target, &[]).await;
         assert_eq!(got.status, 200, "{target}: {got:?}");
@@ -302,8 +303,8 @@ async fn l7_uri_signing_in_a_path_parameter_is_accepted_stripped_and_cannot_hide
     assert_refused(&got, 401, "missing", "native route");
     assert_eq!(
         origin.count(),
-        2,
-        "only the two accepted requests reached the origin"
+        3,
+        "only the accepted requests reached the origin"
     );
 }
 
