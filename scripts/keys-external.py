@@ -10,10 +10,12 @@ signers (OpenSSL 3.0, Python `cryptography`, PyJWT), and the gate accepts what t
   5. PyJWT signs a resource token with it; a gate whose config lists the key verifies
      it (`200` for the sample's master playlist), and refuses it under another kid;
   6. the written key is the RFC 8410 PKCS#8 v1 form byte for byte (version 0, no `[1]`
-     public key), and, so that a pass means something: OpenSSL 3.0 refuses the same key
-     as PKCS#8 v2 (version 1 and the `[1]` public key, as tollgate wrote it before), and
-     `cryptography` refuses it under another algorithm's OID. (`cryptography` 51 and later
-     read v2, so the v2 control is OpenSSL's alone; the script prints what it did.)
+     public key): this is the check that tells v1 from v2. Controls, so that the
+     readers' passes mean something: OpenSSL 3.0 refuses the same key as PKCS#8 v2
+     (version 1 and the `[1]` public key, as tollgate wrote it before), and
+     `cryptography` refuses it under an unassigned OID (which shows only that its reader
+     can refuse: `cryptography` 51 and later read v2, so the v2 control is OpenSSL's
+     alone; the script prints what `cryptography` did with v2).
 
 Usage: python3 scripts/keys-external.py         (from any directory)
 Env:   TOLLGATE_BIN     use this binary instead of building one

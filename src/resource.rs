@@ -19,6 +19,11 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
+    /// Types whose playlists change while they are watched (a player reloads them).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Live | Self::LiveEvent | Self::AudioEvent)
+    }
+
     /// Every type, in declaration order: the shipped config routes each of them.
     pub const ALL: [ResourceType; 7] = [
         Self::Live,

@@ -118,6 +118,7 @@ fn cat_format(f: &CatFile, paths: &Paths<'_>, token: &Token) -> Result<CatFormat
         .zip(&materials)
         .map(|(k, (kid, bytes))| Ok((kid.clone(), cat_material(k, bytes)?)))
         .collect::<Result<Vec<_>, String>>()?;
+    let live_session = live_session(f)?;
     CatFormat::new(cat::Settings {
         header: f.header.as_deref().unwrap_or(cat::DEFAULT_HEADER),
         query: f.query.as_deref().unwrap_or(cat::DEFAULT_QUERY),
@@ -128,8 +129,41 @@ fn cat_format(f: &CatFile, paths: &Paths<'_>, token: &Token) -> Result<CatFormat
         keys,
         leeway: token.leeway.as_secs(),
         max_len: token.max_len,
-        live_session: f.live_session.map_or(0, |d| d.as_secs()),
+        live_session,
     })
+}
+
+/// `live_session` in seconds (0: off). It renews through the query carrier, so that
+/// must be on; less than a second would silently be none.
+fn live_session(f: &CatFile) -> Result<u64, String> {
+    let Some(d) = f.live_session else {
+        return Ok(0);
+    };
+    if d < std::time::Duration::from_secs(1) {
+        return Err("live_session: at least \"1s\" (leave it out to turn it off)".into());
+    }
+    if f.query.as_deref() == Some("") {
+        return Err(
+            "live_session: renews through the query carrier, which query = \"\" turns off".into(),
+        );
+    }
+    Ok(d.as_secs())
+}
+
+/// A format's `live_session` is served only by a rewritten manifest: with `[manifest]
+/// rewrite = false` every such request would reach the origin and then be refused.
+pub(super) fn check_live_sessions(formats: &[Format], rewrite: bool) -> Result<(), ConfigError> {
+    let needs_rewrite = formats.iter().find(|f| match &f.kind {
+        Kind::Cat(c) => c.live_session() > 0,
+        _ => false,
+    });
+    match needs_rewrite {
+        Some(f) if !rewrite => Err(invalid(format!(
+            "formats[{}]: live_session needs [manifest] rewrite = true",
+            f.name
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `kid` (UTF-8 text) or `kid_hex` (bytes), exactly one.
@@ -498,6 +532,22 @@ keys = [
         let err = parse("formats = [\"cat\"]", &cat("live_session = \"1h\"", &keys))
             .expect_err("no key can mint");
         assert!(err.contains("live_session"), "{err}");
+        // Settings that would make it silently nothing.
+        for (extra, says) in [
+            ("live_session = \"500ms\"", "at least"),
+            ("live_session = \"1h\"\nquery = \"\"", "query carrier"),
+        ] {
+            let err = parse("formats = [\"cat\"]", &cat(extra, &hs_key("hs"))).expect_err(extra);
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+        let c = parse(
+            "formats = [\"cat\"]",
+            &cat("live_session = \"4h\"", &hs_key("hs")),
+        )
+        .expect("valid");
+        assert!(super::check_live_sessions(&c.formats, true).is_ok());
+        let err = super::check_live_sessions(&c.formats, false).expect_err("no rewrite");
+        assert!(err.to_string().contains("rewrite = true"), "{err}");
     }
 
     #[test]

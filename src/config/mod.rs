@@ -333,6 +333,7 @@ impl Config {
         formats::assign(&mut routes, &file.routes, &formats, &token)?;
         let resources = validate::resources(&file.resources)?;
         let manifest = validate::manifest(&file.manifest)?;
+        formats::check_live_sessions(&formats, manifest.rewrite)?;
         let limits = validate::limits(&file.limits)?;
         let log = validate::log(&file.log, paths)?;
         let azure = validate::azure(&file.azure, paths)?;

@@ -433,7 +433,7 @@ impl Access {
     ///
     /// - the token carries `sxp`, the session's end, and that has not passed (with
     ///   leeway); every other check (revocation, scope, `ip`, `acl`, `nbf`) still holds;
-    /// - the path names a manifest (`.m3u8`, `.mpd`);
+    /// - the path names a manifest (`.m3u8`, `.mpd`), asked for with `GET` or `HEAD`;
     /// - the manifest answer carries a token to its children (query rewrite or cookie);
     /// - a signing key exists to renew the token with.
     ///
@@ -448,6 +448,7 @@ impl Access {
     ) -> Result<(), EdgeError> {
         let renewable = req.manifest.delivers
             && req.manifest.kind.is_some()
+            && reads_only(req.cat.method)
             && self.verifier.keys().signing().is_some();
         let Some(sxp) = grant.sxp.filter(|_| renewable) else {
             return Err(EdgeError::Token(TokenError::Expired));
@@ -470,33 +471,52 @@ impl Access {
 /// that URL's token expires while the player plays. Such a request may still pass, its
 /// other claims checked as always, up to the format's `live_session` past `exp`, when:
 ///
+/// - the route serves a live type (a VOD player does not reload its playlists);
+/// - the request is a `GET` or `HEAD` (an origin must not act on a `POST` an expired
+///   token sent, even if its answer would be refused);
 /// - the token asks for automatic renewal (`catr` type 0) and came in the query, so the
 ///   renewal travels in a rewritten manifest's child URIs;
+/// - the token's `catif` says nothing for `exp` (the issuer's own answer to an expired
+///   token, a re-authentication say, wins);
 /// - the path names a manifest (`.m3u8`, `.mpd`);
 /// - the format has a key to mint the renewal with;
 /// - the token is not single-use (`catreplay` 1: `authorize_within` gives it none).
 ///
 /// The answer is then *only* a manifest rewritten to carry a renewed token
 /// (`rewrite.rs` turns any other into the 403 `expired`). Segments never pass expired.
-/// Unlike a native token's `sxp`, a CAT names no session end, so the bound is the
-/// operator's: `live_session` past the stuck URL's `exp` (docs/threat-model.md, J12).
+/// Unlike a native token's `sxp`, a CAT names no session end, so the allowance is the
+/// operator's: `live_session` (plus the leeway) past the stuck URL's `exp`. The renewal
+/// keeps `catr`, so like every `catr` renewal it can be renewed again while it is valid
+/// (docs/threat-model.md, J12).
 fn cat_session_may_apply(
     cfg: &foreign::CatFormat,
     cached: &CachedCat,
     source: Source,
     req: &Asking<'_>,
 ) -> bool {
-    let automatic = cached
-        .cat
-        .claims
+    let claims = &cached.cat.claims;
+    let automatic = claims
         .catr
         .as_ref()
         .is_some_and(|r| r.kind == cat::RenewalKind::Automatic);
+    let issuer_answers_expiry = claims
+        .catif
+        .as_ref()
+        .is_some_and(|rules| rules.for_claim(cat::claims::EXP).is_some());
     cfg.live_session() > 0
+        && req.route.resource_type.is_live()
+        && reads_only(req.cat.method)
         && automatic
+        && !issuer_answers_expiry
         && source == Source::Query
         && req.manifest.kind.is_some()
         && cfg.renewal_signer(&cached.cat.kid).is_some()
+}
+
+/// A `GET` or `HEAD`: the only requests a session (native or CAT) may send on with an
+/// expired token, since the origin acts on the request before its answer is judged.
+fn reads_only(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
 }
 
 #[cfg(test)]
@@ -569,8 +589,21 @@ mod tests {
         }
     }
 
-    /// Check `token` (from the query) for `path` under resource `rid`.
+    /// Check `token` (from the query) for a `GET` of `path` under resource `rid`.
     fn check(
+        access: &Access,
+        cfg: &Config,
+        rid: &str,
+        path: &str,
+        token: Option<&str>,
+        manifest: Ask,
+    ) -> Result<bool, EdgeError> {
+        check_as("GET", access, cfg, rid, path, token, manifest)
+    }
+
+    /// [`check`] with another method.
+    fn check_as(
+        method: &str,
         access: &Access,
         cfg: &Config,
         rid: &str,
@@ -594,7 +627,10 @@ mod tests {
             authority: "localhost",
             https: false,
             manifest,
-            cat: CatFacts::default(),
+            cat: CatFacts {
+                method,
+                ..CatFacts::default()
+            },
             now: NOW,
         };
         let limits = EdgeLimits::new(cfg);
@@ -678,8 +714,21 @@ mod tests {
             check(&access, &cfg, "demo", playlist, Some(&live), PLAYLIST),
             Ok(true)
         );
-        // Not a session: a segment, a manifest that would not carry the token on,
-        // a token without sxp, a session that has ended.
+        // Not a session: a POST (the origin would act on it), a segment, a manifest
+        // that would not carry the token on, a token without sxp, a session that has
+        // ended.
+        assert_eq!(
+            check_as(
+                "POST",
+                &access,
+                &cfg,
+                "demo",
+                playlist,
+                Some(&live),
+                PLAYLIST
+            ),
+            expired
+        );
         let seg = "/vod/demo/x.ts";
         assert_eq!(
             check(&access, &cfg, "demo", seg, Some(&live), SEGMENT),

@@ -84,7 +84,7 @@ impl Cacheability {
             .and_then(|v| v.to_str().ok());
         match Kind::detect(content_type, answer.path_kind) {
             None => &self.segment,
-            Some(_) if is_live(answer.resource_type) => &self.live_playlist,
+            Some(_) if answer.resource_type.is_live() => &self.live_playlist,
             Some(_) => &self.vod_playlist,
         }
     }
@@ -132,14 +132,6 @@ fn gated_directives(origin: &str) -> Option<String> {
 fn directive_name(directive: &str) -> String {
     let name = directive.split('=').next().unwrap_or("");
     name.trim().to_ascii_lowercase()
-}
-
-/// Routes whose playlists change while they are watched.
-fn is_live(t: ResourceType) -> bool {
-    matches!(
-        t,
-        ResourceType::Live | ResourceType::LiveEvent | ResourceType::AudioEvent
-    )
 }
 
 #[cfg(test)]

@@ -223,6 +223,13 @@ pub fn extract<'a: 'h, 'h, 'n: 'a>(
 
     let path = take_path(&names.path_prefix, path, &mut found)?;
     let path = take_path_params(foreign.formats, path, &mut other)?;
+    if let Cow::Owned(kept) = &path {
+        // What a removed package uncovers must not be a `/t/<token>/` the gate did not
+        // read (`/t;URISigningPackage=…/<token>/x`) nor a bare `/` (a guess).
+        if kept == "/" || strip_prefix_segment(kept, &names.path_prefix).is_some() {
+            return Err(ExtractError::Malformed);
+        }
+    }
     let query = match query {
         Some(query) => take_query(names, foreign.formats, query, &mut found, &mut other)?,
         None => None,
@@ -1687,6 +1694,9 @@ mod tests {
             "/URISigningPackage=h.p.s",
             "/us/a/urisigningpackage=h.p.s/seg.ts",
             "/us/a/URISigning%50ackage=h.p.s/seg.ts",
+            "/t;URISigningPackage=h.p.s/abc/x.ts",
+            "/t/URISigningPackage=h.p.s/abc/x.ts",
+            "/URISigningPackage=h.p.s/",
         ] {
             assert_eq!(
                 at_path(bad, None, &formats).map(|e| e.foreign),

@@ -316,9 +316,7 @@ impl EdgeService {
         };
         // The token leaves the headers' borrow here: the plan keeps its own copy.
         let plan = self.plan(granted, &route, manifest, client.https)?;
-        let cat_rewrites = cat
-            .as_ref()
-            .is_some_and(|c| c.rewrite.is_some() && c.path_kind.is_some());
+        let cat_rewrites = cat.as_ref().is_some_and(CatPlan::rewrites_whole);
         let head_only = self
             .manifest
             .head_as_get(plan.as_ref(), cat_rewrites, &mut head.method);
@@ -348,10 +346,7 @@ impl EdgeService {
         self.forwarder.prepare(&mut head.headers, &out);
         self.manifest
             .prepare_request(plan.as_ref(), &mut head.headers);
-        if cat
-            .as_ref()
-            .is_some_and(|c| c.rewrite.is_some() && c.path_kind.is_some())
-        {
+        if cat.as_ref().is_some_and(CatPlan::rewrites_whole) {
             self.manifest.prepare_cat_request(&mut head.headers);
         }
         let resp = self
@@ -546,6 +541,14 @@ struct CatPlan {
     param: String,
     path_kind: Option<crate::manifest::Kind>,
     secure: bool,
+}
+
+impl CatPlan {
+    /// A likely playlist (by extension) whose children get the token: its whole body is
+    /// fetched, and rewritten.
+    fn rewrites_whole(&self) -> bool {
+        self.rewrite.is_some() && self.path_kind.is_some()
+    }
 }
 
 /// What the respond phase needs to know about the request besides its plan.

@@ -167,6 +167,19 @@ impl ManifestPolicy {
     }
 }
 
+/// An answer that will not carry a renewed token passes, unless the request was
+/// admitted as a live session (access.rs): then only an error passes (it carries no
+/// media); a 200, 206, 304 or redirect would serve an expired token without renewing
+/// it, so it is the 403 `expired` it would have been.
+fn unrenewed(resp: Response<Body>, session: bool) -> Result<Response<Body>, EdgeError> {
+    let status = resp.status();
+    let carries = status.is_success() || status.is_redirection();
+    match session && carries {
+        true => Err(EdgeError::Token(TokenError::Expired)),
+        false => Ok(resp),
+    }
+}
+
 /// The whole body, uncompressed, unconditional: a manifest to be rewritten.
 fn whole_and_plain(headers: &mut HeaderMap) {
     for h in [
@@ -203,20 +216,10 @@ impl ManifestPolicy {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let Some(kind) = Kind::detect(content_type, plan.path_kind) else {
-            return if plan.session { Err(expired) } else { Ok(resp) };
+        let kind = Kind::detect(content_type, plan.path_kind);
+        let Some(kind) = kind.filter(|_| resp.status() == StatusCode::OK) else {
+            return unrenewed(resp, plan.session);
         };
-        let status = resp.status();
-        if status != StatusCode::OK {
-            // Errors carry no media and pass through; a 206, 304 or redirect cannot carry
-            // a renewed token, so a session gets none of them.
-            let carries = status.is_success() || status.is_redirection();
-            return if plan.session && carries {
-                Err(expired)
-            } else {
-                Ok(resp)
-            };
-        }
         // The token the children get: the request's own, or a renewed one.
         let (child, child_exp, renewed) = self.child_token(plan, now, keys);
         if plan.session && !renewed {
@@ -264,14 +267,9 @@ impl ManifestPolicy {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let kind = Kind::detect(content_type, path_kind);
-        let status = resp.status();
-        // Errors carry no media and pass through, as for a native session.
-        let carries = status.is_success() || status.is_redirection();
-        let Some(kind) = kind.filter(|_| self.cfg.rewrite && status == StatusCode::OK) else {
-            return match child.session && carries {
-                true => Err(expired),
-                false => Ok(resp),
-            };
+        let ok = resp.status() == StatusCode::OK;
+        let Some(kind) = kind.filter(|_| self.cfg.rewrite && ok) else {
+            return unrenewed(resp, child.session);
         };
         if child.session && !child.renewed {
             return Err(expired);

@@ -80,13 +80,13 @@ key = "{KEY}"
 }
 
 /// The origin: a media playlist for `.m3u8` (text for `broken.m3u8`, a 404 for
-/// `gone.m3u8`), the target otherwise.
+/// `gone.m3u8`, a 206 for `partial.m3u8`), the target otherwise.
 async fn origin() -> TestOrigin {
     TestOrigin::start_with(Arc::new(|s: &Seen| {
-        let status = if s.target.contains("gone.m3u8") {
-            404
-        } else {
-            200
+        let status = match &s.target {
+            t if t.contains("gone.m3u8") => 404,
+            t if t.contains("partial.m3u8") => 206,
+            _ => 200,
         };
         let (ctype, body) = if s.target.contains("broken.m3u8") {
             ("text/plain", "not a playlist".to_string())
@@ -557,14 +557,22 @@ async fn catif_mints_the_token_a_header_asks_for_with_the_formats_key() {
     );
 }
 
-/// [`setup`] with the live-session allowance: an hour past `exp`.
+/// [`setup`] with the live-session allowance (an hour past `exp`) and `/cat/` serving
+/// a live type; `/mix/` stays VOD.
 fn setup_live(origin: &TestOrigin) -> Setup {
     let mut setup = setup(origin);
-    setup.extra = setup.extra.replace(
-        "kind = \"cat\"\n",
-        "kind = \"cat\"\nlive_session = \"1h\"\n",
-    );
+    setup.extra = setup
+        .extra
+        .replace(
+            "kind = \"cat\"\n",
+            "kind = \"cat\"\nlive_session = \"1h\"\n",
+        )
+        .replace(
+            "path = \"/cat/{rid}/\"\ntype = \"vod\"",
+            "path = \"/cat/{rid}/\"\ntype = \"live\"",
+        );
     assert!(setup.extra.contains("live_session"), "{}", setup.extra);
+    assert!(setup.extra.contains("type = \"live\""), "{}", setup.extra);
     setup
 }
 
@@ -617,12 +625,24 @@ async fn j12_an_expired_renewable_cat_from_the_query_reloads_a_live_playlist_wit
     // An origin error passes; an answer that is not a renewed playlist does not.
     let gone = get(addr, &format!("/cat/a/gone.m3u8?CAT={stuck}"), &[]).await;
     assert_eq!(gone.status, 404, "{gone:?}");
-    assert_refused(
-        &get(addr, &format!("/cat/a/broken.m3u8?CAT={stuck}"), &[]).await,
-        403,
-        "expired",
-        "a 200 that is no playlist",
-    );
+    for (what, name) in [
+        ("a 200 that is no playlist", "broken"),
+        ("a 206", "partial"),
+    ] {
+        let got = get(addr, &format!("/cat/a/{name}.m3u8?CAT={stuck}"), &[]).await;
+        assert_refused(&got, 403, "expired", what);
+    }
+    // A HEAD is answered as the GET would be: the renewed playlist's length.
+    let target = format!("/cat/a/index.m3u8?CAT={stuck}");
+    let head = request(addr, Method::HEAD, &target, &[]).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty());
+    let length: usize = head.headers["content-length"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("number");
+    assert_eq!(length, got.body.len(), "HEAD {head:?}");
 }
 
 #[tokio::test]
@@ -640,6 +660,35 @@ async fn j12_the_live_session_allowance_needs_every_condition() {
     refused(
         get(live.plain(), playlist, &[(HEADER, &stuck)]).await,
         "a token in the header (its renewal is the header's)",
+    );
+    let before = origin.count();
+    let target = format!("{playlist}?CAT={stuck}");
+    refused(
+        request(live.plain(), Method::POST, &target, &[]).await,
+        "a POST (the origin would act on it)",
+    );
+    assert_eq!(origin.count(), before, "the POST never reached the origin");
+    refused(
+        get(live.plain(), &format!("/mix/a/index.m3u8?CAT={stuck}"), &[]).await,
+        "a VOD route (its players do not reload playlists)",
+    );
+    // The token's own answer to expiry (`catif` on `exp`) wins over the allowance.
+    let catif = (
+        CATIF,
+        map(vec![(
+            EXP,
+            Value::Array(vec![
+                int(302),
+                Value::Map(vec![(txt("Location"), txt("https://login.example/renew"))]),
+            ]),
+        )]),
+    );
+    let answered = token(-600, vec![catr(0), catif]);
+    let got = get(live.plain(), &format!("{playlist}?CAT={answered}"), &[]).await;
+    assert_eq!(
+        (got.status.as_u16(), got.reason()),
+        (302, "expired"),
+        "{got:?}"
     );
     for (what, tok) in [
         ("no catr", token(-600, vec![])),
