@@ -244,12 +244,11 @@ impl Access {
         let (format, cred) = (credential.format, &credential.credential);
         let grant = match self.foreign.cached(format, cred, &inputs, req.now) {
             Some(grant) => grant,
-            None => {
-                limits.may_verify(req.client)?;
+            None => limits.verify_within_budget(req.client, || {
                 self.foreign
                     .verify_and_cache(format, cred, &inputs, req.now)
-                    .inspect_err(|_| limits.verify_failed(req.client))?
-            }
+                    .map_err(EdgeError::Token)
+            })?,
         };
         let (now, leeway) = (req.now, self.leeway);
         foreign::authorize(&grant, &inputs, resource, now, leeway, &self.revocations)?;
@@ -272,15 +271,11 @@ impl Access {
         let cfg = self.foreign.cat(format).ok_or(EdgeError::Missing)?;
         let cached = match self.foreign.cat_cached(format, text, req.now) {
             Some(cached) => cached,
-            None => {
-                limits.may_verify(req.client)?;
+            None => limits.verify_within_budget(req.client, || {
                 self.foreign
                     .cat_verify_and_cache(format, text, req.now)
-                    .map_err(|r| {
-                        limits.verify_failed(req.client);
-                        EdgeError::Cat(r)
-                    })?
-            }
+                    .map_err(EdgeError::Cat)
+            })?,
         };
         // Headers are gathered only for a token that binds them (`cath`).
         let headers: Vec<(&str, &str)> = match (&cached.cat.claims.cath, req.cat.headers) {
@@ -420,10 +415,10 @@ impl Access {
         if let Some(grant) = self.verifier.cached(token, now) {
             return Ok(grant);
         }
-        limits.may_verify(client)?;
-        self.verifier.verify_and_cache(token, now).map_err(|e| {
-            limits.verify_failed(client);
-            EdgeError::Token(e)
+        limits.verify_within_budget(client, || {
+            self.verifier
+                .verify_and_cache(token, now)
+                .map_err(EdgeError::Token)
         })
     }
 

@@ -103,6 +103,18 @@ impl EdgeLimits {
         }
     }
 
+    /// A verification-cache miss for `ip`: `verify` (signature work) runs only while
+    /// the client has failed-verification budget left, and its failure spends some.
+    /// The one place this rule is applied, for the native token and every foreign format.
+    pub fn verify_within_budget<T>(
+        &self,
+        ip: IpAddr,
+        verify: impl FnOnce() -> Result<T, EdgeError>,
+    ) -> Result<T, EdgeError> {
+        self.may_verify(ip)?;
+        verify().inspect_err(|_| self.verify_failed(ip))
+    }
+
     /// May `ip` have a token verified (signature work)? Spends nothing.
     pub fn may_verify(&self, ip: IpAddr) -> Result<(), EdgeError> {
         match &self.bad_tokens {

@@ -541,14 +541,7 @@ mod tests {
     }
 
     fn inputs<'a>(path: &'a str, query: Option<&'a str>) -> Inputs<'a> {
-        Inputs {
-            path,
-            client: "192.0.2.7".parse().expect("ip"),
-            host: "media.example",
-            query,
-            https: true,
-            authority: "media.example",
-        }
+        Inputs::https_example(path, query)
     }
 
     fn canned(signer: &Signer, url: &str, exp: u64) -> String {

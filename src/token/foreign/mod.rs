@@ -124,6 +124,21 @@ pub struct Inputs<'a> {
     pub authority: &'a str,
 }
 
+#[cfg(test)]
+impl<'a> Inputs<'a> {
+    /// The unit tests' request: `https://media.example<path>[?query]` from 192.0.2.7.
+    pub(crate) fn https_example(path: &'a str, query: Option<&'a str>) -> Self {
+        Inputs {
+            path,
+            client: "192.0.2.7".parse().expect("ip"),
+            host: "media.example",
+            query,
+            https: true,
+            authority: "media.example",
+        }
+    }
+}
+
 /// A verified foreign credential: what authorisation checks on every request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForeignGrant {

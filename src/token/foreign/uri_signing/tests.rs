@@ -64,14 +64,7 @@ fn token(extra: &str) -> String {
 }
 
 fn inputs<'a>(path: &'a str, query: Option<&'a str>) -> Inputs<'a> {
-    Inputs {
-        path,
-        client: "192.0.2.7".parse().expect("ip"),
-        host: "media.example",
-        query,
-        https: true,
-        authority: "media.example",
-    }
+    Inputs::https_example(path, query)
 }
 
 fn verify(f: &UriSigning, token: &str) -> Result<ForeignGrant, TokenError> {
